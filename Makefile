@@ -1,0 +1,43 @@
+# Two commands do everything: `make demo` and `make test`. Each creates .venv
+# and installs mascope with what it needs on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mascope-installed
+# llama-cpp-python compiles from source. A native build (-DGGML_NATIVE=ON,
+# the default) enables AMX kernels that crash on these CPUs, so pin the ISA.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+PROMPT ?= In one sentence, what is a multi-agent system?
+
+.PHONY: demo test lint typecheck unit bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mascope needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mascope chat --model local "$(PROMPT)"
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check mascope tests benchmarks
+	$(BIN)/ruff format --check mascope tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_local_model.py --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Agents: roles, tools, verifiers and test-time strategies (built on mascope.models)."""

@@ -1,0 +1,1 @@
+"""Diagnosis: rule detectors, the LLM judge, attribution, batch jobs and metrics."""

@@ -1,0 +1,1 @@
+"""Teams compiled to LangGraph: topologies, run, stream, resume and fork."""

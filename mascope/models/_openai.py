@@ -1,0 +1,339 @@
+"""The `openai` backend: any OpenAI-compatible chat-completions endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import openai
+from openai import AsyncOpenAI
+
+from mascope.errors import AuthenticationError, EndpointError, ModelNotFoundError
+
+from ._base import ChatModel
+from ._pricing import PriceTable
+from ._retry import RetryCallback, RetryPolicy, Transient, parse_retry_after, with_retries
+from ._structured import OutputSpec, schema_instructions
+from ._toolproto import with_system_note
+from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolCall, Usage
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+SchemaMode = Literal["json_schema", "json_object_schema", "prompt"]
+"""How an endpoint is asked for a structured answer:
+
+* `json_schema`: `response_format={"type": "json_schema", ...}` (OpenAI, vLLM, Ollama);
+* `json_object_schema`: `{"type": "json_object", "schema": ...}` (llama.cpp server);
+* `prompt`: the schema in the prompt only, validated afterwards.
+"""
+_MODE_ORDER: tuple[SchemaMode, ...] = ("json_schema", "json_object_schema", "prompt")
+
+# What each endpoint accepted, learnt once per process: {(base_url, model): mode}.
+_schema_modes: dict[tuple[str, str], SchemaMode] = {}
+_schema_modes_lock = threading.Lock()
+
+
+def learnt_schema_mode(base_url: str, model: str) -> SchemaMode | None:
+    """The structured-answer mode this process found for an endpoint, if any."""
+    with _schema_modes_lock:
+        return _schema_modes.get((base_url.rstrip("/"), model))
+
+
+class _FormatRejected(Exception):
+    """The endpoint refused the response_format we tried."""
+
+
+class OpenAIModel(ChatModel):
+    """A model behind an OpenAI-compatible endpoint.
+
+    Args:
+        name: the endpoint's model name (`gpt-4o-mini`, or whatever a local
+            server calls its model).
+        base_url: endpoint root ending in `/v1`; default OpenAI's.
+        api_key: required for OpenAI itself; local servers take any value.
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+    ):
+        super().__init__(name, retry=retry, prices=prices)
+        self.base_url = (base_url or OPENAI_URL).rstrip("/")
+        if not api_key:
+            if self.base_url == OPENAI_URL:
+                raise AuthenticationError(
+                    f"OPENAI_API_KEY is not set: export OPENAI_API_KEY=... to use openai:{name}, "
+                    "or point at a local server with openai:NAME@http://127.0.0.1:PORT/v1"
+                )
+            api_key = "not-needed"
+        self._api_key = api_key
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def model_id(self) -> str:
+        if self.base_url == OPENAI_URL:
+            return f"openai:{self.name}"
+        return f"openai:{self.name}@{self.base_url}"
+
+    def _client(self) -> AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                max_retries=0,  # tenacity does the retrying, so each retry is visible
+                timeout=self.retry.timeout,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def _release_loop_resources(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+
+    # -- one call ---------------------------------------------------------
+
+    async def _complete(
+        self, request: ChatRequest, events: list[RetryEvent], on_retry: RetryCallback | None
+    ) -> ChatResponse:
+        if request.response_schema is None or (request.tools and request.tool_choice != "none"):
+            raw = await self._send(self._kwargs(request, None), events, on_retry)
+            return self._response(raw)
+        known = learnt_schema_mode(self.base_url, self.name)
+        modes = (known,) if known else _MODE_ORDER
+        for mode in modes:
+            kwargs = self._kwargs(request, mode)
+            probing = known is None and mode != "prompt"
+            try:
+                raw = await self._send(kwargs, events, on_retry, probing=probing)
+            except _FormatRejected:
+                continue
+            with _schema_modes_lock:
+                _schema_modes[(self.base_url, self.name)] = mode
+            return self._response(raw)
+        raise AssertionError("unreachable: prompt mode never raises _FormatRejected")
+
+    def _kwargs(self, request: ChatRequest, mode: SchemaMode | None) -> dict[str, Any]:
+        messages = [_wire_message(m) for m in request.messages]
+        kwargs: dict[str, Any] = {"model": self.name}
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+            if request.tool_choice in ("auto", "none", "required"):
+                kwargs["tool_choice"] = request.tool_choice
+            elif request.tool_choice:
+                kwargs["tool_choice"] = {
+                    "type": "function",
+                    "function": {"name": request.tool_choice},
+                }
+        if request.response_schema is not None and mode is not None:
+            spec = OutputSpec(request.schema_name, request.response_schema, lambda v: v)
+            if mode == "json_schema":
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": _schema_name(request.schema_name),
+                        "schema": request.response_schema,
+                    },
+                }
+            else:
+                messages = with_system_note(messages, schema_instructions(spec))
+                if mode == "json_object_schema":
+                    kwargs["response_format"] = {
+                        "type": "json_object",
+                        "schema": request.response_schema,
+                    }
+        kwargs["messages"] = messages
+        for key in ("temperature", "max_tokens", "seed", "stop"):
+            value = getattr(request, key)
+            if value is not None:
+                kwargs[key] = value
+        return kwargs
+
+    async def _send(
+        self,
+        kwargs: dict[str, Any],
+        events: list[RetryEvent],
+        on_retry: RetryCallback | None,
+        *,
+        probing: bool = False,
+    ) -> Any:
+        async def attempt() -> Any:
+            try:
+                return await self._client().chat.completions.create(**kwargs)
+            except openai.APIStatusError as exc:
+                if probing and exc.status_code in (400, 422, 500, 501):
+                    raise _FormatRejected() from exc
+                raise self._classify(exc) from exc
+            except openai.APIError as exc:
+                raise self._classify(exc) from exc
+            except (json.JSONDecodeError, ValueError) as exc:
+                raise Transient("bad_response", f"unreadable response: {exc}") from exc
+
+        try:
+            return await with_retries(attempt, self.retry, events, on_retry)
+        except Transient as exc:
+            raise self._gave_up(exc, len(events) + 1) from None
+
+    def _classify(self, exc: openai.APIError) -> Exception:
+        where = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return Transient("timeout", f"no answer within {self.retry.timeout:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return Transient("connection", str(cause) or type(cause).__name__)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return Transient("bad_response", "the response did not have the expected shape")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = _error_detail(exc)
+            if status == 429:
+                return Transient(
+                    "rate_limit",
+                    detail,
+                    status_code=status,
+                    retry_after=parse_retry_after(exc.response.headers),
+                )
+            if status >= 500 or status in (408, 409):
+                return Transient(
+                    "server_error",
+                    detail,
+                    status_code=status,
+                    retry_after=parse_retry_after(exc.response.headers),
+                )
+            if status in (401, 403):
+                return AuthenticationError(
+                    f"{where} refused the API key (HTTP {status}: {detail}); "
+                    "check OPENAI_API_KEY or --api-key"
+                )
+            if status == 404:
+                return ModelNotFoundError(
+                    f"{where} has no model {self.name!r} or no chat endpoint (HTTP 404: {detail}); "
+                    "check the model name and that the URL ends in /v1"
+                )
+            return EndpointError(
+                f"{where} rejected the request (HTTP {status}: {detail})", status_code=status
+            )
+        return EndpointError(f"{where}: {exc}")
+
+    def _gave_up(self, exc: Transient, attempts: int) -> EndpointError:
+        where = self.base_url
+        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if exc.kind == "connection":
+            msg = (
+                f"cannot connect to {where} {tries} ({exc.message}); is the server running? "
+                "Check the URL in --model or OPENAI_BASE_URL"
+            )
+        elif exc.kind == "timeout":
+            msg = f"{where} did not answer within {self.retry.timeout:g}s {tries}; raise MASCOPE_TIMEOUT or try later"
+        elif exc.kind == "rate_limit":
+            msg = f"{where} kept rate-limiting (HTTP 429) {tries}: {exc.message}; lower the request rate or try later"
+        elif exc.kind == "bad_response":
+            msg = f"{where} kept sending unreadable responses {tries}: {exc.message}"
+        else:
+            msg = f"{where} kept failing {tries} (HTTP {exc.status_code}: {exc.message})"
+        return EndpointError(msg, status_code=exc.status_code, attempts=attempts)
+
+    def _response(self, raw: Any) -> ChatResponse:
+        try:
+            choice = raw.choices[0]
+        except (AttributeError, IndexError, TypeError):
+            raise EndpointError(f"{self.base_url} answered without any choices") from None
+        msg = choice.message
+        calls: list[ToolCall] = []
+        for i, call in enumerate(msg.tool_calls or []):
+            fn = getattr(call, "function", None)
+            if fn is None:
+                continue
+            try:
+                args = json.loads(fn.arguments or "{}")
+            except json.JSONDecodeError:
+                args = {"_unparsed": fn.arguments}
+            if not isinstance(args, dict):
+                args = {"_value": args}
+            calls.append(ToolCall(id=call.id or f"call_{i}", name=fn.name, arguments=args))
+        usage = Usage()
+        if raw.usage is not None:
+            usage = Usage(
+                input_tokens=raw.usage.prompt_tokens or 0,
+                output_tokens=raw.usage.completion_tokens or 0,
+            )
+        return ChatResponse(
+            model=self.model_id,
+            message=Message.assistant(msg.content, calls),
+            finish_reason=choice.finish_reason,
+            usage=usage,
+        )
+
+    async def _stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        kwargs = self._kwargs(request, None)
+        kwargs["stream"] = True
+        events: list[RetryEvent] = []
+        stream = await self._send(kwargs, events, None)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.name and m.role in ("user", "system", "assistant"):
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments_json()},
+            }
+            for c in m.tool_calls
+        ]
+    if m.role == "tool":
+        out["tool_call_id"] = m.tool_call_id
+        out["content"] = m.content or ""
+    return out
+
+
+def _schema_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)
+    return cleaned[:64] or "answer"
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        if isinstance(err, str):
+            return err[:300]
+    text = str(exc.message or "").strip()
+    return text[:300] or f"HTTP {exc.status_code}"

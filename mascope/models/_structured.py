@@ -1,0 +1,171 @@
+"""Structured answers: schemas in, validated values out, one repair on the way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ._types import Message
+
+OutputType = type[Any] | dict[str, Any]
+"""A pydantic model class, any type pydantic can validate, or a JSON schema dict."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A requested answer shape: its JSON schema and how to validate a value."""
+
+    name: str
+    schema: dict[str, Any]
+    validate: Callable[[Any], Any]
+    """Returns the validated value or raises `ValueError` with a readable reason."""
+
+
+def output_spec(output: OutputType) -> OutputSpec:
+    """Build the schema and validator for `output`."""
+    if isinstance(output, dict):
+        try:
+            jsonschema.validators.validator_for(output).check_schema(output)
+        except jsonschema.SchemaError as exc:
+            from mascope.errors import ConfigError
+
+            raise ConfigError(
+                f"the output schema is not a valid JSON schema: {exc.message}"
+            ) from None
+        checker = jsonschema.validators.validator_for(output)(output)
+
+        def validate_dict(value: Any) -> Any:
+            errors = sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))
+            if errors:
+                raise ValueError("; ".join(_describe_schema_error(e) for e in errors[:5]))
+            return value
+
+        return OutputSpec(str(output.get("title", "answer")), output, validate_dict)
+
+    if isinstance(output, type) and issubclass(output, BaseModel):
+        model = output
+
+        def validate_model(value: Any) -> Any:
+            try:
+                return model.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError(_describe_validation_error(exc)) from None
+
+        return OutputSpec(model.__name__, model.model_json_schema(), validate_model)
+
+    adapter: TypeAdapter[Any] = TypeAdapter(output)
+
+    def validate_type(value: Any) -> Any:
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(_describe_validation_error(exc)) from None
+
+    name = getattr(output, "__name__", "answer")
+    return OutputSpec(name, adapter.json_schema(), validate_type)
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "the answer"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _describe_schema_error(err: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in err.absolute_path) or "the answer"
+    return f"{where}: {err.message}"
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value in `text`, tolerating code fences and chatter around it."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("the answer was empty")
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError:
+        pass
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(stripped):
+        if ch in "{[":
+            try:
+                value, _ = decoder.raw_decode(stripped, i)
+            except json.JSONDecodeError:
+                continue
+            return value
+    raise ValueError("the answer held no JSON value")
+
+
+def parse_answer(text: str, spec: OutputSpec) -> Any:
+    """Extract and validate; raises `ValueError` saying what was wrong."""
+    try:
+        value = extract_json(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}") from None
+    return spec.validate(value)
+
+
+def example_for(schema: dict[str, Any], root: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A small value that has the shape `schema` asks for, to show the model."""
+    root = root or schema
+    if depth > 6:
+        return None
+    if "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return example_for(target, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return example_for(options[0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: example_for(sub, root, depth + 1) for name, sub in props.items()}
+    if kind == "array":
+        return [example_for(schema.get("items", {}), root, depth + 1)]
+    if kind == "string":
+        return "..."
+    if kind == "integer":
+        return 0
+    if kind == "number":
+        return 0.0
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "..."
+
+
+def schema_instructions(spec: OutputSpec) -> str:
+    """Text telling the model what a valid answer looks like."""
+    return (
+        "Answer with one JSON value and nothing else. It must match this JSON schema:\n"
+        f"{json.dumps(spec.schema, ensure_ascii=False)}\n"
+        f"For example: {json.dumps(example_for(spec.schema), ensure_ascii=False)}"
+    )
+
+
+def repair_message(answer: str, reason: str, spec: OutputSpec) -> Message:
+    """The follow-up that asks the model to fix an invalid structured answer."""
+    shown = answer if len(answer) <= 2000 else answer[:2000] + " ...[cut]"
+    return Message.user(
+        f"Your previous answer could not be used: {reason}.\n"
+        f"Your answer was:\n{shown}\n\n" + schema_instructions(spec)
+    )

@@ -1,0 +1,1 @@
+"""Failure taxonomies as data: MAST built in, custom ones from YAML."""

@@ -1,0 +1,1 @@
+"""The trace store: runs, steps, annotations and attributions in SQLite."""

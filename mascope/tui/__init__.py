@@ -1,0 +1,1 @@
+"""The trace-inspection terminal UI (Textual)."""

@@ -1,0 +1,131 @@
+"""The openai backend's retries, against a fault-injecting server on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mascope.errors import AuthenticationError, EndpointError, ModelNotFoundError
+from mascope.models import OpenAIModel, RetryEvent, RetryPolicy
+
+from .servers import Fault, FaultServer, free_port, ok
+
+FAST = RetryPolicy(max_retries=3, initial_wait=0.05, jitter=0.0, max_wait=2.0, timeout=5.0)
+
+
+def model_for(server: FaultServer, policy: RetryPolicy = FAST) -> OpenAIModel:
+    return OpenAIModel("fault-model", base_url=server.url, retry=policy)
+
+
+def test_429_waits_as_long_as_retry_after_says() -> None:
+    with FaultServer([Fault(429, headers={"Retry-After": "1"}), ok("done")]) as server:
+        seen: list[RetryEvent] = []
+        reply = model_for(server).chat("hi", on_retry=seen.append)
+    assert reply.text == "done"
+    assert len(server.requests) == 2
+    assert [e.kind for e in reply.retries] == ["rate_limit"]
+    event = reply.retries[0]
+    assert event.status_code == 429 and event.retry_after == 1.0 and event.wait_seconds == 1.0
+    assert seen == reply.retries  # the caller saw the retry as it happened
+    assert server.gaps[0] >= 0.95
+
+
+def test_retry_after_ms_is_honoured_and_capped() -> None:
+    policy = RetryPolicy(max_retries=2, initial_wait=0.05, jitter=0.0, max_wait=0.3, timeout=5)
+    script = [
+        Fault(429, headers={"retry-after-ms": "200"}),
+        Fault(429, headers={"Retry-After": "60"}),
+        ok(),
+    ]
+    with FaultServer(script) as server:
+        reply = model_for(server, policy).chat("hi")
+    assert [e.wait_seconds for e in reply.retries] == [0.2, 0.3]
+
+
+def test_5xx_backs_off_exponentially() -> None:
+    with FaultServer([Fault(500), Fault(503), ok("fine")]) as server:
+        reply = model_for(server).chat("hi")
+    assert reply.text == "fine"
+    assert len(server.requests) == 3
+    assert [(e.kind, e.status_code) for e in reply.retries] == [
+        ("server_error", 500),
+        ("server_error", 503),
+    ]
+    assert [e.wait_seconds for e in reply.retries] == [0.05, 0.1]
+    assert server.gaps[0] >= 0.045 and server.gaps[1] >= 0.095
+
+
+def test_jitter_stays_within_its_bound() -> None:
+    policy = RetryPolicy(initial_wait=1.0, jitter=0.25, max_wait=100)
+    waits = [policy.backoff(3, None) for _ in range(200)]
+    assert all(4.0 <= w <= 5.0 for w in waits)
+    assert len(set(waits)) > 1
+
+
+def test_stalled_response_times_out_and_is_retried() -> None:
+    policy = RetryPolicy(max_retries=2, initial_wait=0.05, jitter=0.0, timeout=0.5)
+    with FaultServer([Fault(stall=5.0), ok("after stall")]) as server:
+        started = time.monotonic()
+        reply = model_for(server, policy).chat("hi")
+        elapsed = time.monotonic() - started
+    assert reply.text == "after stall"
+    assert [e.kind for e in reply.retries] == ["timeout"]
+    assert 0.5 <= elapsed < 4.0
+
+
+def test_malformed_json_is_retried() -> None:
+    with FaultServer([Fault(200, body="{not json"), ok("parsed")]) as server:
+        reply = model_for(server).chat("hi")
+    assert reply.text == "parsed"
+    assert [e.kind for e in reply.retries] == ["bad_response"]
+    assert len(server.requests) == 2
+
+
+def test_gives_up_after_max_retries_with_a_clear_message() -> None:
+    with FaultServer([Fault(500)] * 10) as server:
+        with pytest.raises(
+            EndpointError, match=r"kept failing after 4 attempts \(HTTP 500"
+        ) as info:
+            model_for(server).chat("hi")
+    assert len(server.requests) == 4  # 1 try + max_retries=3
+    assert info.value.attempts == 4
+
+
+def test_401_fails_at_once_naming_the_key() -> None:
+    with FaultServer([Fault(401)]) as server:
+        with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
+            model_for(server).chat("hi")
+    assert len(server.requests) == 1
+
+
+def test_400_fails_at_once() -> None:
+    with FaultServer([Fault(400)]) as server:
+        with pytest.raises(EndpointError, match="rejected the request"):
+            model_for(server).chat("hi")
+    assert len(server.requests) == 1
+
+
+def test_404_names_the_model() -> None:
+    with FaultServer([Fault(404)]) as server:
+        with pytest.raises(ModelNotFoundError, match="fault-model"):
+            model_for(server).chat("hi")
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    policy = RetryPolicy(max_retries=2, initial_wait=0.01, jitter=0.0)
+    seen: list[RetryEvent] = []
+    with pytest.raises(
+        EndpointError, match=r"cannot connect to .* after 3 attempts.*server running"
+    ):
+        OpenAIModel("x", base_url=url, retry=policy).chat("hi", on_retry=seen.append)
+    assert [e.kind for e in seen] == ["connection", "connection"]
+
+
+async def test_async_call_reports_retries_too() -> None:
+    with FaultServer([Fault(502), ok("async ok")]) as server:
+        reply = await model_for(server).achat("hi")
+    assert reply.text == "async ok"
+    assert reply.retries[0].status_code == 502
+    assert reply.usage.input_tokens == 11 and reply.usage.output_tokens == 3
