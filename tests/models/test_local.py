@@ -1,0 +1,99 @@
+"""The local backend with the real embedded SmolLM2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field
+
+from mascope.errors import ContextLengthError, ModelNotFoundError
+from mascope.models import LocalModel, get_model
+from mascope.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+class Person(BaseModel):
+    name: str
+    age: int = Field(ge=0)
+    hobbies: list[str]
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalModel:
+    model = get_model("local", settings=Settings())
+    assert isinstance(model, LocalModel)
+    model.load()
+    return model
+
+
+def test_answers_a_question(local: LocalModel) -> None:
+    reply = local.chat("What is the capital of France?", max_tokens=40, seed=3)
+    assert reply.text.strip()
+    assert reply.model == "local"
+    assert reply.usage.input_tokens > 5 and 0 < reply.usage.output_tokens <= 40
+    assert reply.cost_usd == 0.0
+    assert reply.finish_reason in ("stop", "length")
+
+
+def test_json_schema_answers_parse(local: LocalModel) -> None:
+    reply = local.chat("Invent a person with two hobbies.", output=Person, max_tokens=120, seed=7)
+    assert isinstance(reply.parsed, Person)
+    assert reply.parsed.age >= 0
+
+
+def test_dict_schema_answers_parse(local: LocalModel) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"enum": ["m", "km"]}},
+        "required": ["answer", "unit"],
+    }
+    reply = local.chat("How far is it from Paris to Rome?", output=schema, max_tokens=40)
+    assert isinstance(reply.parsed["answer"], int)
+    assert reply.parsed["unit"] in ("m", "km")
+
+
+def test_tool_calls(local: LocalModel) -> None:
+    weather = {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+    reply = local.chat("What is the weather in Oslo?", tools=[weather], tool_choice="required")
+    assert [c.name for c in reply.tool_calls] == ["get_weather"]
+    assert isinstance(reply.tool_calls[0].arguments["city"], str)
+    assert reply.finish_reason == "tool_calls"
+
+
+def test_streams_pieces(local: LocalModel) -> None:
+    pieces = list(local.stream("Name three colours.", max_tokens=20))
+    assert len(pieces) > 1
+
+
+def test_same_seed_same_answer(local: LocalModel) -> None:
+    a = local.chat("Tell me a fact about cats.", max_tokens=20, seed=42, temperature=0.8)
+    b = local.chat("Tell me a fact about cats.", max_tokens=20, seed=42, temperature=0.8)
+    assert a.text == b.text
+
+
+def test_too_long_input_says_how_to_fix() -> None:
+    small = LocalModel(n_ctx=256)
+    with pytest.raises(ContextLengthError, match="MASCOPE_LOCAL_CTX"):
+        small.chat("word " * 600, max_tokens=10)
+
+
+def test_missing_gguf_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"nope\.gguf does not exist"):
+        get_model(f"local:{tmp_path / 'nope.gguf'}", settings=Settings())
+
+
+def test_gguf_path_that_is_not_a_model(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    with pytest.raises(ModelNotFoundError, match="cannot load GGUF file"):
+        LocalModel(bogus).chat("hi")
