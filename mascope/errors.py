@@ -20,10 +20,13 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "EndpointError",
+    "ImportFormatError",
     "MascopeError",
     "ModelNotFoundError",
+    "NotFoundError",
     "RuntimeFailure",
     "ScriptError",
+    "StoreError",
     "StructuredOutputError",
     "SyncInAsyncError",
     "UserError",
@@ -88,3 +91,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 class ContextLengthError(RuntimeFailure):
     """The conversation does not fit the model's context window."""
+
+
+class StoreError(UserError):
+    """The trace store cannot be opened or used as asked (foreign file, newer schema)."""
+
+
+class NotFoundError(UserError):
+    """A run, step or other record that does not exist."""
+
+
+class ImportFormatError(UserError):
+    """An import file is malformed; the message names the file, record and field."""

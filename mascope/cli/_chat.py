@@ -1,72 +1,19 @@
-"""The `mascope` command line: parses, calls the library, renders with rich."""
+"""`mascope chat`: one question to one model."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from mascope import __version__
-from mascope.errors import ConfigError, MascopeError
+from mascope.errors import ConfigError
 from mascope.models import ChatModel, RetryEvent, get_model
 from mascope.settings import Settings
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-app = typer.Typer(
-    name="mascope",
-    help="Run teams of LLM agents and find out why they failed.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-err = Console(stderr=True, highlight=False)
-
-
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a MascopeError as one line on stderr and exit 2, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except MascopeError as exc:
-            err.print(f"[bold red]error:[/] {_one_line(str(exc))}", markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def _one_line(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(" ".join(text.split()))
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"mascope {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """Run teams of LLM agents and find out why they failed."""
-
+from ._common import err, user_errors
 
 ModelOpt = Annotated[
     str | None,
@@ -79,7 +26,6 @@ ModelOpt = Annotated[
 ]
 
 
-@app.command()
 @user_errors
 def chat(
     prompt: Annotated[
@@ -184,12 +130,3 @@ def _load_schema(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"schema file {path} must hold a JSON object (a JSON schema)")
     return data
-
-
-def main() -> None:
-    """Entry point of the `mascope` console script."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

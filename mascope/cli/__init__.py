@@ -1,0 +1,47 @@
+"""The `mascope` command line: parses, calls the library, renders with rich."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mascope import __version__
+
+from ._chat import chat
+from ._runs import runs_app
+
+app = typer.Typer(
+    name="mascope",
+    help="Run teams of LLM agents and find out why they failed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mascope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Run teams of LLM agents and find out why they failed."""
+
+
+app.command()(chat)
+app.add_typer(runs_app, name="runs")
+
+
+def main() -> None:
+    """Entry point of the `mascope` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+from mascope.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""`mascope runs ...`: list, show, import and export stored runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mascope.errors import ConfigError
+from mascope.settings import Settings
+from mascope.traces import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    RUN_STATUSES,
+    TraceStore,
+    bundle,
+    export_runs,
+    import_paths,
+)
+
+from ._common import DbOpt, JsonOpt, err, user_errors
+from ._render import labels_summary, run_header, runs_table, step_lines
+
+runs_app = typer.Typer(
+    help="List, show, import and export stored runs.", no_args_is_help=True, add_completion=False
+)
+# Piped output keeps whole lines (rich would otherwise wrap at 80 columns).
+out = Console(highlight=False, width=None if Console().is_terminal else 200)
+
+
+def open_store(db: Path | None, *, create: bool = False) -> TraceStore:
+    settings = Settings.load(db=str(db) if db else None)
+    return TraceStore(settings.db, create=create, settings=settings)
+
+
+@runs_app.command("list")
+@user_errors
+def list_runs(
+    status: Annotated[
+        str | None, typer.Option(help=f"Only runs with this status: {', '.join(RUN_STATUSES)}.")
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="Only runs of this team.")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="Only runs labelled with this failure mode, e.g. FM-1.3.")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Only runs whose task contains this text.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many runs to show.", min=1)] = 20,
+    before: Annotated[
+        str | None, typer.Option(help="Show runs older than this run id (the next page).")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+    if status and status not in RUN_STATUSES:
+        raise ConfigError(f"unknown status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+    with open_store(db) as store:
+        store.recover_interrupted()
+        runs = store.list_runs(
+            status=status, team=team, mode=mode, search=search, before=before, limit=limit
+        )
+        ids = [r.id for r in runs]
+        modes = store.modes_by_run(ids)
+        live = store.live_step_counts([r.id for r in runs if r.status == "running"])
+        total = store.count_runs(status=status, team=team, mode=mode, search=search)
+    if as_json:
+        rows = []
+        for r in runs:
+            row = r.model_dump(mode="json", exclude={"spec", "owner"})
+            row["metadata"] = row.pop("metadata_")
+            row["failure_modes"] = modes.get(r.id, [])
+            if r.status == "running":
+                row["step_count"] = live.get(r.id, 0)
+            rows.append(row)
+        print(json.dumps({"total": total, "runs": rows}, ensure_ascii=False))
+        return
+    if not runs:
+        where = (
+            "" if not (status or team or mode or search or before) else " matching those filters"
+        )
+        err.print(f"no runs{where} in {store.path or store.url}")
+        return
+    out.print(runs_table(runs, modes, live, width=out.width))
+    shown = f"{len(runs)} of {total} run{'s' if total != 1 else ''}"
+    more = f"; older: --before {runs[-1].id}" if len(runs) == limit and total > limit else ""
+    err.print(f"[dim]{shown}{more}[/]")
+
+
+@runs_app.command("show")
+@user_errors
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")],
+    full: Annotated[bool, typer.Option("--full", help="Show every line of every step.")] = False,
+    offset: Annotated[int, typer.Option(help="First step to show.", min=0)] = 0,
+    limit: Annotated[
+        int | None, typer.Option(help="How many steps to show (default all).", min=1)
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: its steps, failure modes and attributions."""
+    with open_store(db) as store:
+        store.recover_interrupted()
+        rid = store.resolve_run_id(run_id)
+        if as_json:
+            data = bundle(store, rid).to_json_dict()
+            print(json.dumps(data, ensure_ascii=False))
+            return
+        run = store.get_run(rid)
+        annotations = store.annotations(rid)
+        attributions = store.attributions(rid)
+        out.print(run_header(run))
+        if limit is None and offset == 0:
+            steps: Any = store.iter_steps(rid)
+        else:
+            steps = store.steps(rid, offset=offset, limit=limit)
+        for line in step_lines(steps, annotations, attributions, full=full):
+            out.print(line, soft_wrap=True)
+        out.print(labels_summary(annotations, attributions))
+
+
+@runs_app.command("import")
+@user_errors
+def import_runs(
+    fmt: Annotated[
+        str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_FORMATS)}.")
+    ],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files, or folders to search for .json/.jsonl files.")
+    ],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import traces: Who&When files, MAD/MAST-Data records or mascope JSONL."""
+    if fmt not in IMPORT_FORMATS:
+        from mascope.errors import did_you_mean
+
+        raise ConfigError(
+            f"unknown import format {fmt!r}{did_you_mean(fmt, IMPORT_FORMATS)}; use one of {', '.join(IMPORT_FORMATS)}"
+        )
+    with open_store(db, create=True) as store:
+        report = import_paths(store, fmt, paths)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "files": report.files,
+                    "runs": report.runs,
+                    "skipped": report.skipped,
+                    "steps": report.steps,
+                }
+            )
+        )
+        return
+    skipped = f"; {report.skipped} already in the store" if report.skipped else ""
+    out.print(
+        f"imported {report.runs} run{'s' if report.runs != 1 else ''} ({report.steps:,} steps) "
+        f"from {report.files} file{'s' if report.files != 1 else ''} into {store.path or store.url}{skipped}"
+    )
+
+
+@runs_app.command("export")
+@user_errors
+def export(
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Run ids (or unique prefixes).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"One of: {', '.join(EXPORT_FORMATS)}.")
+    ] = "jsonl",
+    out_file: Annotated[
+        Path, typer.Option("--out", help="File to write (replaced atomically).")
+    ] = Path("runs.jsonl"),
+    all_runs: Annotated[bool, typer.Option("--all", help="Export every run in the store.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Export runs as mascope JSONL (lossless) or OpenTelemetry GenAI spans (OTLP JSON)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if not run_ids and not all_runs:
+        raise ConfigError("name the runs to export, or pass --all")
+    with open_store(db) as store:
+        ids = list(run_ids or [])
+        if all_runs:
+            ids = _all_ids(store)
+        count = export_runs(store, ids, fmt, out_file)
+    err.print(f"wrote {count} run{'s' if count != 1 else ''} to {out_file} ({fmt})")
+
+
+def _all_ids(store: TraceStore) -> list[str]:
+    ids: list[str] = []
+    before = None
+    while True:
+        page = store.list_runs(before=before, limit=1000)
+        ids.extend(r.id for r in page)
+        if len(page) < 1000:
+            return ids[::-1]
+        before = page[-1].id

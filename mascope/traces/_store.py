@@ -1,0 +1,774 @@
+"""TraceStore: runs, steps, annotations and attributions in one database.
+
+SQLite by default (WAL mode, a busy timeout, `BEGIN IMMEDIATE` for writes so
+concurrent writers queue instead of failing); any SQLAlchemy URL otherwise.
+Every write is redacted first and committed at once, so a process killed
+mid-run loses nothing it had recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlmodel import Session, SQLModel, col
+
+from mascope.errors import NotFoundError, StoreError, did_you_mean
+from mascope.settings import Settings
+
+from ._ids import new_id
+from ._migrations import MIGRATIONS
+from ._redact import Redactor
+from ._schema import (
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    Annotation,
+    AnnotationBase,
+    Attribution,
+    AttributionBase,
+    Meta,
+    Run,
+    Step,
+    utcnow,
+)
+
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_STEPS = Step.__table__  # type: ignore[attr-defined]
+_ANNOTATIONS = Annotation.__table__  # type: ignore[attr-defined]
+_ATTRIBUTIONS = Attribution.__table__  # type: ignore[attr-defined]
+_META = Meta.__table__  # type: ignore[attr-defined]
+_OUR_TABLES = {t.name for t in SQLModel.metadata.sorted_tables if t.name in {
+    "runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta"}}  # fmt: skip
+
+
+def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[str, Path | None]:
+    """A SQLAlchemy URL and, for SQLite files, the file's path."""
+    raw = str(target) if target is not None else (settings or Settings.load()).db
+    if "://" in raw:
+        try:
+            url = make_url(raw)
+        except Exception:
+            raise StoreError(f"{raw!r} is not a database URL or path (MASCOPE_DB / --db)") from None
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return raw, Path(url.database)
+        return raw, None
+    path = Path(raw).expanduser()
+    return f"sqlite:///{path}", path
+
+
+class TraceStore:
+    """The trace store.
+
+    Args:
+        target: a file path or SQLAlchemy URL; default `MASCOPE_DB` or `./mascope.db`.
+        create: make a new store if the file does not exist (else raise).
+        redactor: what masks secrets; default one built from the environment.
+    """
+
+    def __init__(
+        self,
+        target: str | Path | None = None,
+        *,
+        create: bool = True,
+        settings: Settings | None = None,
+        redactor: Redactor | None = None,
+    ):
+        self.url, self.path = _store_url(target, settings)
+        if self.path is not None:
+            if not create and not self.path.exists():
+                raise StoreError(
+                    f"no trace store at {self.path}; run something first (mascope run / mascope runs import) "
+                    "or pass --db"
+                )
+            if self.path.parent and not self.path.parent.exists():
+                raise StoreError(
+                    f"cannot create {self.path}: folder {self.path.parent} does not exist"
+                )
+        self.redact = redactor or Redactor()
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._engine = self._make_engine(write=True)
+        self._read = self._make_engine(write=False) if self.is_sqlite else self._engine
+        self._next_index: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._owner = _owner_token()
+        self._prepare()
+
+    # -- opening -----------------------------------------------------------
+
+    def _make_engine(self, *, write: bool) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True)
+        engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 30000")
+            if self.path is not None:
+                cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = OFF")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # Writers take the write lock up front, so two writers queue on the
+            # busy timeout instead of deadlocking on a lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def _prepare(self) -> None:
+        where = self.path or self.url
+        try:
+            with self._engine.begin() as conn:
+                tables = set(inspect(conn).get_table_names())
+                if "mascope_meta" not in tables:
+                    if tables - _OUR_TABLES:
+                        shown = ", ".join(sorted(tables)[:5])
+                        raise StoreError(
+                            f"{where} is not a mascope trace store (it holds other tables: {shown}); "
+                            "pass another --db"
+                        )
+                    SQLModel.metadata.create_all(
+                        conn,
+                        tables=[
+                            t for t in SQLModel.metadata.sorted_tables if t.name in _OUR_TABLES
+                        ],
+                    )
+                    conn.execute(
+                        insert(_META).values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
+                    return
+                raw = conn.execute(
+                    select(_META.c.value).where(_META.c.key == "schema_version")
+                ).scalar()
+                try:
+                    version = int(raw or "")
+                except ValueError:
+                    raise StoreError(f"{where} has an unreadable schema version {raw!r}") from None
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{where} was written by a newer mascope (store schema v{version}; this "
+                        f"mascope reads up to v{SCHEMA_VERSION}); upgrade mascope"
+                    )
+                while version < SCHEMA_VERSION:
+                    migrate = MIGRATIONS.get(version)
+                    if migrate is None:
+                        raise StoreError(
+                            f"{where} has store schema v{version}, which this mascope cannot upgrade "
+                            f"(no migration from v{version}); export it with the mascope that wrote it"
+                        )
+                    migrate(conn)
+                    version += 1
+                    conn.execute(
+                        update(_META)
+                        .where(_META.c.key == "schema_version")
+                        .values(value=str(version))
+                    )
+        except DatabaseError as exc:
+            self.close()
+            if "not a database" in str(exc) or "file is encrypted" in str(exc):
+                raise StoreError(f"{where} is not a SQLite database; pass another --db") from None
+            raise StoreError(f"cannot open trace store {where}: {exc.orig or exc}") from None
+        except StoreError:
+            self.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._read.connect() as conn:
+            return int(
+                conn.execute(
+                    select(_META.c.value).where(_META.c.key == "schema_version")
+                ).scalar_one()
+            )
+
+    def close(self) -> None:
+        self._engine.dispose()
+        if self._read is not self._engine:
+            self._read.dispose()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TraceStore({str(self.path or self.url)!r})"
+
+    # -- recording ---------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        team: str = "",
+        task: str = "",
+        spec: dict[str, Any] | None = None,
+        spec_hash: str | None = None,
+        ground_truth: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        fork_step: int | None = None,
+        intervention: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record that a run began; returns its id."""
+        rid = run_id or new_id()
+        r = self.redact
+        row = {
+            "id": rid,
+            "parent_run_id": parent_run_id,
+            "fork_step": fork_step,
+            "intervention": r.value(intervention),
+            "team": team,
+            "spec": r.value(spec),
+            "spec_hash": spec_hash,
+            "task": r.text(task),
+            "ground_truth": r.optional(ground_truth),
+            "status": "running",
+            "started_at": utcnow(),
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "step_count": 0,
+            "source": "native",
+            "metadata": r.value(metadata or {}),
+            "owner": self._owner,
+        }
+        with self._engine.begin() as conn:
+            conn.execute(insert(_RUNS), row)
+        with self._lock:
+            self._next_index[rid] = 0
+        return rid
+
+    def append_step(
+        self,
+        run_id: str,
+        *,
+        agent: str,
+        kind: str = "message",
+        content: str = "",
+        data: dict[str, Any] | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        latency_s: float | None = None,
+        cost_usd: float | None = None,
+        checkpoint_id: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """Append one step to a run and commit it; returns its 0-based index."""
+        r = self.redact
+        row = {
+            "run_id": run_id,
+            "agent": agent,
+            "kind": kind,
+            "content": r.text(content),
+            "data": r.value(data) if data is not None else None,
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "latency_s": latency_s,
+            "cost_usd": cost_usd,
+            "checkpoint_id": checkpoint_id,
+            "error": r.optional(error),
+            "created_at": utcnow(),
+        }
+        for _ in range(3):
+            with self._lock:
+                index = self._next_index.get(run_id)
+            if index is None:
+                index = self._load_next_index(run_id)
+            row["idx"] = index
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(_STEPS), row)
+            except IntegrityError:
+                # Another writer appended to this run; learn the new end and retry.
+                with self._lock:
+                    self._next_index.pop(run_id, None)
+                continue
+            with self._lock:
+                self._next_index[run_id] = index + 1
+            return index
+        raise StoreError(f"could not append a step to run {run_id}: its step indexes keep changing")
+
+    def _load_next_index(self, run_id: str) -> int:
+        with self._read.connect() as conn:
+            exists = conn.execute(select(_RUNS.c.id).where(_RUNS.c.id == run_id)).scalar()
+            if exists is None:
+                raise NotFoundError(f"no run {run_id} in {self.path or self.url}")
+            last = conn.execute(
+                select(func.max(_STEPS.c.idx)).where(_STEPS.c.run_id == run_id)
+            ).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        final_answer: str | None = None,
+        termination_reason: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Run:
+        """Close a run: status, answer and why it ended; tokens, cost and step
+        count are summed from its steps."""
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"finish_run status must be one of {RUN_STATUSES[1:]}, not {status!r}")
+        with self._engine.begin() as conn:
+            totals = conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(_STEPS.c.input_tokens), 0),
+                    func.coalesce(func.sum(_STEPS.c.output_tokens), 0),
+                    func.sum(_STEPS.c.cost_usd),
+                ).where(_STEPS.c.run_id == run_id)
+            ).one()
+            values: dict[str, Any] = {
+                "status": status,
+                "final_answer": self.redact.optional(final_answer),
+                "termination_reason": termination_reason,
+                "finished_at": utcnow(),
+                "step_count": totals[0],
+                "input_tokens": totals[1],
+                "output_tokens": totals[2],
+                "cost_usd": totals[3],
+                "owner": None,
+            }
+            if metadata is not None:
+                current = conn.execute(
+                    select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
+                ).scalar()
+                values["metadata"] = {**(current or {}), **self.redact.value(metadata)}
+            done = conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
+            if done.rowcount == 0:
+                raise NotFoundError(f"no run {run_id} in {self.path or self.url}")
+        with self._lock:
+            self._next_index.pop(run_id, None)
+        return self.get_run(run_id)
+
+    def reopen_run(self, run_id: str) -> Run:
+        """Mark an interrupted run as running again in this process (to resume it)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(
+                    status="running", owner=self._owner, finished_at=None, termination_reason=None
+                )
+            )
+        with self._lock:
+            self._next_index.pop(run_id, None)
+        return self.get_run(run_id)
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark as `interrupted` the running runs whose recording process is gone.
+
+        Only runs recorded on this host can be checked; their process id and
+        start time must both match a live process.
+        """
+        with self._read.connect() as conn:
+            rows = conn.execute(
+                select(_RUNS.c.id, _RUNS.c.owner).where(_RUNS.c.status == "running")
+            ).all()
+        dead = [rid for rid, owner in rows if not _owner_alive(owner)]
+        if dead:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id.in_(dead), _RUNS.c.status == "running")
+                    .values(status="interrupted", termination_reason="process died", owner=None)
+                )
+        return dead
+
+    # -- labels --------------------------------------------------------------
+
+    def add_annotations(
+        self, run_id: str, annotations: Iterable[AnnotationBase | dict[str, Any]]
+    ) -> list[str]:
+        """Store failure-mode labels for a run; returns their ids."""
+        rows = [self._annotation_row(run_id, a) for a in annotations]
+        if rows:
+            self._require_run(run_id)
+            with self._engine.begin() as conn:
+                conn.execute(insert(_ANNOTATIONS), rows)
+        return [row["id"] for row in rows]
+
+    def add_attribution(self, run_id: str, attribution: AttributionBase | dict[str, Any]) -> str:
+        """Store who-and-when for a run; returns the attribution's id."""
+        row = self._attribution_row(run_id, attribution)
+        self._require_run(run_id)
+        with self._engine.begin() as conn:
+            conn.execute(insert(_ATTRIBUTIONS), row)
+        return str(row["id"])
+
+    def _annotation_row(self, run_id: str, a: AnnotationBase | dict[str, Any]) -> dict[str, Any]:
+        data = dict(a) if isinstance(a, dict) else a.model_dump()
+        data.setdefault("id", new_id())
+        data = _aware(AnnotationBase.model_validate(data).model_dump())
+        data["rationale"] = self.redact.text(data["rationale"])
+        data["run_id"] = run_id
+        return data
+
+    def _attribution_row(self, run_id: str, a: AttributionBase | dict[str, Any]) -> dict[str, Any]:
+        data = dict(a) if isinstance(a, dict) else a.model_dump()
+        data.setdefault("id", new_id())
+        data = _aware(AttributionBase.model_validate(data).model_dump())
+        data["reason"] = self.redact.text(data["reason"])
+        data["intervention"] = self.redact.optional(data["intervention"])
+        data["run_id"] = run_id
+        return data
+
+    # -- reading -----------------------------------------------------------
+
+    def _require_run(self, run_id: str) -> None:
+        with self._read.connect() as conn:
+            if conn.execute(select(_RUNS.c.id).where(_RUNS.c.id == run_id)).scalar() is None:
+                raise NotFoundError(f"no run {run_id} in {self.path or self.url}")
+
+    def resolve_run_id(self, text: str) -> str:
+        """The full id of the run that `text` (an id or a unique prefix of one) names."""
+        needle = text.strip().upper()
+        if not needle:
+            raise NotFoundError("no run id given")
+        with self._read.connect() as conn:
+            found = (
+                conn.execute(
+                    select(_RUNS.c.id)
+                    .where(_RUNS.c.id >= needle, _RUNS.c.id < needle + "\x7f")
+                    .limit(2)
+                )
+                .scalars()
+                .all()
+            )
+            if len(found) == 1:
+                return str(found[0])
+            if len(found) > 1 and needle not in found:
+                raise NotFoundError(f"run id prefix {text!r} is ambiguous; give more characters")
+            if needle in found:
+                return needle
+            recent = (
+                conn.execute(select(_RUNS.c.id).order_by(_RUNS.c.id.desc()).limit(200))
+                .scalars()
+                .all()
+            )
+        raise NotFoundError(
+            f"no run {text!r} in {self.path or self.url}{did_you_mean(needle, recent)}; "
+            "see mascope runs list"
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        with Session(self._read) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise NotFoundError(
+                    f"no run {run_id} in {self.path or self.url}; see mascope runs list"
+                )
+            session.expunge(run)
+            return run
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        team: str | None = None,
+        mode: str | None = None,
+        source: str | None = None,
+        search: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        """Runs, newest first, one page at a time: pass the last id seen as `before`."""
+        query = select(Run).order_by(col(Run.id).desc()).limit(limit)
+        query = self._filter(
+            query, status=status, team=team, mode=mode, source=source, search=search
+        )
+        if before:
+            query = query.where(col(Run.id) < before)
+        with Session(self._read) as session:
+            runs = list(session.scalars(query).all())
+            for run in runs:
+                session.expunge(run)
+        return runs
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        team: str | None = None,
+        mode: str | None = None,
+        source: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        query = self._filter(
+            select(func.count()).select_from(Run),
+            status=status,
+            team=team,
+            mode=mode,
+            source=source,
+            search=search,
+        )
+        with self._read.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _filter(
+        query: Any,
+        *,
+        status: str | None,
+        team: str | None,
+        mode: str | None,
+        source: str | None,
+        search: str | None,
+    ) -> Any:
+        if status:
+            query = query.where(col(Run.status) == status)
+        if team:
+            query = query.where(col(Run.team) == team)
+        if source:
+            query = query.where(col(Run.source) == source)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(col(Run.task).like(f"%{escaped}%", escape="\\"))
+        if mode:
+            labelled = select(col(Annotation.run_id)).where(
+                col(Annotation.mode) == mode, col(Annotation.present).is_(True)
+            )
+            query = query.where(col(Run.id).in_(labelled))
+        return query
+
+    def steps(self, run_id: str, *, offset: int = 0, limit: int | None = None) -> list[Step]:
+        """A run's steps in order, optionally one window of them."""
+        query = select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.index))
+        if offset:
+            query = query.where(col(Step.index) >= offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with Session(self._read) as session:
+            steps = list(session.scalars(query).all())
+            for s in steps:
+                session.expunge(s)
+        return steps
+
+    def iter_steps(self, run_id: str, *, batch: int = 2000) -> Iterator[Step]:
+        """All of a run's steps, fetched a batch at a time."""
+        offset = 0
+        while True:
+            page = self.steps(run_id, offset=offset, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            offset = page[-1].index + 1
+
+    def count_steps(self, run_id: str) -> int:
+        with self._read.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).where(_STEPS.c.run_id == run_id)).scalar_one()
+            )
+
+    def annotations(self, run_id: str) -> list[Annotation]:
+        with Session(self._read) as session:
+            rows = list(
+                session.scalars(
+                    select(Annotation)
+                    .where(col(Annotation.run_id) == run_id)
+                    .order_by(col(Annotation.id))
+                ).all()
+            )
+            for a in rows:
+                session.expunge(a)
+        return rows
+
+    def attributions(self, run_id: str) -> list[Attribution]:
+        with Session(self._read) as session:
+            rows = list(
+                session.scalars(
+                    select(Attribution)
+                    .where(col(Attribution.run_id) == run_id)
+                    .order_by(col(Attribution.id))
+                ).all()
+            )
+            for a in rows:
+                session.expunge(a)
+        return rows
+
+    def modes_by_run(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The failure modes labelled present on each of these runs, by any annotator."""
+        if not run_ids:
+            return {}
+        query = (
+            select(_ANNOTATIONS.c.run_id, _ANNOTATIONS.c.mode)
+            .where(
+                _ANNOTATIONS.c.run_id.in_(bindparam("ids", expanding=True)),
+                _ANNOTATIONS.c.present.is_(True),
+            )
+            .distinct()
+        )
+        out: dict[str, list[str]] = {rid: [] for rid in run_ids}
+        with self._read.connect() as conn:
+            for rid, mode in conn.execute(query, {"ids": list(run_ids)}):
+                out[rid].append(mode)
+        for modes in out.values():
+            modes.sort()
+        return out
+
+    def live_step_counts(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Step counts of runs still being recorded (finished runs carry theirs)."""
+        if not run_ids:
+            return {}
+        query = (
+            select(_STEPS.c.run_id, func.count())
+            .where(_STEPS.c.run_id.in_(bindparam("ids", expanding=True)))
+            .group_by(_STEPS.c.run_id)
+        )
+        with self._read.connect() as conn:
+            return {rid: n for rid, n in conn.execute(query, {"ids": list(run_ids)})}
+
+    def teams(self) -> list[str]:
+        with self._read.connect() as conn:
+            return [
+                t
+                for t in conn.execute(
+                    select(_RUNS.c.team).distinct().order_by(_RUNS.c.team)
+                ).scalars()
+            ]
+
+    def has_source_key(self, key: str) -> bool:
+        with self._read.connect() as conn:
+            return (
+                conn.execute(select(_RUNS.c.id).where(_RUNS.c.source_key == key)).scalar()
+                is not None
+            )
+
+    def has_run(self, run_id: str) -> bool:
+        with self._read.connect() as conn:
+            return conn.execute(select(_RUNS.c.id).where(_RUNS.c.id == run_id)).scalar() is not None
+
+    def checkpoint_wal(self) -> None:
+        """Fold the WAL back into the main file (for measuring its size)."""
+        if self.is_sqlite and self.path is not None:
+            with self._read.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- bulk writes (import) ---------------------------------------------------
+
+    def write_bundles(self, bundles: Sequence[Any]) -> tuple[int, int]:
+        """Write already-validated run bundles in one transaction.
+
+        Runs whose id or source key is already in the store are skipped.
+        Returns (written, skipped).
+        """
+        written = skipped = 0
+        r = self.redact
+        with self._engine.begin() as conn:
+            for bundle in bundles:
+                run = bundle.run
+                exists = conn.execute(
+                    select(_RUNS.c.id).where(
+                        (_RUNS.c.id == run.id)
+                        | ((_RUNS.c.source_key == run.source_key) if run.source_key else text("0"))
+                    )
+                ).first()
+                if exists is not None:
+                    skipped += 1
+                    continue
+                row = run.model_dump()
+                row["metadata"] = r.value(row.pop("metadata_"))
+                for key in ("task",):
+                    row[key] = r.text(row[key])
+                for key in ("ground_truth", "final_answer"):
+                    row[key] = r.optional(row[key])
+                for key in ("spec", "intervention"):
+                    row[key] = r.value(row[key])
+                row["step_count"] = len(bundle.steps)
+                row["owner"] = None
+                conn.execute(insert(_RUNS), _aware(row))
+                if bundle.steps:
+                    step_rows = []
+                    for s in bundle.steps:
+                        d = s.model_dump()
+                        d["idx"] = d.pop("index")
+                        d["run_id"] = run.id
+                        d["content"] = r.text(d["content"])
+                        d["data"] = r.value(d["data"]) if d["data"] is not None else None
+                        d["error"] = r.optional(d["error"])
+                        step_rows.append(_aware(d))
+                    conn.execute(insert(_STEPS), step_rows)
+                if bundle.annotations:
+                    conn.execute(
+                        insert(_ANNOTATIONS),
+                        [self._annotation_row(run.id, a) for a in bundle.annotations],
+                    )
+                for a in bundle.attributions:
+                    conn.execute(insert(_ATTRIBUTIONS), self._attribution_row(run.id, a))
+                written += 1
+        return written, skipped
+
+
+def _aware(row: dict[str, Any]) -> dict[str, Any]:
+    """Imported timestamps without a zone are taken to be UTC."""
+    for key, value in row.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            row[key] = value.replace(tzinfo=UTC)
+    return row
+
+
+def _proc_start(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # Field 22 (start time), counted after the command name's closing paren.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _owner_token() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # cannot check another machine's processes: assume alive
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _proc_start(pid) == start
+
+
+__all__ = ["TraceStore"]
