@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mascope.traces import TraceStore
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -61,3 +64,28 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MASCOPE_LOCAL_THREADS",
     ):
         monkeypatch.delenv(var, raising=False)
+
+
+def datasets_dir() -> Path:
+    """../shared/datasets beside the checkout (or $MASCOPE_DATASETS)."""
+    import os
+
+    root = os.environ.get("MASCOPE_DATASETS")
+    path = (
+        Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+    )
+    if not path.is_dir():
+        pytest.fail(f"benchmark data not found at {path}: clone with ../shared beside the checkout")
+    return path
+
+
+@pytest.fixture
+def datasets() -> Path:
+    return datasets_dir()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[TraceStore]:
+    """A fresh trace store in a temporary SQLite file."""
+    with TraceStore(tmp_path / "mascope.db") as s:
+        yield s

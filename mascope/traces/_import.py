@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, field_validator
 
 from mascope.errors import ConfigError, ImportFormatError, did_you_mean
 from mascope.taxonomy import MAST
@@ -93,7 +93,7 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:
         raise ImportFormatError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ImportFormatError(f"{path}: not UTF-8 text, so not JSON") from None
     except json.JSONDecodeError as exc:
@@ -141,7 +141,7 @@ class _WWRecord(BaseModel):
     ground_truth: str | int | float
     history: list[_WWMessage]
     mistake_agent: str
-    mistake_step: str | int
+    mistake_step: StrictStr | StrictInt
     mistake_reason: str
     is_correct: bool | None = None
     is_corrected: bool | None = None

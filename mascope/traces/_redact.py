@@ -52,7 +52,9 @@ class Redactor:
             if _SECRET_NAME.search(k) and len(v.strip()) >= _MIN_ENV_SECRET
         }
         secrets.update(s for s in extra or [] if len(s) >= _MIN_ENV_SECRET)
-        parts = [re.escape(s) for s in sorted(secrets, key=len, reverse=True)] + _PATTERNS
+        # Credential shapes must start a word ("Mask-RCNN-..." holds no key).
+        parts = [re.escape(s) for s in sorted(secrets, key=len, reverse=True)]
+        parts += [rf"(?<![A-Za-z0-9_\-]){p}" for p in _PATTERNS]
         self._pattern = re.compile("|".join(parts))
 
     def text(self, value: str) -> str:

@@ -1,0 +1,116 @@
+"""`mascope runs ...` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mascope.cli import app
+from mascope.traces import TraceStore
+
+from .test_cli import assert_one_line_error
+
+runner = CliRunner()
+
+
+def test_import_list_show_export(tmp_path: Path, datasets: Path) -> None:
+    db = str(tmp_path / "c.db")
+    result = runner.invoke(
+        app,
+        ["runs", "import", "whowhen", str(datasets / "who_and_when" / "Hand-Crafted"), "--db", db],
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 58 runs" in result.stdout
+    again = runner.invoke(
+        app,
+        ["runs", "import", "whowhen", str(datasets / "who_and_when" / "Hand-Crafted"), "--db", db],
+    )
+    assert "imported 0 runs" in again.stdout and "58 already in the store" in again.stdout
+
+    listed = runner.invoke(app, ["runs", "list", "--db", db, "--limit", "5"])
+    assert listed.exit_code == 0
+    assert listed.stdout.count("who&when/hand-crafted") == 5
+    assert "5 of 58 runs; older: --before" in listed.stderr
+    data = json.loads(
+        runner.invoke(app, ["runs", "list", "--db", db, "--json", "--limit", "100"]).stdout
+    )
+    assert data["total"] == 58 and len(data["runs"]) == 58
+
+    with TraceStore(db) as store:
+        run = store.list_runs(limit=1)[0]
+        (gold,) = store.attributions(run.id)
+    shown = runner.invoke(app, ["runs", "show", run.id, "--db", db])
+    assert shown.exit_code == 0, shown.output
+    assert f"run {run.id}" in shown.stdout
+    assert f"★ blamed: {gold.agent} (human)" in shown.stdout
+    blamed_line = next(i for i, line in enumerate(shown.stdout.splitlines()) if "★ blamed" in line)
+    step_header = [
+        line for line in shown.stdout.splitlines()[:blamed_line] if line[:5].strip().isdigit()
+    ][-1]
+    assert step_header.split()[0] == str(gold.step_index)  # the mark sits under the blamed step
+    as_json = json.loads(runner.invoke(app, ["runs", "show", run.id, "--db", db, "--json"]).stdout)
+    assert as_json["run"]["id"] == run.id and as_json["attributions"][0]["agent"] == gold.agent
+
+    out = tmp_path / "all.jsonl"
+    exported = runner.invoke(app, ["runs", "export", "--all", "--out", str(out), "--db", db])
+    assert exported.exit_code == 0 and len(out.read_text().splitlines()) == 58
+    otel = runner.invoke(
+        app,
+        [
+            "runs",
+            "export",
+            run.id,
+            "--format",
+            "otel",
+            "--out",
+            str(tmp_path / "s.json"),
+            "--db",
+            db,
+        ],
+    )
+    assert otel.exit_code == 0 and "resourceSpans" in (tmp_path / "s.json").read_text()
+
+
+def test_filters(tmp_path: Path, datasets: Path) -> None:
+    db = str(tmp_path / "f.db")
+    runner.invoke(app, ["runs", "import", "mad", str(datasets / "mast"), "--db", db])
+    result = runner.invoke(app, ["runs", "list", "--db", db, "--mode", "FM-1.3", "--json"])
+    runs = json.loads(result.stdout)["runs"]
+    assert runs and all("FM-1.3" in r["failure_modes"] for r in runs)
+    assert (
+        json.loads(
+            runner.invoke(app, ["runs", "list", "--db", db, "--team", "AG2", "--json"]).stdout
+        )["total"]
+        == 2
+    )
+    empty = runner.invoke(app, ["runs", "list", "--db", db, "--search", "no such words"])
+    assert empty.exit_code == 0 and "no runs matching those filters" in empty.stderr
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "b.db")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"question": "q", "history": [}')
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "import", "whowhen", str(bad), "--db", db]),
+        str(bad),
+        "malformed JSON",
+    )
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "import", "csv", str(bad), "--db", db]),
+        "unknown import format 'csv'",
+    )
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "list", "--db", str(tmp_path / "none.db")]), "no trace store at"
+    )
+    runner.invoke(app, ["runs", "import", "jsonl", str(bad), "--db", db])
+    TraceStore(db).close()
+    assert_one_line_error(runner.invoke(app, ["runs", "show", "ZZZ", "--db", db]), "no run 'ZZZ'")
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "list", "--status", "done", "--db", db]),
+        "unknown status 'done'",
+    )
+    assert_one_line_error(runner.invoke(app, ["runs", "export", "--db", db]), "pass --all")
+    assert TraceStore(db).count_runs() == 0

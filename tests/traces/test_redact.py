@@ -1,0 +1,94 @@
+"""Secrets never reach the store, whatever field they arrive in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mascope.traces import MASK, Redactor, TraceStore, import_paths
+
+OPENAI_KEY = "sk-proj-Zq8vX2mN4pL7rT1wY6uB3cD9eF0gH5jK"
+ENV_TOKEN = "tok-9f8e7d6c5b4a39281706"
+BEARER = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0cGF5bG9hZA.c2lnbmF0dXJlMTIzNDU2"
+PASSWORD = "correct-horse-battery-staple"
+
+
+def all_bytes(db: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+def test_planted_secrets_are_absent_from_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_SERVICE_TOKEN", ENV_TOKEN)
+    monkeypatch.setenv("DB_PASSWORD", PASSWORD)
+    db = tmp_path / "r.db"
+    with TraceStore(db) as store:
+        rid = store.start_run(
+            task=f"use key {OPENAI_KEY}",
+            spec={"model": {"api_key": "plain-value-without-shape"}},
+            metadata={"headers": {"Authorization": f"Bearer {BEARER}"}, "note": f"pw {PASSWORD}"},
+        )
+        store.append_step(rid, agent="a", content=f"my token is {ENV_TOKEN}")
+        store.append_step(
+            rid, agent="a", kind="tool_call", content="call http",
+            data={"arguments": {"url": "https://x", "headers": f"Authorization: Bearer {BEARER}", "key": OPENAI_KEY}},
+        )  # fmt: skip
+        store.append_step(rid, agent="a", kind="error", error=f"401 for key {OPENAI_KEY}")
+        store.add_annotations(
+            rid,
+            [
+                {
+                    "mode": "FM-1.1",
+                    "present": True,
+                    "annotator": "llm:x",
+                    "rationale": f"saw {ENV_TOKEN}",
+                }
+            ],
+        )
+        store.add_attribution(
+            rid, {"method": "a2p", "reason": f"leaked {PASSWORD}", "intervention": OPENAI_KEY}
+        )
+        store.finish_run(rid, status="failed", final_answer=f"done with {OPENAI_KEY}")
+        steps = store.steps(rid)
+        assert MASK in steps[0].content and MASK in steps[1].data["arguments"]["key"]
+    raw = all_bytes(db)
+    for secret in (OPENAI_KEY, ENV_TOKEN, BEARER, PASSWORD, "plain-value-without-shape"):
+        assert secret.encode() not in raw, secret
+    assert b"use key" in raw  # the rest of the text is kept
+
+
+def test_imported_traces_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "acme-5551234567")
+    record = {
+        "question": "q", "ground_truth": "a", "mistake_agent": "A", "mistake_step": "0",
+        "mistake_reason": "used acme-5551234567",
+        "history": [{"content": f"key={OPENAI_KEY} and acme-5551234567", "role": "user", "name": "A"}],
+    }  # fmt: skip
+    file = tmp_path / "1.json"
+    file.write_text(json.dumps(record))
+    db = tmp_path / "i.db"
+    with TraceStore(db) as store:
+        import_paths(store, "whowhen", [file])
+    raw = all_bytes(db)
+    assert OPENAI_KEY.encode() not in raw and b"acme-5551234567" not in raw
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "a basic understanding of bearer instruments",
+        "max_tokens=512 and input_tokens",
+        "the token limit was reached after 4096 tokens",
+        "sk-short",
+    ],
+)
+def test_ordinary_text_is_left_alone(prose: str) -> None:
+    assert Redactor({}).text(prose) == prose
+
+
+def test_short_env_values_are_not_masked_everywhere() -> None:
+    redactor = Redactor({"RETRY_TOKEN": "1", "X_KEY": "abc"})
+    assert redactor.text("1 abc 1") == "1 abc 1"

@@ -1,0 +1,298 @@
+"""TraceStore: recording, reading, paging, opening, and surviving kills."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mascope.errors import NotFoundError, StoreError
+from mascope.traces import SCHEMA_VERSION, TraceStore, _migrations, _store, new_id
+
+
+def test_ids_sort_by_creation_time() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 26 for i in ids)
+
+
+def test_record_a_run(store: TraceStore) -> None:
+    rid = store.start_run(
+        team="math", task="add 2 and 3", spec={"agents": ["solver"]}, metadata={"seed": 1}
+    )
+    assert store.get_run(rid).status == "running"
+    for i in range(3):
+        index = store.append_step(
+            rid, agent="solver", kind="model_call", content=f"try {i}", model="local",
+            input_tokens=10, output_tokens=5, latency_s=0.1, cost_usd=0.001, checkpoint_id=f"ck{i}",
+        )  # fmt: skip
+        assert index == i
+    run = store.finish_run(
+        rid, status="succeeded", final_answer="5", termination_reason="verifier passed"
+    )
+    assert (run.status, run.final_answer, run.termination_reason) == (
+        "succeeded",
+        "5",
+        "verifier passed",
+    )
+    assert (run.step_count, run.input_tokens, run.output_tokens) == (3, 30, 15)
+    assert run.cost_usd == pytest.approx(0.003)
+    assert run.started_at.tzinfo is not None and run.finished_at is not None
+    assert run.metadata_ == {"seed": 1} and run.spec == {"agents": ["solver"]}
+    steps = store.steps(rid)
+    assert [s.index for s in steps] == [0, 1, 2]
+    assert [s.checkpoint_id for s in steps] == ["ck0", "ck1", "ck2"]
+
+
+def test_finish_needs_a_final_status(store: TraceStore) -> None:
+    rid = store.start_run(task="x")
+    with pytest.raises(ValueError, match="finish_run status"):
+        store.finish_run(rid, status="running")
+
+
+def test_missing_runs_are_named(store: TraceStore) -> None:
+    with pytest.raises(NotFoundError, match="no run NOPE"):
+        store.append_step("NOPE", agent="a")
+    with pytest.raises(NotFoundError, match="no run NOPE"):
+        store.get_run("NOPE")
+    with pytest.raises(NotFoundError, match="no run NOPE"):
+        store.add_annotations("NOPE", [{"mode": "FM-1.1", "present": True, "annotator": "human:x"}])
+
+
+def test_step_indexes_stay_dense_across_store_instances(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with TraceStore(db) as first:
+        rid = first.start_run(task="t")
+        first.append_step(rid, agent="a")
+        first.append_step(rid, agent="a")
+    with TraceStore(db) as second:  # e.g. a resumed process
+        second.reopen_run(rid)
+        assert second.append_step(rid, agent="b") == 2
+    with TraceStore(db) as third:
+        assert [s.index for s in third.steps(rid)] == [0, 1, 2]
+
+
+def test_paging_and_filters(store: TraceStore) -> None:
+    ids = []
+    for i in range(25):
+        rid = store.start_run(team="a" if i % 2 else "b", task=f"task number {i}")
+        store.finish_run(rid, status="failed" if i % 3 == 0 else "succeeded")
+        ids.append(rid)
+    store.add_annotations(
+        ids[4],
+        [
+            {
+                "mode": "FM-1.3",
+                "present": True,
+                "annotator": "rule:step-repetition",
+                "evidence_steps": [1, 2],
+            }
+        ],
+    )
+    store.add_annotations(ids[5], [{"mode": "FM-1.3", "present": False, "annotator": "human:x"}])
+    seen, before = [], None
+    while True:
+        page = store.list_runs(limit=7, before=before)
+        seen += [r.id for r in page]
+        if len(page) < 7:
+            break
+        before = page[-1].id
+    assert seen == ids[::-1]
+    assert store.count_runs() == 25
+    assert store.count_runs(status="failed") == 9
+    assert store.count_runs(team="a") == 12
+    assert [r.id for r in store.list_runs(mode="FM-1.3")] == [ids[4]]
+    assert [r.id for r in store.list_runs(search="number 17")] == [ids[17]]
+    assert store.count_runs(search="100%") == 0  # LIKE wildcards are literal
+    assert store.modes_by_run([ids[4], ids[5]]) == {ids[4]: ["FM-1.3"], ids[5]: []}
+
+
+def test_resolve_run_id(store: TraceStore) -> None:
+    rid = store.start_run(task="t")
+    assert store.resolve_run_id(rid.lower()) == rid
+    assert store.resolve_run_id(rid[:-3]) == rid
+    with pytest.raises(NotFoundError, match="did you mean"):
+        store.resolve_run_id(rid[:-1] + ("0" if rid[-1] != "0" else "1") + "X")
+
+
+# -- opening ------------------------------------------------------------------
+
+
+def test_reopening_keeps_the_schema(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    TraceStore(db).close()
+    with TraceStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_store_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    TraceStore(db).close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE mascope_meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(
+        StoreError, match=r"written by a newer mascope \(store schema v99.*upgrade mascope"
+    ):
+        TraceStore(db)
+
+
+def test_older_store_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "s.db"
+    with TraceStore(db) as old:
+        rid = old.start_run(task="kept")
+    calls = []
+
+    def add_column(conn: object) -> None:
+        calls.append(conn)
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN new_field TEXT")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(_migrations.MIGRATIONS, SCHEMA_VERSION, add_column)
+    with TraceStore(db) as new:
+        assert new.schema_version == SCHEMA_VERSION + 1
+        assert new.get_run(rid).task == "kept"
+    assert len(calls) == 1
+    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(runs)")]
+    assert "new_field" in columns
+
+
+def test_store_without_a_migration_path_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    TraceStore(db).close()
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=f"no migration from v{SCHEMA_VERSION}"):
+        TraceStore(db)
+
+
+def test_foreign_files_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"not a mascope trace store .*invoices"):
+        TraceStore(other)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database at all, just some text" * 100)
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        TraceStore(junk)
+    with pytest.raises(StoreError, match="no trace store at"):
+        TraceStore(tmp_path / "missing.db", create=False)
+    with pytest.raises(StoreError, match=r"folder .* does not exist"):
+        TraceStore(tmp_path / "nope" / "x.db")
+
+
+def test_opens_by_url(tmp_path: Path) -> None:
+    with TraceStore(f"sqlite:///{tmp_path / 'u.db'}") as store:
+        rid = store.start_run(task="t")
+    assert TraceStore(tmp_path / "u.db").get_run(rid).task == "t"
+
+
+# -- processes -------------------------------------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from mascope.traces import TraceStore
+    store = TraceStore(sys.argv[1])
+    rid = store.start_run(team=sys.argv[2], task="concurrent")
+    for i in range(int(sys.argv[3])):
+        store.append_step(rid, agent=sys.argv[2], content=f"step {i}", input_tokens=1)
+        if i % 50 == 0:
+            store.add_annotations(rid, [{"mode": "FM-1.3", "present": True, "annotator": "rule:x"}])
+    store.finish_run(rid, status="succeeded")
+    print(rid)
+    """
+)
+READER = textwrap.dedent(
+    """
+    import sys, time
+    from mascope.traces import TraceStore
+    store = TraceStore(sys.argv[1])
+    deadline = time.time() + float(sys.argv[2])
+    n = 0
+    while time.time() < deadline:
+        for run in store.list_runs(limit=10):
+            store.steps(run.id, limit=100)
+        n += 1
+    print(n)
+    """
+)
+
+
+def test_two_writers_and_a_reader_never_hit_a_lock(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    TraceStore(db).close()
+    steps = 400
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), name, str(steps)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("alpha", "beta")
+    ]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db), "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    results = [p.communicate(timeout=120) for p in [*writers, reader]]
+    for proc, (_out, err) in zip([*writers, reader], results, strict=True):
+        assert proc.returncode == 0, err
+        assert "locked" not in err
+    assert int(results[2][0]) > 0
+    with TraceStore(db) as store:
+        for out, _ in results[:2]:
+            run = store.get_run(out.strip())
+            assert run.status == "succeeded" and run.step_count == steps
+            assert [s.index for s in store.steps(run.id)] == list(range(steps))
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from mascope.traces import TraceStore
+    store = TraceStore(sys.argv[1])
+    rid = store.start_run(team="doomed", task="will be killed")
+    for i in range(30):
+        store.append_step(rid, agent="worker", content=f"step {i}")
+    print(rid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_killed_run_keeps_its_steps_and_is_marked_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    rid = proc.stdout.readline().strip()
+    with TraceStore(db) as store:
+        assert store.recover_interrupted() == []  # still alive: left alone
+        assert store.get_run(rid).status == "running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.05)
+    with TraceStore(db) as store:
+        assert store.count_steps(rid) == 30
+        assert store.recover_interrupted() == [rid]
+        run = store.get_run(rid)
+        assert run.status == "interrupted" and run.termination_reason == "process died"
+        assert store.recover_interrupted() == []
