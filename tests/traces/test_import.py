@@ -170,7 +170,9 @@ def test_not_json_and_unknown_format(store: TraceStore, tmp_path: Path) -> None:
     binary = tmp_path / "b.json"
     binary.write_bytes(bytes(range(256)))
     _assert_rejected(store, "whowhen", [binary], str(binary), "not UTF-8")
-    with pytest.raises(ConfigError, match=r"unknown import format 'whowen'.*did you mean 'whowhen'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown import format 'whowen'.*did you mean 'whowhen'"
+    ):
         import_paths(store, "whowen", [binary])
     with pytest.raises(ConfigError, match="does not exist"):
         import_paths(store, "jsonl", [tmp_path / "none.jsonl"])
