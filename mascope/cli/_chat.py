@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from mascope.errors import ConfigError
-from mascope.models import ChatModel, RetryEvent, get_model
 from mascope.settings import Settings
 
 from ._common import err, user_errors
@@ -50,6 +49,8 @@ def chat(
     ] = False,
 ) -> None:
     """Ask a model one question and print the answer."""
+    from mascope.models import ChatModel, RetryEvent, get_model
+
     text = _read_prompt(prompt)
     settings = Settings.load(model=model, openai_api_key=api_key)
     llm: ChatModel = get_model(settings.model, settings=settings)

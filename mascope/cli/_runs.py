@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from mascope.errors import ConfigError
+from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
-from mascope.traces import (
-    EXPORT_FORMATS,
-    IMPORT_FORMATS,
-    RUN_STATUSES,
-    TraceStore,
-    bundle,
-    export_runs,
-    import_paths,
-)
+from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
 
 from ._common import DbOpt, JsonOpt, err, user_errors
-from ._render import labels_summary, run_header, runs_table, step_lines
+
+if TYPE_CHECKING:
+    from mascope.traces import TraceStore
+
+# The store (SQLAlchemy) and renderers are imported inside each command, so
+# `mascope --help` and unrelated commands start fast.
 
 runs_app = typer.Typer(
     help="List, show, import and export stored runs.", no_args_is_help=True, add_completion=False
@@ -32,6 +29,8 @@ out = Console(highlight=False, width=None if Console().is_terminal else 200)
 
 
 def open_store(db: Path | None, *, create: bool = False) -> TraceStore:
+    from mascope.traces import TraceStore
+
     settings = Settings.load(db=str(db) if db else None)
     return TraceStore(settings.db, create=create, settings=settings)
 
@@ -59,6 +58,8 @@ def list_runs(
     """List runs, newest first."""
     if status and status not in RUN_STATUSES:
         raise ConfigError(f"unknown status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+    from ._render import runs_table
+
     with open_store(db) as store:
         store.recover_interrupted()
         runs = store.list_runs(
@@ -104,6 +105,10 @@ def show_run(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one run: its steps, failure modes and attributions."""
+    from mascope.traces import bundle
+
+    from ._render import labels_summary, run_header, step_lines
+
     with open_store(db) as store:
         store.recover_interrupted()
         rid = store.resolve_run_id(run_id)
@@ -137,9 +142,9 @@ def import_runs(
     as_json: JsonOpt = False,
 ) -> None:
     """Import traces: Who&When files, MAD/MAST-Data records or mascope JSONL."""
-    if fmt not in IMPORT_FORMATS:
-        from mascope.errors import did_you_mean
+    from mascope.traces import import_paths
 
+    if fmt not in IMPORT_FORMATS:
         raise ConfigError(
             f"unknown import format {fmt!r}{did_you_mean(fmt, IMPORT_FORMATS)}; use one of {', '.join(IMPORT_FORMATS)}"
         )
@@ -180,6 +185,8 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Export runs as mascope JSONL (lossless) or OpenTelemetry GenAI spans (OTLP JSON)."""
+    from mascope.traces import export_runs
+
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if not run_ids and not all_runs:

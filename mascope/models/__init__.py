@@ -9,9 +9,11 @@ Pick a model with a model string and call it::
     print(reply.text, reply.usage.total_tokens)
 """
 
+from typing import TYPE_CHECKING
+
+from mascope._lazy import lazy_exports
+
 from ._base import ChatModel, normalize_messages
-from ._local import EMBEDDED_NAME, LocalModel, embedded_model_path
-from ._openai import OpenAIModel, SchemaMode, learnt_schema_mode
 from ._pricing import DEFAULT_PRICES, PriceTable
 from ._registry import BACKENDS, ModelSpec, get_model, parse_model_string
 from ._retry import RetryCallback, RetryPolicy
@@ -27,6 +29,23 @@ from ._types import (
     ToolChoice,
     ToolSpec,
     Usage,
+)
+
+if TYPE_CHECKING:
+    from ._local import EMBEDDED_NAME, LocalModel, embedded_model_path
+    from ._openai import OpenAIModel, SchemaMode, learnt_schema_mode
+
+# The backends import their client libraries (openai, llama_cpp) only when used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "EMBEDDED_NAME": "._local",
+        "LocalModel": "._local",
+        "embedded_model_path": "._local",
+        "OpenAIModel": "._openai",
+        "SchemaMode": "._openai",
+        "learnt_schema_mode": "._openai",
+    },
 )
 
 __all__ = [

@@ -7,6 +7,7 @@ package ships; any other GGUF file with `local:/path/model.gguf`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -61,6 +62,18 @@ class _Loaded:
 
 _cache: dict[tuple[str, int, int | None], _Loaded] = {}
 _cache_lock = threading.Lock()
+
+
+@atexit.register
+def _unload_all() -> None:
+    # Free models while llama_cpp's module globals still exist; left to the
+    # garbage collector at interpreter exit, Llama.__del__ prints a traceback.
+    with _cache_lock:
+        for loaded in _cache.values():
+            close = getattr(loaded.llama, "close", None)
+            if close is not None:
+                close()
+        _cache.clear()
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Loaded:

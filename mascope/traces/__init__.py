@@ -8,29 +8,73 @@ store.append_step(run_id, agent="solver", content="5")
 store.finish_run(run_id, status="succeeded", final_answer="5")
 """
 
-from ._export import EXPORT_FORMATS, bundle, export_runs, otel_document, write_jsonl
-from ._formats import BUNDLE_FORMAT, RunBundle
-from ._ids import new_id
-from ._import import FORMATS as IMPORT_FORMATS
-from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
-from ._redact import MASK, Redactor
-from ._schema import (
-    RUN_STATUSES,
-    SCHEMA_VERSION,
-    Annotation,
-    AnnotationBase,
-    Attribution,
-    AttributionBase,
-    Job,
-    JobItem,
-    Run,
-    RunBase,
-    RunStatus,
-    Step,
-    StepBase,
-    StepKind,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mascope._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
+    from ._export import bundle, export_runs, otel_document, write_jsonl
+    from ._formats import BUNDLE_FORMAT, RunBundle
+    from ._ids import new_id
+    from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
+    from ._redact import MASK, Redactor
+    from ._schema import (
+        SCHEMA_VERSION,
+        Annotation,
+        AnnotationBase,
+        Attribution,
+        AttributionBase,
+        Job,
+        JobItem,
+        Run,
+        RunBase,
+        RunStatus,
+        Step,
+        StepBase,
+        StepKind,
+    )
+    from ._store import TraceStore
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "IMPORT_FORMATS": "._constants",
+        "EXPORT_FORMATS": "._constants",
+        "bundle": "._export",
+        "export_runs": "._export",
+        "otel_document": "._export",
+        "write_jsonl": "._export",
+        "BUNDLE_FORMAT": "._formats",
+        "RunBundle": "._formats",
+        "new_id": "._ids",
+        "ImportReport": "._import",
+        "import_paths": "._import",
+        "parse_jsonl": "._import",
+        "parse_mad": "._import",
+        "parse_whowhen": "._import",
+        "MASK": "._redact",
+        "Redactor": "._redact",
+        "RUN_STATUSES": "._constants",
+        "SCHEMA_VERSION": "._schema",
+        "Annotation": "._schema",
+        "AnnotationBase": "._schema",
+        "Attribution": "._schema",
+        "AttributionBase": "._schema",
+        "Job": "._schema",
+        "JobItem": "._schema",
+        "Run": "._schema",
+        "RunBase": "._schema",
+        "RunStatus": "._schema",
+        "Step": "._schema",
+        "StepBase": "._schema",
+        "StepKind": "._schema",
+        "TraceStore": "._store",
+    },
 )
-from ._store import TraceStore
+
 
 __all__ = [
     "BUNDLE_FORMAT",

@@ -13,12 +13,12 @@ from typing import IO, Any, Literal
 
 from mascope.errors import ConfigError, did_you_mean
 
+from ._constants import EXPORT_FORMATS
 from ._formats import RunBundle
 from ._schema import AnnotationBase, AttributionBase, Run, RunBase, Step, StepBase
 from ._store import TraceStore
 
 ExportFormat = Literal["jsonl", "otel"]
-EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 
 
 def bundle(store: TraceStore, run_id: str) -> RunBundle:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 from mascope.errors import ConfigError, ImportFormatError, did_you_mean
 from mascope.taxonomy import MAST
 
+from ._constants import IMPORT_FORMATS
 from ._formats import RunBundle
 from ._ids import new_id
 from ._mad import split_trace
@@ -28,7 +29,7 @@ from ._schema import RUN_STATUSES, AnnotationBase, AttributionBase, RunBase, Ste
 from ._store import TraceStore
 
 ImportFormat = Literal["whowhen", "mad", "jsonl"]
-FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
+FORMATS = IMPORT_FORMATS
 
 
 @dataclass

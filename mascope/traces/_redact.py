@@ -54,7 +54,7 @@ class Redactor:
         secrets.update(s for s in extra or [] if len(s) >= _MIN_ENV_SECRET)
         # Credential shapes must start a word ("Mask-RCNN-..." holds no key).
         parts = [re.escape(s) for s in sorted(secrets, key=len, reverse=True)]
-        parts += [rf"(?<![A-Za-z0-9_\-]){p}" for p in _PATTERNS]
+        parts.append(r"(?<![A-Za-z0-9_\-])(?:" + "|".join(_PATTERNS) + ")")
         self._pattern = re.compile("|".join(parts))
 
     def text(self, value: str) -> str:

@@ -12,19 +12,12 @@ from typing import Any, Literal
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from ._constants import RUN_STATUSES as RUN_STATUSES
+
 SCHEMA_VERSION = 1
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
-RUN_STATUSES: tuple[str, ...] = (
-    "running",
-    "succeeded",
-    "failed",
-    "error",
-    "interrupted",
-    "unknown",
-)
-"""`unknown`: an imported run whose outcome its source did not say."""
 StepKind = Literal[
     "message",  # an agent's turn: what it said
     "model_call",  # one LLM call (request summary, response, usage)

@@ -8,6 +8,7 @@ mid-run loses nothing it had recorded.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -61,6 +62,29 @@ _OUR_TABLES = {t.name for t in SQLModel.metadata.sorted_tables if t.name in {
     "runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta"}}  # fmt: skip
 
 
+_STEP_COLUMNS = (
+    "run_id", "idx", "agent", "kind", "content", "data", "model", "input_tokens",
+    "output_tokens", "latency_s", "cost_usd", "checkpoint_id", "error", "created_at",
+)  # fmt: skip
+_STEP_SQL = (
+    f"INSERT INTO steps ({', '.join(_STEP_COLUMNS)}) VALUES ({', '.join('?' * len(_STEP_COLUMNS))})"
+)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it in SQLite (UTC, no offset)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    params = [row.get(c) for c in _STEP_COLUMNS]
+    data = row.get("data")
+    params[5] = None if data is None else json.dumps(data)
+    params[13] = _sqlite_time(row["created_at"])
+    return tuple(params)
+
+
 def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[str, Path | None]:
     """A SQLAlchemy URL and, for SQLite files, the file's path."""
     raw = str(target) if target is not None else (settings or Settings.load()).db
@@ -110,6 +134,11 @@ class TraceStore:
         self._read = self._make_engine(write=False) if self.is_sqlite else self._engine
         self._next_index: dict[str, int] = {}
         self._lock = threading.Lock()
+        # The recorder's hot path writes steps through one plain sqlite3
+        # connection: SQLAlchemy's per-statement overhead is several times the
+        # cost of the INSERT itself (see docs/benchmarks.md).
+        self._raw: sqlite3.Connection | None = None
+        self._raw_lock = threading.Lock()
         self._owner = _owner_token()
         self._prepare()
 
@@ -206,6 +235,10 @@ class TraceStore:
             )
 
     def close(self) -> None:
+        with self._raw_lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
         self._engine.dispose()
         if self._read is not self._engine:
             self._read.dispose()
@@ -303,9 +336,8 @@ class TraceStore:
                 index = self._load_next_index(run_id)
             row["idx"] = index
             try:
-                with self._engine.begin() as conn:
-                    conn.execute(insert(_STEPS), row)
-            except IntegrityError:
+                self._insert_step(row)
+            except (IntegrityError, sqlite3.IntegrityError):
                 # Another writer appended to this run; learn the new end and retry.
                 with self._lock:
                     self._next_index.pop(run_id, None)
@@ -314,6 +346,27 @@ class TraceStore:
                 self._next_index[run_id] = index + 1
             return index
         raise StoreError(f"could not append a step to run {run_id}: its step indexes keep changing")
+
+    def _insert_step(self, row: dict[str, Any]) -> None:
+        if not self.is_sqlite or self.path is None:
+            with self._engine.begin() as conn:
+                conn.execute(insert(_STEPS), row)
+            return
+        with self._raw_lock:
+            if self._raw is None:
+                self._raw = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+                self._raw.execute("PRAGMA busy_timeout = 30000")
+                self._raw.execute("PRAGMA synchronous = NORMAL")
+            con = self._raw
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(_STEP_SQL, _step_params(row))
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def _load_next_index(self, run_id: str) -> int:
         with self._read.connect() as conn:
@@ -707,16 +760,31 @@ class TraceStore:
                 row["owner"] = None
                 conn.execute(insert(_RUNS), _aware(row))
                 if bundle.steps:
-                    step_rows = []
-                    for s in bundle.steps:
-                        d = s.model_dump()
-                        d["idx"] = d.pop("index")
-                        d["run_id"] = run.id
-                        d["content"] = r.text(d["content"])
-                        d["data"] = r.value(d["data"]) if d["data"] is not None else None
-                        d["error"] = r.optional(d["error"])
-                        step_rows.append(_aware(d))
-                    conn.execute(insert(_STEPS), step_rows)
+                    step_rows = [
+                        {
+                            "run_id": run.id,
+                            "idx": st.index,
+                            "agent": st.agent,
+                            "kind": st.kind,
+                            "content": r.text(st.content),
+                            "data": None if st.data is None else r.value(st.data),
+                            "model": st.model,
+                            "input_tokens": st.input_tokens,
+                            "output_tokens": st.output_tokens,
+                            "latency_s": st.latency_s,
+                            "cost_usd": st.cost_usd,
+                            "checkpoint_id": st.checkpoint_id,
+                            "error": r.optional(st.error),
+                            "created_at": st.created_at,
+                        }
+                        for st in bundle.steps
+                    ]
+                    if self.is_sqlite:
+                        raw = conn.connection.dbapi_connection
+                        assert raw is not None
+                        raw.executemany(_STEP_SQL, [_step_params(d) for d in step_rows])
+                    else:
+                        conn.execute(insert(_STEPS), [_aware(d) for d in step_rows])
                 if bundle.annotations:
                     conn.execute(
                         insert(_ANNOTATIONS),

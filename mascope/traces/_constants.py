@@ -1,0 +1,15 @@
+"""Closed sets the CLI needs without importing the store (keeps start-up fast)."""
+
+from __future__ import annotations
+
+RUN_STATUSES: tuple[str, ...] = (
+    "running",
+    "succeeded",
+    "failed",
+    "error",
+    "interrupted",
+    "unknown",
+)
+"""`unknown`: an imported run whose outcome its source did not say."""
+IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
