@@ -26,13 +26,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import machine, median, write_section  # noqa: E402
+from _report import machine, median, write_section
 
-from mascope.traces import RunBase, RunBundle, StepBase, TraceStore, import_paths, new_id  # noqa: E402
+from mascope.traces import RunBase, RunBundle, StepBase, TraceStore, import_paths, new_id
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-WORDS = "the agent checked the result and found that the value did not match so it asked the coder to try again with a smaller step".split()
+WORDS = [
+    "the",
+    "agent",
+    "checked",
+    "the",
+    "result",
+    "and",
+    "found",
+    "that",
+    "the",
+    "value",
+    "did",
+    "not",
+    "match",
+    "so",
+    "it",
+    "asked",
+    "the",
+    "coder",
+    "to",
+    "try",
+    "again",
+    "with",
+    "a",
+    "smaller",
+    "step",
+]
 AGENTS = ["planner", "coder", "reviewer", "tester", "manager"]
 KINDS = ["message", "model_call", "tool_call", "tool_result", "verdict"]
 
@@ -47,7 +73,9 @@ def step_fields(rng: random.Random, i: int) -> dict[str, object]:
         "agent": AGENTS[i % len(AGENTS)],
         "kind": kind,
         "content": sentence(rng, rng.randint(20, 80)),
-        "data": {"tool": "search", "arguments": {"q": sentence(rng, 3)}} if kind == "tool_call" else None,
+        "data": {"tool": "search", "arguments": {"q": sentence(rng, 3)}}
+        if kind == "tool_call"
+        else None,
         "model": "openai:gpt-4o-mini" if kind == "model_call" else None,
         "input_tokens": rng.randint(50, 900) if kind == "model_call" else None,
         "output_tokens": rng.randint(10, 300) if kind == "model_call" else None,
@@ -103,7 +131,9 @@ def make_jsonl(path: Path, runs: int, steps_per_run: int) -> int:
     with path.open("w") as fh:
         for r in range(runs):
             bundle = RunBundle(
-                run=RunBase(id=new_id(), team="bench", task=f"task {r}", status="failed", source="jsonl"),
+                run=RunBase(
+                    id=new_id(), team="bench", task=f"task {r}", status="failed", source="jsonl"
+                ),
                 steps=[StepBase(index=i, **step_fields(rng, i)) for i in range(steps_per_run)],  # type: ignore[arg-type]
             )
             fh.write(json.dumps(bundle.to_json_dict()) + "\n")
@@ -122,14 +152,26 @@ def sqlite_bulk_steps_per_s(jsonl: Path, steps: int) -> float:
         con = sqlite3.connect(Path(tmp) / "b.db", isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, run_id TEXT, idx INTEGER, agent TEXT, kind TEXT, content TEXT, data TEXT, UNIQUE(run_id, idx))")
+        con.execute(
+            "CREATE TABLE steps (id INTEGER PRIMARY KEY, run_id TEXT, idx INTEGER, agent TEXT, kind TEXT, content TEXT, data TEXT, UNIQUE(run_id, idx))"
+        )
         started = time.perf_counter()
         con.execute("BEGIN")
         for line in jsonl.open():
             b = json.loads(line)
             con.executemany(
                 "INSERT INTO steps (run_id, idx, agent, kind, content, data) VALUES (?,?,?,?,?,?)",
-                [(b["run"]["id"], s["index"], s["agent"], s["kind"], s["content"], json.dumps(s["data"])) for s in b["steps"]],
+                [
+                    (
+                        b["run"]["id"],
+                        s["index"],
+                        s["agent"],
+                        s["kind"],
+                        s["content"],
+                        json.dumps(s["data"]),
+                    )
+                    for s in b["steps"]
+                ],
             )
         con.execute("COMMIT")
         elapsed = time.perf_counter() - started
@@ -163,12 +205,29 @@ def build_big_store(path: Path, runs: int = 10_000, steps: int = 1_000_000) -> N
         for r, n in enumerate(sizes):
             batch.append(
                 RunBundle(
-                    run=RunBase(id=new_id(), team=teams[r % 4], task=f"{sentence(rng, 8)} #{r}", status=statuses[r % 4],
-                                source="native", input_tokens=n * 40, output_tokens=n * 10, cost_usd=n * 0.0001,
-                                metadata_={"n": r}),
+                    run=RunBase(
+                        id=new_id(),
+                        team=teams[r % 4],
+                        task=f"{sentence(rng, 8)} #{r}",
+                        status=statuses[r % 4],
+                        source="native",
+                        input_tokens=n * 40,
+                        output_tokens=n * 10,
+                        cost_usd=n * 0.0001,
+                        metadata_={"n": r},
+                    ),
                     steps=[StepBase(index=i, **step_fields(rng, i)) for i in range(n)],  # type: ignore[arg-type]
-                    annotations=[{"id": new_id(), "mode": f"FM-{1 + r % 3}.{1 + r % 5}", "present": True, "annotator": "rule:bench",
-                                  "evidence_steps": [0]}] if r % 3 == 0 else [],  # fmt: skip
+                    annotations=[
+                        {
+                            "id": new_id(),
+                            "mode": f"FM-{1 + r % 3}.{1 + r % 5}",
+                            "present": True,
+                            "annotator": "rule:bench",
+                            "evidence_steps": [0],
+                        }
+                    ]
+                    if r % 3 == 0
+                    else [],
                 )
             )
             if len(batch) == 200:
@@ -196,7 +255,9 @@ def cli(*args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--big", type=Path, default=Path(tempfile.gettempdir()) / "mascope-bench-1m.db")
+    parser.add_argument(
+        "--big", type=Path, default=Path(tempfile.gettempdir()) / "mascope-bench-1m.db"
+    )
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     n = args.runs
@@ -220,11 +281,13 @@ def main() -> None:
         build_big_store(args.big)
         print(f"built {args.big} in {time.perf_counter() - started:.0f} s")
     with TraceStore(args.big, create=False) as store:
-        total_steps = store._read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()  # noqa: SLF001
+        total_steps = store._read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()
         total_runs = store.count_runs()
-        big_run = store._read.connect().exec_driver_sql(  # noqa: SLF001
-            "SELECT id FROM runs WHERE step_count = 10000 LIMIT 1"
-        ).scalar()
+        big_run = (
+            store._read.connect()
+            .exec_driver_sql("SELECT id FROM runs WHERE step_count = 10000 LIMIT 1")
+            .scalar()
+        )
         small_run = store.list_runs(limit=1)[0].id
 
         def list_page() -> None:
@@ -239,13 +302,17 @@ def main() -> None:
 
         lib_list = timed(list_page, n)
         lib_filtered = timed(list_filtered, n)
-        lib_show_small = timed(lambda: (store.get_run(small_run), list(store.iter_steps(small_run))), n)
+        lib_show_small = timed(
+            lambda: (store.get_run(small_run), list(store.iter_steps(small_run))), n
+        )
         lib_show_big = timed(lambda: (store.get_run(big_run), list(store.iter_steps(big_run))), n)
         lib_window = timed(lambda: store.steps(big_run, offset=5000, limit=100), n)
     size = sum(p.stat().st_size for p in args.big.parent.glob(args.big.name + "*"))
     cli_list = timed(lambda: cli("runs", "list", "--db", str(args.big)), n)
     cli_show = timed(lambda: cli("runs", "show", small_run, "--db", str(args.big)), n)
-    cli_show_big = timed(lambda: cli("runs", "show", big_run, "--db", str(args.big)), max(3, n // 2))
+    cli_show_big = timed(
+        lambda: cli("runs", "show", big_run, "--db", str(args.big)), max(3, n // 2)
+    )
     cli_version = timed(lambda: cli("--version"), n)
     print(
         f"{total_runs} runs / {total_steps} steps, {size / total_steps:.0f} bytes/step; list {median(lib_list) * 1e3:.1f} ms, "
