@@ -1,1 +1,61 @@
-"""Agents: roles, tools, verifiers and test-time strategies (built on mascope.models)."""
+"""Agents: roles, typed tools, verifiers and test-time strategies."""
+
+from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
+from ._codeexec import TestRun, extract_code, run_tests
+from ._spec import AgentSpec, render_system_prompt
+from ._strategies import Budget, Selection, StrategyKind, StrategySpec, run_strategy
+from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
+from ._verifiers import (
+    AnswerMatch,
+    CallableVerifier,
+    CodeTests,
+    Ensemble,
+    JsonSchemaCheck,
+    Rubric,
+    Verdict,
+    Verifier,
+    VerifyContext,
+    as_verifier,
+    extract_answer,
+    normalise,
+    parse_verdict_text,
+    verdict_text,
+)
+
+__all__ = [
+    "FINAL_ANSWER",
+    "Agent",
+    "AgentFn",
+    "AgentSpec",
+    "AnswerMatch",
+    "Budget",
+    "CallableVerifier",
+    "CodeTests",
+    "Ensemble",
+    "JsonSchemaCheck",
+    "Recorder",
+    "Rubric",
+    "Selection",
+    "StrategyKind",
+    "StrategySpec",
+    "TestRun",
+    "Tool",
+    "TranscriptEntry",
+    "TurnContext",
+    "TurnResult",
+    "Verdict",
+    "Verifier",
+    "VerifyContext",
+    "as_verifier",
+    "extract_answer",
+    "extract_code",
+    "final_answer_tool",
+    "import_object",
+    "normalise",
+    "parse_verdict_text",
+    "render_system_prompt",
+    "run_strategy",
+    "run_tests",
+    "tool",
+    "verdict_text",
+]

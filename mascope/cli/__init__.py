@@ -9,6 +9,7 @@ import typer
 from mascope import __version__
 
 from ._chat import chat
+from ._run import demo, fork, resume, run
 from ._runs import runs_app
 
 app = typer.Typer(
@@ -35,7 +36,11 @@ def root(
     """Run teams of LLM agents and find out why they failed."""
 
 
+app.command()(demo)
+app.command()(run)
 app.command()(chat)
+runs_app.command("resume")(resume)
+runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")
 
 

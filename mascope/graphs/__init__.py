@@ -1,1 +1,39 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
+
+from ._context import RunContext, StepCallback, StepEvent
+from ._spec import (
+    END,
+    EdgeSpec,
+    GraphSpec,
+    GroupChatSpec,
+    NodeSpec,
+    PipelineSpec,
+    StageSpec,
+    TeamSpec,
+    TerminationSpec,
+    VerifierSpec,
+    load_team_file,
+    parse_team,
+)
+from ._team import RunResult, Team, answer_matches
+
+__all__ = [
+    "END",
+    "EdgeSpec",
+    "GraphSpec",
+    "GroupChatSpec",
+    "NodeSpec",
+    "PipelineSpec",
+    "RunContext",
+    "RunResult",
+    "StageSpec",
+    "StepCallback",
+    "StepEvent",
+    "Team",
+    "TeamSpec",
+    "TerminationSpec",
+    "VerifierSpec",
+    "answer_matches",
+    "load_team_file",
+    "parse_team",
+]

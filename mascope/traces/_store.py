@@ -368,6 +368,35 @@ class TraceStore:
                 raise
             con.execute("COMMIT")
 
+    def truncate_steps(self, run_id: str, from_index: int) -> int:
+        """Delete a run's steps from `from_index` on (a resumed run redoes the
+        unfinished node that wrote them); returns how many were deleted."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                _STEPS.delete().where(_STEPS.c.run_id == run_id, _STEPS.c.idx >= from_index)
+            )
+        with self._lock:
+            self._next_index.pop(run_id, None)
+        return int(done.rowcount or 0)
+
+    def copy_steps(self, source_run: str, target_run: str, before_index: int) -> int:
+        """Copy a run's steps `0 .. before_index-1` into another run (a fork's shared past)."""
+        columns = [c for c in _STEPS.c if c.name not in ("id", "run_id")]
+        query = (
+            select(*columns)
+            .where(_STEPS.c.run_id == source_run, _STEPS.c.idx < before_index)
+            .order_by(_STEPS.c.idx)
+        )
+        with self._engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            for r in rows:
+                r["run_id"] = target_run
+            if rows:
+                conn.execute(insert(_STEPS), rows)
+        with self._lock:
+            self._next_index.pop(target_run, None)
+        return len(rows)
+
     def _load_next_index(self, run_id: str) -> int:
         with self._read.connect() as conn:
             exists = conn.execute(select(_RUNS.c.id).where(_RUNS.c.id == run_id)).scalar()

@@ -1,0 +1,233 @@
+"""`mascope run`, `mascope demo`, `mascope runs resume` and `mascope runs fork`."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from mascope.settings import Settings
+
+from ._common import DbOpt, JsonOpt, err, user_errors
+
+if TYPE_CHECKING:
+    from mascope.graphs import RunResult, StepEvent, Team
+
+out = Console(highlight=False)
+
+DEMO_TASK = "A baker made 24 muffins. She sold 9 in the morning and 7 in the afternoon. How many muffins are left?"
+DEMO_ANSWER = "8"
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Use this model for every agent (e.g. local, openai:gpt-4o-mini, openai:NAME@URL).",
+    ),
+]
+
+
+def _store(db: Path | None) -> Any:
+    from mascope.traces import TraceStore
+
+    settings = Settings.load(db=str(db) if db else None)
+    return TraceStore(settings.db, settings=settings)
+
+
+def _printer(as_json: bool) -> Any:
+    from ._render import agent_style, short
+
+    def show(event: StepEvent) -> None:
+        if as_json:
+            return
+        line = Text()
+        line.append(f"{event.index:>4} ", style="dim")
+        line.append(event.agent, style=f"bold {agent_style(event.agent)}")
+        style = {
+            "verdict": "bold",
+            "error": "bold red",
+            "refusal": "red",
+            "retry": "yellow",
+            "event": "dim",
+        }.get(event.kind, "dim")
+        line.append(f" {event.kind:<11}", style=style)
+        text = short(event.content, 90)
+        if event.kind == "verdict":
+            line.append(text, style="green" if text.startswith("PASSED") else "red")
+        else:
+            line.append(text)
+        if event.input_tokens or event.output_tokens:
+            line.append(
+                f"  [{event.input_tokens or 0}+{event.output_tokens or 0} tok]", style="dim"
+            )
+        out.print(line, soft_wrap=True, overflow="ellipsis", no_wrap=True)
+
+    return show
+
+
+def _report(result: RunResult, store: Any, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "answer": result.answer,
+                    "termination_reason": result.termination_reason,
+                    "steps": result.steps,
+                    "input_tokens": result.input_tokens,
+                    "output_tokens": result.output_tokens,
+                    "cost_usd": result.cost_usd,
+                    "error": result.error,
+                    "parent_run_id": result.parent_run_id,
+                    "fork_step": result.fork_step,
+                    "db": str(store.path or store.url),
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    from ._render import STATUS_STYLE, short
+
+    out.print()
+    status = Text(f"{result.status}", style=STATUS_STYLE.get(result.status, ""))
+    out.print(
+        Text("outcome: ").append(status).append(f" ({result.termination_reason})", style="dim")
+    )
+    out.print(f"answer:  {short(result.answer or '-', 200)}", markup=False)
+    cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
+    out.print(
+        f"usage:   {result.steps} steps, {result.input_tokens:,} in / {result.output_tokens:,} out tokens{cost}",
+        markup=False,
+    )
+    if result.error:
+        out.print(Text(f"error:   {result.error}", style="red"))
+    db = "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
+    out.print(f"trace:   run {result.run_id} in {store.path or store.url}", markup=False)
+    out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
+
+
+def _exit_for(result: RunResult) -> None:
+    if not result.succeeded:
+        raise typer.Exit(1)
+
+
+@user_errors
+def run(
+    team_file: Annotated[Path, typer.Argument(metavar="TEAM.yaml", help="The team to run.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="What the team should do.")],
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            help="The right answer, if known: stored as ground truth and decides success.",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a team on a task, streaming its steps; exit 0 if it succeeded, 1 if not."""
+    from mascope.graphs import Team, load_team_file
+
+    spec = load_team_file(team_file)  # every YAML mistake is reported before any model loads
+    store = _store(db)
+    team = Team.from_spec(spec, model=model, store=store, source=str(team_file))
+    _start(team, task, as_json)
+    result = team.run(task, ground_truth=expect, on_step=_printer(as_json))
+    _report(result, store, as_json)
+    _exit_for(result)
+
+
+def _start(team: Team, task: str, as_json: bool) -> None:
+    if not as_json:
+        from ._render import short
+
+        err.print(f"[bold]{team.name}[/]: {short(task, 100)}", markup=True, highlight=False)
+
+
+@user_errors
+def demo(
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a bundled team (solver + checker) on the embedded model and show what happened."""
+    from mascope.graphs import Team, load_team_file
+
+    path = Path(str(files("mascope.examples").joinpath("solver_checker.yaml")))
+    store = _store(db)
+    team = Team.from_spec(load_team_file(path), model=model, store=store, source=str(path))
+    _start(team, DEMO_TASK, as_json)
+    result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
+    _report(result, store, as_json)
+    if not as_json and not result.succeeded:
+        out.print(
+            "\nThe run failed, which is what mascope is for: inspect it with the command above.",
+            style="dim",
+        )
+
+
+@user_errors
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue a killed or interrupted run from its last checkpoint."""
+    team, store, rid = _team_of(run_id, db, model)
+    result = team.resume(rid, on_step=_printer(as_json))
+    _report(result, store, as_json)
+    _exit_for(result)
+
+
+@user_errors
+def fork(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step: Annotated[
+        int, typer.Option("--step", "-k", help="The step whose output to replace.", min=0)
+    ],
+    content: Annotated[
+        str,
+        typer.Option(
+            "--content",
+            "-c",
+            help="The replacement output (for a verdict: pass, fail: why, or JSON).",
+        ),
+    ],
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a run from step K with that step's output replaced; records a child run."""
+    team, store, rid = _team_of(run_id, db, model)
+    result = team.fork(rid, step=step, content=content, on_step=_printer(as_json))
+    _report(result, store, as_json)
+    _exit_for(result)
+
+
+def _team_of(run_id: str, db: Path | None, model: str | None) -> tuple[Team, Any, str]:
+    from mascope.errors import UserError
+    from mascope.graphs import Team, parse_team
+
+    store = _store(db)
+    rid = store.resolve_run_id(run_id)
+    row = store.get_run(rid)
+    if not row.spec or row.source != "native":
+        raise UserError(
+            f"run {rid} was imported ({row.source}), not run by mascope, so it cannot be re-run"
+        )
+    spec = parse_team(row.spec, source=f"run {rid}'s team")
+    stored_model = (row.metadata_ or {}).get("model")
+    return (
+        Team.from_spec(spec, model=model or stored_model, store=store, source=f"run {rid}'s team"),
+        store,
+        rid,
+    )

@@ -1,0 +1,1 @@
+"""Example teams shipped with mascope (the repository's examples/ points here)."""

@@ -1,0 +1,232 @@
+"""A run in progress: records steps, keeps the conversation, takes turns, verifies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mascope.agents import (
+    Agent,
+    TranscriptEntry,
+    TurnContext,
+    TurnResult,
+    Verdict,
+    Verifier,
+    VerifyContext,
+    verdict_text,
+)
+from mascope.traces import TraceStore
+
+from ._state import TeamState
+
+if TYPE_CHECKING:
+    from ._team import Team
+
+TRANSCRIPT_KINDS = ("message", "verdict")
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step as it is recorded, for live display."""
+
+    run_id: str
+    index: int
+    agent: str
+    kind: str
+    content: str
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+
+
+StepCallback = Callable[[StepEvent], None]
+
+
+class RunContext:
+    """Everything a run needs that does not belong in the checkpointed state."""
+
+    def __init__(
+        self,
+        team: Team,
+        store: TraceStore,
+        run_id: str,
+        *,
+        ground_truth: str | None,
+        on_step: StepCallback | None,
+        next_step: int = 0,
+    ):
+        self.team = team
+        self.store = store
+        self.run_id = run_id
+        self.ground_truth = ground_truth
+        self.on_step = on_step
+        self.next_step = next_step
+        self.transcript: list[TranscriptEntry] = []
+        self.node: str | None = None
+        self.checkpoint_id: str | None = None
+        self.node_tokens = 0
+        self.node_cost = 0.0
+
+    def load_transcript(self) -> None:
+        """Rebuild the conversation cache from the store (on resume and fork)."""
+        self.transcript = [
+            TranscriptEntry(s.index, s.agent, s.kind, s.content)
+            for s in self.store.iter_steps(self.run_id)
+            if s.kind in TRANSCRIPT_KINDS
+        ]
+        self.next_step = self.store.count_steps(self.run_id)
+
+    def begin_node(self, node: str, config: Mapping[str, Any]) -> None:
+        configurable = config.get("configurable", {})
+        self.node = node
+        self.checkpoint_id = (configurable.get("checkpoint_map") or {}).get("") or configurable.get(
+            "checkpoint_id"
+        )
+        self.node_tokens = 0
+        self.node_cost = 0.0
+
+    def record(
+        self,
+        *,
+        agent: str,
+        kind: str,
+        content: str = "",
+        data: dict[str, Any] | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        latency_s: float | None = None,
+        cost_usd: float | None = None,
+        error: str | None = None,
+    ) -> int:
+        meta = dict(data or {})
+        if self.node is not None:
+            meta.setdefault("node", self.node)
+            meta.setdefault("thread", self.run_id)
+        index = self.store.append_step(
+            self.run_id,
+            agent=agent,
+            kind=kind,
+            content=content,
+            data=meta,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=latency_s,
+            cost_usd=cost_usd,
+            checkpoint_id=self.checkpoint_id,
+            error=error,
+        )
+        self.next_step = index + 1
+        self.node_tokens += (input_tokens or 0) + (output_tokens or 0)
+        self.node_cost += cost_usd or 0.0
+        if kind in TRANSCRIPT_KINDS:
+            self.transcript.append(TranscriptEntry(index, agent, kind, content))
+        if self.on_step is not None:
+            self.on_step(
+                StepEvent(
+                    self.run_id,
+                    index,
+                    agent,
+                    kind,
+                    content,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    latency_s,
+                    error,
+                )
+            )
+        return index
+
+    # -- what nodes do ------------------------------------------------------
+
+    async def turn(
+        self, agent: Agent, state: TeamState, prompt: str, *, sample: int = 0
+    ) -> TurnResult:
+        team = self.team
+        ctx = TurnContext(
+            task=state["task"],
+            agent=agent.name,
+            prompt=prompt,
+            transcript=self.transcript,
+            outputs=state.get("outputs", {}),
+            last_output=state.get("last_output"),
+            feedback=state.get("feedback") if state.get("feedback_for") == agent.name else None,
+            round=state.get("turns", 0),
+            recorder=self,
+            tools=team.tools,
+            allowed_tools=frozenset(agent.spec.tools),
+            team=team.name,
+            teammates=tuple(team.agents),
+            stop_phrase=team.spec.termination.stop_phrase,
+            sample=sample,
+        )
+        model = None if agent.is_function else team.model_for(agent)
+        return await agent.aturn(ctx, model)
+
+    async def verify(
+        self,
+        name: str,
+        verifier: Verifier,
+        candidate: str,
+        state: TeamState,
+        outputs: Mapping[str, str] | None = None,
+    ) -> Verdict:
+        ctx = VerifyContext(
+            task=state["task"],
+            ground_truth=self.ground_truth,
+            outputs=outputs or state.get("outputs", {}),
+        )
+        verdict = await verifier.averify(candidate, ctx)
+        evidence = verdict.evidence or {}
+        self.record(
+            agent=name,
+            kind="verdict",
+            content=verdict_text(verdict),
+            data={
+                "passed": verdict.passed,
+                "score": verdict.score,
+                "verifier": verifier.kind,
+                "evidence": evidence,
+            },
+            model=evidence.get("model") if isinstance(evidence.get("model"), str) else None,
+            input_tokens=evidence.get("input_tokens")
+            if isinstance(evidence.get("input_tokens"), int)
+            else None,
+            output_tokens=evidence.get("output_tokens")
+            if isinstance(evidence.get("output_tokens"), int)
+            else None,
+            cost_usd=evidence.get("cost_usd")
+            if isinstance(evidence.get("cost_usd"), int | float)
+            else None,
+        )
+        return verdict
+
+    def context_block(self, *, limit_chars: int, agent: str) -> str:
+        """The recent conversation, newest last, within `limit_chars`; records
+        an event when earlier messages had to be left out."""
+        lines: list[str] = []
+        used = 0
+        dropped = 0
+        for entry in reversed(self.transcript):
+            text = (
+                entry.content if len(entry.content) <= 2000 else entry.content[:2000] + " ...[cut]"
+            )
+            line = f"{entry.agent}: {text}"
+            if used + len(line) > limit_chars and lines:
+                dropped = len(self.transcript) - len(lines)
+                break
+            lines.append(line)
+            used += len(line)
+        if dropped:
+            self.record(
+                agent=agent,
+                kind="event",
+                content=f"context truncated: {dropped} earlier message(s) left out of {agent}'s prompt",
+                data={"event": "context_truncation", "dropped": dropped},
+            )
+        return "\n\n".join(reversed(lines))

@@ -1,0 +1,772 @@
+"""Team: a compiled, recorded, resumable, forkable multi-agent run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import StateGraph
+
+from mascope._sync import run_sync
+from mascope.agents import (
+    FINAL_ANSWER,
+    Agent,
+    AgentSpec,
+    AnswerMatch,
+    CallableVerifier,
+    CodeTests,
+    Ensemble,
+    JsonSchemaCheck,
+    Rubric,
+    Tool,
+    Verifier,
+    as_verifier,
+    extract_answer,
+    final_answer_tool,
+    import_object,
+    normalise,
+    parse_verdict_text,
+    tool,
+)
+from mascope.errors import ConfigError, MascopeError, NotFoundError, UserError
+from mascope.models import ChatModel, get_model
+from mascope.settings import Settings
+from mascope.traces import TraceStore
+
+from ._context import RunContext, StepCallback
+from ._spec import (
+    EdgeSpec,
+    GroupChatSpec,
+    NodeSpec,
+    PipelineSpec,
+    StageSpec,
+    TeamSpec,
+    TerminationSpec,
+    VerifierSpec,
+    load_team_file,
+    parse_team,
+)
+from ._state import TeamState, initial_state
+from ._topologies import AgentProduct, Compiled, build_graph, build_group_chat, build_pipeline
+
+SUCCESS = ("verifier_passed", "final_answer", "stop_phrase", "end")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    status: str
+    answer: str | None
+    termination_reason: str | None
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    error: str | None = None
+    parent_run_id: str | None = None
+    fork_step: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def answer_matches(answer: str | None, expected: str) -> bool:
+    """Lenient outcome check: the whole answer, the part after a marker, or
+    the last number, compared after normalising."""
+    if answer is None:
+        return False
+    want = normalise(expected)
+    candidates = [
+        answer,
+        extract_answer(answer, "after_marker"),
+        extract_answer(answer, "after_marker", "FINAL ANSWER:"),
+    ]
+    if extract_answer(want, "last_number") == want:
+        candidates.append(extract_answer(answer, "last_number"))
+    return any(normalise(c) == want for c in candidates if c)
+
+
+class Team:
+    """A team of agents, compiled to a LangGraph graph and recorded in a trace store.
+
+    Build one from YAML (`Team.from_yaml`) or in Python::
+
+        team = Team("math", agents=[solver, checker], topology="pipeline",
+                    stages=["solver", {"agent": "checker"}])
+        result = team.run("What is 2 + 3?")
+    """
+
+    def __init__(
+        self,
+        name: str,
+        agents: Sequence[Agent],
+        *,
+        topology: str = "pipeline",
+        stages: Sequence[str | Mapping[str, Any] | StageSpec] | None = None,
+        speaker_selection: str = "round_robin",
+        manager: str | None = None,
+        chat_verifier: str | None = None,
+        nodes: Sequence[Mapping[str, Any] | NodeSpec] | None = None,
+        edges: Sequence[Mapping[str, Any] | EdgeSpec] | None = None,
+        start: str | None = None,
+        final: str | None = None,
+        verifiers: Mapping[str, Verifier | Callable[..., Any]] | None = None,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        termination: TerminationSpec | Mapping[str, Any] | None = None,
+        model: str | ChatModel = "local",
+        store: TraceStore | str | Path | None = None,
+        description: str = "",
+        context_chars: int = 6000,
+    ):
+        self.agents: dict[str, Agent] = {a.name: a for a in agents}
+        self.verifiers: dict[str, Verifier] = {
+            k: as_verifier(v, name=k) for k, v in (verifiers or {}).items()
+        }
+        self.tools: dict[str, Tool] = {}
+        for t in tools:
+            made = tool(t) if not isinstance(t, Tool) else t
+            self.tools[made.name] = made
+        for a in agents:
+            self.tools.update(a.tools)
+        term = (
+            termination
+            if isinstance(termination, TerminationSpec)
+            else TerminationSpec.model_validate(dict(termination or {}))
+        )
+        if term.final_answer_tool:
+            self.tools.setdefault(FINAL_ANSWER, final_answer_tool())
+        topo: dict[str, Any]
+        if topology == "pipeline":
+            topo = {
+                "kind": "pipeline",
+                "stages": [
+                    s if isinstance(s, str | StageSpec) else dict(s)
+                    for s in (stages or [a.name for a in agents])
+                ],
+            }
+        elif topology == "group_chat":
+            topo = {
+                "kind": "group_chat",
+                "agents": [a.name for a in agents if a.name != manager],
+                "speaker_selection": speaker_selection,
+                "manager": manager,
+                "verifier": chat_verifier,
+            }
+        elif topology == "graph":
+            topo = {
+                "kind": "graph",
+                "start": start,
+                "nodes": [n if isinstance(n, NodeSpec) else dict(n) for n in nodes or []],
+                "edges": [e if isinstance(e, EdgeSpec) else dict(e) for e in edges or []],
+                "final": final,
+            }
+        else:
+            raise ConfigError(f"unknown topology {topology!r}; use pipeline, group_chat or graph")
+        self._default_model: str | ChatModel = model
+        data = {
+            "name": name,
+            "description": description,
+            "model": model if isinstance(model, str) else model.model_id,
+            "agents": [a.spec.model_dump() for a in agents],
+            "tools": {
+                n: t.source or f"<python:{n}>" for n, t in self.tools.items() if n != FINAL_ANSWER
+            },
+            "verifiers": {
+                k: _verifier_spec(v).model_dump(by_alias=True, exclude_none=True)
+                for k, v in self.verifiers.items()
+            },
+            "topology": topo,
+            "termination": term.model_dump(),
+            "context_chars": context_chars,
+        }
+        self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
+        self._store_arg = store
+        self._store: TraceStore | None = store if isinstance(store, TraceStore) else None
+        self._models: dict[str, ChatModel] = {}
+        self._model_override: str | None = None
+        self._runs: dict[str, RunContext] = {}
+        self._compiled = self._topology()
+        self._graph = self._build_graph()
+
+    # -- construction from data -------------------------------------------------
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        store: TraceStore | str | Path | None = None,
+    ) -> Team:
+        """A team from a YAML file; `model` overrides every model in it."""
+        return cls.from_spec(load_team_file(path), model=model, store=store, source=str(path))
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TeamSpec,
+        *,
+        model: str | None = None,
+        store: TraceStore | str | Path | None = None,
+        source: str = "team",
+    ) -> Team:
+        agents = [Agent.from_spec(a) for a in spec.agents]
+        tools = []
+        for name, path in spec.tools.items():
+            if path.startswith("<python"):
+                raise ConfigError(
+                    f"{source}: tools.{name} was a Python function that cannot be reloaded; run this team from Python"
+                )
+            fn = import_object(path, what=f"tool {name}")
+            tools.append(tool(fn, name=name))
+        for a in agents:
+            a.tools = {}
+        verifiers = {
+            name: _build_verifier(name, v, spec, source) for name, v in spec.verifiers.items()
+        }
+        top = spec.topology
+        kwargs: dict[str, Any] = {}
+        if isinstance(top, PipelineSpec):
+            kwargs = {"topology": "pipeline", "stages": top.stages}
+        elif isinstance(top, GroupChatSpec):
+            kwargs = {
+                "topology": "group_chat",
+                "speaker_selection": top.speaker_selection,
+                "manager": top.manager,
+                "chat_verifier": top.verifier,
+            }
+        else:
+            kwargs = {
+                "topology": "graph",
+                "nodes": top.nodes,
+                "edges": top.edges,
+                "start": top.start,
+                "final": top.final,
+            }
+        team = cls(
+            spec.name,
+            agents,
+            verifiers=verifiers,
+            tools=tools,
+            termination=spec.termination,
+            model=spec.model,
+            store=store,
+            description=spec.description,
+            context_chars=spec.context_chars,
+            **kwargs,
+        )
+        if isinstance(top, GroupChatSpec) and top.manager:
+            team.spec = spec  # the manager is an agent of the team but not a speaker
+        if model:
+            team.override_model(model)
+        return team
+
+    def override_model(self, model: str) -> None:
+        """Use `model` for every agent, rubric verifier and manager."""
+        from mascope.models import parse_model_string
+
+        parse_model_string(model)
+        self._model_override = model
+        self._models.clear()
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def store(self) -> TraceStore:
+        if self._store is None:
+            target = None if self._store_arg is None else self._store_arg
+            self._store = (
+                TraceStore(cast(Any, target))
+                if target is not None
+                else TraceStore(Settings.load().db)
+            )
+        return self._store
+
+    @property
+    def graph(self) -> Any:
+        """The LangGraph graph, compiled without a checkpointer (for inspection)."""
+        return self._graph.compile()
+
+    def model_for(self, agent: Agent) -> ChatModel:
+        ref: str | ChatModel = self._model_override or agent.model or self._default_model
+        if isinstance(ref, ChatModel):
+            return ref
+        if ref not in self._models:
+            self._models[ref] = get_model(ref)
+        return self._models[ref]
+
+    def _topology(self) -> Compiled:
+        top = self.spec.topology
+        if isinstance(top, PipelineSpec):
+            return build_pipeline(self, top)
+        if isinstance(top, GroupChatSpec):
+            return build_group_chat(self, top)
+        return build_graph(self, top)
+
+    def _build_graph(self) -> StateGraph[Any]:
+        graph: StateGraph[Any] = StateGraph(TeamState)
+        for name in self._compiled.nodes:
+            graph.add_node(name, cast(Any, self._node_fn(name)))
+        self._compiled.wire(graph)
+        return graph
+
+    def _node_fn(self, name: str) -> Callable[[TeamState, Any], Any]:
+        node = self._compiled.nodes[name]
+        term = self.spec.termination
+
+        async def run_node(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
+            run = self._runs[config["configurable"]["thread_id"]]
+            run.begin_node(name, config)
+            started = time.monotonic()
+            product = await node.produce(state, run)
+            update = node.apply(state, product)
+            update["next_step"] = run.next_step
+            update["tokens"] = state.get("tokens", 0) + run.node_tokens
+            update["cost"] = state.get("cost", 0.0) + run.node_cost
+            update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - started)
+            if not update.get("done", state.get("done")):
+                reason = _limit_reached(term, cast(TeamState, {**state, **update}))
+                if reason:
+                    update.update(
+                        done=True,
+                        termination=reason,
+                        final_answer=update.get("last_output", state.get("last_output")),
+                    )
+            return update
+
+        return run_node
+
+    def _check_models(self) -> None:
+        """Resolve every model before a run starts, so a bad model string or a
+        missing key fails before anything is recorded."""
+        for agent in self.agents.values():
+            if not agent.is_function:
+                self.model_for(agent)
+        for v in self.verifiers.values():
+            if isinstance(v, Rubric):
+                v.bind_model(self._model_override or v._model_ref or self._default_model)
+
+    # -- running -------------------------------------------------------------------------
+
+    def _checkpoint_path(self) -> Path:
+        store = self.store
+        if store.path is not None:
+            return store.path.with_name(
+                store.path.stem + ".checkpoints" + (store.path.suffix or ".db")
+            )
+        return Path("mascope.checkpoints.db")
+
+    async def _execute(
+        self,
+        run: RunContext,
+        graph_input: TeamState | None,
+        *,
+        fork: tuple[str, dict[str, Any]] | None = None,
+    ) -> RunResult:
+        store = run.store
+        self._runs[run.run_id] = run
+        config: RunnableConfig = {
+            "configurable": {"thread_id": run.run_id},
+            "recursion_limit": 100_000,
+        }
+        error: str | None = None
+        status_override: str | None = None
+        try:
+            async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+                saver = AsyncSqliteSaver(conn)
+                app = self._graph.compile(checkpointer=saver)
+                if fork is not None:
+                    node, values = fork
+                    await app.aupdate_state(config, values, as_node=node)
+                    graph_input = None
+                async for _ in app.astream(
+                    graph_input, config, stream_mode="updates", durability="sync"
+                ):
+                    pass
+                final = (await app.aget_state(config)).values
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            store.finish_run(run.run_id, status="interrupted", termination_reason="interrupted")
+            self._runs.pop(run.run_id, None)
+            raise
+        except UserError:
+            self._runs.pop(run.run_id, None)
+            store.finish_run(run.run_id, status="error", termination_reason="error")
+            raise
+        except Exception as exc:  # the run ends `error`; what it recorded stays
+            error = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, MascopeError) else str(exc)
+            )
+            run.node = None
+            run.record(agent="runtime", kind="error", content=error, error=error)
+            status_override = "error"
+            final = {}
+        finally:
+            self._runs.pop(run.run_id, None)
+        return self._finish(run, final, status_override, error)
+
+    def _finish(
+        self,
+        run: RunContext,
+        final: Mapping[str, Any],
+        status_override: str | None,
+        error: str | None,
+    ) -> RunResult:
+        if status_override == "error":
+            row = run.store.finish_run(
+                run.run_id, status="error", termination_reason="error", metadata={"error": error}
+            )
+        else:
+            reason = final.get("termination") or "end"
+            answer = final.get("final_answer")
+            if answer is None:
+                answer = final.get("last_output") or None
+            status = "succeeded" if reason in SUCCESS else "failed"
+            meta: dict[str, Any] = {}
+            if run.ground_truth is not None:
+                correct = answer_matches(answer, run.ground_truth)
+                meta["answer_correct"] = correct
+                if status == "succeeded" and not correct:
+                    status = "failed"
+            row = run.store.finish_run(
+                run.run_id,
+                status=status,
+                final_answer=answer,
+                termination_reason=reason,
+                metadata=meta,
+            )
+        return RunResult(
+            run_id=row.id,
+            status=row.status,
+            answer=row.final_answer,
+            termination_reason=row.termination_reason,
+            steps=row.step_count,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost_usd=row.cost_usd,
+            error=error,
+            parent_run_id=row.parent_run_id,
+            fork_step=row.fork_step,
+        )
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        ground_truth: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunResult:
+        """Run the team on `task` and record everything; returns how it ended.
+
+        A ground truth, when given, is stored with the run and decides
+        whether a run that finished normally succeeded.
+        """
+        if not task or not task.strip():
+            raise ConfigError("the task is empty; say what the team should do")
+        self._check_models()
+        store = self.store
+        run_id = store.start_run(
+            team=self.name,
+            task=task,
+            spec=self.spec.dump(),
+            spec_hash=self.spec.hash(),
+            ground_truth=ground_truth,
+            metadata={**(metadata or {}), "model": self._model_override or self.spec.model},
+        )
+        run = RunContext(self, store, run_id, ground_truth=ground_truth, on_step=on_step)
+        return await self._execute(run, initial_state(task))
+
+    def run(
+        self,
+        task: str,
+        *,
+        ground_truth: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunResult:
+        """Sync twin of `arun`."""
+        return run_sync(
+            lambda: self.arun(task, ground_truth=ground_truth, metadata=metadata, on_step=on_step),
+            "run",
+            "arun",
+        )
+
+    async def aresume(self, run_id: str, *, on_step: StepCallback | None = None) -> RunResult:
+        """Continue a run that was killed or interrupted from its last checkpoint.
+
+        Steps recorded after that checkpoint (by the node that was cut off)
+        are discarded and that node runs again; nothing before is redone.
+        """
+        store = self.store
+        store.recover_interrupted()
+        row = store.get_run(store.resolve_run_id(run_id))
+        if row.status == "running":
+            raise UserError(
+                f"run {row.id} is still running in another process; wait for it or kill it first"
+            )
+        if row.status not in ("interrupted", "error"):
+            raise UserError(
+                f"run {row.id} already finished ({row.status}); fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
+            )
+        self._check_models()
+        config: RunnableConfig = {"configurable": {"thread_id": row.id}}
+        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+            saver = AsyncSqliteSaver(conn)
+            snapshot = await self._graph.compile(checkpointer=saver).aget_state(config)
+        values = dict(snapshot.values or {})
+        store.reopen_run(row.id)
+        keep = int(values.get("next_step", 0)) if values else 0
+        dropped = store.truncate_steps(row.id, keep)
+        run = RunContext(self, store, row.id, ground_truth=row.ground_truth, on_step=on_step)
+        run.load_transcript()
+        run.record(
+            agent="runtime",
+            kind="event",
+            content=f"resumed after interruption; {dropped} unfinished step(s) of the interrupted node are redone",
+            data={"event": "resume", "discarded_steps": dropped},
+        )
+        if not values:  # killed before the first checkpoint: start over
+            return await self._execute(run, initial_state(row.task))
+        if not snapshot.next:  # the graph had finished; only the run row was not closed
+            return self._finish(run, values, None, None)
+        return await self._execute(run, None)
+
+    def resume(self, run_id: str, *, on_step: StepCallback | None = None) -> RunResult:
+        """Sync twin of `aresume`."""
+        return run_sync(lambda: self.aresume(run_id, on_step=on_step), "resume", "aresume")
+
+    async def afork(
+        self, run_id: str, *, step: int, content: str, on_step: StepCallback | None = None
+    ) -> RunResult:
+        """Re-run a run from step `step` with that step's output replaced by `content`.
+
+        The child run shares the parent's steps before that node, records the
+        replacement as its own step, and runs the rest of the team from there.
+        """
+        store = self.store
+        parent = store.get_run(store.resolve_run_id(run_id))
+        steps = store.steps(parent.id)
+        if not 0 <= step < len(steps):
+            raise NotFoundError(
+                f"run {parent.id} has no step {step} (it has steps 0..{len(steps) - 1})"
+            )
+        target = steps[step]
+        node = (target.data or {}).get("node")
+        thread = (target.data or {}).get("thread", parent.id)
+        if target.kind not in ("message", "verdict") or node not in self._compiled.nodes:
+            raise UserError(
+                f"step {step} of run {parent.id} is a {target.kind} step; fork at an agent's message or a verifier's verdict"
+                + (
+                    ""
+                    if node in self._compiled.nodes or node is None
+                    else f" (its node {node!r} is not in team {self.name})"
+                )
+            )
+        if target.checkpoint_id is None:
+            raise UserError(
+                f"step {step} of run {parent.id} has no checkpoint to fork from (was it imported?)"
+            )
+        self._check_models()
+        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+            saver = AsyncSqliteSaver(conn)
+            app = self._graph.compile(checkpointer=saver)
+            before = await app.aget_state(
+                {"configurable": {"thread_id": thread, "checkpoint_id": target.checkpoint_id}}
+            )
+        if not before.values:
+            raise UserError(
+                f"the checkpoint before step {step} of run {parent.id} is gone (was the checkpoint file deleted?)"
+            )
+        group_start = min(s.index for s in steps if s.checkpoint_id == target.checkpoint_id)
+        child_id = store.start_run(
+            team=self.name,
+            task=parent.task,
+            spec=self.spec.dump(),
+            spec_hash=self.spec.hash(),
+            ground_truth=parent.ground_truth,
+            parent_run_id=parent.id,
+            fork_step=step,
+            intervention={
+                "step": step,
+                "agent": target.agent,
+                "kind": target.kind,
+                "node": node,
+                "original": target.content,
+                "replacement": content,
+            },
+            metadata={"model": self._model_override or self.spec.model},
+        )
+        store.copy_steps(parent.id, child_id, group_start)
+        run = RunContext(self, store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
+        run.load_transcript()
+        state: TeamState = dict(before.values)  # type: ignore[assignment]
+        nodedef = self._compiled.nodes[node]
+        run.node = node
+        run.checkpoint_id = target.checkpoint_id
+        if target.kind == "verdict":
+            verdict = parse_verdict_text(content)
+            run.record(
+                agent=target.agent,
+                kind="verdict",
+                content=content,
+                data={
+                    "passed": verdict.passed,
+                    "intervention": True,
+                    "replaces_step": step,
+                    "thread": thread,
+                },
+            )
+            product: Any = verdict
+        else:
+            run.record(
+                agent=target.agent,
+                kind="message",
+                content=content,
+                data={"intervention": True, "replaces_step": step, "thread": thread},
+            )
+            product = AgentProduct(content)
+            if nodedef.kind == "select":
+                product = content.strip()
+            elif isinstance(self.spec.topology, PipelineSpec):
+                product = await self._reverify_for_fork(run, state, node, content)
+        update = nodedef.apply(state, product)
+        update["next_step"] = run.next_step
+        values = {**state, **update}
+        run.node = None
+        return await self._execute(run, None, fork=(node, values))
+
+    async def _reverify_for_fork(
+        self, run: RunContext, state: TeamState, node: str, content: str
+    ) -> AgentProduct:
+        """A pipeline stage that verifies inside its node (a strategy) checks the replacement too."""
+        top = self.spec.topology
+        assert isinstance(top, PipelineSpec)
+        index = int(node.split(".", 1)[0].removeprefix("stage"))
+        stage = top.stage_list()[index]
+        if stage.strategy.kind == "single" or stage.verifier is None:
+            return AgentProduct(content)
+        outputs = {**state.get("outputs", {}), stage.agent: content}
+        verdict = await run.verify(
+            stage.verifier, self.verifiers[stage.verifier], content, state, outputs
+        )
+        return AgentProduct(content, verdict=verdict)
+
+    def fork(
+        self, run_id: str, *, step: int, content: str, on_step: StepCallback | None = None
+    ) -> RunResult:
+        """Sync twin of `afork`."""
+        return run_sync(
+            lambda: self.afork(run_id, step=step, content=content, on_step=on_step), "fork", "afork"
+        )
+
+
+def _limit_reached(term: TerminationSpec, state: TeamState) -> str | None:
+    if term.max_steps is not None and state.get("turns", 0) >= term.max_steps:
+        return "max_steps"
+    budget = term.budget
+    if budget is not None:
+        if budget.tokens is not None and state.get("tokens", 0) >= budget.tokens:
+            return "budget_tokens"
+        if budget.cost_usd is not None and state.get("cost", 0.0) >= budget.cost_usd:
+            return "budget_cost"
+        if budget.seconds is not None and state.get("elapsed", 0.0) >= budget.seconds:
+            return "budget_seconds"
+    return None
+
+
+def _verifier_spec(v: Verifier) -> VerifierSpec:
+    """How a verifier object is written into the stored spec."""
+    if isinstance(v, AnswerMatch):
+        return VerifierSpec(
+            kind="answer_match",
+            expected=v.expected,
+            mode=v.mode,
+            extract=v.extract,
+            marker=v.marker,
+            tolerance=v.tolerance,
+        )
+    if isinstance(v, JsonSchemaCheck):
+        return VerifierSpec.model_validate({"kind": "json_schema", "schema": v.schema})
+    if isinstance(v, CodeTests):
+        return VerifierSpec(
+            kind="code_tests",
+            tests=v.tests,
+            tests_from=v.tests_from,
+            code_from=v.code_from,
+            timeout_s=v.timeout_s,
+            memory_mb=v.memory_mb,
+        )
+    if isinstance(v, Rubric):
+        ref = v._model_ref
+        return VerifierSpec(
+            kind="rubric", rubric=v.rubric, model=ref if isinstance(ref, str) else None
+        )
+    if isinstance(v, Ensemble):
+        return VerifierSpec(kind="python", function=f"<python:{v.name}>")
+    fn = getattr(v, "fn", None)
+    module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    path = (
+        f"{module}:{qual}"
+        if module and module != "__main__" and "<" not in qual
+        else f"<python:{v.name}>"
+    )
+    return VerifierSpec(kind="python", function=path)
+
+
+def _build_verifier(name: str, v: VerifierSpec, spec: TeamSpec, source: str) -> Verifier:
+    if v.kind == "answer_match":
+        return AnswerMatch(
+            v.expected,
+            mode=v.mode,
+            extract=v.extract,
+            marker=v.marker,
+            tolerance=v.tolerance,
+            name=name,
+        )
+    if v.kind == "json_schema":
+        return JsonSchemaCheck(v.schema_ or {}, name=name)
+    if v.kind == "code_tests":
+        return CodeTests(
+            tests=v.tests,
+            tests_from=v.tests_from,
+            code_from=v.code_from,
+            timeout_s=v.timeout_s,
+            memory_mb=v.memory_mb,
+            name=name,
+        )
+    if v.kind == "rubric":
+        return Rubric(v.rubric or "", model=v.model or spec.model, name=name)
+    if v.kind == "ensemble":
+        return Ensemble(
+            [_build_verifier(m, spec.verifiers[m], spec, source) for m in v.members],
+            mode=v.combine,
+            threshold=v.threshold,
+            name=name,
+        )
+    if not v.function or v.function.startswith("<python"):
+        raise ConfigError(
+            f"{source}: verifiers.{name} was a Python function that cannot be reloaded; run this team from Python"
+        )
+    fn = import_object(v.function, what=f"verifier {name}")
+    return CallableVerifier(fn, name=name)
+
+
+__all__ = ["AgentSpec", "RunResult", "Team", "answer_matches"]

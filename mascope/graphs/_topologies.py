@@ -1,0 +1,567 @@
+"""Topologies compiled to LangGraph: pipeline, group chat, explicit graph.
+
+Each node is split into `produce` (the work: a turn, a verification, a
+choice, recorded as steps) and `apply` (a pure state update from what was
+produced). Forks reuse `apply` with a replacement product, so a corrected
+step flows through exactly the logic the original did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel
+
+from mascope.agents import Verdict, run_strategy
+
+from ._context import RunContext
+from ._spec import GraphSpec, GroupChatSpec, PipelineSpec
+from ._state import TeamState
+
+if TYPE_CHECKING:
+    from ._team import Team
+
+NodeKind = Literal["agent", "verifier", "select"]
+
+
+@dataclass
+class AgentProduct:
+    output: str
+    final: bool = False
+    verdict: Verdict | None = None
+
+
+@dataclass
+class NodeDef:
+    name: str
+    kind: NodeKind
+    actor: str
+    """The agent, verifier or manager whose step this node records."""
+    produce: Callable[[TeamState, RunContext], Awaitable[Any]]
+    apply: Callable[[TeamState, Any], dict[str, Any]]
+
+
+@dataclass
+class Compiled:
+    nodes: dict[str, NodeDef]
+    wire: Callable[[StateGraph[Any]], None]
+
+
+def stop_phrase_answer(text: str, phrase: str | None) -> str | None:
+    if not phrase:
+        return None
+    idx = text.upper().find(phrase.upper())
+    if idx < 0:
+        return None
+    return text[idx + len(phrase) :].strip() or text.strip()
+
+
+def _with_output(state: TeamState, agent: str, output: str) -> dict[str, Any]:
+    outputs = dict(state.get("outputs", {}))
+    outputs[agent] = output
+    return {
+        "outputs": outputs,
+        "last_output": output,
+        "last_agent": agent,
+        "turns": state.get("turns", 0) + 1,
+    }
+
+
+def _feedback_block(state: TeamState, agent: str) -> str:
+    if state.get("feedback_for") != agent or not state.get("feedback"):
+        return ""
+    previous = state.get("outputs", {}).get(agent, "")
+    return (
+        f"\n\nYour previous answer was:\n{previous}\n\nIt was rejected: {state['feedback']}\n"
+        "Write a corrected answer."
+    )
+
+
+# -- pipeline ---------------------------------------------------------------------
+
+
+def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
+    stages = top.stage_list()
+    agents = [s.agent for s in stages]
+    nodes: dict[str, NodeDef] = {}
+    term = team.spec.termination
+
+    def agent_node(i: int) -> str:
+        return f"stage{i}.{stages[i].agent}"
+
+    def verify_node(i: int) -> str:
+        return f"verify{i}.{stages[i].verifier}"
+
+    def after_verdict(state: TeamState, i: int, verdict: Verdict, candidate: str) -> dict[str, Any]:
+        stage = stages[i]
+        key = str(i)
+        attempts = dict(state.get("attempts", {}))
+        attempts[key] = attempts.get(key, 0) + 1
+        update: dict[str, Any] = {"attempts": attempts, "verdict": verdict.model_dump()}
+        if verdict.passed:
+            update.update(feedback=None, feedback_for=None)
+            if i + 1 == len(stages):
+                update.update(done=True, termination="verifier_passed", final_answer=candidate)
+            else:
+                update["stage"] = i + 1
+        elif attempts[key] < stage.max_rounds:
+            retry = stage.retry_from or stage.agent
+            update.update(
+                feedback=verdict.feedback or "it did not pass verification",
+                feedback_for=retry,
+                stage=agents.index(retry),
+            )
+        else:
+            update.update(done=True, termination="verifier_failed", final_answer=candidate)
+        return update
+
+    for i, stage in enumerate(stages):
+        agent = team.agents[stage.agent]
+        verifier = team.verifiers.get(stage.verifier) if stage.verifier else None
+        single = stage.strategy.kind == "single"
+
+        def make_produce(
+            i: int = i, agent: Any = agent, verifier: Any = verifier, stage: Any = stage
+        ) -> Callable[[TeamState, RunContext], Awaitable[AgentProduct]]:
+            async def produce(state: TeamState, run: RunContext) -> AgentProduct:
+                earlier = [
+                    f"{name} said:\n{state.get('outputs', {}).get(name, '')}"
+                    for name in dict.fromkeys(agents[:i])
+                    if name != agent.name and name in state.get("outputs", {})
+                ]
+                context = "\n\n".join(earlier)
+                if len(context) > team.spec.context_chars:
+                    context = context[-team.spec.context_chars :]
+                    run.record(
+                        agent=agent.name,
+                        kind="event",
+                        content=f"context truncated to the last {team.spec.context_chars} characters for {agent.name}",
+                        data={"event": "context_truncation"},
+                    )
+                prompt = f"Task: {state['task']}"
+                if context:
+                    prompt += f"\n\n{context}"
+                prompt += _feedback_block(state, agent.name)
+                prompt += f"\n\nNow do your part as {agent.name}."
+                if stage.strategy.kind == "single":
+                    turn = await run.turn(agent, state, prompt)
+                    return AgentProduct(turn.output, turn.final)
+
+                async def draw(sample: int) -> Any:
+                    return await run.turn(agent, state, prompt, sample=sample)
+
+                async def check(candidate: str) -> Verdict:
+                    outputs = {**state.get("outputs", {}), agent.name: candidate}
+                    return await run.verify(stage.verifier, verifier, candidate, state, outputs)
+
+                chosen = await run_strategy(
+                    stage.strategy, draw, check if verifier is not None else None
+                )
+                run.record(
+                    agent=agent.name,
+                    kind="event",
+                    content=f"{stage.strategy.kind}: chose candidate {chosen.index + 1} of {len(chosen.candidates)}"
+                    + (" (budget ran out)" if chosen.stopped_by_budget else ""),
+                    data={
+                        "event": "selection",
+                        "strategy": stage.strategy.kind,
+                        "chosen": chosen.index,
+                        "votes": chosen.votes,
+                    },
+                )
+                return AgentProduct(chosen.output, chosen.final, chosen.verdict)
+
+            return produce
+
+        def make_apply(
+            i: int = i,
+            agent_name: str = stage.agent,
+            verifier: Any = verifier,
+            single: bool = single,
+        ) -> Callable[[TeamState, Any], dict[str, Any]]:
+            def apply(state: TeamState, product: AgentProduct) -> dict[str, Any]:
+                update = _with_output(state, agent_name, product.output)
+                if product.final and term.final_answer_tool:
+                    return {
+                        **update,
+                        "done": True,
+                        "termination": "final_answer",
+                        "final_answer": product.output,
+                    }
+                if verifier is not None and not single and product.verdict is not None:
+                    merged = {**state, **update}
+                    return {**update, **after_verdict(merged, i, product.verdict, product.output)}  # type: ignore[arg-type]
+                if verifier is not None and single:
+                    return update  # the verifier node comes next
+                if i + 1 == len(stages):
+                    return {
+                        **update,
+                        "done": True,
+                        "termination": "end",
+                        "final_answer": product.output,
+                    }
+                return {**update, "stage": i + 1, "feedback": None, "feedback_for": None}
+
+            return apply
+
+        nodes[agent_node(i)] = NodeDef(
+            agent_node(i), "agent", stage.agent, make_produce(), make_apply()
+        )
+        if verifier is not None and single:
+
+            def make_vproduce(
+                i: int = i, verifier: Any = verifier, name: str = stage.verifier or ""
+            ) -> Callable[[TeamState, RunContext], Awaitable[Verdict]]:
+                async def produce(state: TeamState, run: RunContext) -> Verdict:
+                    return await run.verify(name, verifier, state.get("last_output", ""), state)
+
+                return produce
+
+            def make_vapply(i: int = i) -> Callable[[TeamState, Any], dict[str, Any]]:
+                def apply(state: TeamState, verdict: Verdict) -> dict[str, Any]:
+                    update = after_verdict(state, i, verdict, state.get("last_output", ""))
+                    update["turns"] = state.get("turns", 0) + 1
+                    return update
+
+                return apply
+
+            nodes[verify_node(i)] = NodeDef(
+                verify_node(i), "verifier", stage.verifier or "", make_vproduce(), make_vapply()
+            )
+
+    def wire(graph: StateGraph[Any]) -> None:
+        graph.add_edge(START, agent_node(0))
+        targets = {agent_node(j): agent_node(j) for j in range(len(stages))}
+        targets[END] = END  # type: ignore[index]
+        for i, _stage in enumerate(stages):
+            if verify_node(i) in nodes:
+                graph.add_conditional_edges(
+                    agent_node(i),
+                    lambda s, i=i: END if s.get("done") else verify_node(i),
+                    {verify_node(i): verify_node(i), END: END},
+                )
+                graph.add_conditional_edges(
+                    verify_node(i),
+                    lambda s: END if s.get("done") else agent_node(s["stage"]),
+                    cast(Any, targets),
+                )
+            else:
+                graph.add_conditional_edges(
+                    agent_node(i),
+                    lambda s: END if s.get("done") else agent_node(s["stage"]),
+                    cast(Any, targets),
+                )
+
+    return Compiled(nodes, wire)
+
+
+# -- group chat -------------------------------------------------------------------
+
+
+class _Choice(BaseModel):
+    next_speaker: str
+    reason: str = ""
+
+
+def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
+    names = list(top.agents)
+    term = team.spec.termination
+    verifier = team.verifiers.get(top.verifier) if top.verifier else None
+    nodes: dict[str, NodeDef] = {}
+
+    async def select(state: TeamState, run: RunContext) -> str:
+        if top.speaker_selection == "round_robin":
+            return names[state.get("spoken", 0) % len(names)]
+        manager = team.agents[top.manager or ""]
+        history = run.context_block(limit_chars=team.spec.context_chars // 2, agent=manager.name)
+        prompt = (
+            f"Task: {state['task']}\n\nConversation so far:\n{history or '(nothing yet)'}\n\n"
+            f"Who should speak next? Choose one of: {', '.join(names)}."
+        )
+        if manager.is_function:
+            turn = await run.turn(manager, state, prompt)
+            choice = turn.output.strip()
+        else:
+            model = team.model_for(manager)
+            schema = {
+                "type": "object",
+                "properties": {
+                    "next_speaker": {"type": "string", "enum": names},
+                    "reason": {"type": "string"},
+                },
+                "required": ["next_speaker"],
+            }
+            reply = await model.achat(
+                [
+                    {
+                        "role": "system",
+                        "content": f"You are {manager.name}, who manages the team's conversation.",
+                    },
+                    {"role": "user", "content": prompt},
+                ],
+                output=schema,
+                temperature=manager.spec.temperature,
+                max_tokens=80,
+            )
+            parsed = _Choice.model_validate(reply.parsed)
+            choice = parsed.next_speaker
+            run.record(
+                agent=manager.name, kind="message", content=f"next speaker: {choice}" + (f" ({parsed.reason})" if parsed.reason else ""),
+                data={"selected": choice}, model=model.model_id, input_tokens=reply.usage.input_tokens,
+                output_tokens=reply.usage.output_tokens, latency_s=reply.latency_s, cost_usd=reply.cost_usd,
+            )  # fmt: skip
+        if choice not in names:
+            fallback = names[state.get("spoken", 0) % len(names)]
+            run.record(
+                agent=manager.name,
+                kind="event",
+                content=f"manager chose {choice!r}, not a speaker; {fallback} speaks",
+                data={"event": "invalid_speaker"},
+            )
+            choice = fallback
+        return choice
+
+    def apply_select(state: TeamState, speaker: str) -> dict[str, Any]:
+        return {"speaker": speaker if speaker in names else names[0]}
+
+    nodes["select"] = NodeDef(
+        "select", "select", top.manager or "round_robin", select, apply_select
+    )
+
+    for name in names:
+        agent = team.agents[name]
+
+        def make_produce(
+            agent: Any = agent,
+        ) -> Callable[[TeamState, RunContext], Awaitable[AgentProduct]]:
+            async def produce(state: TeamState, run: RunContext) -> AgentProduct:
+                history = run.context_block(limit_chars=team.spec.context_chars, agent=agent.name)
+                prompt = f"Task: {state['task']}\n\nConversation so far:\n{history or '(you speak first)'}"
+                prompt += _feedback_block(state, agent.name)
+                prompt += f"\n\nYour turn, {agent.name}."
+                turn = await run.turn(agent, state, prompt)
+                return AgentProduct(turn.output, turn.final)
+
+            return produce
+
+        def make_apply(name: str = name) -> Callable[[TeamState, Any], dict[str, Any]]:
+            def apply(state: TeamState, product: AgentProduct) -> dict[str, Any]:
+                update = _with_output(state, name, product.output)
+                spoken = state.get("spoken", 0) + 1
+                update["spoken"] = spoken
+                claimed = (
+                    product.output
+                    if product.final and term.final_answer_tool
+                    else stop_phrase_answer(product.output, term.stop_phrase)
+                )
+                if claimed is not None:
+                    if verifier is not None:
+                        return {**update, "pending_final": claimed}
+                    reason = "final_answer" if product.final else "stop_phrase"
+                    return {**update, "done": True, "termination": reason, "final_answer": claimed}
+                if term.max_rounds is not None and spoken >= term.max_rounds * len(names):
+                    return {
+                        **update,
+                        "done": True,
+                        "termination": "max_rounds",
+                        "final_answer": product.output,
+                    }
+                return update
+
+            return apply
+
+        nodes[f"agent.{name}"] = NodeDef(
+            f"agent.{name}", "agent", name, make_produce(), make_apply()
+        )
+
+    if verifier is not None:
+
+        async def vproduce(state: TeamState, run: RunContext) -> Verdict:
+            return await run.verify(
+                top.verifier or "", verifier, state.get("pending_final") or "", state
+            )
+
+        def vapply(state: TeamState, verdict: Verdict) -> dict[str, Any]:
+            claimed = state.get("pending_final") or ""
+            update: dict[str, Any] = {
+                "verdict": verdict.model_dump(),
+                "pending_final": None,
+                "turns": state.get("turns", 0) + 1,
+            }
+            if verdict.passed and term.verifier_pass:
+                return {
+                    **update,
+                    "done": True,
+                    "termination": "verifier_passed",
+                    "final_answer": claimed,
+                }
+            update.update(feedback=verdict.feedback, feedback_for=state.get("last_agent"))
+            if term.max_rounds is not None and state.get("spoken", 0) >= term.max_rounds * len(
+                names
+            ):
+                update.update(done=True, termination="max_rounds", final_answer=claimed)
+            return update
+
+        nodes["verify"] = NodeDef("verify", "verifier", top.verifier or "", vproduce, vapply)
+
+    def wire(graph: StateGraph[Any]) -> None:
+        graph.add_edge(START, "select")
+        speakers = {f"agent.{n}": f"agent.{n}" for n in names}
+        graph.add_conditional_edges(
+            "select",
+            lambda s: END if s.get("done") else f"agent.{s['speaker']}",
+            cast(Any, {**speakers, END: END}),
+        )
+        after = {"select": "select", END: END}
+        if "verify" in nodes:
+            after["verify"] = "verify"
+            graph.add_conditional_edges(
+                "verify",
+                lambda s: END if s.get("done") else "select",
+                {"select": "select", END: END},
+            )
+        for n in names:
+            graph.add_conditional_edges(
+                f"agent.{n}",
+                lambda s: (
+                    END
+                    if s.get("done")
+                    else ("verify" if s.get("pending_final") is not None else "select")
+                ),
+                cast(Any, after),
+            )
+
+    return Compiled(nodes, wire)
+
+
+# -- explicit graph ---------------------------------------------------------------------
+
+
+def build_graph(team: Team, top: GraphSpec) -> Compiled:
+    nodes: dict[str, NodeDef] = {}
+    term = team.spec.termination
+    for spec in top.nodes:
+        if spec.agent is not None:
+            agent = team.agents[spec.agent]
+
+            def make_produce(
+                agent: Any = agent,
+            ) -> Callable[[TeamState, RunContext], Awaitable[AgentProduct]]:
+                async def produce(state: TeamState, run: RunContext) -> AgentProduct:
+                    history = run.context_block(
+                        limit_chars=team.spec.context_chars, agent=agent.name
+                    )
+                    prompt = f"Task: {state['task']}"
+                    if history:
+                        prompt += f"\n\nConversation so far:\n{history}"
+                    prompt += _feedback_block(state, agent.name)
+                    prompt += f"\n\nNow do your part as {agent.name}."
+                    turn = await run.turn(agent, state, prompt)
+                    return AgentProduct(turn.output, turn.final)
+
+                return produce
+
+            def make_apply(name: str = spec.agent) -> Callable[[TeamState, Any], dict[str, Any]]:
+                def apply(state: TeamState, product: AgentProduct) -> dict[str, Any]:
+                    update = _with_output(state, name, product.output)
+                    if state.get("feedback_for") == name:
+                        update.update(feedback=None, feedback_for=None)
+                    if product.final and term.final_answer_tool:
+                        return {
+                            **update,
+                            "done": True,
+                            "termination": "final_answer",
+                            "final_answer": product.output,
+                        }
+                    claimed = stop_phrase_answer(product.output, term.stop_phrase)
+                    if claimed is not None:
+                        return {
+                            **update,
+                            "done": True,
+                            "termination": "stop_phrase",
+                            "final_answer": claimed,
+                        }
+                    return update
+
+                return apply
+
+            nodes[spec.name] = NodeDef(spec.name, "agent", spec.agent, make_produce(), make_apply())
+        else:
+            verifier = team.verifiers[spec.verifier or ""]
+
+            def make_vproduce(
+                verifier: Any = verifier, spec: Any = spec
+            ) -> Callable[[TeamState, RunContext], Awaitable[Verdict]]:
+                async def produce(state: TeamState, run: RunContext) -> Verdict:
+                    candidate = (
+                        state.get("outputs", {}).get(spec.candidate_from, "")
+                        if spec.candidate_from
+                        else state.get("last_output", "")
+                    )
+                    return await run.verify(spec.verifier, verifier, candidate, state)
+
+                return produce
+
+            def make_vapply(spec: Any = spec) -> Callable[[TeamState, Any], dict[str, Any]]:
+                def apply(state: TeamState, verdict: Verdict) -> dict[str, Any]:
+                    attempts = dict(state.get("attempts", {}))
+                    attempts[spec.name] = attempts.get(spec.name, 0) + 1
+                    target = spec.candidate_from or state.get("last_agent")
+                    update: dict[str, Any] = {
+                        "verdict": verdict.model_dump(),
+                        "attempts": attempts,
+                        "turns": state.get("turns", 0) + 1,
+                    }
+                    if verdict.passed:
+                        update.update(feedback=None, feedback_for=None)
+                    else:
+                        update.update(
+                            feedback=verdict.feedback or "it did not pass verification",
+                            feedback_for=target,
+                        )
+                    return update
+
+                return apply
+
+            nodes[spec.name] = NodeDef(
+                spec.name, "verifier", spec.verifier or "", make_vproduce(), make_vapply()
+            )
+
+    def wire(graph: StateGraph[Any]) -> None:
+        graph.add_edge(START, top.start)
+        by_source: dict[str, list[Any]] = {}
+        for e in top.edges:
+            by_source.setdefault(e.from_, []).append(e)
+        for name in nodes:
+            edges = by_source.get(name, [])
+
+            def route(state: TeamState, edges: list[Any] = edges, name: str = name) -> str:
+                if state.get("done"):
+                    return END
+                for e in edges:
+                    if e.when == "always":
+                        return _target(e.to)
+                    if e.when in ("passed", "failed"):
+                        verdict = state.get("verdict") or {}
+                        if bool(verdict.get("passed")) == (e.when == "passed"):
+                            return _target(e.to)
+                    elif e.when.startswith("contains:"):
+                        text = (
+                            state.get("last_output", "")
+                            if state.get("last_agent") == nodes[name].actor
+                            else ""
+                        )
+                        if e.when[len("contains:") :].lower() in text.lower():
+                            return _target(e.to)
+                return END
+
+            graph.add_conditional_edges(name, route, cast(Any, {**{n: n for n in nodes}, END: END}))
+
+    return Compiled(nodes, wire)
+
+
+def _target(name: str) -> str:
+    return END if name == "END" else name

@@ -1,0 +1,44 @@
+"""Importable function agents and verifiers for team tests (YAML teams and subprocesses
+name them as tests.graphs.helpers:NAME)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mascope.agents import TurnContext
+
+
+def counter(ctx: TurnContext) -> str:
+    """Says how many messages it has seen; logs each call when MASCOPE_TEST_LOG is set."""
+    log = os.environ.get("MASCOPE_TEST_LOG")
+    n = sum(1 for e in ctx.transcript if e.kind == "message")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{ctx.agent} {n}\n")
+    pause_at = os.environ.get("MASCOPE_TEST_PAUSE_AT")
+    if (
+        pause_at is not None
+        and n == int(pause_at)
+        and not Path(os.environ["MASCOPE_TEST_PAUSED"]).exists()
+    ):
+        Path(os.environ["MASCOPE_TEST_PAUSED"]).write_text("paused")
+        time.sleep(120)  # the test kills us here
+    return f"{ctx.agent} saw {n}"
+
+
+def echo_task(ctx: TurnContext) -> str:
+    return ctx.task
+
+
+def wrong_then_right(ctx: TurnContext) -> str:
+    return "ANSWER: 5" if ctx.feedback else "ANSWER: 6"
+
+
+def always_wrong(ctx: TurnContext) -> str:
+    return "ANSWER: 6"
+
+
+def is_five(candidate: str) -> tuple[bool, str]:
+    return ("5" in candidate, "" if "5" in candidate else "2 + 3 is not 6; recount")

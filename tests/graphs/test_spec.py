@@ -1,0 +1,135 @@
+"""Team YAML: mistakes are one line naming the file, the path and the fix, before any model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mascope.cli import app
+from mascope.errors import ConfigError
+from mascope.graphs import load_team_file
+
+from ..test_cli import assert_one_line_error
+
+runner = CliRunner()
+
+GOOD = {
+    "name": "t",
+    "model": "local",
+    "agents": [
+        {"name": "a", "function": "tests.graphs.helpers:counter"},
+        {"name": "b", "role": "checker"},
+    ],
+    "verifiers": {"v": {"kind": "answer_match", "expected": "5"}},
+    "topology": {"kind": "pipeline", "stages": ["a", {"agent": "b", "verifier": "v"}]},
+}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "team.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_examples_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert names == ["group_chat.yaml", "planner_coder_tester.yaml", "solver_checker.yaml"]
+    for path in root.glob("*.yaml"):
+        assert load_team_file(path).agents
+
+
+@pytest.mark.parametrize(
+    ("change", "needles"),
+    [
+        (
+            lambda d: d["agents"][0].update(nmae="x"),
+            ["agents[0].nmae: unknown key (did you mean 'name'?)"],
+        ),
+        (lambda d: d.update(agnets=[]), ["agnets: unknown key (did you mean 'agents'?)"]),
+        (
+            lambda d: d["topology"]["stages"].append("coder"),
+            ["topology.stages[2].agent: no agent named 'coder'"],
+        ),
+        (
+            lambda d: d["topology"]["stages"][1].update(verifier="vv"),
+            ["topology.stages[1].verifier: no verifier named 'vv' (did you mean 'v'?)"],
+        ),
+        (
+            lambda d: d["verifiers"].update(t={"kind": "code_tests", "tests_from": "tster"}),
+            ["verifiers.t.tests_from: no agent named 'tster'"],
+        ),
+        (lambda d: d.pop("topology"), ["topology: required key is missing"]),
+        (
+            lambda d: d["topology"].update(kind="tree"),
+            ["topology: kind must be one of pipeline, group_chat, graph"],
+        ),
+        (lambda d: d["agents"].append({"name": "a"}), ["names must be unique; 'a' appears twice"]),
+        (
+            lambda d: d.update(
+                topology={
+                    "kind": "graph",
+                    "start": "n1",
+                    "nodes": [{"name": "n1", "agent": "a"}],
+                    "edges": [{"from": "n1", "to": "n2"}],
+                }
+            ),
+            ["topology.edges[0].to: no node named 'n2'", "use END"],
+        ),
+        (
+            lambda d: d.update(
+                topology={
+                    "kind": "graph",
+                    "start": "n1",
+                    "nodes": [{"name": "n1", "agent": "a"}, {"name": "n2", "agent": "b"}],
+                    "edges": [{"from": "n1", "to": "n2"}, {"from": "n2", "to": "n1"}],
+                }
+            ),
+            ["the graph has a cycle (n1 -> n2 -> n1)", "termination.max_steps"],
+        ),
+        (
+            lambda d: d.update(topology={"kind": "group_chat", "agents": ["a", "b"]}),
+            ["group chat goes round forever", "max_rounds"],
+        ),
+    ],
+)
+def test_bad_team_files(tmp_path: Path, change, needles: list[str]) -> None:
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_team_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+    db = tmp_path / "never.db"
+    result = runner.invoke(app, ["run", str(path), "--task", "x", "--db", str(db)])
+    assert_one_line_error(result, *needles)
+    assert not db.exists(), "nothing may be written for a bad team file"
+
+
+def test_not_yaml_and_missing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert_one_line_error(
+        runner.invoke(app, ["run", str(bad), "--task", "x"]), "not valid YAML (line"
+    )
+    assert_one_line_error(
+        runner.invoke(app, ["run", str(tmp_path / "none.yaml"), "--task", "x"]), "does not exist"
+    )
+
+
+def test_bad_model_fails_before_anything_is_recorded(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    db = tmp_path / "m.db"
+    result = runner.invoke(
+        app, ["run", str(path), "--task", "x", "--model", "openai:gpt-4o", "--db", str(db)]
+    )
+    assert_one_line_error(result, "OPENAI_API_KEY is not set")
+    from mascope.traces import TraceStore
+
+    assert not db.exists() or TraceStore(db).count_runs() == 0
