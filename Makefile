@@ -8,7 +8,7 @@ STAMP := $(VENV)/.mascope-installed
 # llama-cpp-python compiles from source. A native build (-DGGML_NATIVE=ON,
 # the default) enables AMX kernels that crash on these CPUs, so pin the ISA.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-PROMPT ?= In one sentence, what is a multi-agent system?
+
 
 .PHONY: demo test lint typecheck unit bench setup clean
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mascope chat --model local "$(PROMPT)"
+	$(BIN)/mascope demo
 
 test: lint typecheck unit
 

@@ -69,6 +69,8 @@ class RunContext:
         self.checkpoint_id: str | None = None
         self.node_tokens = 0
         self.node_cost = 0.0
+        self._truncated: set[str] = set()
+        self._notes: dict[str, dict[str, Any]] = {}
 
     def load_transcript(self) -> None:
         """Rebuild the conversation cache from the store (on resume and fork)."""
@@ -103,6 +105,8 @@ class RunContext:
         error: str | None = None,
     ) -> int:
         meta = dict(data or {})
+        if kind == "message" and agent in self._notes:
+            meta.update(self._notes.pop(agent))
         if self.node is not None:
             meta.setdefault("node", self.node)
             meta.setdefault("thread", self.run_id)
@@ -223,10 +227,15 @@ class RunContext:
             lines.append(line)
             used += len(line)
         if dropped:
-            self.record(
-                agent=agent,
-                kind="event",
-                content=f"context truncated: {dropped} earlier message(s) left out of {agent}'s prompt",
-                data={"event": "context_truncation", "dropped": dropped},
-            )
+            # One event when an agent first loses history; after that the count
+            # rides on its messages (`context_dropped`), to keep the trace readable.
+            self._notes[agent] = {"context_dropped": dropped}
+            if agent not in self._truncated:
+                self._truncated.add(agent)
+                self.record(
+                    agent=agent,
+                    kind="event",
+                    content=f"context truncated: {dropped} earlier message(s) left out of {agent}'s prompt from here on",
+                    data={"event": "context_truncation", "dropped": dropped},
+                )
         return "\n\n".join(reversed(lines))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -201,6 +202,7 @@ class Team:
         self._runs: dict[str, RunContext] = {}
         self._compiled = self._topology()
         self._graph = self._build_graph()
+        self._app: Any = self._graph.compile()
 
     # -- construction from data -------------------------------------------------
 
@@ -302,8 +304,12 @@ class Team:
 
     @property
     def graph(self) -> Any:
-        """The LangGraph graph, compiled without a checkpointer (for inspection)."""
-        return self._graph.compile()
+        """The compiled LangGraph graph (without a checkpointer), for inspection."""
+        return self._app
+
+    def _with_checkpointer(self, saver: AsyncSqliteSaver) -> Any:
+        # Compiling once and swapping the checkpointer per run saves a compile per run.
+        return self._app.copy(update={"checkpointer": saver})
 
     def model_for(self, agent: Agent) -> ChatModel:
         ref: str | ChatModel = self._model_override or agent.model or self._default_model
@@ -366,6 +372,15 @@ class Team:
 
     # -- running -------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _checkpointer(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+            # WAL with synchronous=NORMAL: durable against a killed process (what
+            # resume needs) without an fsync per checkpoint.
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            yield conn
+
     def _checkpoint_path(self) -> Path:
         store = self.store
         if store.path is not None:
@@ -390,9 +405,9 @@ class Team:
         error: str | None = None
         status_override: str | None = None
         try:
-            async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+            async with self._checkpointer() as conn:
                 saver = AsyncSqliteSaver(conn)
-                app = self._graph.compile(checkpointer=saver)
+                app = self._with_checkpointer(saver)
                 if fork is not None:
                     node, values = fork
                     await app.aupdate_state(config, values, as_node=node)
@@ -528,9 +543,9 @@ class Team:
             )
         self._check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
-        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+        async with self._checkpointer() as conn:
             saver = AsyncSqliteSaver(conn)
-            snapshot = await self._graph.compile(checkpointer=saver).aget_state(config)
+            snapshot = await self._with_checkpointer(saver).aget_state(config)
         values = dict(snapshot.values or {})
         store.reopen_run(row.id)
         keep = int(values.get("next_step", 0)) if values else 0
@@ -585,9 +600,9 @@ class Team:
                 f"step {step} of run {parent.id} has no checkpoint to fork from (was it imported?)"
             )
         self._check_models()
-        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
+        async with self._checkpointer() as conn:
             saver = AsyncSqliteSaver(conn)
-            app = self._graph.compile(checkpointer=saver)
+            app = self._with_checkpointer(saver)
             before = await app.aget_state(
                 {"configurable": {"thread_id": thread, "checkpoint_id": target.checkpoint_id}}
             )

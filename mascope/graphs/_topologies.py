@@ -327,9 +327,9 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
     def apply_select(state: TeamState, speaker: str) -> dict[str, Any]:
         return {"speaker": speaker if speaker in names else names[0]}
 
-    nodes["select"] = NodeDef(
-        "select", "select", top.manager or "round_robin", select, apply_select
-    )
+    managed = top.speaker_selection == "manager"
+    if managed:  # round robin needs no node: the router picks the next speaker
+        nodes["select"] = NodeDef("select", "select", top.manager or "", select, apply_select)
 
     for name in names:
         agent = team.agents[name]
@@ -407,29 +407,36 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
 
         nodes["verify"] = NodeDef("verify", "verifier", top.verifier or "", vproduce, vapply)
 
+    def next_speaker(state: TeamState) -> str:
+        if state.get("done"):
+            return END
+        if managed:
+            return "select"
+        return f"agent.{names[state.get('spoken', 0) % len(names)]}"
+
     def wire(graph: StateGraph[Any]) -> None:
-        graph.add_edge(START, "select")
-        speakers = {f"agent.{n}": f"agent.{n}" for n in names}
-        graph.add_conditional_edges(
-            "select",
-            lambda s: END if s.get("done") else f"agent.{s['speaker']}",
-            cast(Any, {**speakers, END: END}),
+        speakers: dict[str, str] = {f"agent.{n}": f"agent.{n}" for n in names}
+        step_targets = (
+            {**speakers, "select": "select", END: END} if managed else {**speakers, END: END}
         )
-        after = {"select": "select", END: END}
+        graph.add_conditional_edges(START, next_speaker, cast(Any, step_targets))
+        if managed:
+            graph.add_conditional_edges(
+                "select",
+                lambda s: END if s.get("done") else f"agent.{s['speaker']}",
+                cast(Any, {**speakers, END: END}),
+            )
+        after = dict(step_targets)
         if "verify" in nodes:
             after["verify"] = "verify"
-            graph.add_conditional_edges(
-                "verify",
-                lambda s: END if s.get("done") else "select",
-                {"select": "select", END: END},
-            )
+            graph.add_conditional_edges("verify", next_speaker, cast(Any, step_targets))
         for n in names:
             graph.add_conditional_edges(
                 f"agent.{n}",
                 lambda s: (
-                    END
-                    if s.get("done")
-                    else ("verify" if s.get("pending_final") is not None else "select")
+                    "verify"
+                    if s.get("pending_final") is not None and not s.get("done")
+                    else next_speaker(s)
                 ),
                 cast(Any, after),
             )

@@ -1,0 +1,174 @@
+"""`mascope run` and `mascope demo` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mascope.cli import app
+from mascope.traces import TraceStore
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def script(tmp_path: Path, replies: list[str]) -> str:
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps(replies))
+    return f"scripted:{path}"
+
+
+def test_run_streams_steps_and_exits_0_on_success(tmp_path: Path) -> None:
+    model = script(
+        tmp_path,
+        [
+            "Step: 24 - 9 - 7 = 8\nANSWER: 8",
+            '{"passed": true, "score": 1.0, "feedback": "correct"}',
+        ],
+    )
+    db = tmp_path / "r.db"
+    task = "24 muffins, 9 and 7 sold; how many left?"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "solver_checker.yaml"),
+            "--task",
+            task,
+            "--model",
+            model,
+            "--expect",
+            "8",
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["0", "solver", "message"]
+    assert lines[1].split()[:4] == ["1", "checker", "verdict", "PASSED"]
+    assert "outcome: succeeded (verifier_passed)" in result.stdout
+    assert "mascope runs show" in result.stdout
+    run = TraceStore(db).list_runs()[0]
+    assert run.ground_truth == "8" and run.final_answer == "Step: 24 - 9 - 7 = 8\nANSWER: 8"
+
+
+def test_run_exits_1_when_the_run_fails(tmp_path: Path) -> None:
+    # the checker (wrongly) approves a wrong answer: the ground truth catches it
+    model = script(
+        tmp_path, ["ANSWER: 10", '{"passed": true, "score": 0.9, "feedback": "looks right"}']
+    )
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "solver_checker.yaml"),
+            "--task",
+            "24-9-7?",
+            "--model",
+            model,
+            "--expect",
+            "8",
+            "--db",
+            str(tmp_path / "f.db"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert (data["status"], data["termination_reason"], data["answer"]) == (
+        "failed",
+        "verifier_passed",
+        "ANSWER: 10",
+    )
+
+
+def test_planner_coder_tester_runs_real_tests(tmp_path: Path) -> None:
+    code = "```python\ndef is_palindrome(s):\n    t = [c.lower() for c in s if c.isalpha()]\n    return t == t[::-1]\n```"
+    tests = "```python\ndef test_simple():\n    assert is_palindrome('Never odd or even')\n\ndef test_not():\n    assert not is_palindrome('abc')\n```"
+    model = script(tmp_path, ["1. write is_palindrome", code, tests])
+    db = tmp_path / "c.db"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "planner_coder_tester.yaml"),
+            "--task",
+            "palindromes",
+            "--model",
+            model,
+            "--db",
+            str(db),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    verdict = next(
+        s for s in TraceStore(db).steps(json.loads(result.stdout)["run_id"]) if s.kind == "verdict"
+    )
+    assert (
+        verdict.data["evidence"]["passed"] == 2
+        and verdict.content == "PASSED (score 1.00): all tests passed"
+    )
+
+
+def test_empty_task_is_a_user_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "solver_checker.yaml"),
+            "--task",
+            " ",
+            "--db",
+            str(tmp_path / "e.db"),
+        ],
+    )
+    assert result.exit_code == 2 and "task is empty" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mascope.cli", "demo", "--db", str(tmp_path / "demo.db")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "solver" in done.stdout and "checker" in done.stdout and "outcome:" in done.stdout
+    with TraceStore(tmp_path / "demo.db") as store:
+        (run,) = store.list_runs()
+        assert run.status in ("succeeded", "failed") and run.ground_truth == "8"
+        steps = store.steps(run.id)
+        assert steps[0].agent == "solver" and steps[0].model == "local" and steps[0].output_tokens
+        assert any(s.kind == "verdict" and s.agent == "checker" for s in steps)
+
+
+@pytest.mark.slow
+def test_group_chat_example_on_the_embedded_model(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "group_chat.yaml"),
+            "--task",
+            "Name a bakery that sells only bread.",
+            "--db",
+            str(tmp_path / "g.db"),
+            "--json",
+        ],
+    )
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert data["termination_reason"] in ("stop_phrase", "max_rounds")
+    steps = TraceStore(tmp_path / "g.db").steps(data["run_id"])
+    managers = [s for s in steps if s.agent == "manager"]
+    assert managers and all(
+        s.data["selected"] in ("brainstormer", "critic", "decider")
+        for s in managers
+        if s.kind == "message"
+    )
