@@ -12,6 +12,8 @@ import pytest
 
 from mascope.traces import TraceStore
 
+from .models.servers import LlamaServer, start_llama_server, stop
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -89,3 +91,15 @@ def store(tmp_path: Path) -> Iterator[TraceStore]:
     """A fresh trace store in a temporary SQLite file."""
     with TraceStore(tmp_path / "mascope.db") as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaServer]:
+    """llama-cpp-python's OpenAI-compatible server serving the embedded SmolLM2 on loopback."""
+    from mascope.models import embedded_model_path
+
+    server = start_llama_server(str(embedded_model_path()))
+    try:
+        yield server
+    finally:
+        stop(server)

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from mascope.cli import app
 from mascope.traces import TraceStore
 
+from .models.servers import LlamaServer
+
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -172,3 +174,23 @@ def test_group_chat_example_on_the_embedded_model(tmp_path: Path) -> None:
         for s in managers
         if s.kind == "message"
     )
+
+
+@pytest.mark.slow
+def test_an_example_against_an_openai_compatible_server(tmp_path: Path, llama_server: LlamaServer) -> None:
+    model = f"openai:{llama_server.model}@{llama_server.url}"
+    db = tmp_path / "o.db"
+    result = runner.invoke(app, ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "What is 2 + 3?", "--expect", "5", "--model", model, "--db", str(db), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert data["status"] in ("succeeded", "failed") and data["error"] is None
+    steps = TraceStore(db).steps(data["run_id"])
+    assert steps[0].model == model and steps[0].output_tokens
+    assert any(s.kind == "verdict" and s.model == model for s in steps)
+
+
+@pytest.mark.slow
+def test_the_embedding_example_runs(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLES / "embed.py")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] in ("succeeded", "failed")
