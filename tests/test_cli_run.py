@@ -177,10 +177,27 @@ def test_group_chat_example_on_the_embedded_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_an_example_against_an_openai_compatible_server(tmp_path: Path, llama_server: LlamaServer) -> None:
+def test_an_example_against_an_openai_compatible_server(
+    tmp_path: Path, llama_server: LlamaServer
+) -> None:
     model = f"openai:{llama_server.model}@{llama_server.url}"
     db = tmp_path / "o.db"
-    result = runner.invoke(app, ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "What is 2 + 3?", "--expect", "5", "--model", model, "--db", str(db), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(EXAMPLES / "solver_checker.yaml"),
+            "--task",
+            "What is 2 + 3?",
+            "--expect",
+            "5",
+            "--model",
+            model,
+            "--db",
+            str(db),
+            "--json",
+        ],
+    )
     assert result.exit_code in (0, 1), result.output
     data = json.loads(result.stdout)
     assert data["status"] in ("succeeded", "failed") and data["error"] is None
@@ -191,6 +208,12 @@ def test_an_example_against_an_openai_compatible_server(tmp_path: Path, llama_se
 
 @pytest.mark.slow
 def test_the_embedding_example_runs(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLES / "embed.py")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "embed.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] in ("succeeded", "failed")
