@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -83,6 +83,9 @@ def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
     params[5] = None if data is None else json.dumps(data)
     params[13] = _sqlite_time(row["created_at"])
     return tuple(params)
+
+
+_Label = TypeVar("_Label", Annotation, Attribution)
 
 
 def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[str, Path | None]:
@@ -672,29 +675,19 @@ class TraceStore:
             )
 
     def annotations(self, run_id: str) -> list[Annotation]:
-        with Session(self._read) as session:
-            rows = list(
-                session.scalars(
-                    select(Annotation)
-                    .where(col(Annotation.run_id) == run_id)
-                    .order_by(col(Annotation.id))
-                ).all()
-            )
-            for a in rows:
-                session.expunge(a)
-        return rows
+        """A run's failure-mode labels, oldest first."""
+        return self._labels(Annotation, run_id)
 
     def attributions(self, run_id: str) -> list[Attribution]:
+        """A run's who-and-when answers, oldest first."""
+        return self._labels(Attribution, run_id)
+
+    def _labels(self, table: type[_Label], run_id: str) -> list[_Label]:
         with Session(self._read) as session:
-            rows = list(
-                session.scalars(
-                    select(Attribution)
-                    .where(col(Attribution.run_id) == run_id)
-                    .order_by(col(Attribution.id))
-                ).all()
-            )
-            for a in rows:
-                session.expunge(a)
+            query = select(table).where(col(table.run_id) == run_id).order_by(col(table.id))
+            rows = list(session.scalars(query).all())
+            for row in rows:
+                session.expunge(row)
         return rows
 
     def modes_by_run(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
