@@ -9,8 +9,11 @@ import typer
 from mascope import __version__
 
 from ._chat import chat
+from ._eval import eval_app
+from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
+from ._taxonomy import taxonomy_app
 
 app = typer.Typer(
     name="mascope",
@@ -39,9 +42,12 @@ def root(
 app.command()(demo)
 app.command()(run)
 app.command()(chat)
+app.command()(judge)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")
+app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

@@ -167,7 +167,48 @@ def demo(
     _start(team, DEMO_TASK, as_json)
     result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
     _report(result, store, as_json)
-    if not as_json and not result.succeeded:
+    if not as_json:
+        _diagnose(team, store, result)
+
+
+def _diagnose(team: Team, store: Any, result: RunResult) -> None:
+    """Rule detectors and the judge on the demo's run, with what they found."""
+    import asyncio
+
+    from mascope.diagnosis import JudgeConfig, ajudge_run, apply_rules
+    from mascope.errors import MascopeError
+    from mascope.taxonomy import MAST
+
+    findings = apply_rules(store, result.run_id)
+    out.print()
+    if findings:
+        out.print("rule detectors found:", style="bold")
+        for f in findings:
+            out.print(
+                f"  {f.mode} {MAST.mode(f.mode).name} at steps {f.evidence_steps}: {f.rationale}",
+                markup=False,
+            )
+    else:
+        out.print("rule detectors found nothing", style="bold")
+    judge_model = team._model_override or team.spec.model
+    out.print(f"judging the run with {judge_model} ...", style="dim")
+    try:
+        judgement = asyncio.run(ajudge_run(store, result.run_id, JudgeConfig(model=judge_model)))
+    except MascopeError as exc:
+        out.print(f"the judge could not label this run: {exc}", style="yellow", markup=False)
+        return
+    present = judgement.present
+    out.print(
+        f"LLM judge ({judge_model}) says: {', '.join(present) if present else 'no failure modes'}",
+        markup=False,
+    )
+    if len(present) > 8:
+        out.print(
+            "  (a 135M-parameter model marks nearly everything; judge with a stronger model: mascope judge RUN_ID -m openai:gpt-4o-mini)",
+            style="dim",
+            markup=False,
+        )
+    if not result.succeeded:
         out.print(
             "\nThe run failed, which is what mascope is for: inspect it with the command above.",
             style="dim",

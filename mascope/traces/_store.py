@@ -47,6 +47,8 @@ from ._schema import (
     AnnotationBase,
     Attribution,
     AttributionBase,
+    Job,
+    JobItem,
     Meta,
     Run,
     Step,
@@ -58,6 +60,8 @@ _STEPS = Step.__table__  # type: ignore[attr-defined]
 _ANNOTATIONS = Annotation.__table__  # type: ignore[attr-defined]
 _ATTRIBUTIONS = Attribution.__table__  # type: ignore[attr-defined]
 _META = Meta.__table__  # type: ignore[attr-defined]
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+_JOB_ITEMS = JobItem.__table__  # type: ignore[attr-defined]
 _OUR_TABLES = {t.name for t in SQLModel.metadata.sorted_tables if t.name in {
     "runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta"}}  # fmt: skip
 
@@ -501,6 +505,176 @@ class TraceStore:
             with self._engine.begin() as conn:
                 conn.execute(insert(_ANNOTATIONS), rows)
         return [row["id"] for row in rows]
+
+    def replace_annotations(
+        self,
+        run_id: str,
+        *,
+        annotator_prefix: str,
+        annotations: Iterable[AnnotationBase | dict[str, Any]],
+        job_id: str | None = None,
+    ) -> list[str]:
+        """Swap a run's annotations from annotators starting with `annotator_prefix`
+        for new ones, in one transaction (re-running a detector or judge)."""
+        rows = [self._annotation_row(run_id, a) for a in annotations]
+        self._require_run(run_id)
+        with self._engine.begin() as conn:
+            query = _ANNOTATIONS.delete().where(
+                _ANNOTATIONS.c.run_id == run_id,
+                _ANNOTATIONS.c.annotator.startswith(annotator_prefix, autoescape=True),
+            )
+            if job_id is not None:
+                query = query.where(_ANNOTATIONS.c.job_id == job_id)
+            conn.execute(query)
+            if rows:
+                conn.execute(insert(_ANNOTATIONS), rows)
+        return [row["id"] for row in rows]
+
+    # -- batch jobs -------------------------------------------------------------
+
+    def ensure_job(
+        self, job_id: str, *, kind: str, config: dict[str, Any], config_hash: str
+    ) -> None:
+        """Create the job row if it does not exist yet (a rerun reuses it)."""
+        with self._engine.begin() as conn:
+            if conn.execute(select(_JOBS.c.id).where(_JOBS.c.id == job_id)).scalar() is None:
+                now = utcnow()
+                conn.execute(
+                    insert(_JOBS),
+                    {"id": job_id, "kind": kind, "config": self.redact.value(config), "config_hash": config_hash,
+                     "status": "running", "total": 0, "done": 0, "failed": 0, "skipped": 0, "cost_usd": 0.0,
+                     "created_at": now, "updated_at": now},
+                )  # fmt: skip
+            else:
+                conn.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id)
+                    .values(status="running", error=None, updated_at=utcnow())
+                )
+
+    def add_job_items(self, job_id: str, run_ids: Sequence[str]) -> None:
+        """Add runs to a job; runs already in it keep their state."""
+        with self._engine.begin() as conn:
+            known = set(
+                conn.execute(
+                    select(_JOB_ITEMS.c.run_id).where(_JOB_ITEMS.c.job_id == job_id)
+                ).scalars()
+            )
+            rows = [
+                {
+                    "job_id": job_id,
+                    "run_id": r,
+                    "status": "pending",
+                    "attempts": 0,
+                    "cost_usd": 0.0,
+                    "updated_at": utcnow(),
+                }
+                for r in dict.fromkeys(run_ids)
+                if r not in known
+            ]
+            if rows:
+                conn.execute(insert(_JOB_ITEMS), rows)
+            total = conn.execute(
+                select(func.count()).where(_JOB_ITEMS.c.job_id == job_id)
+            ).scalar_one()
+            conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(total=total))
+
+    def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
+        query = select(_JOB_ITEMS.c.run_id, _JOB_ITEMS.c.status).where(
+            _JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id.in_(bindparam("ids", expanding=True))
+        )
+        with self._read.connect() as conn:
+            return {r: st for r, st in conn.execute(query, {"ids": list(run_ids)})}
+
+    def finish_job_item(
+        self,
+        job_id: str,
+        run_id: str,
+        *,
+        status: str,
+        error: str | None = None,
+        cost_usd: float = 0.0,
+        annotator_prefix: str | None = None,
+        annotations: Sequence[dict[str, Any]] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a job item's result and its labels in one transaction, so a
+        killed job leaves either both or neither."""
+        rows = [self._annotation_row(run_id, a) for a in annotations]
+        with self._engine.begin() as conn:
+            if annotator_prefix is not None:
+                conn.execute(
+                    _ANNOTATIONS.delete().where(
+                        _ANNOTATIONS.c.run_id == run_id,
+                        _ANNOTATIONS.c.annotator.startswith(annotator_prefix, autoescape=True),
+                    )
+                )
+            if rows:
+                conn.execute(insert(_ANNOTATIONS), rows)
+            if metadata:
+                current = conn.execute(
+                    select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
+                ).scalar()
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == run_id)
+                    .values(metadata={**(current or {}), **self.redact.value(metadata)})
+                )
+            conn.execute(
+                update(_JOB_ITEMS)
+                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id == run_id)
+                .values(
+                    status=status,
+                    error=self.redact.optional(error),
+                    cost_usd=cost_usd,
+                    attempts=_JOB_ITEMS.c.attempts + 1,
+                    updated_at=utcnow(),
+                )
+            )
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(_JOB_ITEMS.c.status, func.count())
+                    .where(_JOB_ITEMS.c.job_id == job_id)
+                    .group_by(_JOB_ITEMS.c.status)
+                ).all()
+            )
+            spent = conn.execute(
+                select(func.coalesce(func.sum(_JOB_ITEMS.c.cost_usd), 0.0)).where(
+                    _JOB_ITEMS.c.job_id == job_id
+                )
+            ).scalar_one()
+            conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id)
+                .values(
+                    done=counts.get("done", 0),
+                    failed=counts.get("not_judged", 0) + counts.get("error", 0),
+                    cost_usd=spent,
+                    updated_at=utcnow(),
+                )
+            )
+
+    def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id)
+                .values(status=status, error=error, updated_at=utcnow())
+            )
+
+    def get_job(self, job_id: str) -> Job | None:
+        with Session(self._read) as session:
+            job = session.get(Job, job_id)
+            if job is not None:
+                session.expunge(job)
+            return job
+
+    def update_run_metadata(self, run_id: str, values: dict[str, Any]) -> None:
+        """Merge `values` into a run's metadata."""
+        with self._engine.begin() as conn:
+            current = conn.execute(select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)).scalar()
+            merged = {**(current or {}), **self.redact.value(values)}
+            conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(metadata=merged))
 
     def add_attribution(self, run_id: str, attribution: AttributionBase | dict[str, Any]) -> str:
         """Store who-and-when for a run; returns the attribution's id."""

@@ -1,0 +1,199 @@
+"""`mascope judge`: label stored runs with the MAST judge, in batches."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mascope.errors import ConfigError, EndpointError
+from mascope.settings import Settings
+
+from ._common import DbOpt, JsonOpt, err, user_errors
+
+
+@user_errors
+def judge(
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Runs to judge (ids or unique prefixes).")
+    ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Judge every run matching --status/--team.")
+    ] = False,
+    status: Annotated[
+        str | None, typer.Option(help="With --all: only runs with this status (e.g. failed).")
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="With --all: only runs of this team.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="The judge's model (default $MASCOPE_MODEL or local)."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Runs judged at once.", min=1, max=256)] = 4,
+    rpm: Annotated[
+        float | None, typer.Option(help="Most model requests per minute.", min=0.1)
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", help="Stop starting new runs once this many USD are spent.", min=0
+        ),
+    ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Self-consistency: judge each window this many times, majority per mode.",
+            min=1,
+            max=15,
+        ),
+    ] = 1,
+    few_shot: Annotated[
+        bool, typer.Option("--few-shot", help="Show the judge a worked example.")
+    ] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label runs with failure modes: rule detectors, then the LLM judge; resumable and idempotent."""
+    import asyncio
+
+    from mascope.diagnosis import JudgeConfig
+    from mascope.models import get_model
+    from mascope.traces import TraceStore
+
+    settings = Settings.load(db=str(db) if db else None, model=model)
+    if not run_ids and not all_runs:
+        raise ConfigError(
+            "name runs to judge, or pass --all (with --status failed to judge only failures)"
+        )
+    store = TraceStore(settings.db, create=False, settings=settings)
+    store.recover_interrupted()
+    ids = [store.resolve_run_id(r) for r in run_ids or []]
+    if all_runs:
+        ids += _select(store, status=status, team=team)
+    if not ids:
+        err.print("no runs to judge")
+        return
+    config = JudgeConfig(model=settings.model, samples=samples, few_shot=few_shot)
+    llm = get_model(settings.model, settings=settings)
+    if max_cost is not None and llm.prices.price(llm.name) is None and llm.backend == "openai":
+        err.print(
+            f"[yellow]warning:[/] no price is known for {llm.model_id}, so --max-cost cannot stop this job (set MASCOPE_PRICES)"
+        )
+    report = asyncio.run(
+        _with_progress(
+            store,
+            ids,
+            config,
+            llm,
+            concurrency=concurrency,
+            rpm=rpm,
+            max_cost=max_cost,
+            quiet=as_json,
+        )
+    )
+    if as_json:
+        print(json.dumps({
+            "job": report.job_id, "total": report.total, "judged": report.judged, "skipped": report.skipped,
+            "not_judged": report.not_judged, "cost_usd": report.cost_usd if report.cost_known else None,
+            "stopped": report.stopped, "modes": dict(report.modes), "failures": report.failures, "elapsed_s": round(report.elapsed_s, 3),
+        }))  # fmt: skip
+    else:
+        _summary(report)
+    if report.stopped and report.stopped.startswith("the judge's endpoint failed"):
+        raise EndpointError(
+            f"{report.stopped}; rerun the same command to continue where it stopped"
+        )
+
+
+def _select(store: Any, *, status: str | None, team: str | None) -> list[str]:
+    ids: list[str] = []
+    before = None
+    while True:
+        page = store.list_runs(status=status, team=team, before=before, limit=1000)
+        ids.extend(r.id for r in page)
+        if len(page) < 1000:
+            return ids[::-1]
+        before = page[-1].id
+
+
+async def _with_progress(
+    store: Any,
+    ids: list[str],
+    config: Any,
+    llm: Any,
+    *,
+    concurrency: int,
+    rpm: float | None,
+    max_cost: float | None,
+    quiet: bool,
+) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mascope.diagnosis._batch import BatchProgress, ajudge_batch
+
+    if quiet:
+        return await ajudge_batch(
+            store, ids, config, concurrency=concurrency, rpm=rpm, max_cost=max_cost, model=llm
+        )
+    columns = [
+        TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[spend]}"),
+        TextColumn("[dim]{task.fields[flight]} in flight[/]"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    ]  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("judge", total=len(ids), spend="$0.0000", flight=0)
+
+        def update(p: BatchProgress) -> None:
+            bar.update(
+                task,
+                completed=p.done + p.skipped + p.failed,
+                spend=f"${p.cost_usd:.4f}",
+                flight=p.in_flight,
+            )
+
+        return await ajudge_batch(
+            store,
+            ids,
+            config,
+            concurrency=concurrency,
+            rpm=rpm,
+            max_cost=max_cost,
+            model=llm,
+            on_progress=update,
+        )
+
+
+def _summary(report: Any) -> None:
+    from mascope.taxonomy import MAST
+
+    out = Console(highlight=False)
+    cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (no price for this model)"
+    out.print(
+        f"job {report.job_id}: {report.judged} judged, {report.skipped} already judged, {report.not_judged} not judged; spent {cost} in {report.elapsed_s:.1f}s"
+    )
+    if report.stopped:
+        out.print(f"[yellow]stopped early:[/] {report.stopped}")
+    for run_id, why in list(report.failures.items())[:5]:
+        out.print(f"[red]not judged[/] {run_id}: {why}", markup=True)
+    if report.modes:
+        table = Table(
+            title="failure modes found (by the LLM judge, in the runs judged now)",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+        )
+        table.add_column("mode")
+        table.add_column("name")
+        table.add_column("runs", justify="right")
+        for m in MAST.modes:
+            if report.modes.get(m.id):
+                table.add_row(m.id, m.name, str(report.modes[m.id]))
+        out.print(table)

@@ -1,0 +1,255 @@
+"""Rule detectors: failure modes the runtime's own records show, no LLM needed.
+
+Each detector reads a run and its steps and returns findings with evidence
+steps. They label runs offline and hand what they found to the LLM judge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from mascope.traces import Run, Step, TraceStore
+
+RULE_PREFIX = "rule:"
+
+
+@dataclass(frozen=True)
+class Finding:
+    detector: str
+    mode: str
+    evidence_steps: list[int] = field(default_factory=list)
+    rationale: str = ""
+
+    @property
+    def annotator(self) -> str:
+        return RULE_PREFIX + self.detector
+
+
+Detector = Callable[[Run, Sequence[Step]], list[Finding]]
+_WORDS = re.compile(r"\w+")
+
+
+def _similar(a: str, b: str) -> float:
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 1.0
+    wa, wb = _WORDS.findall(a.lower()), _WORDS.findall(b.lower())
+    if not wa or not wb:
+        return 0.0
+    return SequenceMatcher(None, wa[:400], wb[:400], autojunk=False).ratio()
+
+
+def step_repetition(
+    run: Run, steps: Sequence[Step], *, threshold: float = 0.9, window: int = 4
+) -> list[Finding]:
+    """FM-1.3: an agent says (or calls) nearly the same thing again within a few of its turns."""
+    pairs: list[tuple[int, int]] = []
+    last: dict[tuple[str, str], list[Step]] = {}
+    for s in steps:
+        if s.kind not in ("message", "tool_call") or len(s.content.strip()) < 8:
+            continue
+        key = (s.agent, s.kind)
+        history = last.setdefault(key, [])
+        for earlier in history[-window:]:
+            if _similar(earlier.content, s.content) >= threshold:
+                pairs.append((earlier.index, s.index))
+                break
+        history.append(s)
+    if not pairs:
+        return []
+    evidence = sorted({i for pair in pairs for i in pair})
+    agents = sorted({steps_by_index(steps)[b].agent for _, b in pairs})
+    return [
+        Finding(
+            "step-repetition",
+            "FM-1.3",
+            evidence,
+            f"{len(pairs)} near-identical repeat(s) by {', '.join(agents)}",
+        )
+    ]
+
+
+def step_limit(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-1.5: the run did not stop by itself; a step or round limit stopped it."""
+    if run.termination_reason not in ("max_steps", "max_rounds"):
+        return []
+    tail = [s.index for s in steps if s.kind in ("message", "verdict")][-3:]
+    return [
+        Finding(
+            "step-limit",
+            "FM-1.5",
+            tail,
+            f"the run was ended by its {run.termination_reason.replace('_', ' ')} limit",
+        )
+    ]
+
+
+def _final_message(steps: Sequence[Step]) -> Step | None:
+    for s in reversed(steps):
+        if s.kind == "message":
+            return s
+    return None
+
+
+def no_verification(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-3.2: a native run's final answer was never checked: no verdict came after it."""
+    if run.source != "native" or run.status not in ("succeeded", "failed"):
+        return []
+    final = _final_message(steps)
+    if final is None:
+        return []
+    if any(s.kind == "verdict" and s.index > final.index for s in steps):
+        return []
+    checked_earlier = any(s.kind == "verdict" for s in steps)
+    why = (
+        "the final answer was not checked (only earlier work was)"
+        if checked_earlier
+        else "nothing was checked by a verifier"
+    )
+    return [Finding("no-verification", "FM-3.2", [final.index], why)]
+
+
+def premature_termination(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-3.1: the run stopped on its own while the latest verdict still said no."""
+    if run.termination_reason not in ("stop_phrase", "final_answer", "end"):
+        return []
+    verdicts = [s for s in steps if s.kind == "verdict"]
+    if not verdicts or (verdicts[-1].data or {}).get("passed", True):
+        return []
+    last = verdicts[-1]
+    later = [s.index for s in steps if s.index > last.index and s.kind == "message"]
+    return [
+        Finding(
+            "premature-termination",
+            "FM-3.1",
+            [last.index, *later[-1:]],
+            "the run ended although the last verification failed",
+        )
+    ]
+
+
+def context_truncation(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-1.4: earlier conversation was cut from an agent's prompt."""
+    cuts = [
+        s.index
+        for s in steps
+        if s.kind == "event" and (s.data or {}).get("event") == "context_truncation"
+    ]
+    if not cuts:
+        return []
+    after = [
+        s.index for s in steps if s.kind == "message" and (s.data or {}).get("context_dropped")
+    ]
+    return [
+        Finding(
+            "context-truncation",
+            "FM-1.4",
+            sorted({*cuts, *after[:5]}),
+            f"context was truncated {len(cuts) + len(after)} time(s)",
+        )
+    ]
+
+
+def out_of_role_tools(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-1.2: an agent tried to use a tool its role does not allow."""
+    refusals = [s for s in steps if s.kind == "refusal"]
+    if not refusals:
+        return []
+    calls = [s.index - 1 for s in refusals if s.index > 0]
+    agents = sorted({s.agent for s in refusals})
+    return [
+        Finding(
+            "out-of-role-tool",
+            "FM-1.2",
+            sorted({*calls, *(s.index for s in refusals)}),
+            f"out-of-role tool calls by {', '.join(agents)}",
+        )
+    ]
+
+
+def verifier_passed_wrong_answer(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-3.3: a verifier passed the final answer, but the answer is wrong against the ground truth."""
+    if (run.metadata_ or {}).get("answer_correct") is not False:
+        return []
+    passed = [s for s in steps if s.kind == "verdict" and (s.data or {}).get("passed")]
+    if not passed:
+        return []
+    return [
+        Finding(
+            "verifier-passed-wrong-answer",
+            "FM-3.3",
+            [passed[-1].index],
+            f"{passed[-1].agent} passed an answer that does not match the ground truth",
+        )
+    ]
+
+
+def ignored_feedback(run: Run, steps: Sequence[Step], *, threshold: float = 0.95) -> list[Finding]:
+    """FM-2.5: after a failed verdict the same agent answers (almost) exactly as before."""
+    evidence: list[int] = []
+    messages = [s for s in steps if s.kind == "message"]
+    for v in (s for s in steps if s.kind == "verdict" and not (s.data or {}).get("passed", True)):
+        before = [m for m in messages if m.index < v.index]
+        if not before:
+            continue
+        prior = before[-1]
+        after = next((m for m in messages if m.index > v.index and m.agent == prior.agent), None)
+        if after is not None and _similar(prior.content, after.content) >= threshold:
+            evidence += [v.index, after.index]
+    if not evidence:
+        return []
+    return [
+        Finding(
+            "ignored-feedback",
+            "FM-2.5",
+            sorted(set(evidence)),
+            "a rejected answer was given again unchanged after the feedback",
+        )
+    ]
+
+
+DETECTORS: dict[str, Detector] = {
+    "step-repetition": step_repetition,
+    "step-limit": step_limit,
+    "no-verification": no_verification,
+    "premature-termination": premature_termination,
+    "context-truncation": context_truncation,
+    "out-of-role-tool": out_of_role_tools,
+    "verifier-passed-wrong-answer": verifier_passed_wrong_answer,
+    "ignored-feedback": ignored_feedback,
+}
+
+
+def steps_by_index(steps: Sequence[Step]) -> dict[int, Step]:
+    return {s.index: s for s in steps}
+
+
+def detect(
+    run: Run, steps: Sequence[Step], detectors: Sequence[str] | None = None
+) -> list[Finding]:
+    """Run the detectors (default: all) over one run."""
+    names = list(detectors) if detectors is not None else list(DETECTORS)
+    findings: list[Finding] = []
+    for name in names:
+        findings.extend(DETECTORS[name](run, steps))
+    return findings
+
+
+def apply_rules(store: TraceStore, run_id: str) -> list[Finding]:
+    """Detect and store: the run's `rule:*` annotations are replaced by the new findings."""
+    run = store.get_run(run_id)
+    findings = detect(run, list(store.iter_steps(run_id)))
+    store.replace_annotations(
+        run_id,
+        annotator_prefix=RULE_PREFIX,
+        annotations=[
+            {"taxonomy": "mast", "mode": f.mode, "present": True, "confidence": 1.0, "evidence_steps": f.evidence_steps,
+             "rationale": f.rationale, "annotator": f.annotator, "step_index": f.evidence_steps[0] if f.evidence_steps else None}
+            for f in findings
+        ],
+    )  # fmt: skip
+    return findings
