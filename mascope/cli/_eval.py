@@ -69,7 +69,7 @@ def mast(
     if as_json:
         print(json.dumps(eval_dict(result)))
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, width=None if Console().is_terminal else 200)
     pooled = result.pooled
     table = Table(
         title=f"{llm.model_id} vs human MAST labels ({result.traces} traces, {pooled.n} trace-mode pairs; 95% intervals)",

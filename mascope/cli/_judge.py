@@ -174,7 +174,7 @@ async def _with_progress(
 def _summary(report: Any) -> None:
     from mascope.taxonomy import MAST
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, width=None if Console().is_terminal else 200)
     cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (no price for this model)"
     out.print(
         f"job {report.job_id}: {report.judged} judged, {report.skipped} already judged, {report.not_judged} not judged; spent {cost} in {report.elapsed_s:.1f}s"

@@ -46,13 +46,18 @@ class JudgeConfig:
     with_ground_truth: bool = True
     max_tokens: int = 1400
 
+    @property
+    def model_name(self) -> str:
+        """The model without its endpoint: the same judge served from another URL is the same judge."""
+        return self.model.split("@", 1)[0]
+
     def hash(self) -> str:
-        data = {**asdict(self), "prompt": PROMPT_VERSION}
+        data = {**asdict(self), "model": self.model_name, "prompt": PROMPT_VERSION}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def annotator(self) -> str:
-        return LLM_PREFIX + self.model
+        return LLM_PREFIX + self.model_name
 
 
 @dataclass

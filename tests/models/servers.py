@@ -72,6 +72,10 @@ class FaultServer:
         self.script: list[Fault] = list(script or [])
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.default: Fault = ok()
+        """What to play once the script is used up."""
         self._release = threading.Event()
         server = self
 
@@ -85,9 +89,15 @@ class FaultServer:
                 with lock:
                     server.requests.append(body)
                     server.times.append(time.monotonic())
-                    fault = server.script.pop(0) if server.script else ok()
-                if fault.stall:
-                    server._release.wait(fault.stall)
+                    fault = server.script.pop(0) if server.script else server.default
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if fault.stall:
+                        server._release.wait(fault.stall)
+                finally:
+                    with lock:
+                        server.in_flight -= 1
                 payload = fault.body
                 if payload is None:
                     if fault.status == 200:
