@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from mascope.errors import (
     AuthenticationError,
@@ -21,10 +22,10 @@ from mascope.errors import (
     StructuredOutputError,
 )
 from mascope.models import ChatModel, get_model
-from mascope.traces import TraceStore
+from mascope.traces import Run, Step, TraceStore
 
 from ._judge import PROMPT_VERSION, JudgeConfig, ajudge_run
-from ._rules import apply_rules
+from ._rules import RULE_PREFIX, Finding, detect
 
 
 @dataclass
@@ -68,6 +69,17 @@ class RateLimiter:
             self._next = max(now, self._next) + self.interval
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+def _load(store: TraceStore, run_id: str) -> tuple[Run, list[Step], list[Finding]]:
+    run = store.get_run(run_id)
+    steps = list(store.iter_steps(run_id))
+    return run, steps, detect(run, steps)
+
+
+def _rule_row(f: Finding) -> dict[str, Any]:
+    return {"taxonomy": "mast", "mode": f.mode, "present": True, "confidence": 1.0, "evidence_steps": f.evidence_steps,
+            "rationale": f.rationale, "annotator": f.annotator, "step_index": f.evidence_steps[0] if f.evidence_steps else None}  # fmt: skip
 
 
 def job_id_for(config: JudgeConfig) -> str:
@@ -119,6 +131,21 @@ async def ajudge_batch(
                 )
             )
 
+    pending: list[dict[str, Any]] = []
+    flushing = asyncio.Lock()
+
+    async def commit(item: dict[str, Any]) -> None:
+        # Group commit: while one batch is being written, finished runs queue up
+        # and go in the next transaction together. A run counts as done only
+        # once its transaction has committed.
+        pending.append(item)
+        async with flushing:
+            if not pending:
+                return
+            batch = pending[:]
+            pending.clear()
+            await asyncio.to_thread(store.finish_job_items, job_id, batch)
+
     async def one(run_id: str) -> None:
         nonlocal in_flight
         async with semaphore:
@@ -134,18 +161,29 @@ async def ajudge_batch(
             in_flight += 1
             progress()
             try:
-                apply_rules(store, run_id)
+                loaded = await asyncio.to_thread(_load, store, run_id)
                 judgement = await ajudge_run(
-                    store, run_id, config, model=llm, limiter=limiter, job_id=job_id, save=False
+                    store,
+                    run_id,
+                    config,
+                    model=llm,
+                    limiter=limiter,
+                    job_id=job_id,
+                    save=False,
+                    loaded=loaded,
                 )
             except StructuredOutputError as exc:
                 report.not_judged += 1
                 report.failures[run_id] = str(exc)
-                store.finish_job_item(job_id, run_id, status="not_judged", error=str(exc))
+                await asyncio.to_thread(
+                    store.finish_job_item, job_id, run_id, status="not_judged", error=str(exc)
+                )
                 return
             except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
                 report.failures[run_id] = str(exc)
-                store.finish_job_item(job_id, run_id, status="error", error=str(exc))
+                await asyncio.to_thread(
+                    store.finish_job_item, job_id, run_id, status="error", error=str(exc)
+                )
                 report.stopped = report.stopped or f"the judge's endpoint failed: {exc}"
                 stop.set()
                 return
@@ -156,21 +194,20 @@ async def ajudge_batch(
                 report.cost_known = False
                 cost = 0.0
             report.cost_usd += cost
-            store.finish_job_item(
-                job_id,
-                run_id,
-                status="done",
-                cost_usd=cost,
-                annotator_prefix=config.annotator,
-                annotations=[
+            findings = loaded[2]
+            await commit({
+                "run_id": run_id,
+                "status": "done",
+                "cost_usd": cost,
+                "replace": {RULE_PREFIX: [_rule_row(f) for f in findings], config.annotator: [
                     {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
                      "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
                      "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
                      "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
                     for mode, r in judgement.modes.items()
-                ],
-                metadata={"judge": {"model": config.model, "summary": judgement.summary, "task_completed": judgement.task_completed, "prompt_version": PROMPT_VERSION, "job": job_id}},
-            )  # fmt: skip
+                ]},
+                "metadata": {"judge": {"model": config.model, "summary": judgement.summary, "task_completed": judgement.task_completed, "prompt_version": PROMPT_VERSION, "job": job_id}},
+            })  # fmt: skip
             report.judged += 1
             report.modes.update(judgement.present)
             progress()
@@ -182,7 +219,10 @@ async def ajudge_batch(
                 stop.set()
 
     progress()
-    await asyncio.gather(*(one(r) for r in todo))
+    try:
+        await asyncio.gather(*(one(r) for r in todo))
+    finally:
+        await llm.aclose()  # its HTTP connections belong to this event loop
     report.elapsed_s = time.monotonic() - started
     store.finish_job(job_id, status="stopped" if report.stopped else "done", error=report.stopped)
     return report

@@ -88,6 +88,8 @@ async def aevaluate_mast(
                 by_mode[mode][0].append(pred)
                 by_mode[mode][1].append(human)
         store.close()
+    if model is not None:
+        await model.aclose()
     pairs: dict[str, float] = {}
     for x, y in itertools.combinations(sorted(annotators), 2):
         shared = sorted(set(annotators[x]) & set(annotators[y]))

@@ -16,11 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mascope.models import ChatModel, get_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from mascope.errors import ContextLengthError
+from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.taxonomy import Taxonomy, get_taxonomy
 from mascope.traces import Run, Step, TraceStore
 
-from ._rules import Finding, apply_rules
+from ._rules import Finding, apply_rules, detect
 
 PROMPT_VERSION = "judge-v1"
 LLM_PREFIX = "llm:"
@@ -113,6 +116,45 @@ def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
     }
 
 
+class _ModeAnswer(BaseModel):
+    present: bool
+    evidence_steps: list[int]
+    rationale: str
+
+
+_specs: dict[str, OutputSpec] = {}
+
+
+def answer_spec(taxonomy: Taxonomy) -> OutputSpec:
+    """The answer's schema (inline, no $refs, so grammar-constrained backends take it)
+    with a fast pydantic validator instead of a generic JSON-schema walk."""
+    key = f"{taxonomy.id}/{taxonomy.version}/{','.join(taxonomy.mode_ids)}"
+    if key not in _specs:
+        fields: dict[str, Any] = {
+            f"m{i}": (_ModeAnswer, Field(alias=mode)) for i, mode in enumerate(taxonomy.mode_ids)
+        }
+        modes_model = create_model(
+            "JudgedModes", __config__=ConfigDict(extra="forbid", populate_by_name=True), **fields
+        )
+        answer_model = create_model(
+            "Judgement", summary=(str, ...), task_completed=(bool, ...), modes=(modes_model, ...)
+        )
+
+        def validate(value: Any) -> Any:
+            try:
+                return answer_model.model_validate(value).model_dump(by_alias=True)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "the answer"
+                raise ValueError(
+                    f"{where}: {err['msg']}"
+                    + (f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else "")
+                ) from None
+
+        _specs[key] = OutputSpec("judgement", answer_schema(taxonomy), validate)
+    return _specs[key]
+
+
 def render_steps(steps: Sequence[Step], *, step_chars: int = _STEP_CHARS) -> list[str]:
     """One block per step, `Step 7 - coder (message): ...`; long content is shortened
     with an explicit marker, never silently."""
@@ -145,7 +187,17 @@ def windows(blocks: Sequence[str], limit: int, overlap: int = 2) -> list[tuple[i
     return spans or [(0, 0)]
 
 
+_system_prompts: dict[tuple[str, str, bool], str] = {}
+
+
 def system_prompt(taxonomy: Taxonomy, few_shot: bool) -> str:
+    key = (taxonomy.id, taxonomy.version, few_shot)
+    if key not in _system_prompts:
+        _system_prompts[key] = _system_prompt(taxonomy, few_shot)
+    return _system_prompts[key]
+
+
+def _system_prompt(taxonomy: Taxonomy, few_shot: bool) -> str:
     lines = [
         "You audit runs of multi-agent LLM systems. You read the numbered trace of one run and decide, "
         "for every failure mode below, whether it happened in this run.",
@@ -219,6 +271,7 @@ async def ajudge_run(
     limiter: Limiter | None = None,
     job_id: str | None = None,
     save: bool = True,
+    loaded: tuple[Run, Sequence[Step], Sequence[Finding]] | None = None,
 ) -> Judgement:
     """Judge one stored run: rule detectors first, then the LLM over the numbered trace.
 
@@ -229,40 +282,46 @@ async def ajudge_run(
     """
     taxonomy = get_taxonomy(config.taxonomy)
     llm = model or get_model(config.model)
-    run = store.get_run(run_id)
-    steps = list(store.iter_steps(run_id))
-    findings = apply_rules(store, run_id) if save else []
+    if loaded is not None:  # the batch runner reads the run in a worker thread
+        run, steps, findings = loaded
+    else:
+        run = store.get_run(run_id)
+        steps = list(store.iter_steps(run_id))
+        findings = apply_rules(store, run_id) if save else detect(run, steps)
     blocks = render_steps(steps)
     limit = config.window_chars or default_window(llm)
     spans = windows(blocks, limit)
-    schema = answer_schema(taxonomy)
+    schema = answer_spec(taxonomy)
     system = system_prompt(taxonomy, config.few_shot)
     per_window: list[list[dict[str, Any]]] = []
     result = Judgement(run_id, "", False, {}, len(spans))
-    for part, span in enumerate(spans):
+    queue = list(spans)
+    done_spans: list[tuple[int, int]] = []
+    while queue:
+        span = queue.pop(0)
         prompt = user_prompt(
-            run, findings, blocks, span, len(spans), part, config.with_ground_truth
+            run, findings, blocks, span, len(spans), len(done_spans), config.with_ground_truth
         )
-        samples = []
-        for k in range(config.samples):
-            if limiter is not None:
-                await limiter()
-            reply = await llm.achat(
-                [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-                output=schema,
-                temperature=0.0 if config.samples == 1 else 0.7,
-                seed=k + 1 if config.samples > 1 else None,
-                max_tokens=config.max_tokens,
+        try:
+            samples = await _sample(llm, system, prompt, schema, config, limiter, result)
+        except ContextLengthError:
+            if span[1] - span[0] > 1:  # too long for the model after all: judge it in halves
+                middle = (span[0] + span[1]) // 2
+                queue[:0] = [(span[0], middle), (middle, span[1])]
+                continue
+            shorter = render_steps([steps[span[0]]], step_chars=max(200, len(blocks[span[0]]) // 3))
+            if len(shorter[0]) >= len(blocks[span[0]]):
+                raise
+            blocks = [*blocks[: span[0]], shorter[0], *blocks[span[0] + 1 :]]
+            result.notes.append(
+                f"step {steps[span[0]].index} was shortened further to fit the model's context"
             )
-            result.input_tokens += reply.usage.input_tokens
-            result.output_tokens += reply.usage.output_tokens
-            result.cost_usd = (
-                None
-                if reply.cost_usd is None or result.cost_usd is None
-                else result.cost_usd + reply.cost_usd
-            )
-            samples.append(reply.parsed)
+            queue.insert(0, span)
+            continue
         per_window.append(samples)
+        done_spans.append(span)
+    spans = done_spans
+    result.windows = len(spans)
     _merge(result, per_window, spans, steps, taxonomy)
     if save:
         store.replace_annotations(
@@ -288,6 +347,36 @@ async def ajudge_run(
             },
         )
     return result
+
+
+async def _sample(
+    llm: ChatModel,
+    system: str,
+    prompt: str,
+    schema: OutputSpec,
+    config: JudgeConfig,
+    limiter: Limiter | None,
+    result: Judgement,
+) -> list[dict[str, Any]]:
+    samples = []
+    for k in range(config.samples):
+        if limiter is not None:
+            await limiter()
+        reply = await llm.achat(
+            [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+            output=schema,
+            temperature=0.0 if config.samples == 1 else 0.7,
+            seed=k + 1 if config.samples > 1 else None,
+            max_tokens=config.max_tokens,
+        )
+        result.input_tokens += reply.usage.input_tokens
+        result.output_tokens += reply.usage.output_tokens
+        if reply.cost_usd is None or result.cost_usd is None:
+            result.cost_usd = None
+        else:
+            result.cost_usd += reply.cost_usd
+        samples.append(reply.parsed)
+    return samples
 
 
 def _merge(

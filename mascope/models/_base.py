@@ -12,7 +12,7 @@ from mascope.errors import ConfigError, StructuredOutputError
 
 from ._pricing import PriceTable
 from ._retry import RetryCallback, RetryPolicy
-from ._structured import OutputType, output_spec, parse_answer, repair_message
+from ._structured import OutputSpec, OutputType, output_spec, parse_answer, repair_message
 from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolChoice, ToolSpec
 
 MessagesLike = str | Sequence[Message | dict[str, Any]]
@@ -56,7 +56,7 @@ class ChatModel(ABC):
         *,
         tools: Sequence[ToolLike] | None = None,
         tool_choice: ToolChoice | None = None,
-        output: OutputType | None = None,
+        output: OutputType | OutputSpec | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
@@ -74,7 +74,11 @@ class ChatModel(ABC):
                 `StructuredOutputError` is raised.
             on_retry: called with each `RetryEvent` as it happens.
         """
-        spec = output_spec(output) if output is not None else None
+        spec = (
+            (output if isinstance(output, OutputSpec) else output_spec(output))
+            if output is not None
+            else None
+        )
         tool_specs = [_as_tool_spec(t) for t in tools or ()]
         _check_tool_choice(tool_choice, tool_specs)
         request = ChatRequest(
@@ -123,7 +127,7 @@ class ChatModel(ABC):
         *,
         tools: Sequence[ToolLike] | None = None,
         tool_choice: ToolChoice | None = None,
-        output: OutputType | None = None,
+        output: OutputType | OutputSpec | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,

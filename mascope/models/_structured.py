@@ -26,27 +26,40 @@ class OutputSpec:
     """Returns the validated value or raises `ValueError` with a readable reason."""
 
 
+_dict_specs: dict[str, OutputSpec] = {}
+
+
 def output_spec(output: OutputType) -> OutputSpec:
-    """Build the schema and validator for `output`."""
+    """Build the schema and validator for `output` (dict schemas are compiled once)."""
     if isinstance(output, dict):
-        try:
-            jsonschema.validators.validator_for(output).check_schema(output)
-        except jsonschema.SchemaError as exc:
-            from mascope.errors import ConfigError
+        key = json.dumps(output, sort_keys=True)
+        if key not in _dict_specs:
+            if len(_dict_specs) > 256:
+                _dict_specs.clear()
+            _dict_specs[key] = _dict_spec(output)
+        return _dict_specs[key]
+    return _typed_spec(output)
 
-            raise ConfigError(
-                f"the output schema is not a valid JSON schema: {exc.message}"
-            ) from None
-        checker = jsonschema.validators.validator_for(output)(output)
 
-        def validate_dict(value: Any) -> Any:
-            errors = sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))
-            if errors:
-                raise ValueError("; ".join(_describe_schema_error(e) for e in errors[:5]))
-            return value
+def _dict_spec(output: dict[str, Any]) -> OutputSpec:
+    try:
+        jsonschema.validators.validator_for(output).check_schema(output)
+    except jsonschema.SchemaError as exc:
+        from mascope.errors import ConfigError
 
-        return OutputSpec(str(output.get("title", "answer")), output, validate_dict)
+        raise ConfigError(f"the output schema is not a valid JSON schema: {exc.message}") from None
+    checker = jsonschema.validators.validator_for(output)(output)
 
+    def validate_dict(value: Any) -> Any:
+        errors = sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ValueError("; ".join(_describe_schema_error(e) for e in errors[:5]))
+        return value
+
+    return OutputSpec(str(output.get("title", "answer")), output, validate_dict)
+
+
+def _typed_spec(output: type[Any]) -> OutputSpec:
     if isinstance(output, type) and issubclass(output, BaseModel):
         model = output
 

@@ -594,43 +594,61 @@ class TraceStore:
         status: str,
         error: str | None = None,
         cost_usd: float = 0.0,
-        annotator_prefix: str | None = None,
-        annotations: Sequence[dict[str, Any]] = (),
+        replace: dict[str, Sequence[dict[str, Any]]] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Store a job item's result and its labels in one transaction, so a
-        killed job leaves either both or neither."""
-        rows = [self._annotation_row(run_id, a) for a in annotations]
+        killed job leaves either both or neither. `replace` maps an annotator
+        prefix to the labels that replace that annotator's earlier ones."""
+        self.finish_job_items(
+            job_id,
+            [
+                {
+                    "run_id": run_id,
+                    "status": status,
+                    "error": error,
+                    "cost_usd": cost_usd,
+                    "replace": replace,
+                    "metadata": metadata,
+                }
+            ],
+        )
+
+    def finish_job_items(self, job_id: str, items: Sequence[dict[str, Any]]) -> None:
+        """`finish_job_item` for several runs in one transaction (a group commit)."""
         with self._engine.begin() as conn:
-            if annotator_prefix is not None:
+            for item in items:
+                run_id = item["run_id"]
+                replace = item.get("replace") or {}
+                for prefix in replace:
+                    conn.execute(
+                        _ANNOTATIONS.delete().where(
+                            _ANNOTATIONS.c.run_id == run_id,
+                            _ANNOTATIONS.c.annotator.startswith(prefix, autoescape=True),
+                        )
+                    )
+                rows = [
+                    self._annotation_row(run_id, a) for labels in replace.values() for a in labels
+                ]
+                if rows:
+                    conn.execute(insert(_ANNOTATIONS), rows)
+                if item.get("metadata"):
+                    current = conn.execute(
+                        select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
+                    ).scalar()
+                    merged = {**(current or {}), **self.redact.value(item["metadata"])}
+                    conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(metadata=merged))
                 conn.execute(
-                    _ANNOTATIONS.delete().where(
-                        _ANNOTATIONS.c.run_id == run_id,
-                        _ANNOTATIONS.c.annotator.startswith(annotator_prefix, autoescape=True),
+                    update(_JOB_ITEMS)
+                    .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id == run_id)
+                    .values(
+                        status=item["status"],
+                        error=self.redact.optional(item.get("error")),
+                        cost_usd=item.get("cost_usd", 0.0),
+                        attempts=_JOB_ITEMS.c.attempts + 1,
+                        updated_at=utcnow(),
                     )
                 )
-            if rows:
-                conn.execute(insert(_ANNOTATIONS), rows)
-            if metadata:
-                current = conn.execute(
-                    select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
-                ).scalar()
-                conn.execute(
-                    update(_RUNS)
-                    .where(_RUNS.c.id == run_id)
-                    .values(metadata={**(current or {}), **self.redact.value(metadata)})
-                )
-            conn.execute(
-                update(_JOB_ITEMS)
-                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id == run_id)
-                .values(
-                    status=status,
-                    error=self.redact.optional(error),
-                    cost_usd=cost_usd,
-                    attempts=_JOB_ITEMS.c.attempts + 1,
-                    updated_at=utcnow(),
-                )
-            )
             counts: dict[str, int] = dict(
                 conn.execute(
                     select(_JOB_ITEMS.c.status, func.count())

@@ -139,3 +139,14 @@ def test_few_shot_and_ground_truth_switches(store: TraceStore) -> None:
     )
     system, user = (m.content or "" for m in model.calls[0].messages)
     assert "Example (a different run" in system and "Correct answer" not in user
+
+
+async def test_a_window_too_long_for_the_model_is_split_not_cut(store: TraceStore) -> None:
+    from mascope.errors import ContextLengthError
+
+    rid = run_with(store, ["first step", "second step", "third step", "fourth step"])
+    model = ScriptedModel([ContextLengthError("does not fit"), answer({"FM-1.3": [0]}), answer({"FM-2.3": [3]})])
+    result = await ajudge_run(store, rid, JudgeConfig(model="scripted"), model=model)
+    assert result.windows == 2 and set(result.present) == {"FM-1.3", "FM-2.3"}
+    first, second = (c.messages[-1].content or "" for c in model.calls[1:])
+    assert "Step 1 - " in first and "Step 2 - " not in first and "Step 2 - " in second

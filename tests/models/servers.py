@@ -80,6 +80,9 @@ class FaultServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+            disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (40 ms)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -117,6 +120,7 @@ class FaultServer:
                     pass
 
         lock = threading.Lock()
+        ThreadingHTTPServer.request_queue_size = 256
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -184,3 +188,25 @@ def stop(server: LlamaServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+
+
+def serve_forever_main() -> None:
+    """`python -m tests.models.servers --latency S --answer-file F`: a slow server in its own
+    process (benchmarks), printing its URL on the first line."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--answer-file", required=True)
+    args = parser.parse_args()
+    answer = open(args.answer_file).read()
+    server = FaultServer()
+    server.default = Fault(answer=answer, stall=args.latency)
+    with server:
+        print(server.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    serve_forever_main()
