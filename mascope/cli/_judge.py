@@ -71,7 +71,7 @@ def judge(
     store.recover_interrupted()
     ids = [store.resolve_run_id(r) for r in run_ids or []]
     if all_runs:
-        ids += _select(store, status=status, team=team)
+        ids += store.all_run_ids(status=status, team=team)
     if not ids:
         err.print("no runs to judge")
         return
@@ -105,17 +105,6 @@ def judge(
         raise EndpointError(
             f"{report.stopped}; rerun the same command to continue where it stopped"
         )
-
-
-def _select(store: Any, *, status: str | None, team: str | None) -> list[str]:
-    ids: list[str] = []
-    before = None
-    while True:
-        page = store.list_runs(status=status, team=team, before=before, limit=1000)
-        ids.extend(r.id for r in page)
-        if len(page) < 1000:
-            return ids[::-1]
-        before = page[-1].id
 
 
 async def _with_progress(

@@ -194,17 +194,6 @@ def export(
     with open_store(db) as store:
         ids = list(run_ids or [])
         if all_runs:
-            ids = _all_ids(store)
+            ids = store.all_run_ids()
         count = export_runs(store, ids, fmt, out_file)
     err.print(f"wrote {count} run{'s' if count != 1 else ''} to {out_file} ({fmt})")
-
-
-def _all_ids(store: TraceStore) -> list[str]:
-    ids: list[str] = []
-    before = None
-    while True:
-        page = store.list_runs(before=before, limit=1000)
-        ids.extend(r.id for r in page)
-        if len(page) < 1000:
-            return ids[::-1]
-        before = page[-1].id

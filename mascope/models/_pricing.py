@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mascope._files import read_yaml
 from mascope.errors import ConfigError
 
 from ._types import Usage
@@ -68,12 +67,7 @@ class PriceTable:
         """Built-in prices overridden by a JSON/YAML file of
         `{model: {input: USD_per_1M, output: USD_per_1M}}`."""
         path = Path(path)
-        try:
-            raw: Any = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"price file {path} does not exist (MASCOPE_PRICES)") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"price file {path} is not valid JSON or YAML: {exc}") from None
+        raw: Any = read_yaml(path, what="price file (MASCOPE_PRICES)")
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"price file {path} must map model names to {{input: ..., output: ...}}"

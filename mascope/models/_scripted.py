@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from mascope._files import read_yaml
 from mascope.errors import ConfigError, ScriptError
 
 from ._base import ChatModel
@@ -139,12 +139,7 @@ def load_script(path: str | Path) -> list[Reply]:
     """Replies from a JSON/YAML file: a list of strings or
     `{content, tool_calls: [{name, arguments}], expect}` objects."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"script file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"script file {path} is not valid JSON or YAML: {exc}") from None
+    raw = read_yaml(path, what="script file")
     if not isinstance(raw, list):
         raise ConfigError(f"script file {path} must hold a list of replies")
     replies: list[Reply] = []

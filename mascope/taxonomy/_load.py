@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from mascope._files import read_yaml
 from mascope.errors import ConfigError, did_you_mean
 
 from ._mast import MAST
@@ -18,12 +18,7 @@ BUILT_IN: dict[str, Taxonomy] = {"mast": MAST}
 def load_taxonomy(path: str | Path) -> Taxonomy:
     """A taxonomy from a YAML file: id, version, name, categories, modes."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"taxonomy file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"taxonomy file {path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, what="taxonomy file")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: a taxonomy is a mapping with id, version, name, categories and modes"

@@ -791,6 +791,17 @@ class TraceStore:
                 session.expunge(run)
         return runs
 
+    def all_run_ids(self, *, status: str | None = None, team: str | None = None) -> list[str]:
+        """Ids of every run matching the filters, oldest first, read a page at a time."""
+        ids: list[str] = []
+        before = None
+        while True:
+            page = self.list_runs(status=status, team=team, before=before, limit=1000)
+            ids.extend(r.id for r in page)
+            if len(page) < 1000:
+                return ids[::-1]
+            before = page[-1].id
+
     def count_runs(
         self,
         *,
