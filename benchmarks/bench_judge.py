@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +41,15 @@ LATENCY = 0.3
 
 
 def judge_answer() -> str:
-    return json.dumps({"summary": "s", "task_completed": False, "modes": {m: {"present": False, "evidence_steps": [], "rationale": "r"} for m in MAST.mode_ids}})
+    return json.dumps(
+        {
+            "summary": "s",
+            "task_completed": False,
+            "modes": {
+                m: {"present": False, "evidence_steps": [], "rationale": "r"} for m in MAST.mode_ids
+            },
+        }
+    )
 
 
 def throughput(concurrency: int, runs: int) -> list[float]:
@@ -58,7 +66,15 @@ def throughput(concurrency: int, runs: int) -> list[float]:
                 ids.append(rid)
             model = OpenAIModel("judge", base_url=url, retry=RetryPolicy(max_retries=0))
             started = time.perf_counter()
-            report = asyncio.run(ajudge_batch(store, ids, JudgeConfig(model="openai:judge"), concurrency=concurrency, model=model))
+            report = asyncio.run(
+                ajudge_batch(
+                    store,
+                    ids,
+                    JudgeConfig(model="openai:judge"),
+                    concurrency=concurrency,
+                    model=model,
+                )
+            )
             elapsed = time.perf_counter() - started
             assert report.judged == n, (report.stopped, list(report.failures.values())[:1])
             fractions.append((n / elapsed) / (concurrency / LATENCY))
@@ -90,7 +106,9 @@ def scenarios() -> list[tuple[str, Any, str, str | None, set[str]]]:
     """(name, team factory, task, ground truth, the modes the run really has)."""
 
     def solver_checker(solver_replies: list[str], verdicts: list[str], rounds: int = 3) -> Team:
-        model = ScriptedModel([x for pair in zip(solver_replies, verdicts, strict=False) for x in pair])
+        model = ScriptedModel(
+            [x for pair in zip(solver_replies, verdicts, strict=False) for x in pair]
+        )
         team = Team.from_yaml(ROOT / "examples" / "solver_checker.yaml")
         team._default_model = model  # the solver and the checker both answer from the script
         team.verifiers["checker"]._model_ref = model  # type: ignore[attr-defined]
@@ -122,8 +140,17 @@ def _tool_team() -> Team:
         """Forbidden."""
         return "wiped"
 
-    model = ScriptedModel([ScriptedReply(tool_calls=[ToolCall(id="1", name="wipe", arguments={"path": "/"})]), "5"])
-    return Team("tools", [Agent("solver", tools=[add], model=model), Agent("janitor", tools=[wipe], fn=lambda c: "x")], stages=["solver"])
+    model = ScriptedModel(
+        [ScriptedReply(tool_calls=[ToolCall(id="1", name="wipe", arguments={"path": "/"})]), "5"]
+    )
+    return Team(
+        "tools",
+        [
+            Agent("solver", tools=[add], model=model),
+            Agent("janitor", tools=[wipe], fn=lambda c: "x"),
+        ],
+        stages=["solver"],
+    )
 
 
 def detector_scores() -> tuple[dict[str, dict[str, float]], int]:
@@ -135,7 +162,9 @@ def detector_scores() -> tuple[dict[str, dict[str, float]], int]:
             team = factory()
             team._store = store
             result = team.run(task, ground_truth=truth)
-            found = {f.mode for f in detect(store.get_run(result.run_id), store.steps(result.run_id))}
+            found = {
+                f.mode for f in detect(store.get_run(result.run_id), store.steps(result.run_id))
+            }
             for mode in MAST.mode_ids:
                 r = rows.setdefault(mode, {"tp": 0, "fp": 0, "fn": 0})
                 if mode in found and mode in expected:
@@ -197,9 +226,13 @@ def main() -> None:
             "| mode | detector | precision | recall | tp | fp | fn |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        detector_of = {m: [n for n, d in DETECTORS.items() if d.__doc__ and m in d.__doc__] for m in scores}
+        detector_of = {
+            m: [n for n, d in DETECTORS.items() if d.__doc__ and m in d.__doc__] for m in scores
+        }
         for mode, r in sorted(scores.items()):
-            lines.append(f"| {mode} | {', '.join(detector_of[mode]) or '-'} | {fmt(r['precision'])} | {fmt(r['recall'])} | {r['tp']} | {r['fp']} | {r['fn']} |")
+            lines.append(
+                f"| {mode} | {', '.join(detector_of[mode]) or '-'} | {fmt(r['precision'])} | {fmt(r['recall'])} | {r['tp']} | {r['fp']} | {r['fn']} |"
+            )
         if local:
             p = local["pooled"]
             lines += [

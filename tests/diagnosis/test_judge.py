@@ -145,7 +145,9 @@ async def test_a_window_too_long_for_the_model_is_split_not_cut(store: TraceStor
     from mascope.errors import ContextLengthError
 
     rid = run_with(store, ["first step", "second step", "third step", "fourth step"])
-    model = ScriptedModel([ContextLengthError("does not fit"), answer({"FM-1.3": [0]}), answer({"FM-2.3": [3]})])
+    model = ScriptedModel(
+        [ContextLengthError("does not fit"), answer({"FM-1.3": [0]}), answer({"FM-2.3": [3]})]
+    )
     result = await ajudge_run(store, rid, JudgeConfig(model="scripted"), model=model)
     assert result.windows == 2 and set(result.present) == {"FM-1.3", "FM-2.3"}
     first, second = (c.messages[-1].content or "" for c in model.calls[1:])

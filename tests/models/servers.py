@@ -19,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -200,7 +201,7 @@ def serve_forever_main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--answer-file", required=True)
     args = parser.parse_args()
-    answer = open(args.answer_file).read()
+    answer = Path(args.answer_file).read_text()
     server = FaultServer()
     server.default = Fault(answer=answer, stall=args.latency)
     with server:
