@@ -8,6 +8,7 @@ import typer
 
 from mascope import __version__
 
+from ._attribute import attribute
 from ._chat import chat
 from ._eval import eval_app
 from ._judge import judge
@@ -43,6 +44,7 @@ app.command()(demo)
 app.command()(run)
 app.command()(chat)
 app.command()(judge)
+app.command()(attribute)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")

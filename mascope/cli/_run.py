@@ -209,10 +209,41 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
             markup=False,
         )
     if not result.succeeded:
+        _attribute(team, store, result, judge_model)
         out.print(
             "\nThe run failed, which is what mascope is for: inspect it with the command above.",
             style="dim",
         )
+
+
+def _attribute(team: Team, store: Any, result: RunResult, model: str) -> None:
+    """Who failed and when: a2p proposes, replays from the candidate steps check it."""
+    import asyncio
+
+    from mascope.diagnosis import aattribute
+    from mascope.errors import MascopeError
+
+    out.print(
+        f"attributing the failure with {model} (counterfactual: re-running the team from candidate steps) ...",
+        style="dim",
+    )
+    try:
+        blame = asyncio.run(
+            aattribute(
+                store, result.run_id, method="counterfactual", model=model, team=team, max_replays=2
+            )
+        )
+    except MascopeError as exc:
+        out.print(f"could not attribute this run: {exc}", style="yellow", markup=False)
+        return
+    how = (
+        f"verified: the re-run from that step succeeded (run {blame.replay_run_id})"
+        if blame.verified
+        else "not verified by any re-run"
+    )
+    out.print(f"blamed: {blame.agent} at step {blame.step} ({how})", markup=False)
+    if blame.reason:
+        out.print(f"  why: {blame.reason[:200]}", markup=False)
 
 
 @user_errors

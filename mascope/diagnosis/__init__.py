@@ -1,5 +1,6 @@
 """Diagnosis: rule detectors, the LLM judge, attribution, batch jobs and metrics."""
 
+from ._attribution import METHODS, AttributionResult, aattribute, attribute
 from ._judge import (
     LLM_PREFIX,
     PROMPT_VERSION,
@@ -17,15 +18,19 @@ from ._rules import DETECTORS, RULE_PREFIX, Finding, apply_rules, detect
 __all__ = [
     "DETECTORS",
     "LLM_PREFIX",
+    "METHODS",
     "PROMPT_VERSION",
     "RULE_PREFIX",
+    "AttributionResult",
     "Finding",
     "JudgeConfig",
     "Judgement",
     "ModeResult",
+    "aattribute",
     "ajudge_run",
     "answer_schema",
     "apply_rules",
+    "attribute",
     "detect",
     "judge",
     "render_steps",
