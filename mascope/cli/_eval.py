@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -105,4 +105,121 @@ def mast(
     if result.not_judged:
         out.print(
             f"[yellow]{len(result.not_judged)} trace(s) not judged (invalid answers after a repair)[/]"
+        )
+
+
+@eval_app.command("whowhen")
+@user_errors
+def whowhen(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="The Who&When folder (with Algorithm-Generated/ and Hand-Crafted/)."),
+    ],
+    subset: Annotated[
+        str, typer.Option(help="algorithm-generated or hand-crafted.")
+    ] = "algorithm-generated",
+    method: Annotated[
+        str, typer.Option(help="all-at-once, step-by-step, binary-search or a2p.")
+    ] = "all-at-once",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="The attributing model (default $MASCOPE_MODEL or local)."
+        ),
+    ] = None,
+    with_ground_truth: Annotated[
+        bool, typer.Option("--with-ground-truth/--without-ground-truth")
+    ] = True,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N runs (by file number).", min=1)
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attribution accuracy on Who&When, beside trivial baselines and published numbers."""
+    import asyncio
+
+    from mascope.diagnosis._eval_whowhen import PUBLISHED, aevaluate_whowhen
+    from mascope.errors import ConfigError
+    from mascope.models import get_model
+
+    if method == "counterfactual":
+        raise ConfigError(
+            "Who&When runs are imported and cannot be re-run; use a2p (what counterfactual falls back to)"
+        )
+    settings = Settings.load(model=model)
+    llm = get_model(settings.model, settings=settings)
+
+    def tick(i: int, n: int) -> None:
+        if not as_json:
+            err.print(f"[dim]attributed {i}/{n}[/]")
+
+    r = asyncio.run(
+        aevaluate_whowhen(
+            folder,
+            subset=subset,
+            method=method,
+            model=llm,
+            with_ground_truth=with_ground_truth,
+            limit=limit,
+            on_run=tick,
+        )
+    )
+    if as_json:
+        print(json.dumps({
+            "subset": r.subset, "method": r.method, "model": r.model, "with_ground_truth": r.with_ground_truth,
+            "scores": r.scores.as_dict(), "always_step_0": r.always_step_0.as_dict(),
+            "most_frequent_agent": {"agent": r.most_frequent_agent[0], **r.most_frequent_agent[1].as_dict()},
+            "published": {k: v[subset] for k, v in PUBLISHED.items()}, "failures": r.failures,
+        }))  # fmt: skip
+        return
+    s = r.scores
+    out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    truth = "with" if with_ground_truth else "without"
+    table = Table(
+        title=f"Who&When {subset}: {s.n} runs, {truth} the ground truth (%, 95% Wilson intervals)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in (
+        "who",
+        "step (exact)",
+        "step (substring, original script)",
+        "step +-1",
+        "step +-3",
+        "agent",
+    ):
+        table.add_column(col)
+
+    from mascope.diagnosis._metrics import wilson
+
+    def pct(hits: int, sc: Any) -> str:
+        low, high = wilson(hits, sc.n)
+        return f"{100 * hits / sc.n:.1f} [{100 * low:.0f}, {100 * high:.0f}]" if sc.n else "-"
+
+    table.add_row(
+        f"{method}, {r.model}",
+        pct(s.step_exact, s),
+        pct(s.step_substring, s),
+        pct(s.step_within_1, s),
+        pct(s.step_within_3, s),
+        pct(s.agent, s),
+    )
+    z = r.always_step_0
+    table.add_row(
+        "always step 0",
+        pct(z.step_exact, z),
+        pct(z.step_substring, z),
+        pct(z.step_within_1, z),
+        pct(z.step_within_3, z),
+        "",
+    )
+    name, f = r.most_frequent_agent
+    table.add_row(f"always {name}", "", "", "", "", pct(f.agent, f))
+    for who, figures in PUBLISHED.items():
+        step, agent = figures[subset]
+        table.add_row(f"{who} (published)", f"{step:.1f}", "", "", "", f"{agent:.1f}")
+    out.print(table)
+    if r.failures:
+        out.print(
+            f"[yellow]{len(r.failures)} run(s) could not be attributed (invalid answers after a repair); scored as misses[/]"
         )
