@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,8 +20,24 @@ METHOD_HELP = (
 @user_errors
 def attribute(
     run_ids: Annotated[
-        list[str], typer.Argument(help="Failed runs to attribute (ids or unique prefixes).")
-    ],
+        list[str] | None, typer.Argument(help="Failed runs to attribute (ids or unique prefixes).")
+    ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Attribute every failed run (a resumable batch job).")
+    ] = False,
+    team: Annotated[str | None, typer.Option(help="With --all: only runs of this team.")] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="Batch: runs attributed at once.", min=1, max=256)
+    ] = 4,
+    rpm: Annotated[
+        float | None, typer.Option(help="Batch: most runs started per minute.", min=0.1)
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", help="Batch: stop starting runs once this many USD are spent.", min=0
+        ),
+    ] = None,
     method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "a2p",
     model: Annotated[
         str | None,
@@ -46,6 +62,7 @@ def attribute(
     import asyncio
 
     from mascope.diagnosis import aattribute
+    from mascope.errors import ConfigError
     from mascope.models import get_model
     from mascope.traces import TraceStore
 
@@ -53,8 +70,28 @@ def attribute(
     store = TraceStore(settings.db, create=False, settings=settings)
     llm = get_model(settings.model, settings=settings)
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    if not run_ids and not all_runs:
+        raise ConfigError("name runs to attribute, or pass --all to attribute every failed run")
+    if all_runs or len(run_ids or []) > 1:
+        ids = [store.resolve_run_id(r) for r in run_ids or []]
+        if all_runs:
+            ids += store.all_run_ids(status="failed", team=team)
+        _batch(
+            store,
+            ids,
+            method=method,
+            llm=llm,
+            with_ground_truth=with_ground_truth,
+            max_replays=max_replays,
+            concurrency=concurrency,
+            rpm=rpm,
+            max_cost=max_cost,
+            as_json=as_json,
+            out=out,
+        )
+        return
     results = []
-    for run_id in run_ids:
+    for run_id in run_ids or []:
         result = asyncio.run(
             aattribute(
                 store,
@@ -87,4 +124,42 @@ def attribute(
     if as_json:
         print(
             json.dumps([{k: v for k, v in r.__dict__.items()} for r in results], ensure_ascii=False)
+        )
+
+
+def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_truth: bool, max_replays: int,
+           concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console) -> None:  # fmt: skip
+    import asyncio
+
+    from mascope.diagnosis._batch import aattribute_batch
+    from mascope.errors import EndpointError
+
+    report = asyncio.run(
+        aattribute_batch(
+            store,
+            ids,
+            method=method,
+            model=llm,
+            with_ground_truth=with_ground_truth,
+            max_replays=max_replays,
+            concurrency=concurrency,
+            rpm=rpm,
+            max_cost=max_cost,
+        )
+    )
+    if as_json:
+        print(json.dumps({"job": report.job_id, "total": report.total, "attributed": report.judged, "skipped": report.skipped,
+                          "not_attributed": report.not_judged, "cost_usd": report.cost_usd if report.cost_known else None,
+                          "stopped": report.stopped, "blamed_agents": dict(report.modes), "failures": report.failures}))  # fmt: skip
+    else:
+        out.print(
+            f"job {report.job_id}: {report.judged} attributed, {report.skipped} already attributed, {report.not_judged} not attributed"
+        )
+        if report.stopped:
+            out.print(f"stopped early: {report.stopped}", markup=False)
+        for agent, count in report.modes.most_common(10):
+            out.print(f"  {agent}: blamed in {count} run(s)", markup=False)
+    if report.stopped and report.stopped.startswith("the endpoint failed"):
+        raise EndpointError(
+            f"{report.stopped}; rerun the same command to continue where it stopped"
         )

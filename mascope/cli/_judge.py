@@ -101,7 +101,7 @@ def judge(
         }))  # fmt: skip
     else:
         _summary(report)
-    if report.stopped and report.stopped.startswith("the judge's endpoint failed"):
+    if report.stopped and report.stopped.startswith("the endpoint failed"):
         raise EndpointError(
             f"{report.stopped}; rerun the same command to continue where it stopped"
         )

@@ -52,6 +52,8 @@ class AttributionResult:
     replays: list[dict[str, Any]] = field(default_factory=list)
     with_ground_truth: bool = True
     model_calls: int = 0
+    cost_usd: float | None = 0.0
+    """What the model calls cost (None when a price was unknown), replays included."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -141,6 +143,10 @@ class _Asker:
     def __init__(self, model: ChatModel, run: Run, steps: Sequence[Step], with_truth: bool):
         self.model, self.run, self.steps, self.with_truth = model, run, steps, with_truth
         self.calls = 0
+        self.cost: float | None = 0.0
+
+    def add_cost(self, cost: float | None) -> None:
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
 
     async def ask(self, question: str, output: type[BaseModel], *, upto: int | None = None) -> Any:
         self.calls += 1
@@ -266,6 +272,7 @@ async def _counterfactual(
     )
     for step in sorted(candidates)[:max_replays]:
         replay = await team.afork(a.run.id, step=step, content=candidates[step])
+        a.add_cost(replay.cost_usd)
         result.replays.append({"step": step, "run_id": replay.run_id, "status": replay.status})
         if replay.status == "succeeded":
             result.agent, result.step = a.agent_at(step), step
@@ -346,6 +353,7 @@ async def aattribute(
     result.notes = notes + result.notes
     result.with_ground_truth = with_ground_truth
     result.model_calls = asker.calls
+    result.cost_usd = asker.cost
     if save:
         store.add_attribution(
             rid,

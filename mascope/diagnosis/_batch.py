@@ -1,17 +1,20 @@
-"""Judge batch jobs: many runs, bounded concurrency, a request rate, a cost cap, resumable.
+"""Batch jobs over many runs: bounded concurrency, a request rate, a cost cap, resumable.
 
-One job per judge configuration (`judge-<hash>`): runs already judged under
-it are skipped, so rerunning the same command after a kill continues where it
-stopped. Each run's labels and its "done" mark are written in one
-transaction, so a kill never leaves a run half-recorded or judged twice.
+One job per configuration (`judge-<hash>`, `attribute-<hash>`): runs already
+done under it are skipped, so rerunning the same command after a kill
+continues where it stopped. Each run's results and its "done" mark are
+written in one transaction (finished runs are committed together, a group
+commit), so a kill never leaves a run half-recorded or processed twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +23,7 @@ from mascope.errors import (
     EndpointError,
     ModelNotFoundError,
     StructuredOutputError,
+    UserError,
 )
 from mascope.models import ChatModel, get_model
 from mascope.traces import Run, Step, TraceStore
@@ -43,6 +47,7 @@ class BatchReport:
     job_id: str
     total: int
     judged: int = 0
+    """Runs done in this invocation."""
     skipped: int = 0
     not_judged: int = 0
     cost_usd: float = 0.0
@@ -52,6 +57,21 @@ class BatchReport:
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     cost_known: bool = True
+
+
+@dataclass
+class Outcome:
+    """What one run's work produced, to be committed with its done mark."""
+
+    cost_usd: float | None
+    replace: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    attributions: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    labels: list[str] = field(default_factory=list)
+    """Short tags counted in the job summary (failure modes, blamed agents)."""
+
+
+Work = Callable[[str, Callable[[], Awaitable[None]] | None], Awaitable[Outcome]]
 
 
 class RateLimiter:
@@ -69,6 +89,116 @@ class RateLimiter:
             self._next = max(now, self._next) + self.interval
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+async def run_job(
+    store: TraceStore,
+    *,
+    job_id: str,
+    kind: str,
+    config: dict[str, Any],
+    run_ids: Sequence[str],
+    work: Work,
+    model: ChatModel,
+    concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+) -> BatchReport:
+    """Do `work` for each run not yet done under `job_id`, with the guarantees above."""
+    config_hash = job_id.rsplit("-", 1)[-1]
+    store.ensure_job(job_id, kind=kind, config=config, config_hash=config_hash)
+    store.add_job_items(job_id, run_ids)
+    unique = list(dict.fromkeys(run_ids))
+    states = store.job_item_states(job_id, unique)
+    todo = [r for r in unique if states.get(r) != "done"]
+    report = BatchReport(job_id=job_id, total=len(unique), skipped=len(unique) - len(todo))
+    limiter = RateLimiter(rpm) if rpm else None
+    stop = asyncio.Event()
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    in_flight = 0
+    started = time.monotonic()
+    pending: list[dict[str, Any]] = []
+    flushing = asyncio.Lock()
+
+    def progress() -> None:
+        if on_progress is not None:
+            on_progress(
+                BatchProgress(
+                    report.total,
+                    report.judged,
+                    report.skipped,
+                    report.not_judged,
+                    report.cost_usd,
+                    in_flight,
+                )
+            )
+
+    def capped() -> bool:
+        if max_cost is not None and report.cost_usd >= max_cost:
+            report.stopped = (
+                report.stopped or f"cost cap reached (${report.cost_usd:.4f} of ${max_cost:.4f})"
+            )
+            stop.set()
+            return True
+        return False
+
+    async def commit(item: dict[str, Any]) -> None:
+        pending.append(item)
+        async with flushing:
+            if not pending:
+                return  # an earlier flush already wrote ours
+            batch = pending[:]
+            pending.clear()
+            await asyncio.to_thread(store.finish_job_items, job_id, batch)
+
+    async def one(run_id: str) -> None:
+        nonlocal in_flight
+        async with semaphore:
+            if stop.is_set() or capped():
+                return
+            in_flight += 1
+            progress()
+            try:
+                outcome = await work(run_id, limiter)
+            except (StructuredOutputError, UserError) as exc:
+                report.not_judged += 1
+                report.failures[run_id] = str(exc)
+                await commit({"run_id": run_id, "status": "not_judged", "error": str(exc)})
+                return
+            except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
+                report.failures[run_id] = str(exc)
+                await commit({"run_id": run_id, "status": "error", "error": str(exc)})
+                report.stopped = report.stopped or f"the endpoint failed: {exc}"
+                stop.set()
+                return
+            finally:
+                in_flight -= 1
+            cost = outcome.cost_usd
+            if cost is None:
+                report.cost_known = False
+                cost = 0.0
+            report.cost_usd += cost
+            await commit({
+                "run_id": run_id, "status": "done", "cost_usd": cost, "replace": outcome.replace,
+                "attributions": outcome.attributions, "metadata": outcome.metadata,
+            })  # fmt: skip
+            report.judged += 1
+            report.modes.update(outcome.labels)
+            progress()
+            capped()
+
+    progress()
+    try:
+        await asyncio.gather(*(one(r) for r in todo))
+    finally:
+        await model.aclose()  # its HTTP connections belong to this event loop
+    report.elapsed_s = time.monotonic() - started
+    store.finish_job(job_id, status="stopped" if report.stopped else "done", error=report.stopped)
+    return report
+
+
+# -- judging ---------------------------------------------------------------------
 
 
 def _load(store: TraceStore, run_id: str) -> tuple[Run, list[Step], list[Finding]]:
@@ -97,132 +227,93 @@ async def ajudge_batch(
     model: ChatModel | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
 ) -> BatchReport:
-    """Judge `run_ids` under `config`; see the module docstring for the guarantees."""
+    """Judge `run_ids` under `config` (rule detectors, then the LLM judge)."""
     llm = model or get_model(config.model)
     job_id = job_id_for(config)
-    store.ensure_job(
-        job_id,
-        kind="judge",
-        config={**asdict(config), "prompt_version": PROMPT_VERSION},
-        config_hash=config.hash(),
+
+    async def work(run_id: str, limiter: Callable[[], Awaitable[None]] | None) -> Outcome:
+        loaded = await asyncio.to_thread(_load, store, run_id)
+        judgement = await ajudge_run(
+            store,
+            run_id,
+            config,
+            model=llm,
+            limiter=limiter,
+            job_id=job_id,
+            save=False,
+            loaded=loaded,
+        )
+        llm_rows = [
+            {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
+             "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
+             "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
+             "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
+            for mode, r in judgement.modes.items()
+        ]  # fmt: skip
+        meta = {
+            "judge": {
+                "model": config.model,
+                "summary": judgement.summary,
+                "task_completed": judgement.task_completed,
+                "prompt_version": PROMPT_VERSION,
+                "job": job_id,
+            }
+        }
+        return Outcome(
+            judgement.cost_usd,
+            replace={RULE_PREFIX: [_rule_row(f) for f in loaded[2]], config.annotator: llm_rows},
+            metadata=meta,
+            labels=judgement.present,
+        )
+
+    config_data = {**asdict(config), "prompt_version": PROMPT_VERSION}
+    return await run_job(store, job_id=job_id, kind="judge", config=config_data, run_ids=run_ids, work=work, model=llm,
+                         concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
+
+
+# -- attribution -------------------------------------------------------------------
+
+
+async def aattribute_batch(
+    store: TraceStore,
+    run_ids: Sequence[str],
+    *,
+    method: str,
+    model: ChatModel,
+    with_ground_truth: bool = True,
+    max_replays: int = 5,
+    concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+) -> BatchReport:
+    """Attribute many failed runs with one method, as a resumable job."""
+    from ._attribution import PROMPT_VERSION as ATTRIBUTION_PROMPT
+    from ._attribution import aattribute
+
+    config = {"method": method, "model": model.model_id.split("@", 1)[0], "with_ground_truth": with_ground_truth,
+              "max_replays": max_replays, "prompt_version": ATTRIBUTION_PROMPT}  # fmt: skip
+    job_id = (
+        "attribute-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     )
-    store.add_job_items(job_id, run_ids)
-    states = store.job_item_states(job_id, run_ids)
-    todo = [r for r in dict.fromkeys(run_ids) if states.get(r) != "done"]
-    report = BatchReport(
-        job_id=job_id, total=len(dict.fromkeys(run_ids)), skipped=len(run_ids) - len(todo)
-    )
-    limiter = RateLimiter(rpm) if rpm else None
-    stop = asyncio.Event()
-    semaphore = asyncio.Semaphore(max(1, concurrency))
-    in_flight = 0
-    started = time.monotonic()
 
-    def progress() -> None:
-        if on_progress is not None:
-            on_progress(
-                BatchProgress(
-                    report.total,
-                    report.judged,
-                    report.skipped,
-                    report.not_judged,
-                    report.cost_usd,
-                    in_flight,
-                )
-            )
+    async def work(run_id: str, limiter: Callable[[], Awaitable[None]] | None) -> Outcome:
+        if limiter is not None:
+            await limiter()
+        result = await aattribute(
+            store,
+            run_id,
+            method=method,
+            model=model,
+            with_ground_truth=with_ground_truth,
+            max_replays=max_replays,
+            save=False,
+        )
+        row = {"method": result.method, "agent": result.agent, "step_index": result.step, "confidence": result.confidence,
+               "reason": result.reason, "intervention": result.intervention, "verified": result.verified,
+               "replay_run_id": result.replay_run_id, "with_ground_truth": with_ground_truth,
+               "annotator": f"llm:{config['model']}", "job_id": job_id}  # fmt: skip
+        return Outcome(result.cost_usd, attributions=[row], labels=[result.agent or "?"])
 
-    pending: list[dict[str, Any]] = []
-    flushing = asyncio.Lock()
-
-    async def commit(item: dict[str, Any]) -> None:
-        # Group commit: while one batch is being written, finished runs queue up
-        # and go in the next transaction together. A run counts as done only
-        # once its transaction has committed.
-        pending.append(item)
-        async with flushing:
-            if not pending:
-                return
-            batch = pending[:]
-            pending.clear()
-            await asyncio.to_thread(store.finish_job_items, job_id, batch)
-
-    async def one(run_id: str) -> None:
-        nonlocal in_flight
-        async with semaphore:
-            if stop.is_set():
-                return
-            if max_cost is not None and report.cost_usd >= max_cost:
-                report.stopped = (
-                    report.stopped
-                    or f"cost cap reached (${report.cost_usd:.4f} of ${max_cost:.4f})"
-                )
-                stop.set()
-                return
-            in_flight += 1
-            progress()
-            try:
-                loaded = await asyncio.to_thread(_load, store, run_id)
-                judgement = await ajudge_run(
-                    store,
-                    run_id,
-                    config,
-                    model=llm,
-                    limiter=limiter,
-                    job_id=job_id,
-                    save=False,
-                    loaded=loaded,
-                )
-            except StructuredOutputError as exc:
-                report.not_judged += 1
-                report.failures[run_id] = str(exc)
-                await asyncio.to_thread(
-                    store.finish_job_item, job_id, run_id, status="not_judged", error=str(exc)
-                )
-                return
-            except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
-                report.failures[run_id] = str(exc)
-                await asyncio.to_thread(
-                    store.finish_job_item, job_id, run_id, status="error", error=str(exc)
-                )
-                report.stopped = report.stopped or f"the judge's endpoint failed: {exc}"
-                stop.set()
-                return
-            finally:
-                in_flight -= 1
-            cost = judgement.cost_usd
-            if cost is None:
-                report.cost_known = False
-                cost = 0.0
-            report.cost_usd += cost
-            findings = loaded[2]
-            await commit({
-                "run_id": run_id,
-                "status": "done",
-                "cost_usd": cost,
-                "replace": {RULE_PREFIX: [_rule_row(f) for f in findings], config.annotator: [
-                    {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
-                     "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
-                     "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
-                     "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
-                    for mode, r in judgement.modes.items()
-                ]},
-                "metadata": {"judge": {"model": config.model, "summary": judgement.summary, "task_completed": judgement.task_completed, "prompt_version": PROMPT_VERSION, "job": job_id}},
-            })  # fmt: skip
-            report.judged += 1
-            report.modes.update(judgement.present)
-            progress()
-            if max_cost is not None and report.cost_usd >= max_cost:
-                report.stopped = (
-                    report.stopped
-                    or f"cost cap reached (${report.cost_usd:.4f} of ${max_cost:.4f})"
-                )
-                stop.set()
-
-    progress()
-    try:
-        await asyncio.gather(*(one(r) for r in todo))
-    finally:
-        await llm.aclose()  # its HTTP connections belong to this event loop
-    report.elapsed_s = time.monotonic() - started
-    store.finish_job(job_id, status="stopped" if report.stopped else "done", error=report.stopped)
-    return report
+    return await run_job(store, job_id=job_id, kind="attribute", config=config, run_ids=run_ids, work=work, model=model,
+                         concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip

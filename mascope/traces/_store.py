@@ -632,6 +632,8 @@ class TraceStore:
                 ]
                 if rows:
                     conn.execute(insert(_ANNOTATIONS), rows)
+                for attribution in item.get("attributions") or ():
+                    conn.execute(insert(_ATTRIBUTIONS), self._attribution_row(run_id, attribution))
                 if item.get("metadata"):
                     current = conn.execute(
                         select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)

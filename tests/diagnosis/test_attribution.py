@@ -288,3 +288,54 @@ def test_attribute_cli(tmp_path: Path) -> None:
         app, ["attribute", rid, "--method", "guess", "-m", f"scripted:{script}", "--db", str(db)]
     )
     assert unknown.exit_code == 2 and "unknown attribution method 'guess'" in unknown.stderr
+
+
+def test_attribution_batch_is_a_resumable_job(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mascope.cli import app
+
+    runner = CliRunner()
+    db = tmp_path / "batch.db"
+    with TraceStore(db) as store:
+        ids = [failed_run(store) for _ in range(3)]
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([json.dumps({"agent": "solver", "step": 1, "reason": "r"})] * 3))
+    first = runner.invoke(
+        app,
+        [
+            "attribute",
+            "--all",
+            "--method",
+            "all-at-once",
+            "-m",
+            f"scripted:{script}",
+            "--db",
+            str(db),
+            "--json",
+        ],
+    )
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert (data["attributed"], data["skipped"], data["blamed_agents"]) == (3, 0, {"solver": 3})
+    again = json.loads(
+        runner.invoke(
+            app,
+            [
+                "attribute",
+                "--all",
+                "--method",
+                "all-at-once",
+                "-m",
+                f"scripted:{script}",
+                "--db",
+                str(db),
+                "--json",
+            ],
+        ).stdout
+    )
+    assert (again["attributed"], again["skipped"]) == (0, 3)  # nothing asked of the model twice
+    with TraceStore(db) as store:
+        for rid in ids:
+            (row,) = store.attributions(rid)
+            assert row.method == "all-at-once" and row.job_id == data["job"]

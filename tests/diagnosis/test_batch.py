@@ -68,13 +68,13 @@ async def test_rpm_limit_holds(store: TraceStore) -> None:
             ids,
             JudgeConfig(model="openai:judge"),
             concurrency=4,
-            rpm=240,
+            rpm=120,
             model=model_for(server),
         )
     gaps = server.gaps
-    # 240 per minute is one request every 0.25 s; the first request's connection
+    # 120 per minute is one request every 0.5 s; the first request's connection
     # set-up may shorten the first gap a little, so check the span as a whole.
-    assert len(gaps) == 3 and sum(gaps) >= 0.7 and min(gaps) >= 0.15
+    assert len(gaps) == 3 and sum(gaps) >= 1.3 and min(gaps) >= 0.3
 
 
 async def test_cost_cap_stops_cleanly(store: TraceStore, tmp_path: Path) -> None:
