@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from mascope.errors import StructuredOutputError, UserError
+from mascope.errors import ContextLengthError, StructuredOutputError, UserError
 from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.traces import Run, Step, TraceStore
 
@@ -134,9 +134,8 @@ def _context(run: Run, with_truth: bool) -> str:
     return "\n".join(lines)
 
 
-def _trace(steps: Sequence[Step], upto: int | None = None) -> str:
-    shown = [s for s in steps if upto is None or s.index <= upto]
-    return "<trace>\n" + "\n".join(render_steps(shown)) + "\n</trace>"
+_STEP_BUDGETS = (1500, 600, 250, 100)
+"""Characters shown per step, tried in turn until the trace fits the model's context."""
 
 
 class _Asker:
@@ -144,27 +143,41 @@ class _Asker:
         self.model, self.run, self.steps, self.with_truth = model, run, steps, with_truth
         self.calls = 0
         self.cost: float | None = 0.0
+        self.shortened: int | None = None
 
     def add_cost(self, cost: float | None) -> None:
         self.cost = None if cost is None or self.cost is None else self.cost + cost
 
     async def ask(self, question: str, output: type[BaseModel], *, upto: int | None = None) -> Any:
         self.calls += 1
-        prompt = (
-            f"{_context(self.run, self.with_truth)}\n\n{_trace(self.steps, upto)}\n\n{question}"
-        )
-        try:
-            reply = await self.model.achat(
-                [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-                output=_spec(output, self.steps, output.__name__.strip("_").lower()),
-                temperature=0,
-                max_tokens=600,
+        spec = _spec(output, self.steps, output.__name__.strip("_").lower())
+        shown = [s for s in self.steps if upto is None or s.index <= upto]
+        for step_chars in _STEP_BUDGETS:
+            trace = (
+                "<trace>\n" + "\n".join(render_steps(shown, step_chars=step_chars)) + "\n</trace>"
             )
-        except StructuredOutputError as exc:
-            raise StructuredOutputError(
-                f"attribution of run {self.run.id} failed: {exc}", last_answer=exc.last_answer
-            ) from None
-        return reply.parsed
+            prompt = f"{_context(self.run, self.with_truth)}\n\n{trace}\n\n{question}"
+            try:
+                reply = await self.model.achat(
+                    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                    output=spec,
+                    temperature=0,
+                    max_tokens=600,
+                )
+            except ContextLengthError:
+                if step_chars == _STEP_BUDGETS[-1]:
+                    raise
+                # Too long for this model: show every step again, each shorter, with
+                # an explicit marker where text is left out (never a silent cut).
+                self.shortened = step_chars
+                continue
+            except StructuredOutputError as exc:
+                raise StructuredOutputError(
+                    f"attribution of run {self.run.id} failed: {exc}", last_answer=exc.last_answer
+                ) from None
+            self.add_cost(reply.cost_usd)
+            return reply.parsed
+        raise AssertionError("unreachable")
 
     def agent_at(self, step: int, named: str | None = None) -> str:
         speaker = next((s.agent for s in self.steps if s.index == step), "")
@@ -354,6 +367,10 @@ async def aattribute(
     result.with_ground_truth = with_ground_truth
     result.model_calls = asker.calls
     result.cost_usd = asker.cost
+    if asker.shortened is not None:
+        result.notes.append(
+            "the trace was too long for the model; steps were shown shortened (marked where text was left out)"
+        )
     if save:
         store.add_attribution(
             rid,

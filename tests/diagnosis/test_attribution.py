@@ -339,3 +339,21 @@ def test_attribution_batch_is_a_resumable_job(tmp_path: Path) -> None:
         for rid in ids:
             (row,) = store.attributions(rid)
             assert row.method == "all-at-once" and row.job_id == data["job"]
+
+
+async def test_a_trace_too_long_for_the_model_is_shown_shorter_not_cut(store: TraceStore) -> None:
+    from mascope.errors import ContextLengthError
+
+    rid = store.start_run(team="t", task="t")
+    for i in range(3):
+        store.append_step(rid, agent="a", content=f"step {i} " + "y" * 3000)
+    store.finish_run(rid, status="failed")
+    model = ScriptedModel(
+        [ContextLengthError("too long"), json.dumps({"agent": "a", "step": 2, "reason": "r"})]
+    )
+    result = await aattribute(store, rid, method="all-at-once", model=model)
+    assert result.step == 2 and any("shortened" in n for n in result.notes)
+    second = model.calls[1].messages[-1].content or ""
+    assert (
+        second.count("more characters not shown") == 3 and "Step 2 - a (message): step 2" in second
+    )
