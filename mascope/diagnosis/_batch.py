@@ -28,7 +28,7 @@ from mascope.errors import (
 from mascope.models import ChatModel, get_model
 from mascope.traces import Run, Step, TraceStore
 
-from ._judge import PROMPT_VERSION, JudgeConfig, ajudge_run
+from ._judge import PROMPT_VERSION, JudgeConfig, ajudge_run, label_rows
 from ._rules import RULE_PREFIX, Finding, detect
 
 
@@ -243,13 +243,7 @@ async def ajudge_batch(
             save=False,
             loaded=loaded,
         )
-        llm_rows = [
-            {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
-             "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
-             "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
-             "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
-            for mode, r in judgement.modes.items()
-        ]  # fmt: skip
+        llm_rows = label_rows(judgement, config, job_id)
         meta = {
             "judge": {
                 "model": config.model,

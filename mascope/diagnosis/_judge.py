@@ -155,6 +155,19 @@ def answer_spec(taxonomy: Taxonomy) -> OutputSpec:
     return _specs[key]
 
 
+def label_rows(
+    judgement: Judgement, config: JudgeConfig, job_id: str | None
+) -> list[dict[str, Any]]:
+    """One annotation per mode, as the store takes them."""
+    return [
+        {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
+         "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
+         "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
+         "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
+        for mode, r in judgement.modes.items()
+    ]  # fmt: skip
+
+
 def render_steps(steps: Sequence[Step], *, step_chars: int = _STEP_CHARS) -> list[str]:
     """One block per step, `Step 7 - coder (message): ...`; long content is shortened
     with an explicit marker, never silently."""
@@ -327,14 +340,8 @@ async def ajudge_run(
         store.replace_annotations(
             run_id,
             annotator_prefix=config.annotator,
-            annotations=[
-                {"taxonomy": taxonomy.id, "mode": mode, "present": r.present, "confidence": r.confidence,
-                 "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
-                 "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
-                 "step_index": r.evidence_steps[0] if r.evidence_steps and r.present else None}
-                for mode, r in result.modes.items()
-            ],
-        )  # fmt: skip
+            annotations=label_rows(result, config, job_id),
+        )
         store.update_run_metadata(
             run_id,
             {
