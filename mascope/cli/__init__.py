@@ -15,6 +15,7 @@ from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
 from ._taxonomy import taxonomy_app
+from ._tui import tui
 
 app = typer.Typer(
     name="mascope",
@@ -45,6 +46,7 @@ app.command()(run)
 app.command()(chat)
 app.command()(judge)
 app.command()(attribute)
+app.command()(tui)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         StepBase,
         StepKind,
     )
-    from ._store import TraceStore
+    from ._store import RunSort, TraceStore
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -71,6 +71,7 @@ __getattr__, __dir__ = lazy_exports(
         "Step": "._schema",
         "StepBase": "._schema",
         "StepKind": "._schema",
+        "RunSort": "._store",
         "TraceStore": "._store",
     },
 )
@@ -94,6 +95,7 @@ __all__ = [
     "Run",
     "RunBase",
     "RunBundle",
+    "RunSort",
     "RunStatus",
     "Step",
     "StepBase",

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -90,6 +90,17 @@ def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 _Label = TypeVar("_Label", Annotation, Attribution)
+
+RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]
+"""Orders `TraceStore.list_runs` can sort by (`time` is the run id: ids sort by start time)."""
+_RUN_SORTS: dict[str, Any] = {
+    "time": _RUNS.c.id,
+    "team": _RUNS.c.team,
+    "status": _RUNS.c.status,
+    "steps": _RUNS.c.step_count,
+    "tokens": _RUNS.c.input_tokens + _RUNS.c.output_tokens,
+    "cost": _RUNS.c.cost_usd,
+}
 
 
 def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[str, Path | None]:
@@ -779,14 +790,38 @@ class TraceStore:
         search: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        sort: RunSort = "time",
+        ascending: bool = False,
+        offset: int = 0,
     ) -> list[Run]:
-        """Runs, newest first, one page at a time: pass the last id seen as `before`."""
-        query = select(Run).order_by(col(Run.id).desc()).limit(limit)
+        """Runs, newest first, one page at a time: pass the last id seen as `before`.
+
+        `sort` orders by another column (ties newest first); page such an order
+        with `offset`, since `before` only pages the default newest-first order.
+        """
+        key = _RUN_SORTS[sort]
+        order = [key.asc() if ascending else key.desc()]
+        if sort != "time":
+            order.append(_RUNS.c.id.desc())
+        query = select(Run).order_by(*order).limit(limit)
         query = self._filter(
             query, status=status, team=team, mode=mode, source=source, search=search
         )
         if before:
-            query = query.where(col(Run.id) < before)
+            query = query.where(col(Run.id) > before if ascending else col(Run.id) < before)
+        if offset:
+            query = query.offset(offset)
+        with Session(self._read) as session:
+            runs = list(session.scalars(query).all())
+            for run in runs:
+                session.expunge(run)
+        return runs
+
+    def child_runs(self, run_id: str, *, limit: int = 500) -> list[Run]:
+        """Runs forked from this one (forks and counterfactual replays), oldest first."""
+        query = (
+            select(Run).where(col(Run.parent_run_id) == run_id).order_by(col(Run.id)).limit(limit)
+        )
         with Session(self._read) as session:
             runs = list(session.scalars(query).all())
             for run in runs:
@@ -1066,4 +1101,4 @@ def _owner_alive(owner: str | None) -> bool:
     return not start or _proc_start(pid) == start
 
 
-__all__ = ["TraceStore"]
+__all__ = ["RunSort", "TraceStore"]

@@ -1,1 +1,11 @@
-"""The trace-inspection terminal UI (Textual)."""
+"""The trace-inspection terminal UI (Textual).
+
+from mascope.tui import TraceApp, open_for_viewing
+
+TraceApp(open_for_viewing("mascope.db")).run()
+"""
+
+from ._app import TraceApp
+from ._open import open_for_viewing
+
+__all__ = ["TraceApp", "open_for_viewing"]

@@ -114,6 +114,24 @@ def test_paging_and_filters(store: TraceStore) -> None:
     assert store.modes_by_run([ids[4], ids[5]]) == {ids[4]: ["FM-1.3"], ids[5]: []}
 
 
+def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
+    ids = []
+    for i, n in enumerate([3, 1, 2, 1]):
+        rid = store.start_run(team="t", task=f"task {i}")
+        for _ in range(n):
+            store.append_step(rid, agent="a", content="x", input_tokens=10 * i)
+        store.finish_run(rid, status="failed")
+        ids.append(rid)
+    by_steps = [r.id for r in store.list_runs(sort="steps")]
+    assert by_steps == [ids[0], ids[2], ids[3], ids[1]]  # ties: newest first
+    assert [r.id for r in store.list_runs(sort="steps", offset=2, limit=1)] == [ids[3]]
+    assert [r.id for r in store.list_runs(sort="tokens", ascending=True)][:1] == [ids[0]]
+    assert [r.id for r in store.list_runs(ascending=True, before=ids[1])] == ids[2:]
+    fork = store.start_run(team="t", task="task 0", parent_run_id=ids[0], fork_step=1)
+    assert [r.id for r in store.child_runs(ids[0])] == [fork]
+    assert store.child_runs(ids[1]) == []
+
+
 def test_resolve_run_id(store: TraceStore) -> None:
     rid = store.start_run(task="t")
     assert store.resolve_run_id(rid.lower()) == rid

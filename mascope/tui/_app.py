@@ -1,0 +1,78 @@
+"""The Textual app: a runs screen at the bottom, run screens pushed on top."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from mascope.traces import TraceStore
+
+from ._help import HelpScreen
+from ._run_screen import RunScreen
+from ._runs_screen import RunsScreen
+
+CSS = """
+#filters { height: 1; margin: 0 0 1 0; }
+#filters > Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+#filters > Select { width: 24; margin-left: 1; }
+#filters > #mode { width: 34; }
+#runs { height: 1fr; }
+#empty { height: 1fr; padding: 2 4; color: $text-muted; }
+#runs-status { height: 1; padding: 0 1; background: $panel; }
+#run-header { height: auto; max-height: 4; padding: 0 1; background: $panel; }
+#run-body { height: 1fr; }
+#timeline { width: 1fr; border: round $primary-muted; }
+#timeline:focus { border: round $primary; }
+#run-side { width: 1fr; }
+#detail-scroll { height: 3fr; border: round $primary-muted; padding: 0 1; }
+#detail-scroll:focus { border: round $primary; }
+#labels { height: 2fr; border: round $primary-muted; }
+#labels:focus { border: round $primary; }
+HelpScreen { align: center middle; }
+#help { width: 90; height: auto; max-height: 90%; border: round $primary; padding: 1 2; background: $surface; }
+"""
+
+
+class TraceApp(App[None]):
+    """Browse a trace store: runs, steps, failure modes, attributions, branches.
+
+    Args:
+        store: an open store; the app only reads it.
+        run_id: open this run first (escape goes back to the runs).
+        poll_interval: seconds between looks at the store for new runs and steps;
+            0 turns live updates off.
+    """
+
+    TITLE = "mascope"
+    CSS = CSS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(
+        self, store: TraceStore, *, run_id: str | None = None, poll_interval: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.first_run = run_id
+        self.poll_interval = poll_interval
+        self.sub_title = str(store.path or store.url)
+
+    def get_default_screen(self) -> Screen[None]:
+        return RunsScreen(self.store, poll_interval=self.poll_interval)
+
+    def on_mount(self) -> None:
+        if self.first_run is not None:
+            self.open_run(self.first_run)
+
+    def open_run(self, run_id: str) -> None:
+        """Show one run on top of whatever is on screen."""
+        self.push_screen(RunScreen(self.store, run_id, poll_interval=self.poll_interval))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())

@@ -1,0 +1,181 @@
+"""How runs, steps and labels look in the TUI (plain functions over store rows)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from mascope.taxonomy import MAST
+from mascope.traces import Annotation, Attribution, Run, Step
+
+STATUS_STYLE = {
+    "succeeded": "bold green",
+    "failed": "bold red",
+    "error": "bold red",
+    "running": "bold yellow",
+    "interrupted": "bold magenta",
+    "unknown": "dim",
+}
+_PALETTE = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
+_KIND_STYLE = {"error": "bold red", "refusal": "red", "retry": "yellow", "event": "dim"}
+
+
+def agent_style(agent: str) -> str:
+    return _PALETTE[zlib.crc32(agent.encode()) % len(_PALETTE)]
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def first_line(text: str, width: int = 200) -> str:
+    """The first non-blank line of `text`, cut to `width` characters."""
+    for line in text.splitlines():
+        if line.strip():
+            flat = " ".join(line.split())
+            return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return ""
+
+
+def tokens(run: Run) -> int:
+    return run.input_tokens + run.output_tokens
+
+
+def cost(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def verdict_passed(step: Step) -> bool | None:
+    """For a verifier's verdict, whether it passed; None for other steps."""
+    if step.kind != "verdict" or not isinstance(step.data, dict):
+        return None
+    passed = step.data.get("passed")
+    return passed if isinstance(passed, bool) else None
+
+
+def step_row(step: Step, marks: str, width: int) -> Text:
+    """One timeline line: index, marks, agent, kind, first line of content."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{step.index:>5} ", style="dim")
+    line.append(f"{marks:<2} ", style="bold red" if "★" in marks else "bold yellow")
+    line.append(f"{(step.agent or '?')[:12]:<12} ", style=f"bold {agent_style(step.agent)}")
+    passed = verdict_passed(step)
+    if passed is not None:
+        line.append(
+            "✓ verdict   " if passed else "✗ verdict   ",
+            style="bold green" if passed else "bold white on red",
+        )
+    else:
+        line.append(f"{step.kind[:11]:<11} ", style=_KIND_STYLE.get(step.kind, "dim"))
+    if step.error:
+        line.append(f"error: {first_line(step.error, width)} ", style="bold red")
+    line.append(first_line(step.content, width))
+    return line
+
+
+def step_detail(step: Step) -> RenderableType:
+    """Everything about one step."""
+    head = Text()
+    head.append(f"step {step.index}  ", style="bold")
+    head.append(step.agent or "?", style=f"bold {agent_style(step.agent)}")
+    head.append(f"  {step.kind}", style=_KIND_STYLE.get(step.kind, ""))
+    passed = verdict_passed(step)
+    if passed is not None:
+        head.append(
+            "  PASSED" if passed else "  FAILED", style="bold green" if passed else "bold red"
+        )
+    facts = []
+    if step.model:
+        facts.append(f"model {step.model}")
+    if step.input_tokens is not None or step.output_tokens is not None:
+        facts.append(f"tokens {step.input_tokens or 0} in / {step.output_tokens or 0} out")
+    if step.latency_s is not None:
+        facts.append(f"latency {step.latency_s:.2f} s")
+    if step.cost_usd is not None:
+        facts.append(f"cost {cost(step.cost_usd)}")
+    facts.append(f"at {when(step.created_at)} UTC")
+    parts: list[RenderableType] = [head, Text(" · ".join(facts), style="dim")]
+    if step.error:
+        parts.append(Text(f"error: {step.error}", style="bold red"))
+    parts += [Text(""), Text(step.content or "(no content)", style="" if step.content else "dim")]
+    if step.data:
+        parts += [Text(""), Text(_data_title(step), style="bold"), Text(_json(step.data))]
+    if step.checkpoint_id:
+        parts += [Text(""), Text(f"checkpoint {step.checkpoint_id}", style="dim")]
+    return Group(*parts)
+
+
+def _data_title(step: Step) -> str:
+    return {
+        "tool_call": "tool arguments",
+        "tool_result": "tool result",
+        "verdict": "verdict",
+        "model_call": "model call",
+    }.get(step.kind, "data")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def run_summary(run: Run, steps: int) -> Text:
+    """The run screen's header line."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"run {run.id}  ", style="bold")
+    text.append_text(status_text(run.status))
+    text.append(f"  {run.team or '-'}", style="bold")
+    text.append(f"  {steps:,} steps · {tokens(run):,} tokens · {cost(run.cost_usd)}", style="dim")
+    if run.parent_run_id:
+        text.append(f"  ⑂ from {run.parent_run_id} at step {run.fork_step}", style="magenta")
+    text.append("\n")
+    text.append("task ", style="dim")
+    text.append(first_line(run.task, 300) or "-")
+    if run.final_answer is not None:
+        text.append("\nanswer ", style="dim")
+        text.append(first_line(run.final_answer, 300))
+    return text
+
+
+def category_of(mode: str) -> str:
+    """The MAST category name of a mode id, or `other`."""
+    try:
+        cat = MAST.mode(mode).category
+    except KeyError:
+        return "Other"
+    return next((c.name for c in MAST.categories if c.id == cat), cat)
+
+
+def mode_label(a: Annotation) -> str:
+    try:
+        name = MAST.mode(a.mode).name.lower()
+    except KeyError:
+        name = ""
+    conf = "" if a.confidence is None else f" {a.confidence:.2f}"
+    return f"{a.mode} {name} [{a.annotator}{conf}]".replace("  ", " ")
+
+
+def evidence_steps(a: Annotation) -> list[int]:
+    steps = set(a.evidence_steps)
+    if a.step_index is not None:
+        steps.add(a.step_index)
+    return sorted(steps)
+
+
+def attribution_label(att: Attribution) -> str:
+    where = "?" if att.step_index is None else str(att.step_index)
+    verified = {True: ", verified by replay", False: ", replay did not flip", None: ""}
+    return f"★ step {where} {att.agent or '?'} ({att.method}{verified[att.verified]})"
+
+
+def branch_label(child: Run, *, replay: bool) -> str:
+    kind = "counterfactual replay" if replay else "fork"
+    return f"⑂ step {child.fork_step} {kind} {child.id} {child.status}"

@@ -1,0 +1,335 @@
+"""The run screen: step timeline, the selected step in full, labels, branches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from mascope.errors import MascopeError
+from mascope.traces import Annotation, Attribution, Run, TraceStore, export_runs
+
+from ._format import (
+    attribution_label,
+    branch_label,
+    category_of,
+    evidence_steps,
+    first_line,
+    mode_label,
+    run_summary,
+    step_detail,
+)
+from ._timeline import StepTimeline
+
+if TYPE_CHECKING:
+    from ._app import TraceApp
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a labels-tree node leads: a step of this run, or another run."""
+
+    step: int | None = None
+    run: str | None = None
+
+
+@dataclass
+class Labels:
+    annotations: list[Annotation]
+    attributions: list[Attribution]
+    branches: list[Run]
+
+    def signature(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+        return (
+            tuple(a.id for a in self.annotations),
+            tuple(a.id for a in self.attributions),
+            tuple((b.id, b.status) for b in self.branches),
+        )
+
+
+class LabelTree(Tree[Target | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("h", "cursor_parent", "Parent", show=False),
+        Binding("l", "select_cursor", "Open", show=False),
+    ]
+
+
+class RunScreen(Screen[None]):
+    """One run: what each agent did, what the judge found, what the attribution blamed."""
+
+    AUTO_FOCUS = "#timeline"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Runs"),
+        Binding("b", "branch", "Open branch"),
+        Binding("n", "next_mark(1)", "Next marked"),
+        Binding("N", "next_mark(-1)", "Prev marked", show=False),
+        Binding("y,c", "copy", "Copy step"),
+        Binding("e", "export", "Export"),
+        Binding("r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self, store: TraceStore, run_id: str, *, poll_interval: float = 1.0) -> None:
+        super().__init__()
+        self.store = store
+        self.run_id = run_id
+        self.poll_interval = poll_interval
+        self.run = store.get_run(run_id)
+        self.labels = self._read_labels()
+        self._total = store.count_steps(run_id)
+        self._poll_failed = False
+
+    # -- layout ------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(run_summary(self.run, self._total), id="run-header")
+        with Horizontal(id="run-body"):
+            yield StepTimeline(self.store, self.run_id, total=self._total, id="timeline")
+            with Vertical(id="run-side"):
+                with VerticalScroll(id="detail-scroll"):
+                    yield Static(id="detail")
+                yield LabelTree("labels", id="labels")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_labels()
+        timeline = self.query_one(StepTimeline)
+        timeline.border_title = "steps"
+        self.query_one("#detail-scroll").border_title = "step"
+        self.query_one(LabelTree).border_title = "failure modes · blame · branches"
+        self._show_step(timeline.cursor)
+        if self.poll_interval > 0:
+            self.set_interval(self.poll_interval, self.poll)
+
+    @property
+    def timeline(self) -> StepTimeline:
+        return self.query_one(StepTimeline)
+
+    # -- data --------------------------------------------------------------------
+
+    def _read_labels(self) -> Labels:
+        return Labels(
+            annotations=self.store.annotations(self.run_id),
+            attributions=self.store.attributions(self.run_id),
+            branches=self.store.child_runs(self.run_id),
+        )
+
+    def poll(self) -> None:
+        """Pick up new steps, a changed status and new labels (the run may be live)."""
+        try:
+            run = self.store.get_run(self.run_id)
+            total = self.store.count_steps(self.run_id)
+            labels = self._read_labels()
+        except (SQLAlchemyError, MascopeError) as exc:
+            if not self._poll_failed:
+                self.notify(f"cannot refresh: {first_line(str(exc))}", severity="error")
+            self._poll_failed = True
+            return
+        self._poll_failed = False
+        changed = total != self._total or run.status != self.run.status
+        self.run, self._total = run, total
+        if changed:
+            self.query_one("#run-header", Static).update(run_summary(run, total))
+            self.timeline.set_total(total)
+        if labels.signature() != self.labels.signature():
+            self.labels = labels
+            self._show_labels()
+
+    # -- labels tree -------------------------------------------------------------
+
+    def _marks(self) -> dict[int, str]:
+        marks: dict[int, set[str]] = defaultdict(set)
+        for a in self.labels.annotations:
+            if a.present:
+                for i in evidence_steps(a):
+                    marks[i].add("◆")
+        for att in self.labels.attributions:
+            if att.step_index is not None:
+                marks[att.step_index].add("★")
+        for child in self.labels.branches:
+            if child.fork_step is not None:
+                marks[child.fork_step].add("⑂")
+        order = "★◆⑂"
+        return {i: "".join(c for c in order if c in m) for i, m in marks.items()}
+
+    def _show_labels(self) -> None:
+        self.timeline.set_marks(self._marks())
+        tree = self.query_one(LabelTree)
+        tree.clear()
+        tree.show_root = False
+        root = tree.root
+        present = [a for a in self.labels.annotations if a.present]
+        absent = len(self.labels.annotations) - len(present)
+        if present:
+            modes = root.add(Text(f"Failure modes ({len(present)})", style="bold"), expand=True)
+            by_category: dict[str, list[Annotation]] = defaultdict(list)
+            for a in sorted(present, key=lambda a: (a.mode, a.annotator)):
+                by_category[category_of(a.mode)].append(a)
+            for category, items in by_category.items():
+                cat = modes.add(Text(category), expand=True)
+                for a in items:
+                    steps = evidence_steps(a)
+                    node = cat.add(
+                        Text(mode_label(a), style="yellow"),
+                        data=Target(step=steps[0] if steps else None),
+                        expand=True,
+                    )
+                    for i in steps:
+                        node.add_leaf(Text(f"◆ step {i}"), data=Target(step=i))
+                    if a.rationale:
+                        node.add_leaf(Text(first_line(a.rationale, 120), style="dim"))
+        if absent:
+            root.add_leaf(Text(f"{absent} label(s) say a mode is absent", style="dim"))
+        replays = {a.replay_run_id for a in self.labels.attributions if a.replay_run_id}
+        if self.labels.attributions:
+            blamed = root.add(
+                Text(f"Blamed ({len(self.labels.attributions)})", style="bold"), expand=True
+            )
+            for att in self.labels.attributions:
+                node = blamed.add(
+                    Text(attribution_label(att), style="bold red"),
+                    data=Target(step=att.step_index),
+                    expand=True,
+                )
+                if att.reason:
+                    node.add_leaf(Text(first_line(att.reason, 120), style="dim"))
+                if att.replay_run_id:
+                    node.add_leaf(
+                        Text(f"⑂ replay {att.replay_run_id}", style="magenta"),
+                        data=Target(run=att.replay_run_id),
+                    )
+        if self.labels.branches:
+            branches = root.add(
+                Text(f"Branches ({len(self.labels.branches)})", style="bold"), expand=True
+            )
+            for child in self.labels.branches:
+                branches.add_leaf(
+                    Text(branch_label(child, replay=child.id in replays), style="magenta"),
+                    data=Target(run=child.id),
+                )
+        if not (present or absent or self.labels.attributions or self.labels.branches):
+            root.add_leaf(
+                Text(
+                    f"No labels yet. Find failure modes: mascope judge {self.run_id}; "
+                    f"blame a step: mascope attribute {self.run_id}",
+                    style="dim",
+                )
+            )
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[Target | None]) -> None:
+        target = event.node.data
+        if target is None:
+            return
+        event.stop()
+        if target.run is not None:
+            self._open_run(target.run)
+        elif target.step is not None:
+            self.timeline.go_to(target.step)
+            self.timeline.focus()
+
+    # -- the selected step -------------------------------------------------------
+
+    def on_step_timeline_highlighted(self, event: StepTimeline.Highlighted) -> None:
+        self._show_step(event.index)
+
+    def _show_step(self, index: int) -> None:
+        detail = self.query_one("#detail", Static)
+        step = self.timeline.step_at(index)
+        if step is None:
+            detail.update(Text("This run has no steps yet.", style="dim"))
+            return
+        notes: list[RenderableType] = []
+        for a in self.labels.annotations:
+            if a.present and index in evidence_steps(a):
+                notes.append(Text(f"◆ evidence for {mode_label(a)}", style="bold yellow"))
+        for att in self.labels.attributions:
+            if att.step_index == index:
+                notes.append(Text(f"{attribution_label(att)}: {att.reason}", style="bold red"))
+                if att.intervention:
+                    notes.append(Text(f"  fix: {att.intervention}", style="red"))
+        for child in self.labels.branches:
+            if child.fork_step == index:
+                notes.append(
+                    Text(f"⑂ branch {child.id} ({child.status}) forks here; b opens it", "magenta")
+                )
+        if notes:
+            notes.append(Text(""))
+        detail.update(Group(*notes, step_detail(step)))
+        self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
+
+    # -- actions -----------------------------------------------------------------
+
+    def _open_run(self, run_id: str) -> None:
+        app: TraceApp = self.app  # type: ignore[assignment]
+        app.open_run(run_id)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_branch(self) -> None:
+        """Open the branch forked at the selected step, the labels' selected one, or the only one."""
+        branches = self.labels.branches
+        tree = self.query_one(LabelTree)
+        node: TreeNode[Target | None] | None = tree.cursor_node
+        if tree.has_focus and node is not None and node.data and node.data.run:
+            self._open_run(node.data.run)
+            return
+        here = [c for c in branches if c.fork_step == self.timeline.cursor]
+        if here:
+            self._open_run(here[0].id)
+        elif len(branches) == 1:
+            self._open_run(branches[0].id)
+        elif branches:
+            where = ", ".join(sorted({str(c.fork_step) for c in branches}))
+            self.notify(
+                f"{len(branches)} branches, forked at steps {where}: move to one (n) and press b"
+            )
+        else:
+            self.notify("this run has no branches (forks or counterfactual replays)")
+
+    def action_next_mark(self, direction: int) -> None:
+        marked = sorted(self._marks())
+        cursor = self.timeline.cursor
+        ahead = [i for i in marked if (i > cursor if direction > 0 else i < cursor)]
+        if not ahead:
+            self.notify("no more marked steps" if marked else "no marked steps in this run")
+            return
+        self.timeline.go_to(ahead[0] if direction > 0 else ahead[-1])
+        self.timeline.focus()
+
+    def action_copy(self) -> None:
+        step = self.timeline.step_at(self.timeline.cursor)
+        if step is None:
+            self.notify("no step to copy", severity="warning")
+            return
+        self.app.copy_to_clipboard(step.content)
+        self.notify(f"copied step {step.index} ({len(step.content):,} characters) to the clipboard")
+
+    def action_export(self) -> None:
+        target = Path.cwd() / f"mascope-run-{self.run_id}.jsonl"
+        self.run_worker(lambda: self._export(target), thread=True, exclusive=True, group="export")
+
+    def _export(self, target: Path) -> None:
+        try:
+            export_runs(self.store, [self.run_id], "jsonl", target)
+        except (MascopeError, OSError, SQLAlchemyError) as exc:
+            self.app.call_from_thread(
+                self.notify, f"export failed: {first_line(str(exc))}", severity="error"
+            )
+            return
+        self.app.call_from_thread(self.notify, f"exported run to {target}")
+
+    def action_reload(self) -> None:
+        self.poll()

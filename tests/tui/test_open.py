@@ -1,0 +1,64 @@
+"""Opening a store for viewing: clear errors, nothing created."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mascope.cli import app
+from mascope.errors import StoreError
+from mascope.tui import open_for_viewing
+
+from ..test_cli import assert_one_line_error
+
+
+def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(StoreError, match=r"no trace store at .*missing\.db.*mascope demo"):
+        open_for_viewing(missing)
+    assert not missing.exists()
+
+
+def test_foreign_files_are_refused_unchanged(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("hello")
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        open_for_viewing(text)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (x)")
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match="not a mascope trace store"):
+        open_for_viewing(other)
+    assert other.read_bytes() == before
+    with pytest.raises(StoreError, match="is a folder"):
+        open_for_viewing(tmp_path)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = tmp_path / "missing.db"
+    result = runner.invoke(app, ["tui", "--db", str(missing)])
+    assert_one_line_error(result, str(missing), "mascope demo")
+    assert not missing.exists()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x00" * 100)
+    assert_one_line_error(runner.invoke(app, ["tui", "--db", str(junk)]), "not a SQLite database")
+
+
+def test_cli_names_an_unknown_run(db: Path) -> None:
+    result = CliRunner().invoke(app, ["tui", "NOPE", "--db", str(db)])
+    assert_one_line_error(result, "no run 'NOPE'")
+
+
+def test_the_cli_imports_textual_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mascope.cli; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

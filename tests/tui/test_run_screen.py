@@ -1,0 +1,137 @@
+"""The run screen driven through Textual's pilot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mascope.traces import TraceStore
+from mascope.tui import TraceApp, open_for_viewing
+from mascope.tui._run_screen import LabelTree, RunScreen
+from mascope.tui._runs_screen import RunsScreen
+from mascope.tui._timeline import StepTimeline
+
+from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text
+
+SIZE = (130, 34)
+
+
+def run_screen(app: TraceApp) -> RunScreen:
+    assert isinstance(app.screen, RunScreen)
+    return app.screen
+
+
+async def test_run_screen_snapshot(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=RUN, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")  # to the first marked step: evidence of FM-1.3
+            await pilot.pause()
+            assert_snapshot("run", screen_text(app))
+
+
+async def test_jump_from_an_annotation_to_its_step(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=RUN, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = run_screen(app)
+            timeline = screen.query_one(StepTimeline)
+            assert timeline.cursor == 0
+            tree = screen.query_one(LabelTree)
+            tree.focus()
+            # The tree: Failure modes > Specification issues > FM-1.3 > steps 1, 2;
+            # Task verification > FM-3.3 > step 4.
+            labels = []
+            node = None
+            for line in range(tree.last_line + 1):
+                node = tree.get_node_at_line(line)
+                assert node is not None
+                labels.append(str(node.label))
+            line = labels.index("◆ step 4")
+            tree.move_cursor_to_line(line)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert timeline.cursor == 4 and timeline.has_focus
+            assert "FAIL: add(2, 3) gave -1" in screen_text(app)
+            assert "evidence for FM-3.3" in screen_text(app)
+
+            tree.focus()
+            tree.move_cursor_to_line(next(i for i, t in enumerate(labels) if t.startswith("★")))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert timeline.cursor == 3
+            assert "subtracted instead of adding" in screen_text(app)
+
+
+async def test_open_branches(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=RUN, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("b")  # two branches, none at step 0: says where they are
+            await pilot.pause()
+            assert run_screen(app).run_id == RUN
+            await pilot.press("j", "j", "j", "b")  # step 3: the counterfactual replay
+            await pilot.pause()
+            assert run_screen(app).run_id == REPLAY
+            assert f"from {RUN} at step 3" in screen_text(app)
+            await pilot.press("escape")
+            await pilot.press("k", "k", "b")  # step 1: the manual fork
+            await pilot.pause()
+            assert run_screen(app).run_id == FORK
+            await pilot.press("escape", "escape")
+            assert isinstance(app.screen, RunsScreen)
+
+
+async def test_a_running_run_grows_while_you_watch(db: Path) -> None:
+    with TraceStore(db) as writer, open_for_viewing(db) as store:
+        rid = writer.start_run(team="live", task="counting")
+        writer.append_step(rid, agent="counter", content="1")
+        app = TraceApp(store, run_id=rid, poll_interval=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            timeline = run_screen(app).query_one(StepTimeline)
+            assert timeline.total == 1
+            for i in range(2, 6):
+                writer.append_step(rid, agent="counter", content=str(i))
+            await pilot.pause(0.3)
+            assert timeline.total == 5 and timeline.cursor == 4  # it follows the tail
+            writer.finish_run(rid, status="succeeded", final_answer="5")
+            await pilot.pause(0.3)
+            assert "succeeded" in screen_text(app) and "answer 5" in screen_text(app)
+
+
+async def test_copy_and_export(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=RUN, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("G", "k", "k", "y")
+            assert app.clipboard == "def add(a, b):\n    return a - b"
+            await pilot.press("e")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+    exported = tmp_path / f"mascope-run-{RUN}.jsonl"
+    (line,) = exported.read_text().splitlines()
+    data = json.loads(line)
+    assert data["run"]["id"] == RUN and len(data["steps"]) == 6
+    assert len(data["annotations"]) == 3 and len(data["attributions"]) == 1
+
+
+async def test_a_10000_step_run_opens_without_reading_it_all(tmp_path: Path) -> None:
+    db = tmp_path / "long.db"
+    with TraceStore(db) as s:
+        rid = s.start_run(team="t", task="long")
+        s._raw = None
+        for i in range(2000):
+            s.append_step(rid, agent="a", content=f"step {i}")
+        s.finish_run(rid, status="failed")
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=rid, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            timeline = run_screen(app).query_one(StepTimeline)
+            assert len(timeline._pages) == 1
+            await pilot.press("G")
+            await pilot.pause()
+            assert timeline.cursor == 1999 and "step 1999" in screen_text(app)
+            assert len(timeline._pages) == 2  # the first page and the last, nothing between

@@ -1,0 +1,142 @@
+"""The runs screen driven through Textual's pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, Select, Static
+
+from mascope.traces import TraceStore
+from mascope.tui import TraceApp, open_for_viewing
+from mascope.tui._run_screen import RunScreen
+from mascope.tui._runs_screen import RunsScreen, RunTable
+
+from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text
+
+SIZE = (130, 30)
+
+
+def row_ids(app: TraceApp) -> list[str]:
+    table = app.screen.query_one(RunTable)
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+async def test_runs_screen_snapshot(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert_snapshot("runs", screen_text(app).replace(str(db), "<db>"))
+
+
+async def test_filter_search_and_sort(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            assert row_ids(app)[:3] == [FORK, REPLAY, RUN] and len(row_ids(app)) == 9
+
+            screen.query_one("#status", Select).value = "failed"
+            await pilot.pause()
+            assert set(row_ids(app)) == {
+                RUN,
+                FORK,
+                "01JTUI00000000000000000001",
+                "01JTUI00000000000000000004",
+            }
+            screen.query_one("#team", Select).value = "coders"
+            await pilot.pause()
+            assert row_ids(app) == [FORK, RUN]
+            screen.query_one("#mode", Select).value = "FM-3.3"
+            await pilot.pause()
+            assert row_ids(app) == [RUN]
+            assert "1 of 1 runs (of 9 in the store)" in str(
+                screen.query_one("#runs-status", Static).content
+            )
+
+            await pilot.press("x")
+            await pilot.pause()
+            assert len(row_ids(app)) == 9
+            await pilot.press("slash", *"number 4", "enter")
+            await pilot.pause()
+            assert row_ids(app) == ["01JTUI00000000000000000004"]
+            assert screen.query_one(RunTable).has_focus
+
+            await pilot.press("x")
+            screen.query_one("#search", Input).value = "no such task"
+            await pilot.pause(0.5)  # the search waits for typing to pause
+            assert row_ids(app) == []
+            assert "No runs match these filters" in screen_text(app)
+            await pilot.press("x")
+            await pilot.pause()
+
+            await pilot.press("s", "s", "s")  # time -> team -> status -> steps, largest first
+            await pilot.pause()
+            assert screen.sort == "steps" and row_ids(app)[0] == RUN
+            await pilot.press("S")
+            await pilot.pause()
+            assert row_ids(app)[-1] == RUN
+
+
+async def test_pages_through_a_large_store(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    with TraceStore(db) as s:
+        for i in range(250):
+            s.start_run(team="t", task=f"task {i}", run_id=f"01JPAGE{i:019d}")
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            assert len(row_ids(app)) == 100
+            await pilot.press("G")
+            await pilot.pause()
+            assert len(row_ids(app)) == 200
+            await pilot.press("G", "G")
+            await pilot.pause()
+            ids = row_ids(app)
+            assert len(ids) == 250 and len(set(ids)) == 250
+            assert ids[-1] == "01JPAGE" + "0" * 19
+
+
+async def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
+    TraceStore(tmp_path / "empty.db").close()
+    with open_for_viewing(tmp_path / "empty.db") as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            text = screen_text(app)
+            assert "No runs in" in text and "mascope demo" in text
+
+
+async def test_new_and_running_runs_update_live(db: Path) -> None:
+    with open_for_viewing(db) as store, TraceStore(db) as writer:
+        app = TraceApp(store, poll_interval=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            rid = writer.start_run(team="live", task="a run in progress")
+            await pilot.pause(0.3)
+            assert row_ids(app)[0] == rid
+            writer.append_step(rid, agent="a", content="one")
+            writer.append_step(rid, agent="a", content="two")
+            await pilot.pause(0.3)
+            table = app.screen.query_one(RunTable)
+            assert table.get_cell(rid, "steps").plain == "2"
+            writer.finish_run(rid, status="succeeded")
+            await pilot.pause(0.3)
+            assert table.get_cell(rid, "status").plain == "succeeded"
+
+
+async def test_enter_opens_a_run_and_escape_comes_back(db: Path) -> None:
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("j", "j", "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen) and app.screen.run_id == RUN
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, RunsScreen)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert "this help" in screen_text(app) and "open the run" in screen_text(app)
+            await pilot.press("escape", "q")
+        assert app.return_code == 0
