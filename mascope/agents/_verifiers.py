@@ -394,10 +394,17 @@ def parse_verdict_text(text: str) -> Verdict:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"replacement verdict is not a valid verdict JSON: {exc}") from None
     word, _, rest = stripped.partition(":")
-    if word.strip().lower() in ("pass", "passed", "true", "yes"):
-        return Verdict(passed=True, score=1.0, feedback=rest.strip())
-    if word.strip().lower() in ("fail", "failed", "false", "no"):
-        return Verdict(passed=False, score=0.0, feedback=rest.strip() or "rejected")
+    # Also what `verdict_text` writes ("FAILED (score 0.00): why"), so a recorded
+    # verdict can be given back as a replacement.
+    head = re.fullmatch(r"\s*(\w+)\s*(?:\(score\s+([0-9.]+)\))?\s*", word)
+    word = head.group(1) if head else word
+    score = float(head.group(2)) if head and head.group(2) else None
+    if word.lower() in ("pass", "passed", "true", "yes"):
+        return Verdict(passed=True, score=1.0 if score is None else score, feedback=rest.strip())
+    if word.lower() in ("fail", "failed", "false", "no"):
+        return Verdict(
+            passed=False, score=0.0 if score is None else score, feedback=rest.strip() or "rejected"
+        )
     raise ConfigError(
         'a replacement verdict must be JSON like {"passed": false, "feedback": "..."} or \'pass\' / \'fail: why\''
     )

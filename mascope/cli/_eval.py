@@ -223,3 +223,133 @@ def whowhen(
         out.print(
             f"[yellow]{len(r.failures)} run(s) could not be attributed (invalid answers after a repair); scored as misses[/]"
         )
+
+
+@eval_app.command("planted")
+@user_errors
+def planted(
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: counterfactual+reference, counterfactual, a2p, all-at-once, "
+            "step-by-step, binary-search, rules, judge (default: all)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="The model for the LLM methods (default $MASCOPE_MODEL or local)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="At most N cases, taking every team shape and fault in turn.", min=1),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated tasks.")] = 0,
+    max_replays: Annotated[
+        int, typer.Option(help="Counterfactual: most re-runs per failed run.", min=1)
+    ] = 5,
+    with_ground_truth: Annotated[
+        bool, typer.Option("--with-ground-truth/--without-ground-truth")
+    ] = True,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Keep the runs in this store (default: a temporary one)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attribution and failure labelling scored against faults planted in working teams."""
+    import asyncio
+
+    from mascope.diagnosis._eval_planted import NEEDS_MODEL, aevaluate_planted, parse_methods
+    from mascope.models import get_model
+
+    chosen = parse_methods(methods)
+    llm = None
+    if any(m in NEEDS_MODEL for m in chosen):
+        settings = Settings.load(model=model)
+        llm = get_model(settings.model, settings=settings)
+
+    def tick(i: int, n: int) -> None:
+        if not as_json and (i == n or i % 10 == 0):
+            err.print(f"[dim]{i}/{n} cases[/]")
+
+    r = asyncio.run(
+        aevaluate_planted(
+            methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
+            with_ground_truth=with_ground_truth, db=keep, on_case=tick,
+        )
+    )  # fmt: skip
+    if as_json:
+        print(json.dumps(r.as_dict()))
+        return
+    out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
+    out.print(
+        f"{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
+        + (f"; model {r.model}" if r.model else "")
+        + (f"; {len(r.not_decisive)} fault(s) did not make the run fail" if r.not_decisive else "")
+    )
+    if r.attribution:
+        table = Table(
+            title="Attribution against the planted agent and step (95% Wilson intervals)",
+            title_justify="left",
+            header_style="bold",
+        )
+        for col in ("method", "step", "agent", "step +-1", "replays/run", "verified", "s/run"):
+            table.add_column(col)
+        for a in r.attribution:
+            d = a.as_dict()
+            table.add_row(
+                a.method, _fmt(d["step_accuracy"], d["step_ci"]), _fmt(d["agent_accuracy"], d["agent_ci"]),
+                _fmt(d["step_within_1"]), _fmt(d["replays_per_run"]),
+                "" if d["verified"] is None else f"{d['verified']}/{a.n}", _fmt(d["seconds_per_run"]),
+            )  # fmt: skip
+        out.print(table)
+        kinds = sorted(r.faults)
+        by = Table(
+            title="step accuracy by planted fault",
+            title_justify="left",
+            header_style="bold",
+            box=None,
+        )
+        for col in ("method", *kinds):
+            by.add_column(col)
+        for a in r.attribution:
+            d = a.as_dict()["step_accuracy_by_fault"]
+            by.add_row(a.method, *(_fmt(d.get(k)) for k in kinds))
+        out.print(by)
+    if r.labelling:
+        table = Table(
+            title="Failure labelling: is the planted MAST mode found? (95% Wilson intervals)",
+            title_justify="left",
+            header_style="bold",
+        )
+        for col in (
+            "labeller",
+            "mode found",
+            "evidence at the step (+-1)",
+            "other modes/run",
+            "s/run",
+        ):
+            table.add_column(col)
+        for x in r.labelling:
+            d = x.as_dict()
+            table.add_row(
+                x.labeller, _fmt(d["planted_mode_found"], d["found_ci"]), _fmt(d["evidence_at_planted_step"]),
+                _fmt(d["other_modes_per_run"]), _fmt(d["seconds_per_run"]),
+            )  # fmt: skip
+        out.print(table)
+        kinds = sorted(r.faults)
+        by = Table(
+            title="planted mode found, by fault",
+            title_justify="left",
+            header_style="bold",
+            box=None,
+        )
+        for col in ("labeller", *kinds):
+            by.add_column(col)
+        for x in r.labelling:
+            d = x.as_dict()["found_by_fault"]
+            by.add_row(x.labeller, *(_fmt(d.get(k)) for k in kinds))
+        out.print(by)

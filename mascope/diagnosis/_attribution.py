@@ -10,7 +10,7 @@ into success, verified by the replay.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any, Literal
@@ -259,21 +259,46 @@ async def _a2p(a: _Asker) -> AttributionResult:
     )  # fmt: skip
 
 
-async def _counterfactual(
-    a: _Asker, store: TraceStore, team: Team, max_replays: int
-) -> AttributionResult:
+Corrections = Callable[[Run, Sequence[Step]], Awaitable[Sequence[tuple[int, str]]]]
+"""Proposes candidate steps with their corrected content, for counterfactual replay."""
+
+
+async def _model_candidates(
+    a: _Asker, max_replays: int
+) -> tuple[AttributionResult, dict[int, str]]:
     proposal = await _a2p(a)
-    forkable = {s.index for s in a.steps if s.kind in ("message", "verdict") and s.checkpoint_id}
     asked: _Candidates = await a.ask(
         f"Up to {max_replays} candidate steps, earliest first, each one whose correction might make the run succeed: "
         "the step number and the corrected content it should have had (for a verifier's verdict: 'pass' or 'fail: why').",
         _Candidates,
     )
-    candidates: dict[int, str] = {
-        c.step: c.correction for c in asked.candidates if c.step in forkable
-    }
-    if proposal.step in forkable and proposal.intervention:
+    candidates = {c.step: c.correction for c in asked.candidates}
+    if proposal.step is not None and proposal.intervention:
         candidates.setdefault(proposal.step, proposal.intervention)
+    return proposal, candidates
+
+
+async def _counterfactual(
+    a: _Asker, team: Team, max_replays: int, corrections: Corrections | None
+) -> AttributionResult:
+    if corrections is None:
+        proposal, candidates = await _model_candidates(a, max_replays)
+    else:
+        candidates = dict(await corrections(a.run, a.steps))
+        first = min(candidates, default=None)
+        proposal = AttributionResult(
+            a.run.id, "a2p", a.agent_at(first) if first is not None else None, first,
+            "the earliest proposed correction", intervention=candidates.get(first) if first is not None else None,
+        )  # fmt: skip
+    by_index = {s.index: s for s in a.steps}
+    forkable = {
+        i for i, s in by_index.items() if s.kind in ("message", "verdict") and s.checkpoint_id
+    }
+    # A "correction" that repeats what the step already said is no intervention.
+    usable = sorted(
+        i for i, text in candidates.items()
+        if i in forkable and text.strip() != by_index[i].content.strip()
+    )  # fmt: skip
     result = AttributionResult(
         a.run.id,
         "counterfactual",
@@ -283,7 +308,7 @@ async def _counterfactual(
         intervention=proposal.intervention,
         verified=False,
     )
-    for step in sorted(candidates)[:max_replays]:
+    for step in usable[:max_replays]:
         replay = await team.afork(a.run.id, step=step, content=candidates[step])
         a.add_cost(replay.cost_usd)
         result.replays.append({"step": step, "run_id": replay.run_id, "status": replay.status})
@@ -298,7 +323,7 @@ async def _counterfactual(
             result.confidence = 1.0
             return result
     result.notes.append(
-        f"none of {len(result.replays)} replay(s) succeeded; the a2p answer is reported unverified"
+        f"none of {len(result.replays)} replay(s) succeeded; the proposed answer is reported unverified"
     )
     return result
 
@@ -312,13 +337,16 @@ async def aattribute(
     with_ground_truth: bool = True,
     team: Team | None = None,
     max_replays: int = 5,
+    corrections: Corrections | None = None,
     save: bool = True,
 ) -> AttributionResult:
     """Attribute a failed run's failure to an agent and a step, and store the answer.
 
     `counterfactual` needs a run mascope ran (it re-runs the team; pass `team`
     for teams built from Python callables); for imported runs it says so and
-    falls back to `a2p`.
+    falls back to `a2p`. Its candidate steps and their corrections come from
+    the model (a2p plus a list of candidates) unless `corrections` proposes
+    them; at most `max_replays` re-runs are made, earliest step first.
     """
     if method not in METHODS:
         from mascope.errors import ConfigError, did_you_mean
@@ -362,7 +390,7 @@ async def aattribute(
         result = await _a2p(asker)
     else:
         assert team is not None
-        result = await _counterfactual(asker, store, team, max_replays)
+        result = await _counterfactual(asker, team, max_replays, corrections)
     result.notes = notes + result.notes
     result.with_ground_truth = with_ground_truth
     result.model_calls = asker.calls
@@ -377,7 +405,8 @@ async def aattribute(
             {"method": result.method, "agent": result.agent, "step_index": result.step, "confidence": result.confidence,
              "reason": result.reason, "intervention": result.intervention, "verified": result.verified,
              "replay_run_id": result.replay_run_id, "with_ground_truth": with_ground_truth,
-             "annotator": f"llm:{llm.model_id.split('@', 1)[0]}"},
+             "annotator": "replay:given-corrections" if corrections is not None and result.method == "counterfactual"
+             else f"llm:{llm.model_id.split('@', 1)[0]}"},
         )  # fmt: skip
     return result
 

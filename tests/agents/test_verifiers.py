@@ -121,3 +121,14 @@ def test_replacement_verdicts() -> None:
     assert not parse_verdict_text('{"passed": false, "feedback": "no"}').passed
     with pytest.raises(ConfigError):
         parse_verdict_text("perhaps")
+
+
+def test_a_recorded_verdict_can_be_given_back_as_a_replacement() -> None:
+    from mascope.agents import Verdict, parse_verdict_text, verdict_text
+
+    for v in (
+        Verdict(passed=False, score=0.0, feedback="2 + 3 is 5: recount"),
+        Verdict(passed=True, score=0.75),
+    ):
+        back = parse_verdict_text(verdict_text(v))
+        assert (back.passed, back.score, back.feedback) == (v.passed, v.score, v.feedback or "")

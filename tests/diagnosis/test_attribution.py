@@ -357,3 +357,28 @@ async def test_a_trace_too_long_for_the_model_is_shown_shorter_not_cut(store: Tr
     assert (
         second.count("more characters not shown") == 3 and "Step 2 - a (message): step 2" in second
     )
+
+
+async def test_counterfactual_with_given_corrections_skips_ones_that_change_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "cf3.db"
+    team = Team(
+        "sum", [Agent("reader", fn=reader), Agent("solver", fn=solver), Agent("reporter", fn=reporter)],
+        stages=["reader", "solver", {"agent": "reporter", "verifier": "five", "max_rounds": 1}],
+        verifiers={"five": is_five}, store=db,
+    )  # fmt: skip
+    parent = await team.arun("Add 2 and 3.")
+    store = TraceStore(db)
+
+    async def propose(run: object, steps: object) -> list[tuple[int, str]]:
+        # Step 0 "corrected" to what it already said is no intervention; step 1 is a real one.
+        return [(0, "numbers: 2 and 4"), (1, "ANSWER: 5"), (2, "ANSWER: 5")]
+
+    result = await aattribute(
+        store, parent.run_id, method="counterfactual", model=ScriptedModel([]), team=team,
+        corrections=propose,
+    )  # fmt: skip
+    assert (result.step, result.agent, result.verified) == (1, "solver", True)
+    assert [r["step"] for r in result.replays] == [1]
+    assert store.attributions(parent.run_id)[0].annotator == "replay:given-corrections"

@@ -1,0 +1,332 @@
+"""`mascope eval planted`: attribution and labelling measured against planted faults.
+
+Each case runs a working team once as it is (the reference, which must
+succeed) and once with one fault injected (which must fail), through the real
+runtime and trace store. The faulty agent, the step its faulty turn recorded
+and the fault's MAST mode are the truth every method is scored against.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mascope.errors import ConfigError, MascopeError, did_you_mean
+from mascope.models import ChatModel, ScriptedModel
+from mascope.traces import Run, Step, TraceStore
+
+from ._attribution import Corrections, aattribute
+from ._judge import JudgeConfig, ajudge_run
+from ._metrics import wilson
+from ._planted import Case, build_team, make_cases, stratified
+from ._rules import detect
+
+ATTRIBUTION_METHODS = (
+    "counterfactual+reference",
+    "counterfactual",
+    "a2p",
+    "all-at-once",
+    "step-by-step",
+    "binary-search",
+)
+LABELLERS = ("rules", "judge")
+CHOICES = ATTRIBUTION_METHODS + LABELLERS
+NEEDS_MODEL = {"counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search", "judge"}
+
+
+@dataclass
+class Planted:
+    """One case run: its failed run, the reference run, and the truth."""
+
+    case: Case
+    run_id: str
+    reference_id: str
+    agent: str
+    step: int
+    steps: int
+
+
+@dataclass
+class AttributionScore:
+    method: str
+    n: int = 0
+    step: int = 0
+    agent: int = 0
+    within_1: int = 0
+    no_answer: int = 0
+    verified: int = 0
+    replays: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    by_fault: dict[str, list[int]] = field(default_factory=dict)
+    """Fault kind -> [step hits, cases]."""
+
+    def add(self, p: Planted, agent: str | None, step: int | None, seconds: float) -> None:
+        self.n += 1
+        hit = step == p.step
+        self.step += hit
+        self.agent += agent == p.agent
+        self.within_1 += step is not None and abs(step - p.step) <= 1
+        self.seconds.append(seconds)
+        tally = self.by_fault.setdefault(p.case.fault.kind, [0, 0])
+        tally[0] += hit
+        tally[1] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "n": self.n,
+            "step_accuracy": _rate(self.step, self.n), "step_ci": list(wilson(self.step, self.n)),
+            "agent_accuracy": _rate(self.agent, self.n), "agent_ci": list(wilson(self.agent, self.n)),
+            "step_within_1": _rate(self.within_1, self.n), "no_answer": self.no_answer,
+            "verified": self.verified if self.replays else None,
+            "replays_per_run": _mean(self.replays) if self.replays else None,
+            "seconds_per_run": _median(self.seconds),
+            "step_accuracy_by_fault": {k: _rate(h, n) for k, (h, n) in sorted(self.by_fault.items())},
+        }  # fmt: skip
+
+
+@dataclass
+class LabelScore:
+    """How often a labeller marks the planted mode present (and with the planted step as evidence)."""
+
+    labeller: str
+    n: int = 0
+    found: int = 0
+    at_step: int = 0
+    other_modes: int = 0
+    no_answer: int = 0
+    seconds: list[float] = field(default_factory=list)
+    by_fault: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, p: Planted, modes: dict[str, list[int]], seconds: float) -> None:
+        self.n += 1
+        evidence = modes.get(p.case.fault.mode)
+        self.found += evidence is not None
+        self.at_step += evidence is not None and any(abs(s - p.step) <= 1 for s in evidence)
+        self.other_modes += len(set(modes) - {p.case.fault.mode})
+        self.seconds.append(seconds)
+        tally = self.by_fault.setdefault(p.case.fault.kind, [0, 0])
+        tally[0] += evidence is not None
+        tally[1] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "labeller": self.labeller, "n": self.n,
+            "planted_mode_found": _rate(self.found, self.n), "found_ci": list(wilson(self.found, self.n)),
+            "evidence_at_planted_step": _rate(self.at_step, self.n),
+            "other_modes_per_run": self.other_modes / self.n if self.n else None, "no_answer": self.no_answer,
+            "seconds_per_run": _median(self.seconds),
+            "found_by_fault": {k: _rate(h, n) for k, (h, n) in sorted(self.by_fault.items())},
+        }  # fmt: skip
+
+
+@dataclass
+class PlantedEval:
+    cases: int
+    model: str | None
+    shapes: dict[str, int]
+    faults: dict[str, int]
+    not_decisive: list[str]
+    attribution: list[AttributionScore]
+    labelling: list[LabelScore]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases, "model": self.model, "shapes": self.shapes, "faults": self.faults,
+            "not_decisive": self.not_decisive, "seconds": self.seconds,
+            "attribution": [a.as_dict() for a in self.attribution],
+            "labelling": [x.as_dict() for x in self.labelling],
+        }  # fmt: skip
+
+
+def _rate(hits: int, n: int) -> float | None:
+    return hits / n if n else None
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _median(xs: Sequence[float]) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def parse_methods(text: str | None) -> list[str]:
+    """`a2p,rules` -> ["a2p", "rules"]; None -> every method and labeller."""
+    if not text:
+        return list(CHOICES)
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    for m in chosen:
+        if m not in CHOICES:
+            raise ConfigError(
+                f"unknown method {m!r}{did_you_mean(m, CHOICES)}; choose from {', '.join(CHOICES)}"
+            )
+    return chosen
+
+
+def _turn_step(steps: Sequence[Step], agent: str, turn: int) -> Step:
+    """The step that recorded the agent's `turn`-th message (or verdict)."""
+    own = [s for s in steps if s.agent == agent and s.kind in ("message", "verdict")]
+    return own[turn]
+
+
+def reference_corrections(reference: Sequence[Step]) -> Corrections:
+    """Corrections from the fault-free run: each agent's own words at the same turn.
+
+    This isolates the replay search from the quality of proposed corrections:
+    it says whether forking and re-running finds the decisive step when the
+    right correction is on offer for every step.
+    """
+    known: dict[tuple[str, str, int], str] = {}
+    seen: Counter[tuple[str, str]] = Counter()
+    for s in reference:
+        if s.kind in ("message", "verdict"):
+            known[(s.agent, s.kind, seen[(s.agent, s.kind)])] = s.content
+            seen[(s.agent, s.kind)] += 1
+
+    async def propose(run: Run, steps: Sequence[Step]) -> list[tuple[int, str]]:
+        counts: Counter[tuple[str, str]] = Counter()
+        out: list[tuple[int, str]] = []
+        for s in steps:
+            if s.kind in ("message", "verdict"):
+                key = (s.agent, s.kind, counts[(s.agent, s.kind)])
+                counts[(s.agent, s.kind)] += 1
+                if key in known:
+                    out.append((s.index, known[key]))
+        return out
+
+    return propose
+
+
+async def plant(store: TraceStore, case: Case) -> Planted | None:
+    """Run the reference and the faulty team; None when the fault did not make the run fail."""
+    n = len(case.numbers)
+    reference = await build_team(case.shape, n_numbers=n, fault=None, store=store).arun(
+        case.task, ground_truth=case.ground_truth
+    )
+    if reference.status != "succeeded":
+        raise MascopeError(
+            f"planted case {case.id}: the fault-free team failed ({reference.termination_reason})"
+        )
+    team = build_team(case.shape, n_numbers=n, fault=case.fault, store=store)
+    result = await team.arun(case.task, ground_truth=case.ground_truth)
+    if result.status == "succeeded":
+        return None
+    steps = store.steps(result.run_id)
+    truth = _turn_step(steps, case.fault.agent, case.fault.turn)
+    return Planted(case, result.run_id, reference.run_id, truth.agent, truth.index, len(steps))
+
+
+async def aevaluate_planted(
+    *,
+    methods: Sequence[str],
+    model: ChatModel | None,
+    limit: int | None = None,
+    seed: int = 0,
+    max_replays: int = 5,
+    with_ground_truth: bool = True,
+    db: str | Path | None = None,
+    on_case: Callable[[int, int], None] | None = None,
+) -> PlantedEval:
+    """Run the planted-failure benchmark with `methods` (see CHOICES)."""
+    if any(m in NEEDS_MODEL for m in methods) and model is None:
+        raise ConfigError(
+            "the LLM methods need a model; pass --model or choose only rules/counterfactual+reference"
+        )
+    cases = stratified(make_cases(seed=seed), limit)
+    started = time.perf_counter()
+    scores = {m: AttributionScore(m) for m in methods if m in ATTRIBUTION_METHODS}
+    labels = {m: LabelScore(m) for m in methods if m in LABELLERS}
+    not_decisive: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="mascope-planted-") as tmp:
+        store = TraceStore(db or Path(tmp) / "planted.db")
+        try:
+            for i, case in enumerate(cases):
+                planted = await plant(store, case)
+                if planted is None:
+                    not_decisive.append(case.id)
+                else:
+                    await _score_case(
+                        store, planted, scores, labels, model, max_replays, with_ground_truth
+                    )
+                if on_case is not None:
+                    on_case(i + 1, len(cases))
+        finally:
+            store.close()
+    if model is not None:
+        await model.aclose()
+    return PlantedEval(
+        cases=len(cases) - len(not_decisive),
+        model=model.model_id
+        if model is not None and any(m in NEEDS_MODEL for m in methods)
+        else None,
+        shapes=dict(Counter(c.shape for c in cases)),
+        faults=dict(Counter(c.fault.kind for c in cases)),
+        not_decisive=not_decisive,
+        attribution=list(scores.values()),
+        labelling=list(labels.values()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def _score_case(
+    store: TraceStore,
+    p: Planted,
+    scores: dict[str, AttributionScore],
+    labels: dict[str, LabelScore],
+    model: ChatModel | None,
+    max_replays: int,
+    with_truth: bool,
+) -> None:
+    case = p.case
+    team = build_team(case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store)
+    for method, score in scores.items():
+        t0 = time.perf_counter()
+        reference = (
+            reference_corrections(store.steps(p.reference_id))
+            if method == "counterfactual+reference"
+            else None
+        )
+        try:
+            result = await aattribute(
+                store, p.run_id, method="counterfactual" if reference else method,
+                model=model if model is not None else ScriptedModel([]), with_ground_truth=with_truth,
+                team=team, max_replays=max_replays, corrections=reference, save=False,
+            )  # fmt: skip
+        except MascopeError:
+            score.no_answer += 1
+            score.add(p, None, None, time.perf_counter() - t0)
+            continue
+        score.add(p, result.agent, result.step, time.perf_counter() - t0)
+        if result.method == "counterfactual":
+            score.replays.append(len(result.replays))
+            score.verified += bool(result.verified)
+    run = store.get_run(p.run_id)
+    steps = store.steps(p.run_id)
+    for labeller, lscore in labels.items():
+        t0 = time.perf_counter()
+        found: dict[str, list[int]] = {}
+        if labeller == "rules":
+            for f in detect(run, steps):
+                found.setdefault(f.mode, []).extend(f.evidence_steps)
+        else:
+            assert model is not None
+            try:
+                judged = await ajudge_run(
+                    store, p.run_id, JudgeConfig(model=model.model_id, with_ground_truth=with_truth),
+                    model=model, save=False,
+                )  # fmt: skip
+            except MascopeError:
+                lscore.no_answer += 1
+            else:
+                found = {m: r.evidence_steps for m, r in judged.modes.items() if r.present}
+        lscore.add(p, found, time.perf_counter() - t0)
