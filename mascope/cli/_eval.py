@@ -305,6 +305,12 @@ def planted(
                 _fmt(d["step_within_1"]), _fmt(d["replays_per_run"]),
                 "" if d["verified"] is None else f"{d['verified']}/{a.n}", _fmt(d["seconds_per_run"]),
             )  # fmt: skip
+        for b in r.baselines:
+            d = b.as_dict()
+            table.add_row(
+                f"{b.method} (trivial)", _fmt(d["step_accuracy"], d["step_ci"]),
+                _fmt(d["agent_accuracy"], d["agent_ci"]), _fmt(d["step_within_1"]), "", "", "",
+            )  # fmt: skip
         out.print(table)
         kinds = sorted(r.faults)
         by = Table(

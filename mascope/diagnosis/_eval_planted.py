@@ -134,6 +134,8 @@ class PlantedEval:
     attribution: list[AttributionScore]
     labelling: list[LabelScore]
     seconds: float
+    baselines: list[AttributionScore] = field(default_factory=list)
+    """Trivial answers for scale: always the first step; always the last message."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +143,7 @@ class PlantedEval:
             "not_decisive": self.not_decisive, "seconds": self.seconds,
             "attribution": [a.as_dict() for a in self.attribution],
             "labelling": [x.as_dict() for x in self.labelling],
+            "baselines": [b.as_dict() for b in self.baselines],
         }  # fmt: skip
 
 
@@ -247,6 +250,7 @@ async def aevaluate_planted(
     scores = {m: AttributionScore(m) for m in methods if m in ATTRIBUTION_METHODS}
     labels = {m: LabelScore(m) for m in methods if m in LABELLERS}
     not_decisive: list[str] = []
+    first, last = AttributionScore("always step 0"), AttributionScore("always the last message")
     with tempfile.TemporaryDirectory(prefix="mascope-planted-") as tmp:
         store = TraceStore(db or Path(tmp) / "planted.db")
         try:
@@ -255,6 +259,10 @@ async def aevaluate_planted(
                 if planted is None:
                     not_decisive.append(case.id)
                 else:
+                    steps = store.steps(planted.run_id)
+                    first.add(planted, steps[0].agent, 0, 0.0)
+                    final = [x for x in steps if x.kind == "message"][-1]
+                    last.add(planted, final.agent, final.index, 0.0)
                     await _score_case(
                         store, planted, scores, labels, model, max_replays, with_ground_truth
                     )
@@ -275,6 +283,7 @@ async def aevaluate_planted(
         attribution=list(scores.values()),
         labelling=list(labels.values()),
         seconds=time.perf_counter() - started,
+        baselines=[first, last],
     )
 
 
