@@ -63,11 +63,13 @@ class TraceApp(App[None]):
         self.sub_title = str(store.path or store.url)
 
     def get_default_screen(self) -> Screen[None]:
-        return RunsScreen(self.store, poll_interval=self.poll_interval)
-
-    def on_mount(self) -> None:
+        # Opened on one run, the runs screen is built only if the user goes back.
         if self.first_run is not None:
-            self.open_run(self.first_run)
+            return RunScreen(self.store, self.first_run, poll_interval=self.poll_interval)
+        return self.runs_screen()
+
+    def runs_screen(self) -> RunsScreen:
+        return RunsScreen(self.store, poll_interval=self.poll_interval)
 
     def open_run(self, run_id: str) -> None:
         """Show one run on top of whatever is on screen."""

@@ -128,6 +128,8 @@ class RunScreen(Screen[None]):
 
     def poll(self) -> None:
         """Pick up new steps, a changed status and new labels (the run may be live)."""
+        if not self.is_current:
+            return
         try:
             run = self.store.get_run(self.run_id)
             total = self.store.count_steps(self.run_id)
@@ -276,7 +278,11 @@ class RunScreen(Screen[None]):
         app.open_run(run_id)
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        app: TraceApp = self.app  # type: ignore[assignment]
+        if len(app.screen_stack) > 1:
+            app.pop_screen()
+        else:  # opened straight on this run: the runs go on top of it
+            app.push_screen(app.runs_screen())
 
     def action_branch(self) -> None:
         """Open the branch forked at the selected step, the labels' selected one, or the only one."""

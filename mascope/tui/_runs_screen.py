@@ -74,6 +74,7 @@ class RunsScreen(Screen[None]):
         self._last_id: str | None = None
         self._search_timer: Timer | None = None
         self._poll_failed = False
+        self._started = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filters"):
@@ -97,10 +98,17 @@ class RunsScreen(Screen[None]):
         table = self.query_one(RunTable)
         for key, label, width in _COLUMNS:
             table.add_column(self._header(key, label), key=key, width=width)
-        self.query_one("#team", Select).set_options((t or "(none)", t) for t in self.store.teams())
-        self.reload()
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+
+    def on_screen_resume(self) -> None:
+        # Read the store the first time the screen shows: `mascope tui RUN`
+        # opens a run on top of it and should not wait for the runs.
+        if self.is_current and not self._started:
+            self._started = True
+            teams = self.store.teams()
+            self.query_one("#team", Select).set_options((t or "(none)", t) for t in teams)
+            self.reload()
 
     # -- loading -----------------------------------------------------------------
 
@@ -289,7 +297,7 @@ class RunsScreen(Screen[None]):
 
     def poll(self) -> None:
         """New runs appear, running runs count their steps, finished runs settle."""
-        if not self.is_current:
+        if not (self.is_current and self._started):
             return
         table = self.query_one(RunTable)
         try:

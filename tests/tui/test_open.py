@@ -62,3 +62,32 @@ def test_the_cli_imports_textual_lazily() -> None:
     code = "import sys, mascope.cli; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_guide_example_runs(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import shutil
+
+    from textual.pilot import Pilot
+    from textual.widgets import Static
+
+    from mascope.tui import TraceApp
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "tui.md"
+    (code,) = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+    shutil.copy(db, tmp_path / "guide.db")
+    monkeypatch.chdir(tmp_path)
+    code = code.replace('"mascope.db"', '"guide.db"')
+    run = TraceApp.run
+
+    async def look_and_quit(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        seen.append(pilot.app.screen.query_one("#runs-status", Static).content)
+        pilot.app.exit()
+
+    seen: list[object] = []
+    monkeypatch.setattr(
+        TraceApp, "run", lambda self, **kw: run(self, headless=True, auto_pilot=look_and_quit)
+    )
+    exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
+    assert "9 of 9 runs" in str(seen[0])

@@ -10,7 +10,7 @@ import pytest
 from mascope.traces import TraceStore
 from mascope.tui import TraceApp, open_for_viewing
 from mascope.tui._run_screen import LabelTree, RunScreen
-from mascope.tui._runs_screen import RunsScreen
+from mascope.tui._runs_screen import RunsScreen, RunTable
 from mascope.tui._timeline import StepTimeline
 
 from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text
@@ -81,7 +81,9 @@ async def test_open_branches(db: Path) -> None:
             await pilot.pause()
             assert run_screen(app).run_id == FORK
             await pilot.press("escape", "escape")
+            await pilot.pause()
             assert isinstance(app.screen, RunsScreen)
+            assert app.screen.query_one(RunTable).row_count == 9  # read when first shown
 
 
 async def test_a_running_run_grows_while_you_watch(db: Path) -> None:
