@@ -22,6 +22,8 @@ STATUS_STYLE = {
     "unknown": "dim",
 }
 _PALETTE = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
+SHOWN_CHARS = 20_000
+"""How much of a step's content the detail pane shows (a huge step would stall drawing)."""
 _KIND_STYLE = {"error": "bold red", "refusal": "red", "retry": "yellow", "event": "dim"}
 
 
@@ -35,7 +37,7 @@ def when(moment: datetime | None) -> str:
 
 def first_line(text: str, width: int = 200) -> str:
     """The first non-blank line of `text`, cut to `width` characters."""
-    for line in text.splitlines():
+    for line in text[: max(width * 4, 1000)].splitlines():
         if line.strip():
             flat = " ".join(line.split())
             return flat if len(flat) <= width else flat[: width - 1] + "…"
@@ -106,7 +108,13 @@ def step_detail(step: Step) -> RenderableType:
     parts: list[RenderableType] = [head, Text(" · ".join(facts), style="dim")]
     if step.error:
         parts.append(Text(f"error: {step.error}", style="bold red"))
-    parts += [Text(""), Text(step.content or "(no content)", style="" if step.content else "dim")]
+    content = step.content
+    if len(content) > SHOWN_CHARS:
+        content = (
+            f"{content[:SHOWN_CHARS]}\n… {len(step.content) - SHOWN_CHARS:,} more characters "
+            "(y copies all of it, e exports the run)"
+        )
+    parts += [Text(""), Text(content or "(no content)", style="" if content else "dim")]
     if step.data:
         parts += [Text(""), Text(_data_title(step), style="bold"), Text(_json(step.data))]
     if step.checkpoint_id:
@@ -124,7 +132,10 @@ def _data_title(step: Step) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if len(text) > SHOWN_CHARS:
+        return f"{text[:SHOWN_CHARS]}\n… {len(text) - SHOWN_CHARS:,} more characters (e exports the run)"
+    return text
 
 
 def run_summary(run: Run, steps: int) -> Text:

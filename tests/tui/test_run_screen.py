@@ -137,3 +137,42 @@ async def test_a_10000_step_run_opens_without_reading_it_all(tmp_path: Path) -> 
             await pilot.pause()
             assert timeline.cursor == 1999 and "step 1999" in screen_text(app)
             assert len(timeline._pages) == 2  # the first page and the last, nothing between
+
+
+async def test_looking_writes_nothing_and_huge_steps_are_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sqlite3
+
+    from rich.console import Console
+    from textual.widgets import Static
+
+    db = tmp_path / "huge.db"
+    with TraceStore(db) as s:
+        rid = s.start_run(team="t", task="big")
+        s.append_step(rid, agent="a", content="x" * 100_000)
+        s.finish_run(rid, status="failed")
+
+    def dump() -> list[str]:
+        con = sqlite3.connect(db)
+        try:
+            return list(con.iterdump())
+        finally:
+            con.close()
+
+    before = dump()
+    monkeypatch.chdir(tmp_path)
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=rid, poll_interval=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            detail = run_screen(app).query_one("#detail", Static).content
+            console = Console(width=80, file=io.StringIO(), record=True)
+            console.print(detail)
+            assert "80,000 more characters" in console.export_text()
+            await pilot.press("y", "e", "escape")
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
+    assert app.clipboard == "x" * 100_000
+    assert dump() == before
