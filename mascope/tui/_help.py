@@ -27,7 +27,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Runs",
         [
-            ("enter", "open the run"),
+            ("enter, l", "open the run"),
             ("/", "search task text (enter: back to the table)"),
             ("s / S", "sort by the next column / reverse the order (or click a header)"),
             ("x", "clear the filters (status, team, failure mode, search)"),
@@ -37,7 +37,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Run",
         [
-            ("escape, backspace", "back to the runs (or the parent run)"),
+            ("escape, backspace, h", "back to the runs (or the parent run)"),
             ("n / N", "next / previous marked step (★ blamed, ◆ evidence, ⑂ branch)"),
             ("enter on a label", "jump to its step, or open its run"),
             ("b", "open the branch forked at this step (or the only one)"),

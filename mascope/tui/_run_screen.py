@@ -72,7 +72,7 @@ class RunScreen(Screen[None]):
 
     AUTO_FOCUS = "#timeline"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Runs"),
+        Binding("escape,backspace,h", "back", "Back"),
         Binding("b", "branch", "Open branch"),
         Binding("n", "next_mark(1)", "Next marked"),
         Binding("N", "next_mark(-1)", "Prev marked", show=False),

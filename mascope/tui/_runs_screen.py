@@ -39,6 +39,7 @@ _SORTS: tuple[RunSort, ...] = ("time", "team", "status", "steps", "tokens", "cos
 
 class RunTable(DataTable[Any]):
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("l", "select_cursor", "Open", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("g", "scroll_top", "Top", show=False),

@@ -77,6 +77,12 @@ async def test_filter_search_and_sort(db: Path) -> None:
             await pilot.press("S")
             await pilot.pause()
             assert row_ids(app)[-1] == RUN
+            await pilot.click(RunTable, offset=(2, 0))  # the "started" header: newest first
+            await pilot.pause()
+            assert screen.sort == "time" and row_ids(app)[:3] == [FORK, REPLAY, RUN]
+            await pilot.click(RunTable, offset=(2, 0))  # again: oldest first
+            await pilot.pause()
+            assert screen.ascending and row_ids(app)[0] == "01JTUI00000000000000000000"
 
 
 async def test_pages_through_a_large_store(tmp_path: Path) -> None:
