@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from textual.app import App
+from textual.pilot import Pilot
 
 from mascope.traces import TraceStore
 
@@ -138,3 +141,11 @@ def assert_snapshot(name: str, text: str) -> None:
     assert text + "\n" == path.read_text(), (
         f"screen differs from {path}; if the change is intended, rerun with MASCOPE_UPDATE_SNAPSHOTS=1"
     )
+
+
+async def wait_until(pilot: Pilot[None], check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until `check()` holds (live updates come on a timer)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the screen did not update in time"
+        await pilot.pause(0.05)

@@ -13,7 +13,7 @@ from mascope.tui._run_screen import LabelTree, RunScreen
 from mascope.tui._runs_screen import RunsScreen, RunTable
 from mascope.tui._timeline import StepTimeline
 
-from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text
+from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text, wait_until
 
 SIZE = (130, 34)
 
@@ -96,11 +96,11 @@ async def test_a_running_run_grows_while_you_watch(db: Path) -> None:
             assert timeline.total == 1
             for i in range(2, 6):
                 writer.append_step(rid, agent="counter", content=str(i))
-            await pilot.pause(0.3)
-            assert timeline.total == 5 and timeline.cursor == 4  # it follows the tail
+            await wait_until(pilot, lambda: timeline.total == 5)
+            assert timeline.cursor == 4  # it follows the tail
             writer.finish_run(rid, status="succeeded", final_answer="5")
-            await pilot.pause(0.3)
-            assert "succeeded" in screen_text(app) and "answer 5" in screen_text(app)
+            await wait_until(pilot, lambda: "answer 5" in screen_text(app))
+            assert "succeeded" in screen_text(app)
 
 
 async def test_copy_and_export(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

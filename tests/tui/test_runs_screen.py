@@ -11,7 +11,7 @@ from mascope.tui import TraceApp, open_for_viewing
 from mascope.tui._run_screen import RunScreen
 from mascope.tui._runs_screen import RunsScreen, RunTable
 
-from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text
+from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text, wait_until
 
 SIZE = (130, 30)
 
@@ -65,8 +65,7 @@ async def test_filter_search_and_sort(db: Path) -> None:
 
             await pilot.press("x")
             screen.query_one("#search", Input).value = "no such task"
-            await pilot.pause(0.5)  # the search waits for typing to pause
-            assert row_ids(app) == []
+            await wait_until(pilot, lambda: row_ids(app) == [])  # after typing pauses
             assert "No runs match these filters" in screen_text(app)
             await pilot.press("x")
             await pilot.pause()
@@ -119,16 +118,13 @@ async def test_new_and_running_runs_update_live(db: Path) -> None:
         app = TraceApp(store, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
             rid = writer.start_run(team="live", task="a run in progress")
-            await pilot.pause(0.3)
-            assert row_ids(app)[0] == rid
+            await wait_until(pilot, lambda: row_ids(app)[0] == rid)
             writer.append_step(rid, agent="a", content="one")
             writer.append_step(rid, agent="a", content="two")
-            await pilot.pause(0.3)
             table = app.screen.query_one(RunTable)
-            assert table.get_cell(rid, "steps").plain == "2"
+            await wait_until(pilot, lambda: table.get_cell(rid, "steps").plain == "2")
             writer.finish_run(rid, status="succeeded")
-            await pilot.pause(0.3)
-            assert table.get_cell(rid, "status").plain == "succeeded"
+            await wait_until(pilot, lambda: table.get_cell(rid, "status").plain == "succeeded")
 
 
 async def test_enter_opens_a_run_and_escape_comes_back(db: Path) -> None:
