@@ -5,6 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
 from mascope.errors import StoreError
 from mascope.settings import Settings
 from mascope.traces import TraceStore
@@ -29,9 +33,33 @@ def open_for_viewing(target: str | Path | None = None) -> TraceStore:
     raw = str(target) if target is not None else Settings.load().db
     if "://" not in raw:
         _check_sqlite_file(Path(raw).expanduser())
-    elif raw.startswith("sqlite:///"):
-        _check_sqlite_file(Path(raw.removeprefix("sqlite:///")).expanduser())
+        return TraceStore(raw, create=False)
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise StoreError(f"{raw!r} is not a database URL or path (MASCOPE_DB / --db)") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        _check_sqlite_file(Path(str(url.database)).expanduser())
+    else:
+        _check_database(raw)
     return TraceStore(raw, create=False)
+
+
+def _check_database(url: str) -> None:
+    """A server database must already hold a store: opening one would create the tables."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open trace store {shown}: {exc.__class__.__name__}") from None
+    finally:
+        engine.dispose()
+    if "mascope_meta" not in tables:
+        raise StoreError(
+            f"{shown} holds no mascope trace store; {HOW_TO_MAKE_ONE} with --db {shown}"
+        )
 
 
 def _check_sqlite_file(path: Path) -> None:

@@ -39,6 +39,17 @@ def test_foreign_files_are_refused_unchanged(tmp_path: Path) -> None:
         open_for_viewing(tmp_path)
 
 
+def test_urls_are_checked_before_opening(tmp_path: Path, db: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(StoreError, match="no trace store at"):
+        open_for_viewing(f"sqlite+pysqlite:///{missing}")
+    assert not missing.exists()
+    with pytest.raises(StoreError, match="holds no mascope trace store"):
+        open_for_viewing("sqlite://")
+    with open_for_viewing(f"sqlite:///{db}") as store:
+        assert store.count_runs() == 9
+
+
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = tmp_path / "missing.db"
