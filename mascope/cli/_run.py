@@ -111,6 +111,7 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
     db = "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
     out.print(f"trace:   run {result.run_id} in {store.path or store.url}", markup=False)
     out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
+    out.print(f"         mascope tui {result.run_id}{db}   (browse it; ? for keys)", markup=False)
 
 
 def _exit_for(result: RunResult) -> None:

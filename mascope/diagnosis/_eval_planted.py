@@ -24,7 +24,7 @@ from ._attribution import Corrections, aattribute
 from ._judge import JudgeConfig, ajudge_run
 from ._metrics import wilson
 from ._planted import Case, build_team, make_cases, stratified
-from ._rules import detect
+from ._rules import apply_rules, detect
 
 ATTRIBUTION_METHODS = (
     "counterfactual+reference",
@@ -264,8 +264,9 @@ async def aevaluate_planted(
                     final = [x for x in steps if x.kind == "message"][-1]
                     last.add(planted, final.agent, final.index, 0.0)
                     await _score_case(
-                        store, planted, scores, labels, model, max_replays, with_ground_truth
-                    )
+                        store, planted, scores, labels, model, max_replays, with_ground_truth,
+                        save=db is not None,
+                    )  # fmt: skip
                 if on_case is not None:
                     on_case(i + 1, len(cases))
         finally:
@@ -295,7 +296,10 @@ async def _score_case(
     model: ChatModel | None,
     max_replays: int,
     with_truth: bool,
+    *,
+    save: bool,
 ) -> None:
+    """Score one case; with `save`, its attributions and labels are kept in the store."""
     case = p.case
     team = build_team(case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store)
     for method, score in scores.items():
@@ -309,7 +313,7 @@ async def _score_case(
             result = await aattribute(
                 store, p.run_id, method="counterfactual" if reference else method,
                 model=model if model is not None else ScriptedModel([]), with_ground_truth=with_truth,
-                team=team, max_replays=max_replays, corrections=reference, save=False,
+                team=team, max_replays=max_replays, corrections=reference, save=save,
             )  # fmt: skip
         except MascopeError:
             score.no_answer += 1
@@ -325,14 +329,14 @@ async def _score_case(
         t0 = time.perf_counter()
         found: dict[str, list[int]] = {}
         if labeller == "rules":
-            for f in detect(run, steps):
+            for f in apply_rules(store, p.run_id) if save else detect(run, steps):
                 found.setdefault(f.mode, []).extend(f.evidence_steps)
         else:
             assert model is not None
             try:
                 judged = await ajudge_run(
                     store, p.run_id, JudgeConfig(model=model.model_id, with_ground_truth=with_truth),
-                    model=model, save=False,
+                    model=model, save=save,
                 )  # fmt: skip
             except MascopeError:
                 lscore.no_answer += 1

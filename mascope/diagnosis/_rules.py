@@ -178,6 +178,14 @@ def verifier_passed_wrong_answer(run: Run, steps: Sequence[Step]) -> list[Findin
     passed = [s for s in steps if s.kind == "verdict" and (s.data or {}).get("passed")]
     if not passed:
         return []
+    if run.ground_truth is not None:
+        from mascope.graphs import answer_matches
+
+        # What the verifier passed is the message just before its verdict. If that
+        # was right, the mistake came later (a later agent broke a checked answer).
+        checked = [s for s in steps if s.kind == "message" and s.index < passed[-1].index]
+        if checked and answer_matches(checked[-1].content, run.ground_truth):
+            return []
     return [
         Finding(
             "verifier-passed-wrong-answer",

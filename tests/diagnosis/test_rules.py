@@ -16,8 +16,9 @@ def make(
     status: str = "failed",
     reason: str = "end",
     metadata: dict[str, Any] | None = None,
+    ground_truth: str | None = None,
 ) -> str:
-    rid = store.start_run(team="t", task="task")
+    rid = store.start_run(team="t", task="task", ground_truth=ground_truth)
     for step in steps:
         agent, kind, content, *rest = step
         store.append_step(
@@ -125,6 +126,21 @@ def test_verifier_passed_wrong_answer(store: TraceStore) -> None:
         metadata={"answer_correct": True},
     )
     assert "FM-3.3" not in modes(store, right)
+
+
+def test_a_checked_right_answer_broken_later_is_not_a_wrong_verification(
+    store: TraceStore,
+) -> None:
+    steps: list[Any] = [
+        ("solver", "message", "sum = 8"),
+        ("check", "verdict", "PASSED", {"passed": True}),
+        ("reporter", "message", "ANSWER: unknown"),
+    ]
+    later = make(store, steps, metadata={"answer_correct": False}, ground_truth="8")
+    assert "FM-3.3" not in modes(store, later)
+    steps[0] = ("solver", "message", "sum = 9")  # the check passed a wrong sum
+    wrong = make(store, steps, metadata={"answer_correct": False}, ground_truth="8")
+    assert modes(store, wrong)["FM-3.3"] == [1]
 
 
 def test_ignored_feedback(store: TraceStore) -> None:
