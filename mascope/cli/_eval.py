@@ -312,19 +312,10 @@ def planted(
                 _fmt(d["agent_accuracy"], d["agent_ci"]), _fmt(d["step_within_1"]), "", "", "",
             )  # fmt: skip
         out.print(table)
-        kinds = sorted(r.faults)
-        by = Table(
-            title="step accuracy by planted fault",
-            title_justify="left",
-            header_style="bold",
-            box=None,
-        )
-        for col in ("method", *kinds):
-            by.add_column(col)
-        for a in r.attribution:
-            d = a.as_dict()["step_accuracy_by_fault"]
-            by.add_row(a.method, *(_fmt(d.get(k)) for k in kinds))
-        out.print(by)
+        out.print(
+            _by_fault("step accuracy by planted fault", "method", sorted(r.faults),
+                      {a.method: a.as_dict()["step_accuracy_by_fault"] for a in r.attribution})
+        )  # fmt: skip
     if r.labelling:
         table = Table(
             title="Failure labelling: is the planted MAST mode found? (95% Wilson intervals)",
@@ -346,16 +337,16 @@ def planted(
                 _fmt(d["other_modes_per_run"]), _fmt(d["seconds_per_run"]),
             )  # fmt: skip
         out.print(table)
-        kinds = sorted(r.faults)
-        by = Table(
-            title="planted mode found, by fault",
-            title_justify="left",
-            header_style="bold",
-            box=None,
-        )
-        for col in ("labeller", *kinds):
-            by.add_column(col)
-        for x in r.labelling:
-            d = x.as_dict()["found_by_fault"]
-            by.add_row(x.labeller, *(_fmt(d.get(k)) for k in kinds))
-        out.print(by)
+        out.print(
+            _by_fault("planted mode found, by fault", "labeller", sorted(r.faults),
+                      {x.labeller: x.as_dict()["found_by_fault"] for x in r.labelling})
+        )  # fmt: skip
+
+
+def _by_fault(title: str, who: str, kinds: list[str], rates: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold", box=None)
+    for col in (who, *kinds):
+        table.add_column(col)
+    for name, by_kind in rates.items():
+        table.add_row(name, *(_fmt(by_kind.get(k)) for k in kinds))
+    return table

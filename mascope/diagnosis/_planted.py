@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mascope.agents import Agent, AgentFn, TurnContext, VerifyContext
 from mascope.graphs import Team
@@ -31,14 +31,7 @@ FaultKind = Literal[
     "premature-stop",
     "out-of-role",
 ]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "wrong-value",
-    "skipped-verification",
-    "repeated-step",
-    "ignored-message",
-    "premature-stop",
-    "out-of-role",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 FAULT_MODES: dict[str, str] = {
     "wrong-value": "FM-1.1",  # the output no longer meets the task's specification
     "skipped-verification": "FM-3.2",
