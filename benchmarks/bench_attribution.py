@@ -107,7 +107,7 @@ def main() -> None:
         "## Attribution",
         "",
         f"On {machine()}. Reproduce: `.venv/bin/python benchmarks/bench_attribution.py --write docs/benchmarks.md` "
-        "(about 40 minutes, nearly all of it the embedded model); each part alone: `mascope eval planted ...`, "
+        "(about 35 minutes, nearly all of it the embedded model); each part alone: `mascope eval planted ...`, "
         "`mascope eval whowhen ...`.",
         "",
         "### Planted failures (`mascope eval planted`)",
