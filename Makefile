@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
+	# An editable install gets no bytecode, and PYTHONDONTWRITEBYTECODE (set on
+	# these machines) stops Python caching it: compile once so commands start fast.
+	$(BIN)/python -m compileall -q mascope
 	touch $(STAMP)
 
 demo: $(STAMP)
