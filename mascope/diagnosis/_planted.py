@@ -16,6 +16,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -308,7 +309,7 @@ def make_cases(*, per_combo: int = 8, seed: int = 0) -> list[Case]:
 
 
 def stratified(cases: Sequence[Case], limit: int | None) -> list[Case]:
-    """The first `limit` cases taking each (shape, fault kind, agent) group in turn."""
+    """`limit` cases taking each (shape, fault kind, faulty agent) group in turn."""
     if limit is None or limit >= len(cases):
         return list(cases)
     groups: dict[tuple[str, str, str], list[Case]] = {}
@@ -316,9 +317,14 @@ def stratified(cases: Sequence[Case], limit: int | None) -> list[Case]:
         groups.setdefault(
             (c.shape, c.fault.kind, c.fault.agent if c.shape != "chat" else ""), []
         ).append(c)
+    # Shapes take turns too, so even a handful of cases has every shape.
+    by_shape: dict[str, list[list[Case]]] = {}
+    for key, group in groups.items():
+        by_shape.setdefault(key[0], []).append(group)
+    order = [g for round_ in zip_longest(*by_shape.values()) for g in round_ if g is not None]
     picked: list[Case] = []
     while len(picked) < limit:
-        for group in groups.values():
+        for group in order:
             if group and len(picked) < limit:
                 picked.append(group.pop(0))
     return sorted(picked, key=lambda c: c.id)

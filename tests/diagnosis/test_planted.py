@@ -20,6 +20,7 @@ def test_cases_cover_every_shape_and_fault() -> None:
     assert {c.shape for c in cases} == set(SHAPES)
     assert {c.fault.kind for c in cases} == set(FAULT_KINDS)
     assert make_cases() == cases  # the same benchmark every time
+    assert {c.shape for c in stratified(cases, 3)} == set(SHAPES)
     picked = stratified(cases, 18)
     assert len(picked) == 18 and {c.shape for c in picked} == set(SHAPES)
     assert {c.fault.kind for c in picked} == set(FAULT_KINDS)
