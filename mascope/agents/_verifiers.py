@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,14 +42,15 @@ class VerifyContext:
     """Latest output of each agent, by name."""
 
 
-class Verifier:
-    """Base class: override `averify`."""
+class Verifier(ABC):
+    """Base class: subclasses implement `averify`."""
 
     name: str = "verifier"
     kind: str = "custom"
 
+    @abstractmethod
     async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
-        raise NotImplementedError
+        """Judge `candidate`; `ctx` holds the task, ground truth and agents' outputs."""
 
     def verify(self, candidate: str, ctx: VerifyContext | None = None) -> Verdict:
         from mascope._sync import run_sync

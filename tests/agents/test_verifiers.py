@@ -132,3 +132,13 @@ def test_a_recorded_verdict_can_be_given_back_as_a_replacement() -> None:
     ):
         back = parse_verdict_text(verdict_text(v))
         assert (back.passed, back.score, back.feedback) == (v.passed, v.score, v.feedback or "")
+
+
+def test_a_verifier_without_averify_cannot_be_built() -> None:
+    from mascope.agents import Verifier
+
+    class Forgetful(Verifier):
+        pass
+
+    with pytest.raises(TypeError, match="averify"):
+        Forgetful()  # type: ignore[abstract]
