@@ -8,6 +8,7 @@ and the fault's MAST mode are the truth every method is scored against.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -48,7 +49,8 @@ class Planted:
     reference_id: str
     agent: str
     step: int
-    steps: int
+    trace: list[Step]
+    """The failed run's steps."""
 
 
 @dataclass
@@ -72,9 +74,7 @@ class AttributionScore:
         self.agent += agent == p.agent
         self.within_1 += step is not None and abs(step - p.step) <= 1
         self.seconds.append(seconds)
-        tally = self.by_fault.setdefault(p.case.fault.kind, [0, 0])
-        tally[0] += hit
-        tally[1] += 1
+        _tally(self.by_fault, p, hit)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,7 +83,7 @@ class AttributionScore:
             "agent_accuracy": _rate(self.agent, self.n), "agent_ci": list(wilson(self.agent, self.n)),
             "step_within_1": _rate(self.within_1, self.n), "no_answer": self.no_answer,
             "verified": self.verified if self.replays else None,
-            "replays_per_run": _mean(self.replays) if self.replays else None,
+            "replays_per_run": statistics.fmean(self.replays) if self.replays else None,
             "seconds_per_run": _median(self.seconds),
             "step_accuracy_by_fault": {k: _rate(h, n) for k, (h, n) in sorted(self.by_fault.items())},
         }  # fmt: skip
@@ -109,9 +109,7 @@ class LabelScore:
         self.at_step += evidence is not None and any(abs(s - p.step) <= 1 for s in evidence)
         self.other_modes += len(set(modes) - {p.case.fault.mode})
         self.seconds.append(seconds)
-        tally = self.by_fault.setdefault(p.case.fault.kind, [0, 0])
-        tally[0] += evidence is not None
-        tally[1] += 1
+        _tally(self.by_fault, p, evidence is not None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -151,16 +149,14 @@ def _rate(hits: int, n: int) -> float | None:
     return hits / n if n else None
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return sum(xs) / len(xs)
-
-
 def _median(xs: Sequence[float]) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+    return statistics.median(xs) if xs else None
+
+
+def _tally(by_fault: dict[str, list[int]], p: Planted, hit: bool) -> None:
+    counts = by_fault.setdefault(p.case.fault.kind, [0, 0])
+    counts[0] += hit
+    counts[1] += 1
 
 
 def parse_methods(text: str | None) -> list[str]:
@@ -226,7 +222,7 @@ async def plant(store: TraceStore, case: Case) -> Planted | None:
         return None
     steps = store.steps(result.run_id)
     truth = _turn_step(steps, case.fault.agent, case.fault.turn)
-    return Planted(case, result.run_id, reference.run_id, truth.agent, truth.index, len(steps))
+    return Planted(case, result.run_id, reference.run_id, truth.agent, truth.index, steps)
 
 
 async def aevaluate_planted(
@@ -259,7 +255,7 @@ async def aevaluate_planted(
                 if planted is None:
                     not_decisive.append(case.id)
                 else:
-                    steps = store.steps(planted.run_id)
+                    steps = planted.trace
                     first.add(planted, steps[0].agent, 0, 0.0)
                     final = [x for x in steps if x.kind == "message"][-1]
                     last.add(planted, final.agent, final.index, 0.0)
@@ -324,12 +320,11 @@ async def _score_case(
             score.replays.append(len(result.replays))
             score.verified += bool(result.verified)
     run = store.get_run(p.run_id)
-    steps = store.steps(p.run_id)
     for labeller, lscore in labels.items():
         t0 = time.perf_counter()
         found: dict[str, list[int]] = {}
         if labeller == "rules":
-            for f in apply_rules(store, p.run_id) if save else detect(run, steps):
+            for f in apply_rules(store, p.run_id) if save else detect(run, p.trace):
                 found.setdefault(f.mode, []).extend(f.evidence_steps)
         else:
             assert model is not None

@@ -99,11 +99,11 @@ def _own_messages(ctx: TurnContext) -> list[str]:
     return [e.content for e in ctx.transcript if e.agent == ctx.agent and e.kind == "message"]
 
 
-def _misfires(fault: Fault | None, ctx: TurnContext, kind: str | None = None) -> str | None:
+def _misfires(fault: Fault | None, ctx: TurnContext) -> str | None:
     """The fault's kind when this turn is the faulty one (of this agent), else None."""
     if fault is None or fault.agent != ctx.agent or len(_own_messages(ctx)) != fault.turn:
         return None
-    return fault.kind if kind is None or fault.kind == kind else None
+    return fault.kind
 
 
 def _reader(fault: Fault | None) -> AgentFn:
@@ -184,7 +184,7 @@ def _check(fault: Fault | None) -> Callable[[str, VerifyContext], tuple[bool, st
     return check
 
 
-def _worker(n_numbers: int, fault: Fault | None) -> AgentFn:
+def _worker(fault: Fault | None) -> AgentFn:
     """Adds the next number to the running total; the one who adds the last says so."""
 
     async def worker(ctx: TurnContext) -> str:
@@ -245,7 +245,7 @@ def build_team(
         )  # fmt: skip
     if shape == "chat":
         workers = [
-            Agent(f"w{i}", role="adds the next number to the running total", fn=_worker(n_numbers, fault))
+            Agent(f"w{i}", role="adds the next number to the running total", fn=_worker(fault))
             for i in (1, 2, 3)
         ]  # fmt: skip
         return Team(
