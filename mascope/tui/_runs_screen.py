@@ -158,7 +158,10 @@ class RunsScreen(Screen[None]):
         live = self.store.live_step_counts([r.id for r in runs if r.status == "running"])
         table = self.query_one(RunTable)
         for run in runs:
-            table.add_row(*self._cells(run, modes.get(run.id, []), live), key=run.id)
+            # Offset paging (any sort but time) can hand back a run already shown
+            # when runs change between pages; show each run once.
+            if run.id not in table.rows:
+                table.add_row(*self._cells(run, modes.get(run.id, []), live), key=run.id)
         self._loaded += len(runs)
         self._exhausted = len(runs) < PAGE
         if runs:

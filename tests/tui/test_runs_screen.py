@@ -103,6 +103,33 @@ async def test_pages_through_a_large_store(tmp_path: Path) -> None:
             assert ids[-1] == "01JPAGE" + "0" * 19
 
 
+async def test_a_run_that_changes_while_paging_is_shown_once(tmp_path: Path) -> None:
+    """Sorted by status, a running run that ends in error moves to the first page."""
+    db = tmp_path / "moving.db"
+    with TraceStore(db) as s:
+        for i in range(150):
+            rid = s.start_run(team="t", task=f"task {i}", run_id=f"01JMOVE{i:019d}")
+            if i:
+                s.finish_run(rid, status="failed")
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            screen._set_sort("status")
+            screen._resort()
+            await pilot.pause()
+            assert len(row_ids(app)) == 100
+            with TraceStore(db) as writer:  # "error" sorts first: every later run shifts by one
+                writer.finish_run("01JMOVE" + "0" * 19, status="error")
+            await pilot.press("G")
+            await pilot.pause()
+            ids = row_ids(app)
+            # No crash and no run twice; the moved run itself jumped above the
+            # rows already read and shows on the next refresh (offset paging).
+            assert len(ids) == len(set(ids)) == 149
+
+
 async def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
     TraceStore(tmp_path / "empty.db").close()
     with open_for_viewing(tmp_path / "empty.db") as store:
