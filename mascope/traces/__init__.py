@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
+    from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
     from ._export import bundle, export_runs, otel_document, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
     from ._ids import new_id
@@ -42,6 +42,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "IMPORT_FORMATS": "._constants",
+        "HOW_TO_MAKE_ONE": "._constants",
         "EXPORT_FORMATS": "._constants",
         "bundle": "._export",
         "export_runs": "._export",
@@ -80,6 +81,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "BUNDLE_FORMAT",
     "EXPORT_FORMATS",
+    "HOW_TO_MAKE_ONE",
     "IMPORT_FORMATS",
     "MASK",
     "RUN_STATUSES",

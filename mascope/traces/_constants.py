@@ -13,3 +13,9 @@ RUN_STATUSES: tuple[str, ...] = (
 """`unknown`: an imported run whose outcome its source did not say."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
+
+HOW_TO_MAKE_ONE = (
+    "make one with `mascope demo`, `mascope run TEAM.yaml --task ...` "
+    "or `mascope runs import FORMAT FILE`"
+)
+"""Told to whoever looks for a store that is not there yet."""

@@ -37,6 +37,7 @@ from sqlmodel import Session, SQLModel, col
 from mascope.errors import NotFoundError, StoreError, did_you_mean
 from mascope.settings import Settings
 
+from ._constants import HOW_TO_MAKE_ONE
 from ._ids import new_id
 from ._migrations import MIGRATIONS
 from ._redact import Redactor
@@ -103,6 +104,41 @@ _RUN_SORTS: dict[str, Any] = {
 }
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_existing_sqlite(path: Path) -> None:
+    """A one-line `StoreError` unless `path` is a mascope store; reads only."""
+    if not path.exists():
+        raise StoreError(f"no trace store at {path}; {HOW_TO_MAKE_ONE}, or pass --db PATH")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a trace store; pass --db PATH to a .db file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head != _SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} is not a SQLite database; pass --db PATH to a mascope trace store"
+        )
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            found = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mascope_meta'"
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {path}: {exc}; is it a mascope trace store?") from None
+    if found is None:
+        raise StoreError(
+            f"{path} is a SQLite database but not a mascope trace store; "
+            "pass --db PATH to a store mascope wrote"
+        )
+
+
 def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[str, Path | None]:
     """A SQLAlchemy URL and, for SQLite files, the file's path."""
     raw = str(target) if target is not None else (settings or Settings.load()).db
@@ -123,7 +159,9 @@ class TraceStore:
 
     Args:
         target: a file path or SQLAlchemy URL; default `MASCOPE_DB` or `./mascope.db`.
-        create: make a new store if the file does not exist (else raise).
+        create: make a new store if there is none (else raise, changing nothing:
+            a missing file, a foreign file or a database without a store each
+            give a one-line `StoreError`).
         redactor: what masks secrets; default one built from the environment.
     """
 
@@ -136,12 +174,12 @@ class TraceStore:
         redactor: Redactor | None = None,
     ):
         self.url, self.path = _store_url(target, settings)
+        self.create = create
         if self.path is not None:
-            if not create and not self.path.exists():
-                raise StoreError(
-                    f"no trace store at {self.path}; run something first (mascope run / mascope runs import) "
-                    "or pass --db"
-                )
+            if not create:
+                # Checked read-only first: opening a file for real would switch it
+                # to WAL mode, changing a file that may not be ours.
+                _check_existing_sqlite(self.path)
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(
                     f"cannot create {self.path}: folder {self.path.parent} does not exist"
@@ -192,6 +230,8 @@ class TraceStore:
             with self._engine.begin() as conn:
                 tables = set(inspect(conn).get_table_names())
                 if "mascope_meta" not in tables:
+                    if not self.create:
+                        raise StoreError(f"{where} holds no mascope trace store; {HOW_TO_MAKE_ONE}")
                     if tables - _OUR_TABLES:
                         shown = ", ".join(sorted(tables)[:5])
                         raise StoreError(

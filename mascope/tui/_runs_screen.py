@@ -15,10 +15,9 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from mascope.errors import MascopeError
 from mascope.taxonomy import MAST
-from mascope.traces import RUN_STATUSES, Run, RunSort, TraceStore
+from mascope.traces import HOW_TO_MAKE_ONE, RUN_STATUSES, Run, RunSort, TraceStore
 
 from ._format import cost, first_line, status_text, tokens
-from ._open import HOW_TO_MAKE_ONE
 
 if TYPE_CHECKING:
     from ._app import TraceApp
