@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -13,31 +11,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
 from mascope.traces import Annotation, Attribution, Run, Step
 
-_PALETTE = [
-    "cyan",
-    "magenta",
-    "green",
-    "yellow",
-    "blue",
-    "bright_red",
-    "bright_cyan",
-    "bright_magenta",
-    "bright_green",
-    "orange3",
-    "purple",
-    "turquoise2",
-]
-STATUS_STYLE = {
-    "succeeded": "bold green",
-    "failed": "bold red",
-    "error": "bold red",
-    "running": "bold yellow",
-    "interrupted": "bold magenta",
-    "unknown": "dim",
-}
 _KIND_STYLE = {
     "verdict": "bold",
     "error": "red",
@@ -45,14 +22,6 @@ _KIND_STYLE = {
     "retry": "yellow",
     "event": "dim",
 }
-
-
-def agent_style(agent: str) -> str:
-    return _PALETTE[zlib.crc32(agent.encode()) % len(_PALETTE)]
-
-
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def short(text: str, width: int) -> str:

@@ -41,7 +41,9 @@ def _store(db: Path | None) -> Any:
 
 
 def _printer(as_json: bool) -> Any:
-    from ._render import agent_style, short
+    from mascope._style import agent_style
+
+    from ._render import short
 
     def show(event: StepEvent) -> None:
         if as_json:
@@ -93,7 +95,9 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
             )
         )
         return
-    from ._render import STATUS_STYLE, short
+    from mascope._style import STATUS_STYLE
+
+    from ._render import short
 
     out.print()
     status = Text(f"{result.status}", style=STATUS_STYLE.get(result.status, ""))

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-import zlib
-from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
 from mascope.traces import Annotation, Attribution, Run, Step
 
-STATUS_STYLE = {
-    "succeeded": "bold green",
-    "failed": "bold red",
-    "error": "bold red",
-    "running": "bold yellow",
-    "interrupted": "bold magenta",
-    "unknown": "dim",
-}
-_PALETTE = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
 _KIND_STYLE = {"error": "bold red", "refusal": "red", "retry": "yellow", "event": "dim"}
-
-
-def agent_style(agent: str) -> str:
-    return _PALETTE[zlib.crc32(agent.encode()) % len(_PALETTE)]
-
-
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def first_line(text: str, width: int = 200) -> str:
