@@ -132,7 +132,10 @@ class RunScreen(Screen[None]):
             return
         try:
             run = self.store.get_run(self.run_id)
-            total = self.store.count_steps(self.run_id)
+            # A finished run's row holds its step count; only a live one needs counting.
+            total = (
+                self.store.count_steps(self.run_id) if run.status == "running" else run.step_count
+            )
             labels = self._read_labels()
         except (SQLAlchemyError, MascopeError) as exc:
             if not self._poll_failed:
