@@ -30,9 +30,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, write_section  # noqa: E402
+from _report import machine, write_section
 
-from mascope.traces import TraceStore  # noqa: E402
+from mascope.traces import TraceStore
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = "abcdefgh"
