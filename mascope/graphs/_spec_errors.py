@@ -147,7 +147,13 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> _Point:
     return point
 
 
-_PRIORITY = ["extra_forbidden", "missing", "union_tag_invalid", "union_tag_not_found"]
+_PRIORITY = [
+    "extra_forbidden",
+    "invalid_key",
+    "missing",
+    "union_tag_invalid",
+    "union_tag_not_found",
+]
 
 
 def spec_error(source: str, exc: ValidationError, data: Any, root: type[BaseModel]) -> ConfigError:
@@ -170,6 +176,8 @@ def _message(err: ErrorDetails, point: _Point) -> str:
         model = point.parent or BaseModel
         allowed = sorted(f.alias or n for n, f in model.model_fields.items())
         return f"unknown key{did_you_mean(point.key, allowed)}; allowed keys: {', '.join(allowed)}"
+    if kind == "invalid_key":
+        return f"keys must be text, got {given(err.get('input'))} as a key; quote it"
     if kind == "missing":
         return f"required key is missing{_why(point)}; add it, e.g. {_snippet(point)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):

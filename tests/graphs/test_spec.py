@@ -238,6 +238,10 @@ def _graph(**changes: object) -> dict:
             ["tools: expected a mapping like {", "got a list"],
         ),
         (lambda d: d.pop("name"), ["name: required key is missing", "e.g. name: "]),
+        (
+            lambda d: d["agents"][0].update({1: "x"}),
+            ["agents[0].1: keys must be text, got the number 1 as a key"],
+        ),
     ],
 )
 def test_validation_errors_show_the_expected_shape(

@@ -61,6 +61,38 @@ def test_every_yaml_team_in_the_page_is_valid() -> None:
         parse_team(team, source="docs/teams.md")
 
 
+def test_the_page_s_small_team_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = team_reference()
+    team_yaml = re.findall(r"```yaml\n(.*?)```", page, re.S)[0]
+    checks_py = re.findall(r"```python\n(.*?)```", page, re.S)[0]
+    (tmp_path / "team.yaml").write_text(team_yaml)
+    (tmp_path / "checks.py").write_text(checks_py)
+    monkeypatch.delitem(sys.modules, "checks", raising=False)  # imported afresh, and not kept
+    long_answer = "The sky looks blue " + "because of scattering " * 12
+    replies = _script(tmp_path / "replies.json", [long_answer, "Air scatters blue light most."])
+    db = tmp_path / "small.db"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(tmp_path / "team.yaml"),
+            "--task",
+            "Why is the sky",
+            "-m",
+            replies,
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = TraceStore(db).list_runs()[0]
+    assert run.final_answer == "Air scatters blue light most."
+    kinds = [(s.agent, s.kind) for s in TraceStore(db).steps(run.id)]
+    assert kinds == [("writer", "message"), ("short", "verdict")] * 2
+
+
 def test_schema_accepts_the_examples_and_refuses_mistakes() -> None:
     schema = team_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -87,10 +119,12 @@ def test_team_docs_command_prints_the_page() -> None:
     assert result.stdout == team_reference()
 
 
-def test_team_check_ok_and_errors(tmp_path: Path) -> None:
+def test_team_check_ok_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["team", "check", str(EXAMPLES / "research_graph.yaml")])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("research_graph.yaml: OK (2 agents, graph)")
+    assert not list(tmp_path.iterdir()), "checking a team writes nothing"
     bad = tmp_path / "team.yaml"
     data = yaml.safe_load((EXAMPLES / "research_graph.yaml").read_text())
     data["topology"]["nodes"][0] = "researcher"
@@ -162,6 +196,22 @@ def test_modules_next_to_the_team_file_are_found_from_another_folder(tmp_path: P
     check = _cli("team", "check", str(team_dir / "team.yaml"), cwd=elsewhere)
     assert check.returncode == 0, check.stderr
     assert "OK" in check.stdout
+    # a fork rebuilds the team from the stored run: its folder is remembered with the run
+    run_id = TraceStore(db).list_runs()[0].id
+    fork = _cli(
+        "runs",
+        "fork",
+        run_id,
+        "--step",
+        "0",
+        "--content",
+        "done: y",
+        "--db",
+        str(db),
+        cwd=elsewhere,
+    )
+    assert fork.returncode == 0, fork.stderr
+    assert TraceStore(db).count_runs() == 2
 
 
 def test_a_missing_module_names_the_file_and_the_folders_searched(tmp_path: Path) -> None:
