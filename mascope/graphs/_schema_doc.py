@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ._shape import flow, is_model, literals, union_members
+from ._shape import flow, is_model, literals, model_example, union_members
 from ._spec import TeamSpec
 
 __all__ = ["team_json_schema", "team_reference", "team_schema_text"]
 
-SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def team_json_schema() -> dict[str, Any]:
@@ -33,7 +33,7 @@ def team_json_schema() -> dict[str, Any]:
     for name, sub in schema.get("$defs", {}).items():
         if name in titles:
             sub["title"] = titles[name]  # editors show titles; keep them in YAML terms
-    return {"$schema": SCHEMA_ID, **schema, "title": "mascope team file"}
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema, "title": "mascope team file"}
 
 
 def team_schema_text() -> str:
@@ -233,8 +233,6 @@ def team_reference() -> str:
 
 
 def _model_example(model: type[BaseModel]) -> str:
-    from ._shape import model_example
-
     example = model_example(model)
     return flow(example) if example else ""
 
