@@ -10,7 +10,7 @@ STAMP := $(VENV)/.mascope-installed
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 
-.PHONY: demo test lint typecheck unit bench setup clean
+.PHONY: demo test lint typecheck unit bench docs setup clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# docs/teams.md and docs/team.schema.json are generated from the team-file models;
+# a test fails when they are out of date.
+docs: $(STAMP)
+	$(BIN)/mascope team docs > docs/teams.md
+	$(BIN)/mascope team schema > docs/team.schema.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_local_model.py --write docs/benchmarks.md

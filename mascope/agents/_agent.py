@@ -6,6 +6,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from mascope.errors import ConfigError
@@ -150,12 +151,20 @@ class Agent:
         self.importable = fn is None or source is not None
 
     @classmethod
-    def from_spec(cls, spec: AgentSpec) -> Agent:
+    def from_spec(
+        cls, spec: AgentSpec, *, base_dir: str | Path | None = None, source: str | None = None
+    ) -> Agent:
+        """An agent from its spec; a `function:` is looked up in `base_dir` first."""
         fn = None
         if spec.function:
             from ._tools import import_object
 
-            fn = import_object(spec.function, what=f"agent {spec.name}'s function")
+            fn = import_object(
+                spec.function,
+                what=f"agent {spec.name}'s function",
+                base_dir=base_dir,
+                source=source,
+            )
             if not callable(fn):
                 raise ConfigError(f"agent {spec.name}: {spec.function} is not callable")
         agent = cls(

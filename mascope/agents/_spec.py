@@ -14,22 +14,39 @@ class AgentSpec(BaseModel):
     Python callable (`function: package.module:callable`) instead.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Attribute docstrings become field descriptions (docs/teams.md, the JSON Schema).
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"name": "researcher", "role": "researcher", "goal": "Find the facts"}]
+        },
+    )
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    """A unique name of letters, digits, `_` and `-`, starting with a letter or `_`."""
     role: str = ""
+    """What the agent is, in a few words (`Python programmer`); goes into its system prompt."""
     goal: str = ""
+    """What the agent is trying to achieve."""
     instructions: str = ""
-    constraints: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)
+    """How to do it: format of the answer, steps to follow."""
+    constraints: list[str] = Field(default_factory=list, examples=[["write code"]])
+    """What the agent must not do; each is rendered as `You must not: ...`."""
+    tools: list[str] = Field(default_factory=list, examples=[["search"]])
     """Names of the tools this role may call; any other call is refused."""
     output_schema: dict[str, Any] | None = None
+    """JSON Schema the agent's answer must match (asked of the model and validated)."""
     model: str | None = None
+    """Model string for this agent (default: the team's `model`)."""
     temperature: float | None = None
+    """Sampling temperature (default: the backend's)."""
     max_tokens: int | None = None
+    """Most tokens the model may write per turn."""
     function: str | None = None
-    """`package.module:callable` for a function agent."""
+    """`package.module:callable` for a function agent; modules next to the team file are found."""
     max_tool_calls: int = 5
+    """Most tool calls in one turn before the agent must answer."""
 
 
 def render_system_prompt(

@@ -27,21 +27,39 @@ StrategyKind = Literal["single", "best_of_n", "self_consistency", "best_of_major
 
 
 class Budget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Limits on tokens, dollars and seconds; the first one reached stops the work."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={"examples": [{"seconds": 300}]},
+    )
 
     tokens: int | None = Field(default=None, ge=1)
+    """Most tokens (input plus output) across every model call."""
     cost_usd: float | None = Field(default=None, gt=0)
+    """Most dollars, for models with a known price."""
     seconds: float | None = Field(default=None, gt=0)
+    """Most wall-clock seconds."""
 
 
 class StrategySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A test-time strategy: draw several candidates for a stage and pick one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={"examples": [{"kind": "best_of_n", "n": 3}]},
+    )
 
     kind: StrategyKind = "single"
+    """`single` (one attempt), `best_of_n` (best verified), `self_consistency` (majority answer) or `best_of_majority`."""
     n: int = Field(default=3, ge=1, le=64)
+    """How many candidates to draw."""
     extract: Extract = "all"
     """How self-consistency reads an answer out of a candidate."""
     budget: Budget | None = None
+    """Stop drawing candidates when this budget is spent."""
 
 
 @dataclass

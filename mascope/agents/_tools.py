@@ -7,8 +7,10 @@ import contextlib
 import importlib
 import inspect
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_type_hints
 
 from pydantic import ValidationError, create_model
@@ -117,21 +119,62 @@ def final_answer_tool() -> Tool:
     return tool(final_answer)
 
 
-def import_object(path: str, *, what: str) -> Any:
-    """Import `package.module:attribute` (dots after the colon walk attributes)."""
+def import_object(
+    path: str, *, what: str, base_dir: str | Path | None = None, source: str | None = None
+) -> Any:
+    """Import `package.module:attribute` (dots after the colon walk attributes).
+
+    With `base_dir` (a team file's folder), modules there are found without setting
+    PYTHONPATH: the folder heads `sys.path` only while the module is imported, so
+    imports the module does later, inside its functions, do not see it.
+    """
+    where = f"{source}: " if source else ""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"{what} {path!r} must look like package.module:function")
+        raise ConfigError(f"{where}{what} {path!r} must look like package.module:function")
     try:
-        module = importlib.import_module(module_name)
+        with _searching(base_dir):
+            module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not _is_prefix(exc.name, module_name):
+            # the module exists but something it imports does not
+            raise ConfigError(f"{where}cannot import {what} {path!r}: {exc}") from None
+        folders = [str(Path(base_dir).resolve())] if base_dir is not None else []
+        if "" in sys.path or str(Path.cwd()) in sys.path:
+            folders.append(f"{Path.cwd()} (the current folder)")
+        raise ConfigError(
+            f"{where}cannot import {what} {path!r}: no module named {exc.name!r} in "
+            f"{' or '.join(folders) or 'no folder'}, nor among installed packages; "
+            f"put {module_name.replace('.', '/')}.py next to the team file or install it"
+        ) from None
     except ImportError as exc:
-        raise ConfigError(f"cannot import {what} {path!r}: {exc}") from None
+        raise ConfigError(f"{where}cannot import {what} {path!r}: {exc}") from None
     obj: Any = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise ConfigError(
-                f"cannot import {what} {path!r}: {module_name} has no {attr}"
+                f"{where}cannot import {what} {path!r}: {module_name} has no {attr}"
             ) from None
     return obj
+
+
+def _is_prefix(name: str, module_name: str) -> bool:
+    return module_name == name or module_name.startswith(name + ".")
+
+
+@contextlib.contextmanager
+def _searching(base_dir: str | Path | None) -> Iterator[None]:
+    """`base_dir` first on `sys.path` for the length of one import."""
+    if base_dir is None:
+        yield
+        return
+    entry = str(Path(base_dir).resolve())
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # a module written just before the run must be seen
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)

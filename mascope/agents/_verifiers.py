@@ -278,15 +278,21 @@ class Rubric(Verifier):
     def __init__(self, rubric: str, *, model: Any = None, name: str = "rubric"):
         self.rubric, self.name = rubric, name
         self._model_ref = model
+        self._model: Any = None
         self.model_id: str | None = None
 
     def bind_model(self, model: Any) -> None:
         self._model_ref = model
+        self._model = None
 
     async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
         from mascope.models import get_model
 
-        model = get_model(self._model_ref or "local")
+        # One model for every verdict of this verifier: a fresh one per call would
+        # reload a local model, and restart a scripted one at its first reply.
+        if self._model is None:
+            self._model = get_model(self._model_ref or "local")
+        model = self._model
         self.model_id = model.model_id
         prompt = (
             f"Task:\n{ctx.task}\n\nCandidate answer:\n{candidate}\n\nRubric:\n{self.rubric}\n\n"

@@ -15,6 +15,7 @@ from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
 from ._taxonomy import taxonomy_app
+from ._team import team_app
 from ._tui import tui
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")
 app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(team_app, name="team")
 app.add_typer(eval_app, name="eval")
 
 

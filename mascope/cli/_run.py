@@ -304,7 +304,13 @@ def _team_of(run_id: str, db: Path | None, model: str | None) -> tuple[Team, Any
     spec = parse_team(row.spec, source=f"run {rid}'s team")
     stored_model = (row.metadata_ or {}).get("model")
     return (
-        Team.from_spec(spec, model=model or stored_model, store=store, source=f"run {rid}'s team"),
+        Team.from_spec(
+            spec,
+            model=model or stored_model,
+            store=store,
+            source=f"run {rid}'s team",
+            base_dir=(row.metadata_ or {}).get("team_dir"),
+        ),
         store,
         rid,
     )

@@ -379,6 +379,7 @@ async def aattribute(
                 parse_team(run.spec, source=f"run {rid}'s team"),
                 model=(run.metadata_ or {}).get("model"),
                 store=store,
+                base_dir=(run.metadata_ or {}).get("team_dir"),
             )
     if method == "all-at-once":
         result = await _all_at_once(asker)

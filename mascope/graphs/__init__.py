@@ -1,6 +1,7 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
 
 from ._context import RunContext, StepCallback, StepEvent
+from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
     END,
     EdgeSpec,
@@ -36,4 +37,7 @@ __all__ = [
     "answer_matches",
     "load_team_file",
     "parse_team",
+    "team_json_schema",
+    "team_reference",
+    "team_schema_text",
 ]

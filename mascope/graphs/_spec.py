@@ -8,69 +8,122 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from mascope.agents import AgentSpec, Budget, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
+
+from ._spec_errors import spec_error
 
 END = "END"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Attribute docstrings become field descriptions: docs/teams.md and the JSON Schema show them.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class VerifierSpec(_Strict):
     """A verifier in YAML. `kind` picks which; the other fields are its settings."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "answer_match", "expected": "42"}]}
+    )
+
     kind: Literal["answer_match", "json_schema", "code_tests", "rubric", "python", "ensemble"]
+    """Which check: `answer_match`, `json_schema`, `code_tests`, `rubric` (an LLM judge), `python` (a function) or `ensemble`."""
     # answer_match
     expected: str | None = None
+    """answer_match: the right answer (default: the run's ground truth, `--expect`)."""
     mode: Literal["exact", "normalised", "numeric"] = "normalised"
+    """answer_match: `exact` text, `normalised` (case, spaces, number formats) or `numeric` (within `tolerance`)."""
     extract: Literal["all", "last_number", "after_marker"] = "all"
+    """answer_match: compare the whole answer, its last number, or the text after `marker`."""
     marker: str = "ANSWER:"
+    """answer_match: the text that precedes the answer when `extract: after_marker`."""
     tolerance: float = 1e-6
+    """answer_match: largest difference that still counts as equal when `mode: numeric`."""
     # json_schema
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    """json_schema: the JSON Schema the answer must match (the answer must be JSON)."""
     # code_tests
     tests: str | None = None
+    """code_tests: Python test code (functions named `test_...`) to run against the code."""
     tests_from: str | None = None
+    """code_tests: agent whose latest output holds the tests (instead of `tests`)."""
     code_from: str | None = None
+    """code_tests: agent whose latest output holds the code (default: the candidate)."""
     timeout_s: float = 10.0
+    """code_tests: wall-clock seconds the tests may run."""
     memory_mb: int = 512
+    """code_tests: memory limit of the test process, in MB."""
     # rubric
     rubric: str | None = None
+    """rubric: what a good answer does, in plain words, for the LLM judge."""
     model: str | None = None
+    """rubric: model string of the judge (default: the team's model)."""
     # python
     function: str | None = None
+    """python: `module:function` taking (candidate) or (candidate, ctx) and returning a bool, (bool, feedback) or a Verdict; modules next to the team file are found."""
     # ensemble
     members: list[str] = Field(default_factory=list)
+    """ensemble: names of the other verifiers to combine."""
     combine: Literal["all", "any", "majority", "mean"] = "all"
+    """ensemble: pass when all members pass, any does, most do, or the mean score reaches `threshold`."""
     threshold: float = 0.5
+    """ensemble: the mean score needed when `combine: mean`."""
 
 
 class StageSpec(_Strict):
+    """A pipeline stage: an agent, optionally checked by a verifier."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"agent": "writer", "verifier": "check"}]}
+    )
+
     agent: str
+    """The agent that works at this stage."""
     verifier: str | None = None
+    """Verifier that checks the stage's output; a failure sends feedback back for another attempt."""
     max_rounds: int = Field(default=3, ge=1, le=100)
     """Attempts at this stage when its verifier says no (self-correction bound)."""
     retry_from: str | None = None
     """Stage agent to go back to after a failed verification (default: this stage)."""
     strategy: StrategySpec = Field(default_factory=StrategySpec)
+    """Test-time strategy: draw several candidates and pick one."""
 
 
 class PipelineSpec(_Strict):
+    """Stages run in order; each stage's output is visible to the later ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "pipeline", "stages": ["researcher", "writer"]}]}
+    )
+
     kind: Literal["pipeline"]
-    stages: list[StageSpec | str] = Field(min_length=1)
+    """`pipeline`."""
+    stages: list[StageSpec | str] = Field(
+        min_length=1, examples=[["researcher", {"agent": "writer", "verifier": "check"}]]
+    )
+    """The stages in order: an agent name, or a mapping with the agent and its verifier."""
 
     def stage_list(self) -> list[StageSpec]:
         return [StageSpec(agent=s) if isinstance(s, str) else s for s in self.stages]
 
 
 class GroupChatSpec(_Strict):
+    """Agents take turns in one conversation until a termination rule ends it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "group_chat", "agents": ["researcher", "writer"]}]}
+    )
+
     kind: Literal["group_chat"]
-    agents: list[str] = Field(min_length=1)
+    """`group_chat`."""
+    agents: list[str] = Field(min_length=1, examples=[["researcher", "writer"]])
+    """The agents that speak, in round-robin order."""
     speaker_selection: Literal["round_robin", "manager"] = "round_robin"
+    """`round_robin` (in turn) or `manager` (an agent picks the next speaker each turn)."""
     manager: str | None = None
     """Agent that picks the next speaker (`speaker_selection: manager`)."""
     verifier: str | None = None
@@ -78,25 +131,61 @@ class GroupChatSpec(_Strict):
 
 
 class NodeSpec(_Strict):
+    """A graph node: runs one agent or one verifier."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "researcher", "agent": "researcher"}]}
+    )
+
     name: str
+    """The node's name, used by `start` and the edges."""
     agent: str | None = None
+    """The agent this node runs (give this or `verifier`)."""
     verifier: str | None = None
+    """The verifier this node runs (give this or `agent`); edges after it can test `passed`/`failed`."""
     candidate_from: str | None = None
     """For a verifier node: whose latest output to check (default: the latest output)."""
 
 
 class EdgeSpec(_Strict):
+    """A graph edge: where to go after a node, and when."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"from": "researcher", "to": "writer"}]}
+    )
+
     from_: str = Field(alias="from")
+    """The node this edge leaves."""
     to: str
-    when: str = "always"
+    """The node it goes to, or `END` to finish the run."""
+    when: str = Field(default="always", examples=["passed"])
     """`always`, `passed`, `failed` (after a verifier node) or `contains:TEXT`."""
 
 
 class GraphSpec(_Strict):
+    """Explicit nodes and conditional edges, for flows a pipeline cannot express."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "graph",
+                    "start": "researcher",
+                    "nodes": [{"name": "researcher", "agent": "researcher"}],
+                    "edges": [{"from": "researcher", "to": "END"}],
+                }
+            ]
+        }
+    )
+
     kind: Literal["graph"]
+    """`graph`."""
     start: str
+    """The node that runs first."""
     nodes: list[NodeSpec] = Field(min_length=1)
+    """The nodes: each runs an agent or a verifier."""
     edges: list[EdgeSpec] = Field(default_factory=list)
+    """The edges; a node with no edge out ends the run."""
     final: str | None = None
     """Agent whose latest output is the answer (default: the latest output)."""
 
@@ -105,30 +194,52 @@ Topology = Annotated[PipelineSpec | GroupChatSpec | GraphSpec, Field(discriminat
 
 
 class TerminationSpec(_Strict):
+    """When a run stops (the first rule that fires ends it)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"max_steps": 20}]})
+
     max_steps: int | None = Field(default=None, ge=1)
     """Most agent turns plus verifications."""
     max_rounds: int | None = Field(default=None, ge=1)
     """Group chat: most rounds (every agent speaking once is a round)."""
     stop_phrase: str | None = None
+    """A message containing this text ends the run; what follows it is the answer."""
     final_answer_tool: bool = False
+    """Give agents a `final_answer(answer)` tool that ends the run."""
     verifier_pass: bool = True
+    """Group chat: end the run when the chat's verifier passes a claimed answer."""
     budget: Budget | None = None
+    """Stop when the run has used this many tokens, dollars or seconds."""
 
 
 class TeamSpec(_Strict):
     """A team: agents, verifiers, tools, a topology and when to stop."""
 
-    name: str
+    name: str = Field(examples=["research-team"])
+    """The team's name, stored with every run."""
     description: str = ""
-    model: str = "local"
+    """One line on what the team is for."""
+    model: str = Field(default="local", examples=["openai:gpt-4o-mini"])
+    """Default model string for agents and rubric verifiers (`local`, `openai:NAME`, `scripted:FILE`, ...)."""
     agents: list[AgentSpec] = Field(min_length=1)
-    tools: dict[str, str] = Field(default_factory=dict)
-    """Tool name -> `package.module:function`."""
+    """The agents (roles); names must be unique."""
+    tools: dict[str, str] = Field(default_factory=dict, examples=[{"search": "mytools:search"}])
+    """Tool name -> `package.module:function`; modules next to the team file are found."""
     verifiers: dict[str, VerifierSpec] = Field(default_factory=dict)
+    """Verifier name -> its settings; stages and nodes refer to them by name."""
     topology: Topology
+    """How the agents are wired: `kind: pipeline`, `group_chat` or `graph`."""
     termination: TerminationSpec = Field(default_factory=TerminationSpec)
+    """When a run stops."""
     context_chars: int = Field(default=6000, ge=500)
     """Most characters of earlier conversation an agent is shown each turn."""
+
+    _source_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_dir(self) -> Path | None:
+        """Folder of the team file this spec was read from; its modules are importable."""
+        return self._source_dir
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
@@ -160,72 +271,18 @@ def load_team_file(path: str | Path) -> TeamSpec:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a team file must be a mapping with name, agents and topology")
-    return parse_team(data, source=str(path))
+    spec = parse_team(data, source=str(path))
+    spec._source_dir = path.resolve().parent
+    return spec
 
 
 def parse_team(data: dict[str, Any], *, source: str = "team") -> TeamSpec:
     try:
         spec = TeamSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(source, exc, data) from None
+        raise spec_error(source, exc, data, TeamSpec) from None
     check_team(spec, source=source)
     return spec
-
-
-def _loc(parts: tuple[Any, ...]) -> str:
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p in ("pipeline", "group_chat", "graph", "StageSpec", "str"):
-            continue  # discriminator / union branch names pydantic puts in the path
-        else:
-            out += f".{p}" if out else str(p)
-    return out or "(top level)"
-
-
-_MODELS: dict[str, type[BaseModel]] = {
-    "agents": AgentSpec,
-    "verifiers": VerifierSpec,
-    "termination": TerminationSpec,
-    "stages": StageSpec,
-    "nodes": NodeSpec,
-    "edges": EdgeSpec,
-}
-
-
-def _spec_error(source: str, exc: ValidationError, data: dict[str, Any]) -> ConfigError:
-    errors = exc.errors()
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), None) or next(
-        (e for e in errors if e["type"] == "missing"), errors[0]
-    )
-    where = _loc(tuple(err["loc"]))
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1])
-        model = TeamSpec
-        for part in reversed(err["loc"][:-1]):
-            if isinstance(part, str) and part in _MODELS:
-                model = _MODELS[part]  # type: ignore[assignment]
-                break
-            if part == "topology":
-                kind = str((data.get("topology") or {}).get("kind"))
-                model = {
-                    "pipeline": PipelineSpec,
-                    "group_chat": GroupChatSpec,
-                    "graph": GraphSpec,
-                }.get(kind, TeamSpec)  # type: ignore[assignment]
-                break
-        allowed = sorted(f.alias or name for name, f in model.model_fields.items())
-        return ConfigError(
-            f"{source}: {where}: unknown key{did_you_mean(key, allowed)}; allowed keys: {', '.join(allowed)}"
-        )
-    if err["type"] == "missing":
-        return ConfigError(f"{source}: {where}: required key is missing")
-    if err["type"] == "union_tag_invalid" or "discriminator" in err["type"]:
-        return ConfigError(f"{source}: {where}: kind must be one of pipeline, group_chat, graph")
-    got = err.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {json.dumps(got, default=str)[:40]})"
-    return ConfigError(f"{source}: {where}: {err['msg']}{shown}")
 
 
 def check_team(spec: TeamSpec, *, source: str = "team") -> None:

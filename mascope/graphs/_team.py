@@ -200,6 +200,8 @@ class Team:
         self._models: dict[str, ChatModel] = {}
         self._model_override: str | None = None
         self._runs: dict[str, RunContext] = {}
+        self.base_dir: Path | None = None
+        """Folder searched first for `function:` and tool modules (the team file's)."""
         self._compiled = self._topology()
         self._graph = self._build_graph()
         self._app: Any = self._graph.compile()
@@ -225,20 +227,29 @@ class Team:
         model: str | None = None,
         store: TraceStore | str | Path | None = None,
         source: str = "team",
+        base_dir: str | Path | None = None,
     ) -> Team:
-        agents = [Agent.from_spec(a) for a in spec.agents]
+        """A team from its spec; `function:` and tool modules are looked up in `base_dir`
+        first (default: the folder of the team file the spec was read from)."""
+        base = base_dir if base_dir is not None else spec.source_dir
+        agents = [
+            Agent.from_spec(a, base_dir=base, source=f"{source}: agents[{i}].function")
+            for i, a in enumerate(spec.agents)
+        ]
         tools = []
         for name, path in spec.tools.items():
             if path.startswith("<python"):
                 raise ConfigError(
                     f"{source}: tools.{name} was a Python function that cannot be reloaded; run this team from Python"
                 )
-            fn = import_object(path, what=f"tool {name}")
+            fn = import_object(
+                path, what=f"tool {name}", base_dir=base, source=f"{source}: tools.{name}"
+            )
             tools.append(tool(fn, name=name))
         for a in agents:
             a.tools = {}
         verifiers = {
-            name: _build_verifier(name, v, spec, source) for name, v in spec.verifiers.items()
+            name: _build_verifier(name, v, spec, source, base) for name, v in spec.verifiers.items()
         }
         top = spec.topology
         kwargs: dict[str, Any] = {}
@@ -273,9 +284,17 @@ class Team:
         )
         if isinstance(top, GroupChatSpec) and top.manager:
             team.spec = spec  # the manager is an agent of the team but not a speaker
+        team.base_dir = Path(base).resolve() if base is not None else None
         if model:
             team.override_model(model)
         return team
+
+    def _where_from(self) -> dict[str, Any]:
+        """Run metadata that lets a later resume, fork or replay rebuild this team."""
+        meta: dict[str, Any] = {"model": self._model_override or self.spec.model}
+        if self.base_dir is not None:
+            meta["team_dir"] = str(self.base_dir)  # where its function: modules live
+        return meta
 
     def override_model(self, model: str) -> None:
         """Use `model` for every agent, rubric verifier and manager."""
@@ -504,7 +523,7 @@ class Team:
             spec=self.spec.dump(),
             spec_hash=self.spec.hash(),
             ground_truth=ground_truth,
-            metadata={**(metadata or {}), "model": self._model_override or self.spec.model},
+            metadata={**(metadata or {}), **self._where_from()},
         )
         run = RunContext(self, store, run_id, ground_truth=ground_truth, on_step=on_step)
         return await self._execute(run, initial_state(task))
@@ -627,7 +646,7 @@ class Team:
                 "original": target.content,
                 "replacement": content,
             },
-            metadata={"model": self._model_override or self.spec.model},
+            metadata=self._where_from(),
         )
         store.copy_steps(parent.id, child_id, group_start)
         run = RunContext(self, store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
@@ -746,7 +765,9 @@ def _verifier_spec(v: Verifier) -> VerifierSpec:
     return VerifierSpec(kind="python", function=path)
 
 
-def _build_verifier(name: str, v: VerifierSpec, spec: TeamSpec, source: str) -> Verifier:
+def _build_verifier(
+    name: str, v: VerifierSpec, spec: TeamSpec, source: str, base_dir: str | Path | None = None
+) -> Verifier:
     if v.kind == "answer_match":
         return AnswerMatch(
             v.expected,
@@ -771,7 +792,7 @@ def _build_verifier(name: str, v: VerifierSpec, spec: TeamSpec, source: str) -> 
         return Rubric(v.rubric or "", model=v.model or spec.model, name=name)
     if v.kind == "ensemble":
         return Ensemble(
-            [_build_verifier(m, spec.verifiers[m], spec, source) for m in v.members],
+            [_build_verifier(m, spec.verifiers[m], spec, source, base_dir) for m in v.members],
             mode=v.combine,
             threshold=v.threshold,
             name=name,
@@ -780,7 +801,12 @@ def _build_verifier(name: str, v: VerifierSpec, spec: TeamSpec, source: str) -> 
         raise ConfigError(
             f"{source}: verifiers.{name} was a Python function that cannot be reloaded; run this team from Python"
         )
-    fn = import_object(v.function, what=f"verifier {name}")
+    fn = import_object(
+        v.function,
+        what=f"verifier {name}",
+        base_dir=base_dir,
+        source=f"{source}: verifiers.{name}.function",
+    )
     return CallableVerifier(fn, name=name)
 
 

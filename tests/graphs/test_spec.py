@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,12 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_the_examples_are_valid() -> None:
     root = Path(__file__).resolve().parents[2] / "examples"
     names = sorted(p.name for p in root.glob("*.yaml"))
-    assert names == ["group_chat.yaml", "planner_coder_tester.yaml", "solver_checker.yaml"]
+    assert names == [
+        "group_chat.yaml",
+        "planner_coder_tester.yaml",
+        "research_graph.yaml",
+        "solver_checker.yaml",
+    ]
     for path in root.glob("*.yaml"):
         assert load_team_file(path).agents
 
@@ -106,10 +112,152 @@ def test_bad_team_files(tmp_path: Path, change, needles: list[str]) -> None:
     assert message.startswith(f"{path}: ") and "\n" not in message
     for needle in needles:
         assert needle in message, message
+    assert not INTERNAL_NAME.search(message.removeprefix(str(path))), message
     db = tmp_path / "never.db"
     result = runner.invoke(app, ["run", str(path), "--task", "x", "--db", str(db)])
     assert_one_line_error(result, *needles)
     assert not db.exists(), "nothing may be written for a bad team file"
+
+
+GRAPH = {
+    "kind": "graph",
+    "start": "a",
+    "nodes": [{"name": "a", "agent": "a"}, {"name": "b", "agent": "b"}],
+    "edges": [{"from": "a", "to": "b"}],
+}
+
+# A class name (NodeSpec, StageSpec, BaseModel) or a private name (_Strict) in a message
+# sends the user to the source; the messages must speak YAML.
+INTERNAL_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Spec|Model)\b|(?<![\w.\[])_[A-Za-z]\w*")
+
+
+def _graph(**changes: object) -> dict:
+    return {**GRAPH, **changes}
+
+
+@pytest.mark.parametrize(
+    ("change", "needles"),
+    [
+        (
+            lambda d: d.update(topology=_graph(nodes=["a"])),
+            [
+                "topology.nodes[0]: expected a mapping like {name: researcher, agent: researcher}, "
+                'got the string "a"'
+            ],
+        ),
+        (
+            lambda d: d.update(topology={k: v for k, v in GRAPH.items() if k != "start"}),
+            ["topology.start: required key is missing", "add it, e.g. start: researcher"],
+        ),
+        (
+            lambda d: d.update(topology=_graph(edges=[{"from": "a"}])),
+            ["topology.edges[0].to: required key is missing", "e.g. to: "],
+        ),
+        (
+            lambda d: d.update(topology=_graph(edges="a -> b")),
+            ["topology.edges: expected a list like [{from: ", 'got the string "a -> b"'],
+        ),
+        (
+            lambda d: d.pop("topology"),
+            ["topology: required key is missing", "e.g. topology: {kind: pipeline, stages: ["],
+        ),
+        (
+            lambda d: d.update(topology="pipeline"),
+            ["topology: expected a mapping with kind: pipeline | group_chat | graph, like {kind:"],
+        ),
+        (
+            lambda d: d.update(topology={"stages": ["a"]}),
+            ["topology: kind is missing", "one of pipeline, group_chat, graph"],
+        ),
+        (
+            lambda d: d["topology"].update(kind="pipelin"),
+            ["got the string \"pipelin\" (did you mean 'pipeline'?)"],
+        ),
+        (
+            lambda d: d["topology"]["stages"].append(5),
+            [
+                "topology.stages[2]: expected a mapping like {agent: writer, verifier: check} "
+                "or a string like researcher, got the number 5"
+            ],
+        ),
+        (
+            lambda d: d["topology"]["stages"][1].update(verfier="v"),
+            ["topology.stages[1].verfier: unknown key (did you mean 'verifier'?)"],
+        ),
+        (
+            lambda d: d["topology"]["stages"][1].update(strategy={"budget": {"secs": 3}}),
+            ["topology.stages[1].strategy.budget.secs: unknown key (did you mean 'seconds'?)"],
+        ),
+        (
+            lambda d: d["topology"]["stages"][1].update(max_rounds=0),
+            ["topology.stages[1].max_rounds: must be at least 1, got the number 0"],
+        ),
+        (
+            lambda d: d["topology"].update(stages=[]),
+            ["topology.stages: needs at least 1 item, e.g. stages: ["],
+        ),
+        (
+            lambda d: d["verifiers"]["v"].update(mode="fuzzy"),
+            [
+                'verifiers.v.mode: expected one of exact, normalised, numeric, got the string "fuzzy"'
+            ],
+        ),
+        (
+            lambda d: d["verifiers"].update(w="answer_match"),
+            [
+                "verifiers.w: expected a mapping like {kind: answer_match",
+                'got the string "answer_match"',
+            ],
+        ),
+        (
+            lambda d: d.update(agents=["a"]),
+            ["agents[0]: expected a mapping like {name: researcher", 'got the string "a"'],
+        ),
+        (
+            lambda d: d.update(agents={"name": "a"}),
+            ["agents: expected a list like [{name: researcher", "got a mapping"],
+        ),
+        (
+            lambda d: d["agents"][0].update(name="1 x"),
+            ["agents[0].name: expected a unique name of letters", 'got the string "1 x"'],
+        ),
+        (
+            lambda d: d["agents"][0].update(constraints="be nice"),
+            ["agents[0].constraints: expected a list like [", 'got the string "be nice"'],
+        ),
+        (
+            lambda d: d.update(termination={"max_steps": "many"}),
+            ['termination.max_steps: expected a whole number, got the string "many"'],
+        ),
+        (
+            lambda d: d.update(termination={"budget": 300}),
+            ["termination.budget: expected a mapping like {seconds: 300}, got the number 300"],
+        ),
+        (
+            lambda d: d.update(tools=["x"]),
+            ["tools: expected a mapping like {", "got a list"],
+        ),
+        (lambda d: d.pop("name"), ["name: required key is missing", "e.g. name: "]),
+        (
+            lambda d: d["agents"][0].update({1: "x"}),
+            ["agents[0].1: keys must be text, got the number 1 as a key"],
+        ),
+    ],
+)
+def test_validation_errors_show_the_expected_shape(
+    tmp_path: Path, change, needles: list[str]
+) -> None:
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_team_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+    assert not INTERNAL_NAME.search(message.removeprefix(str(path))), message
+    assert "Input should be" not in message, message
 
 
 def test_not_yaml_and_missing(tmp_path: Path) -> None:
