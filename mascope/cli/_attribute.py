@@ -11,6 +11,7 @@ from rich.console import Console
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, err, user_errors
+from ._progress import progress_bar, run_interruptible, stop_if_interrupted
 
 METHOD_HELP = (
     "all-at-once, step-by-step, binary-search, a2p or counterfactual (re-runs the team to verify)."
@@ -59,7 +60,6 @@ def attribute(
     as_json: JsonOpt = False,
 ) -> None:
     """Name the agent and the step whose mistake decided each failed run."""
-    import asyncio
 
     from mascope.diagnosis import aattribute
     from mascope.errors import ConfigError
@@ -92,16 +92,23 @@ def attribute(
         return
     results = []
     for run_id in run_ids or []:
-        result = asyncio.run(
-            aattribute(
-                store,
-                run_id,
-                method=method,
-                model=llm,
-                with_ground_truth=with_ground_truth,
-                max_replays=max_replays,
-            )
-        )
+
+        async def one(run_id: str = run_id) -> Any:
+            # No estimate is possible inside one attribution: the bar shows it is alive.
+            with progress_bar(f"attributing {run_id} ({method})", None):
+                return await aattribute(
+                    store,
+                    run_id,
+                    method=method,
+                    model=llm,
+                    with_ground_truth=with_ground_truth,
+                    max_replays=max_replays,
+                )
+
+        result, signum = run_interruptible(one)
+        if result is None:
+            stop_if_interrupted(signum, err, shown=False)
+            return
         results.append(result)
         if as_json:
             continue
@@ -129,37 +136,63 @@ def attribute(
 
 def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_truth: bool, max_replays: int,
            concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console) -> None:  # fmt: skip
-    import asyncio
 
     from mascope.diagnosis._batch import aattribute_batch
     from mascope.errors import EndpointError
 
-    report = asyncio.run(
-        aattribute_batch(
-            store,
-            ids,
-            method=method,
-            model=llm,
-            with_ground_truth=with_ground_truth,
-            max_replays=max_replays,
-            concurrency=concurrency,
-            rpm=rpm,
-            max_cost=max_cost,
-        )
-    )
+    async def main() -> Any:
+        with progress_bar("attributing", len(ids)) as bar:
+            return await aattribute_batch(
+                store,
+                ids,
+                method=method,
+                model=llm,
+                with_ground_truth=with_ground_truth,
+                max_replays=max_replays,
+                concurrency=concurrency,
+                rpm=rpm,
+                max_cost=max_cost,
+                on_progress=lambda p: bar.set(p.done + p.skipped + p.failed, p.total),
+            )
+
+    report, signum = run_interruptible(main)
+    if report is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
     if as_json:
         print(json.dumps({"job": report.job_id, "total": report.total, "attributed": report.judged, "skipped": report.skipped,
-                          "not_attributed": report.not_judged, "cost_usd": report.cost_usd if report.cost_known else None,
+                          "not_attributed": report.not_judged, "running": report.running, "elsewhere": report.elsewhere,
+                          "cost_usd": report.cost_usd if report.cost_known else None, "interrupted": report.interrupted,
                           "stopped": report.stopped, "blamed_agents": dict(report.modes), "failures": report.failures}))  # fmt: skip
     else:
         out.print(
             f"job {report.job_id}: {report.judged} attributed, {report.skipped} already attributed, {report.not_judged} not attributed"
         )
-        if report.stopped:
+        if report.interrupted:
+            out.print(
+                f"partial: interrupted after {report.judged + report.not_judged} of {report.total} runs; rerun the same command to continue"
+            )
+        elif report.stopped:
             out.print(f"stopped early: {report.stopped}", markup=False)
+        if report.running:
+            out.print(
+                f"{report.running} run(s) still running, left for later: rerun the same command once they finish"
+            )
+        if report.elsewhere:
+            out.print(f"{report.elsewhere} run(s) being attributed by another worker, left to it")
+        for run_id, why in list(report.failures.items())[:5]:
+            out.print(f"not attributed {run_id}: {why}", markup=False)
         for agent, count in report.modes.most_common(10):
             out.print(f"  {agent}: blamed in {count} run(s)", markup=False)
+    stop_if_interrupted(signum, err)
     if report.stopped and report.stopped.startswith("the endpoint failed"):
         raise EndpointError(
             f"{report.stopped}; rerun the same command to continue where it stopped"
         )
+    if report.nothing_done:
+        err.print(
+            f"[bold red]error:[/] none of the {report.not_judged} run(s) to attribute could be attributed "
+            "(no valid answer from the model); see the reasons above or try another --model",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)

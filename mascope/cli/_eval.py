@@ -14,6 +14,7 @@ from rich.table import Table
 from mascope.settings import Settings
 
 from ._common import JsonOpt, err, user_errors
+from ._progress import partial_note, progress_bar, run_interruptible, stop_if_interrupted
 
 eval_app = typer.Typer(
     help="Measure the judge and attribution on public benchmarks.",
@@ -48,7 +49,6 @@ def mast(
     as_json: JsonOpt = False,
 ) -> None:
     """Agreement of the judge with human MAST labels, beside human-human agreement and published figures."""
-    import asyncio
 
     from mascope.diagnosis import JudgeConfig
     from mascope.diagnosis._eval_mast import PUBLISHED, aevaluate_mast, eval_dict
@@ -61,18 +61,31 @@ def mast(
     llm = get_model(settings.model, settings=settings)
     config = JudgeConfig(model=settings.model, samples=samples, few_shot=few_shot)
 
-    def tick(i: int, n: int) -> None:
-        if not as_json:
-            err.print(f"[dim]judged {i}/{n}[/]")
+    async def main() -> Any:
+        with progress_bar("judging traces", None) as bar:
+            return await aevaluate_mast(
+                file, config, model=llm, on_trace=lambda i, n: bar.set(i, n)
+            )
 
-    result = asyncio.run(aevaluate_mast(file, config, model=llm, on_trace=tick))
+    result, signum = run_interruptible(main)
+    if result is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
     if as_json:
-        print(json.dumps(eval_dict(result)))
+        print(
+            json.dumps(
+                {**eval_dict(result), "done": result.done, "interrupted": result.interrupted}
+            )
+        )
+        stop_if_interrupted(signum, err)
         return
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     pooled = result.pooled
+    partial = (
+        f"{partial_note(result.done, result.traces, 'traces')}; " if result.interrupted else ""
+    )
     table = Table(
-        title=f"{llm.model_id} vs human MAST labels ({result.traces} traces, {pooled.n} trace-mode pairs; 95% intervals)",
+        title=f"{partial}{llm.model_id} vs human MAST labels ({result.done} traces, {pooled.n} trace-mode pairs; 95% intervals)",
         title_justify="left",
         header_style="bold",
     )
@@ -106,6 +119,7 @@ def mast(
         out.print(
             f"[yellow]{len(result.not_judged)} trace(s) not judged (invalid answers after a repair)[/]"
         )
+    stop_if_interrupted(signum, err)
 
 
 @eval_app.command("whowhen")
@@ -136,7 +150,6 @@ def whowhen(
     as_json: JsonOpt = False,
 ) -> None:
     """Attribution accuracy on Who&When, beside trivial baselines and published numbers."""
-    import asyncio
 
     from mascope.diagnosis._eval_whowhen import PUBLISHED, aevaluate_whowhen
     from mascope.errors import ConfigError
@@ -149,34 +162,37 @@ def whowhen(
     settings = Settings.load(model=model)
     llm = get_model(settings.model, settings=settings)
 
-    def tick(i: int, n: int) -> None:
-        if not as_json:
-            err.print(f"[dim]attributed {i}/{n}[/]")
+    async def main() -> Any:
+        with progress_bar("attributing runs", None) as bar:
+            return await aevaluate_whowhen(
+                folder,
+                subset=subset,
+                method=method,
+                model=llm,
+                with_ground_truth=with_ground_truth,
+                limit=limit,
+                on_run=lambda i, n: bar.set(i, n),
+            )
 
-    r = asyncio.run(
-        aevaluate_whowhen(
-            folder,
-            subset=subset,
-            method=method,
-            model=llm,
-            with_ground_truth=with_ground_truth,
-            limit=limit,
-            on_run=tick,
-        )
-    )
+    r, signum = run_interruptible(main)
+    if r is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
     if as_json:
-        print(json.dumps({
+        print(json.dumps({"done": r.done, "total": r.total, "interrupted": r.interrupted,
             "subset": r.subset, "method": r.method, "model": r.model, "with_ground_truth": r.with_ground_truth,
             "scores": r.scores.as_dict(), "always_step_0": r.always_step_0.as_dict(),
             "most_frequent_agent": {"agent": r.most_frequent_agent[0], **r.most_frequent_agent[1].as_dict()},
             "published": {k: v[subset] for k, v in PUBLISHED.items()}, "failures": r.failures,
         }))  # fmt: skip
+        stop_if_interrupted(signum, err)
         return
     s = r.scores
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     truth = "with" if with_ground_truth else "without"
+    partial = f"{partial_note(r.done, r.total, 'runs')}; " if r.interrupted else ""
     table = Table(
-        title=f"Who&When {subset}: {s.n} runs, {truth} the ground truth (%, 95% Wilson intervals)",
+        title=f"{partial}Who&When {subset}: {s.n} runs, {truth} the ground truth (%, 95% Wilson intervals)",
         title_justify="left",
         header_style="bold",
     )
@@ -223,6 +239,7 @@ def whowhen(
         out.print(
             f"[yellow]{len(r.failures)} run(s) could not be attributed (invalid answers after a repair); scored as misses[/]"
         )
+    stop_if_interrupted(signum, err)
 
 
 @eval_app.command("planted")
@@ -232,7 +249,8 @@ def planted(
         str | None,
         typer.Option(
             help="Comma-separated: counterfactual+reference, counterfactual, a2p, all-at-once, "
-            "step-by-step, binary-search, rules, judge (default: all)."
+            "step-by-step, binary-search, rules, judge; or all. Default: the methods that need "
+            "no LLM (counterfactual+reference, rules)."
         ),
     ] = None,
     model: Annotated[
@@ -259,34 +277,49 @@ def planted(
     as_json: JsonOpt = False,
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
-    import asyncio
 
-    from mascope.diagnosis._eval_planted import NEEDS_MODEL, aevaluate_planted, parse_methods
+    from mascope.diagnosis._eval_planted import (
+        CHOICES,
+        FAST,
+        NEEDS_MODEL,
+        aevaluate_planted,
+        parse_methods,
+    )
     from mascope.models import get_model
 
     chosen = parse_methods(methods)
+    if not methods:
+        rest = ",".join(m for m in CHOICES if m not in FAST)
+        err.print(
+            f"[dim]running the methods that need no LLM ({', '.join(FAST)}); for the LLM methods too pass "
+            f"--methods all, or a list such as --methods {rest}[/]",
+            soft_wrap=True,
+        )
     llm = None
     if any(m in NEEDS_MODEL for m in chosen):
         settings = Settings.load(model=model)
         llm = get_model(settings.model, settings=settings)
 
-    def tick(i: int, n: int) -> None:
-        if not as_json and (i == n or i % 10 == 0):
-            err.print(f"[dim]{i}/{n} cases[/]")
+    async def main() -> Any:
+        with progress_bar("planted cases", None) as bar:
+            return await aevaluate_planted(
+                methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
+                with_ground_truth=with_ground_truth, db=keep, on_case=lambda i, n: bar.set(i, n),
+            )  # fmt: skip
 
-    r = asyncio.run(
-        aevaluate_planted(
-            methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
-            with_ground_truth=with_ground_truth, db=keep, on_case=tick,
-        )
-    )  # fmt: skip
+    r, signum = run_interruptible(main)
+    if r is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
     if as_json:
         print(json.dumps(r.as_dict()))
+        stop_if_interrupted(signum, err)
         return
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
+    partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
     out.print(
-        f"{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
+        f"{partial}{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
         + (f"; model {r.model}" if r.model else "")
         + (f"; {len(r.not_decisive)} fault(s) did not make the run fail" if r.not_decisive else "")
     )
@@ -341,6 +374,7 @@ def planted(
             _by_fault("planted mode found, by fault", "labeller", sorted(r.faults),
                       {x.labeller: x.as_dict()["found_by_fault"] for x in r.labelling})
         )  # fmt: skip
+    stop_if_interrupted(signum, err)
 
 
 def _by_fault(title: str, who: str, kinds: list[str], rates: dict[str, dict[str, Any]]) -> Table:

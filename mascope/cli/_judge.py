@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import TextColumn
 from rich.table import Table
 
 from mascope.errors import ConfigError, EndpointError
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, err, user_errors
+from ._progress import progress_bar, run_interruptible, stop_if_interrupted
 
 
 @user_errors
@@ -56,7 +58,6 @@ def judge(
     as_json: JsonOpt = False,
 ) -> None:
     """Label runs with failure modes: rule detectors, then the LLM judge; resumable and idempotent."""
-    import asyncio
 
     from mascope.diagnosis import JudgeConfig
     from mascope.models import get_model
@@ -81,30 +82,35 @@ def judge(
         err.print(
             f"[yellow]warning:[/] no price is known for {llm.model_id}, so --max-cost cannot stop this job (set MASCOPE_PRICES)"
         )
-    report = asyncio.run(
-        _with_progress(
-            store,
-            ids,
-            config,
-            llm,
-            concurrency=concurrency,
-            rpm=rpm,
-            max_cost=max_cost,
-            quiet=as_json,
+    report, signum = run_interruptible(
+        lambda: _with_progress(
+            store, ids, config, llm, concurrency=concurrency, rpm=rpm, max_cost=max_cost
         )
     )
+    if report is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
     if as_json:
         print(json.dumps({
             "job": report.job_id, "total": report.total, "judged": report.judged, "skipped": report.skipped,
-            "not_judged": report.not_judged, "cost_usd": report.cost_usd if report.cost_known else None,
+            "not_judged": report.not_judged, "running": report.running, "elsewhere": report.elsewhere,
+            "cost_usd": report.cost_usd if report.cost_known else None, "interrupted": report.interrupted,
             "stopped": report.stopped, "modes": dict(report.modes), "failures": report.failures, "elapsed_s": round(report.elapsed_s, 3),
         }))  # fmt: skip
     else:
         _summary(report)
+    stop_if_interrupted(signum, err)
     if report.stopped and report.stopped.startswith("the endpoint failed"):
         raise EndpointError(
             f"{report.stopped}; rerun the same command to continue where it stopped"
         )
+    if report.nothing_done:
+        err.print(
+            f"[bold red]error:[/] none of the {report.not_judged} run(s) to judge could be judged "
+            "(no valid answer from the model); see the reasons above or try another --model",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 async def _with_progress(
@@ -116,34 +122,25 @@ async def _with_progress(
     concurrency: int,
     rpm: float | None,
     max_cost: float | None,
-    quiet: bool,
 ) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from mascope.diagnosis._batch import BatchProgress, ajudge_batch
 
-    if quiet:
-        return await ajudge_batch(
-            store, ids, config, concurrency=concurrency, rpm=rpm, max_cost=max_cost, model=llm
-        )
-    columns = [
-        TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[spend]}"),
-        TextColumn("[dim]{task.fields[flight]} in flight[/]"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-    ]  # fmt: skip
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("judge", total=len(ids), spend="$0.0000", flight=0)
+    if len(ids) == 1:  # one run: show its windows, the only steps there are
+        with progress_bar(f"judging {ids[0]}: window", None) as bar:
+            return await ajudge_batch(
+                store, ids, config, concurrency=1, rpm=rpm, max_cost=max_cost, model=llm,
+                on_window=lambda _run, done, total: bar.set(done, total),
+            )  # fmt: skip
+    extra = [
+        TextColumn("{task.fields[spend]}"),
+        TextColumn("[dim]{task.fields[flight]} in flight[/]"),
+    ]
+    with progress_bar("judging", len(ids), extra=extra, spend="$0.0000", flight=0) as bar:
 
         def update(p: BatchProgress) -> None:
-            bar.update(
-                task,
-                completed=p.done + p.skipped + p.failed,
+            bar.set(
+                p.done + p.skipped + p.failed,
+                p.total,
                 spend=f"${p.cost_usd:.4f}",
                 flight=p.in_flight,
             )
@@ -168,7 +165,17 @@ def _summary(report: Any) -> None:
     out.print(
         f"job {report.job_id}: {report.judged} judged, {report.skipped} already judged, {report.not_judged} not judged; spent {cost} in {report.elapsed_s:.1f}s"
     )
-    if report.stopped:
+    if report.interrupted:
+        out.print(
+            f"partial: interrupted after {report.judged + report.not_judged} of {report.total} runs; rerun the same command to continue"
+        )
+    if report.running:
+        out.print(
+            f"{report.running} run(s) still running, left for later: rerun the same command once they finish"
+        )
+    if report.elsewhere:
+        out.print(f"{report.elsewhere} run(s) being judged by another worker, left to it")
+    if report.stopped and not report.interrupted:
         out.print(f"[yellow]stopped early:[/] {report.stopped}")
     for run_id, why in list(report.failures.items())[:5]:
         out.print(f"[red]not judged[/] {run_id}: {why}", markup=True)

@@ -14,6 +14,7 @@ from rich.text import Text
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, err, user_errors
+from ._progress import progress_bar
 
 if TYPE_CHECKING:
     from mascope.graphs import RunResult, StepEvent, Team
@@ -197,8 +198,18 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
         out.print("rule detectors found nothing", style="bold")
     judge_model = team._model_override or team.spec.model
     out.print(f"judging the run with {judge_model} ...", style="dim")
+
+    async def judge() -> Any:
+        with progress_bar("judging: window", None) as bar:
+            return await ajudge_run(
+                store,
+                result.run_id,
+                JudgeConfig(model=judge_model),
+                on_window=lambda done, total: bar.set(done, total),
+            )
+
     try:
-        judgement = asyncio.run(ajudge_run(store, result.run_id, JudgeConfig(model=judge_model)))
+        judgement = asyncio.run(judge())
     except MascopeError as exc:
         out.print(f"the judge could not label this run: {exc}", style="yellow", markup=False)
         return
@@ -232,12 +243,15 @@ def _attribute(team: Team, store: Any, result: RunResult, model: str) -> None:
         f"attributing the failure with {model} (counterfactual: re-running the team from candidate steps) ...",
         style="dim",
     )
-    try:
-        blame = asyncio.run(
-            aattribute(
+
+    async def attribute() -> Any:
+        with progress_bar("attributing", None):
+            return await aattribute(
                 store, result.run_id, method="counterfactual", model=model, team=team, max_replays=2
             )
-        )
+
+    try:
+        blame = asyncio.run(attribute())
     except MascopeError as exc:
         out.print(f"could not attribute this run: {exc}", style="yellow", markup=False)
         return

@@ -10,6 +10,7 @@ commit), so a kill never leaves a run half-recorded or processed twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -57,6 +58,17 @@ class BatchReport:
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     cost_known: bool = True
+    running: int = 0
+    """Runs still running: left for a later batch."""
+    elsewhere: int = 0
+    """Runs another worker was doing (or had just done) when this one came to them."""
+    interrupted: bool = False
+    """Stopped by Ctrl-C or SIGTERM; the committed results are kept."""
+
+    @property
+    def nothing_done(self) -> bool:
+        """There was work this batch tried, and none of it succeeded."""
+        return self.judged == 0 and self.not_judged > 0
 
 
 @dataclass
@@ -91,6 +103,10 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
 
+LEASE_S = 300.0
+"""How long a worker's claim on an item holds without a heartbeat; then another worker may take it."""
+
+
 async def run_job(
     store: TraceStore,
     *,
@@ -104,22 +120,44 @@ async def run_job(
     rpm: float | None = None,
     max_cost: float | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
+    lease_s: float = LEASE_S,
 ) -> BatchReport:
-    """Do `work` for each run not yet done under `job_id`, with the guarantees above."""
+    """Do `work` for each run not yet done under `job_id`, with the guarantees above.
+
+    Only finished runs are worked on (running ones are counted in `report.running`
+    and left for a later batch), and a run done when it had fewer steps is done
+    again. Each item is claimed in the store before work starts, so workers
+    sharing a store (other processes, other machines) never do one run twice;
+    items another worker holds are counted in `report.elsewhere`. Cancelling the
+    task (Ctrl-C) keeps what was committed and returns the report with
+    `interrupted` set.
+    """
     config_hash = job_id.rsplit("-", 1)[-1]
     store.ensure_job(job_id, kind=kind, config=config, config_hash=config_hash)
     store.add_job_items(job_id, run_ids)
     unique = list(dict.fromkeys(run_ids))
-    states = store.job_item_states(job_id, unique)
-    todo = [r for r in unique if states.get(r) != "done"]
-    report = BatchReport(job_id=job_id, total=len(unique), skipped=len(unique) - len(todo))
+    view = store.job_item_view(job_id, unique)
+    running = [r for r in unique if view[r].run_status == "running"]
+    current = [
+        r for r in unique
+        if view[r].run_status != "running" and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
+    ]  # fmt: skip
+    settled = set(running) | set(current)
+    todo = [r for r in unique if r not in settled]
+    report = BatchReport(
+        job_id=job_id, total=len(unique), skipped=len(current), running=len(running)
+    )
     limiter = RateLimiter(rpm) if rpm else None
     stop = asyncio.Event()
-    semaphore = asyncio.Semaphore(max(1, concurrency))
+    workers = max(1, concurrency)
     in_flight = 0
     started = time.monotonic()
     pending: list[dict[str, Any]] = []
     flushing = asyncio.Lock()
+    claiming = asyncio.Lock()
+    claimed: list[tuple[str, int]] = []
+    held: set[str] = set()
+    cursor = 0
 
     def progress() -> None:
         if on_progress is not None:
@@ -127,7 +165,7 @@ async def run_job(
                 BatchProgress(
                     report.total,
                     report.judged,
-                    report.skipped,
+                    report.skipped + report.running + report.elsewhere,
                     report.not_judged,
                     report.cost_usd,
                     in_flight,
@@ -151,47 +189,80 @@ async def run_job(
             batch = pending[:]
             pending.clear()
             await asyncio.to_thread(store.finish_job_items, job_id, batch)
+            held.difference_update(i["run_id"] for i in batch)
 
-    async def one(run_id: str) -> None:
+    async def next_item() -> tuple[str, int] | None:
+        """The next item this worker holds a claim on, claiming a small batch when out."""
+        nonlocal cursor
+        async with claiming:
+            while not claimed and cursor < len(todo) and not stop.is_set():
+                chunk = todo[cursor : cursor + workers]
+                cursor += len(chunk)
+                got = await asyncio.to_thread(store.claim_job_items, job_id, chunk, lease_s=lease_s)
+                held.update(got)
+                claimed.extend(got.items())
+                report.elsewhere += len(chunk) - len(got)
+                if len(got) < len(chunk):
+                    progress()
+            if stop.is_set() or not claimed:
+                return None
+            return claimed.pop(0)
+
+    async def one(run_id: str, steps: int) -> None:
         nonlocal in_flight
-        async with semaphore:
-            if stop.is_set() or capped():
-                return
-            in_flight += 1
-            progress()
-            try:
-                outcome = await work(run_id, limiter)
-            except (StructuredOutputError, UserError) as exc:
-                report.not_judged += 1
-                report.failures[run_id] = str(exc)
-                await commit({"run_id": run_id, "status": "not_judged", "error": str(exc)})
-                return
-            except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
-                report.failures[run_id] = str(exc)
-                await commit({"run_id": run_id, "status": "error", "error": str(exc)})
-                report.stopped = report.stopped or f"the endpoint failed: {exc}"
-                stop.set()
-                return
-            finally:
-                in_flight -= 1
-            cost = outcome.cost_usd
-            if cost is None:
-                report.cost_known = False
-                cost = 0.0
-            report.cost_usd += cost
-            await commit({
-                "run_id": run_id, "status": "done", "cost_usd": cost, "replace": outcome.replace,
-                "attributions": outcome.attributions, "metadata": outcome.metadata,
-            })  # fmt: skip
-            report.judged += 1
-            report.modes.update(outcome.labels)
-            progress()
-            capped()
+        if capped():
+            return
+        in_flight += 1
+        progress()
+        try:
+            outcome = await work(run_id, limiter)
+        except (StructuredOutputError, UserError) as exc:
+            report.not_judged += 1
+            report.failures[run_id] = str(exc)
+            await commit({"run_id": run_id, "status": "not_judged", "error": str(exc)})
+            return
+        except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
+            report.failures[run_id] = str(exc)
+            await commit({"run_id": run_id, "status": "error", "error": str(exc)})
+            report.stopped = report.stopped or f"the endpoint failed: {exc}"
+            stop.set()
+            return
+        finally:
+            in_flight -= 1
+        cost = outcome.cost_usd
+        if cost is None:
+            report.cost_known = False
+            cost = 0.0
+        report.cost_usd += cost
+        await commit({
+            "run_id": run_id, "status": "done", "cost_usd": cost, "replace": outcome.replace,
+            "attributions": outcome.attributions, "metadata": outcome.metadata, "run_steps": steps,
+        })  # fmt: skip
+        report.judged += 1
+        report.modes.update(outcome.labels)
+        progress()
+        capped()
+
+    async def worker() -> None:
+        while (item := await next_item()) is not None:
+            await one(*item)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(max(0.05, lease_s / 3))
+            await asyncio.to_thread(store.renew_job_claims, job_id, sorted(held))
 
     progress()
+    beat = asyncio.create_task(heartbeat())
     try:
-        await asyncio.gather(*(one(r) for r in todo))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    except asyncio.CancelledError:
+        # Interrupted: what was committed stays; the claims still held are given back below.
+        report.interrupted = True
+        report.stopped = report.stopped or "interrupted"
     finally:
+        beat.cancel()
+        await asyncio.to_thread(store.release_job_claims, job_id)
         await model.aclose()  # its HTTP connections belong to this event loop
     report.elapsed_s = time.monotonic() - started
     store.finish_job(job_id, status="stopped" if report.stopped else "done", error=report.stopped)
@@ -226,8 +297,12 @@ async def ajudge_batch(
     max_cost: float | None = None,
     model: ChatModel | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
+    on_window: Callable[[str, int, int], None] | None = None,
 ) -> BatchReport:
-    """Judge `run_ids` under `config` (rule detectors, then the LLM judge)."""
+    """Judge `run_ids` under `config` (rule detectors, then the LLM judge).
+
+    `on_window` hears (run id, windows judged, windows in all) within each run.
+    """
     llm = model or get_model(config.model)
     job_id = job_id_for(config)
 
@@ -242,6 +317,7 @@ async def ajudge_batch(
             job_id=job_id,
             save=False,
             loaded=loaded,
+            on_window=None if on_window is None else functools.partial(on_window, run_id),
         )
         llm_rows = label_rows(judgement, config, job_id)
         meta = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import tempfile
 from collections import defaultdict
@@ -12,7 +13,7 @@ from typing import Any
 
 from mascope.models import ChatModel
 from mascope.taxonomy import MAST
-from mascope.traces import TraceStore, import_paths
+from mascope.traces import Run, TraceStore, import_paths
 
 from ._judge import JudgeConfig, ajudge_run
 from ._metrics import Agreement, agreement, cohen_kappa
@@ -39,6 +40,10 @@ class MastEval:
     humans_kappa: float
     humans_pairs: dict[str, float] = field(default_factory=dict)
     not_judged: dict[str, str] = field(default_factory=dict)
+    done: int = 0
+    """Traces judged or tried (all `traces` unless interrupted)."""
+    interrupted: bool = False
+    """Cancelled part way (Ctrl-C): the agreement covers the `done` traces only."""
 
 
 async def aevaluate_mast(
@@ -51,10 +56,9 @@ async def aevaluate_mast(
     """Judge every record of a MAD file and compare with its human labels.
 
     The human reference for a (trace, mode) is the majority of its annotators;
-    modes a record's annotation round did not have are left out.
+    modes a record's annotation round did not have are left out. Cancelled part
+    way, it returns the agreement over the traces done, marked `interrupted`.
     """
-    from mascope.errors import StructuredOutputError
-
     with tempfile.TemporaryDirectory(prefix="mascope-eval-") as tmp:
         store = TraceStore(Path(tmp) / "eval.db")
         import_paths(store, "mad", [file])
@@ -64,29 +68,23 @@ async def aevaluate_mast(
         by_mode: dict[str, tuple[list[bool], list[bool]]] = defaultdict(lambda: ([], []))
         annotators: dict[str, dict[tuple[str, str], bool]] = defaultdict(dict)
         not_judged: dict[str, str] = {}
-        for i, run in enumerate(runs):
-            labels = [a for a in store.annotations(run.id) if a.annotator.startswith("human:")]
-            votes: dict[str, list[bool]] = defaultdict(list)
-            for a in labels:
-                votes[a.mode].append(a.present)
-                annotators[a.annotator][(run.id, a.mode)] = a.present
-            try:
-                judgement = await ajudge_run(store, run.id, config, model=model, save=False)
-            except StructuredOutputError as exc:
-                not_judged[run.id] = str(exc)
-                continue
-            finally:
-                if on_trace is not None:
-                    on_trace(i + 1, len(runs))
-            for mode in MAST.mode_ids:
-                if mode not in votes or mode not in judgement.modes:
-                    continue
-                human = sum(votes[mode]) * 2 > len(votes[mode])
-                pred = judgement.modes[mode].present
-                predicted.append(pred)
-                reference.append(human)
-                by_mode[mode][0].append(pred)
-                by_mode[mode][1].append(human)
+        done = 0
+        interrupted = False
+        try:
+            done = await _judge_all(
+                store,
+                runs,
+                config,
+                model,
+                on_trace,
+                predicted,
+                reference,
+                by_mode,
+                annotators,
+                not_judged,
+            )
+        except _Interrupted as stopped:
+            done, interrupted = stopped.done, True
         store.close()
     if model is not None:
         await model.aclose()
@@ -106,7 +104,59 @@ async def aevaluate_mast(
         humans_kappa=humans,
         humans_pairs=pairs,
         not_judged=not_judged,
+        done=done,
+        interrupted=interrupted,
     )
+
+
+class _Interrupted(Exception):
+    def __init__(self, done: int):
+        self.done = done
+
+
+async def _judge_all(
+    store: TraceStore,
+    runs: list[Run],
+    config: JudgeConfig,
+    model: ChatModel | None,
+    on_trace: Callable[[int, int], None] | None,
+    predicted: list[bool],
+    reference: list[bool],
+    by_mode: dict[str, tuple[list[bool], list[bool]]],
+    annotators: dict[str, dict[tuple[str, str], bool]],
+    not_judged: dict[str, str],
+) -> int:
+    """Judge `runs` in order, adding to the tallies; a cancellation raises `_Interrupted` with the count done."""
+    from mascope.errors import StructuredOutputError
+
+    for i, run in enumerate(runs):
+        labels = [a for a in store.annotations(run.id) if a.annotator.startswith("human:")]
+        votes: dict[str, list[bool]] = defaultdict(list)
+        try:
+            judgement = await ajudge_run(store, run.id, config, model=model, save=False)
+        except StructuredOutputError as exc:
+            not_judged[run.id] = str(exc)
+            judgement = None
+        except asyncio.CancelledError:
+            raise _Interrupted(i) from None
+        # The human labels count only beside a judgement tried, so a partial table compares like with like.
+        for a in labels:
+            votes[a.mode].append(a.present)
+            annotators[a.annotator][(run.id, a.mode)] = a.present
+        if on_trace is not None:
+            on_trace(i + 1, len(runs))
+        if judgement is None:
+            continue
+        for mode in MAST.mode_ids:
+            if mode not in votes or mode not in judgement.modes:
+                continue
+            human = sum(votes[mode]) * 2 > len(votes[mode])
+            pred = judgement.modes[mode].present
+            predicted.append(pred)
+            reference.append(human)
+            by_mode[mode][0].append(pred)
+            by_mode[mode][1].append(human)
+    return len(runs)
 
 
 def eval_dict(result: MastEval) -> dict[str, Any]:

@@ -8,6 +8,7 @@ and the fault's MAST mode are the truth every method is scored against.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
 import time
@@ -134,6 +135,11 @@ class PlantedEval:
     seconds: float
     baselines: list[AttributionScore] = field(default_factory=list)
     """Trivial answers for scale: always the first step; always the last message."""
+    done: int = 0
+    """Cases run (all of `total` unless interrupted)."""
+    total: int = 0
+    interrupted: bool = False
+    """Cancelled part way (Ctrl-C): the scores cover the `done` cases only."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +148,7 @@ class PlantedEval:
             "attribution": [a.as_dict() for a in self.attribution],
             "labelling": [x.as_dict() for x in self.labelling],
             "baselines": [b.as_dict() for b in self.baselines],
+            "done": self.done, "total": self.total, "interrupted": self.interrupted,
         }  # fmt: skip
 
 
@@ -159,9 +166,15 @@ def _tally(by_fault: dict[str, list[int]], p: Planted, hit: bool) -> None:
     counts[1] += 1
 
 
+FAST = tuple(m for m in CHOICES if m not in NEEDS_MODEL)
+"""What runs when no methods are named: the methods that need no LLM (seconds, not hours)."""
+
+
 def parse_methods(text: str | None) -> list[str]:
-    """`a2p,rules` -> ["a2p", "rules"]; None -> every method and labeller."""
+    """`a2p,rules` -> ["a2p", "rules"]; None -> the fast methods (FAST); `all` -> every one."""
     if not text:
+        return list(FAST)
+    if text.strip() == "all":
         return list(CHOICES)
     chosen = [m.strip() for m in text.split(",") if m.strip()]
     for m in chosen:
@@ -247,10 +260,13 @@ async def aevaluate_planted(
     labels = {m: LabelScore(m) for m in methods if m in LABELLERS}
     not_decisive: list[str] = []
     first, last = AttributionScore("always step 0"), AttributionScore("always the last message")
+    done = 0
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="mascope-planted-") as tmp:
         store = TraceStore(db or Path(tmp) / "planted.db")
         try:
             for i, case in enumerate(cases):
+                done = i
                 planted = await plant(store, case)
                 if planted is None:
                     not_decisive.append(case.id)
@@ -263,24 +279,32 @@ async def aevaluate_planted(
                         store, planted, scores, labels, model, max_replays, with_ground_truth,
                         save=db is not None,
                     )  # fmt: skip
+                done = i + 1
                 if on_case is not None:
-                    on_case(i + 1, len(cases))
+                    on_case(done, len(cases))
+        except asyncio.CancelledError:
+            # A case cut off midway may have scored some methods: drop none of
+            # them, but count only whole cases as done.
+            interrupted = True
         finally:
             store.close()
     if model is not None:
         await model.aclose()
     return PlantedEval(
-        cases=len(cases) - len(not_decisive),
+        cases=done - len(not_decisive),
         model=model.model_id
         if model is not None and any(m in NEEDS_MODEL for m in methods)
         else None,
-        shapes=dict(Counter(c.shape for c in cases)),
-        faults=dict(Counter(c.fault.kind for c in cases)),
+        shapes=dict(Counter(c.shape for c in cases[:done])),
+        faults=dict(Counter(c.fault.kind for c in cases[:done])),
         not_decisive=not_decisive,
         attribution=list(scores.values()),
         labelling=list(labels.values()),
         seconds=time.perf_counter() - started,
         baselines=[first, last],
+        done=done,
+        total=len(cases),
+        interrupted=interrupted,
     )
 
 

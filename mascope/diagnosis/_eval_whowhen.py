@@ -7,6 +7,7 @@ comparison with published tables, with a +-k tolerance for context.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from collections import Counter
@@ -90,6 +91,11 @@ class WhoWhenEval:
     always_step_0: Scores
     most_frequent_agent: tuple[str, Scores]
     failures: dict[str, str] = field(default_factory=dict)
+    done: int = 0
+    """Runs attributed (all of `total` unless interrupted)."""
+    total: int = 0
+    interrupted: bool = False
+    """Cancelled part way (Ctrl-C): the scores cover the `done` runs only."""
 
 
 async def aevaluate_whowhen(
@@ -102,6 +108,10 @@ async def aevaluate_whowhen(
     limit: int | None = None,
     on_run: Callable[[int, int], None] | None = None,
 ) -> WhoWhenEval:
+    """Attribute every Who&When run of `subset` and score against its gold labels.
+
+    Cancelled part way, it returns the scores of the runs done, marked `interrupted`.
+    """
     if subset not in SUBSETS:
         raise ConfigError(f"unknown subset {subset!r}; use algorithm-generated or hand-crafted")
     root = Path(folder)
@@ -122,24 +132,30 @@ async def aevaluate_whowhen(
         golds: list[tuple[str, int]] = []
         pairs = []
         failures: dict[str, str] = {}
-        for i, run in enumerate(runs):
-            (gold,) = store.attributions(run.id)
-            golds.append((gold.agent or "", gold.step_index or 0))
-            try:
-                result = await aattribute(
-                    store,
-                    run.id,
-                    method=method,
-                    model=model,
-                    with_ground_truth=with_ground_truth,
-                    save=False,
-                )
-                pairs.append((golds[-1], (result.agent, result.step)))
-            except MascopeError as exc:
-                failures[run.metadata_.get("file", run.id)] = str(exc)
-                pairs.append((golds[-1], (None, None)))
-            if on_run is not None:
-                on_run(i + 1, len(runs))
+        interrupted = False
+        try:
+            for i, run in enumerate(runs):
+                (gold,) = store.attributions(run.id)
+                gold_pair = (gold.agent or "", gold.step_index or 0)
+                try:
+                    result = await aattribute(
+                        store,
+                        run.id,
+                        method=method,
+                        model=model,
+                        with_ground_truth=with_ground_truth,
+                        save=False,
+                    )
+                    predicted: tuple[str | None, int | None] = (result.agent, result.step)
+                except MascopeError as exc:
+                    failures[run.metadata_.get("file", run.id)] = str(exc)
+                    predicted = (None, None)
+                golds.append(gold_pair)
+                pairs.append((gold_pair, predicted))
+                if on_run is not None:
+                    on_run(i + 1, len(runs))
+        except asyncio.CancelledError:
+            interrupted = True  # score the runs done so far: a partial table beats none
         store.close()
     await model.aclose()
     common = Counter(normalise_agent(a) for a, _ in golds).most_common(1)
@@ -148,6 +164,7 @@ async def aevaluate_whowhen(
     return WhoWhenEval(
         subset, method, model.model_id, with_ground_truth, score(pairs),
         score([(g, (None, 0)) for g in golds]), (shown, score([(g, (shown, None)) for g in golds])), failures,
+        len(pairs), len(runs), interrupted,
     )  # fmt: skip
 
 

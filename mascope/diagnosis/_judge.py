@@ -285,13 +285,15 @@ async def ajudge_run(
     job_id: str | None = None,
     save: bool = True,
     loaded: tuple[Run, Sequence[Step], Sequence[Finding]] | None = None,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> Judgement:
     """Judge one stored run: rule detectors first, then the LLM over the numbered trace.
 
     Stores one annotation per mode (annotator `llm:MODEL`, the prompt version,
     agreement across samples as confidence) replacing that judge's earlier
     labels for the run. Raises `StructuredOutputError` if the model cannot give
-    a valid answer even after a repair; nothing is stored then.
+    a valid answer even after a repair; nothing is stored then. `on_window`
+    hears (windows judged, windows in all) as the judge goes.
     """
     taxonomy = get_taxonomy(config.taxonomy)
     llm = model or get_model(config.model)
@@ -310,6 +312,8 @@ async def ajudge_run(
     result = Judgement(run_id, "", False, {}, len(spans))
     queue = list(spans)
     done_spans: list[tuple[int, int]] = []
+    if on_window is not None:
+        on_window(0, len(queue))
     while queue:
         span = queue.pop(0)
         prompt = user_prompt(
@@ -333,6 +337,8 @@ async def ajudge_run(
             continue
         per_window.append(samples)
         done_spans.append(span)
+        if on_window is not None:
+            on_window(len(done_spans), len(done_spans) + len(queue))
     spans = done_spans
     result.windows = len(spans)
     _merge(result, per_window, spans, steps, taxonomy)

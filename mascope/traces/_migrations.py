@@ -8,8 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {}
+
+def _job_item_claims(conn: Connection) -> None:
+    """v1 -> v2: job items get a worker's claim and the step count they were done at."""
+    for column, kind in (
+        ("claimed_by", "VARCHAR"),
+        ("claimed_at", "TIMESTAMP"),
+        ("run_steps", "INTEGER"),
+    ):
+        conn.execute(text(f"ALTER TABLE job_items ADD COLUMN {column} {kind}"))
+    # An item done after its run had finished saw the whole run; one done while
+    # the run was still going stays NULL, so the next batch does it again.
+    conn.execute(
+        text(
+            "UPDATE job_items SET run_steps = (SELECT runs.step_count FROM runs WHERE runs.id = job_items.run_id) "
+            "WHERE status = 'done' AND EXISTS (SELECT 1 FROM runs WHERE runs.id = job_items.run_id "
+            "AND runs.status != 'running' AND runs.finished_at IS NOT NULL AND runs.finished_at <= job_items.updated_at)"
+        )
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _job_item_claims}

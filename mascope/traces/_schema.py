@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
@@ -179,6 +179,12 @@ class JobItem(SQLModel, table=True):
     error: str | None = None
     cost_usd: float = 0.0
     updated_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = None
+    """`host:pid:start` of the worker doing this item now (None: nobody)."""
+    claimed_at: datetime | None = None
+    """When the claim was taken or last renewed; an older claim than the lease can be taken over."""
+    run_steps: int | None = None
+    """The run's step count when this item's result was recorded: a run that grew since is redone."""
 
 
 class Meta(SQLModel, table=True):

@@ -14,9 +14,9 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -91,6 +91,18 @@ def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 _Label = TypeVar("_Label", Annotation, Attribution)
+
+
+class JobItemView(NamedTuple):
+    """A job item as a batch sees it: the run's state and the item's."""
+
+    run_status: str
+    run_step_count: int
+    status: str
+    run_steps: int | None
+    """The step count the item was done at (None: not done, or done before that was kept)."""
+    claimed_by: str | None
+
 
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]
 """Orders `TraceStore.list_runs` can sort by (`time` is the run id: ids sort by start time)."""
@@ -196,6 +208,9 @@ class TraceStore:
         self._raw: sqlite3.Connection | None = None
         self._raw_lock = threading.Lock()
         self._owner = _owner_token()
+        # A batch worker: the process plus this store object, so two workers in
+        # one process (threads, tests) still claim items apart.
+        self.worker_id = f"{self._owner}/{os.urandom(3).hex()}"
         self._prepare()
 
     # -- opening -----------------------------------------------------------
@@ -630,6 +645,103 @@ class TraceStore:
             ).scalar_one()
             conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(total=total))
 
+    def job_item_view(self, job_id: str, run_ids: Sequence[str]) -> dict[str, JobItemView]:
+        """Each run's item state beside the run's own status and step count."""
+        query = (
+            select(
+                _JOB_ITEMS.c.run_id,
+                _RUNS.c.status,
+                _RUNS.c.step_count,
+                _JOB_ITEMS.c.status,
+                _JOB_ITEMS.c.run_steps,
+                _JOB_ITEMS.c.claimed_by,
+            )
+            .join(_RUNS, _RUNS.c.id == _JOB_ITEMS.c.run_id)
+            .where(
+                _JOB_ITEMS.c.job_id == job_id,
+                _JOB_ITEMS.c.run_id.in_(bindparam("ids", expanding=True)),
+            )
+        )
+        out: dict[str, JobItemView] = {}
+        with self._read.connect() as conn:
+            for i in range(0, len(run_ids), 500):
+                for row in conn.execute(query, {"ids": list(run_ids[i : i + 500])}):
+                    out[row[0]] = JobItemView(*row[1:])
+        return out
+
+    def claim_job_items(
+        self, job_id: str, run_ids: Sequence[str], *, lease_s: float = 300.0
+    ) -> dict[str, int]:
+        """Claim the items of `run_ids` that need doing and nobody else holds.
+
+        Needs doing: the run has finished and the item is not done, or was done
+        at another step count. Held: claimed by a live worker within the lease
+        (a claim of a dead process on this host is free at once). One atomic
+        UPDATE, so two workers never get the same item. Returns the claimed
+        runs with their step counts.
+        """
+        if not run_ids:
+            return {}
+        now = utcnow()
+        run = select(_RUNS.c.step_count, _RUNS.c.status).where(_RUNS.c.id == _JOB_ITEMS.c.run_id)
+        steps = run.with_only_columns(_RUNS.c.step_count).scalar_subquery()
+        status = run.with_only_columns(_RUNS.c.status).scalar_subquery()
+        ids = list(dict.fromkeys(run_ids))
+        with self._engine.begin() as conn:
+            holders = conn.execute(
+                select(_JOB_ITEMS.c.claimed_by)
+                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.claimed_by.is_not(None))
+                .distinct()
+            ).scalars()
+            dead = [h for h in holders if h != self.worker_id and not _owner_alive(h.split("/")[0])]
+            free = _JOB_ITEMS.c.claimed_by.is_(None) | (_JOB_ITEMS.c.claimed_by == self.worker_id)
+            free |= _JOB_ITEMS.c.claimed_at < now - timedelta(seconds=lease_s)
+            if dead:
+                free |= _JOB_ITEMS.c.claimed_by.in_(dead)
+            claimed = conn.execute(
+                update(_JOB_ITEMS)
+                .where(
+                    _JOB_ITEMS.c.job_id == job_id,
+                    _JOB_ITEMS.c.run_id.in_(ids),
+                    free,
+                    status != "running",
+                    (_JOB_ITEMS.c.status != "done") | _JOB_ITEMS.c.run_steps.is_distinct_from(steps),
+                )
+                .values(claimed_by=self.worker_id, claimed_at=now)
+                .returning(_JOB_ITEMS.c.run_id)
+            ).scalars().all()  # fmt: skip
+            if not claimed:
+                return {}
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(_RUNS.c.id, _RUNS.c.step_count).where(_RUNS.c.id.in_(list(claimed)))
+                ).all()
+            )
+        return {r: counts[r] for r in ids if r in counts}
+
+    def renew_job_claims(self, job_id: str, run_ids: Sequence[str]) -> None:
+        """Extend this worker's claims on `run_ids` (a heartbeat)."""
+        if run_ids:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(_JOB_ITEMS)
+                    .where(
+                        _JOB_ITEMS.c.job_id == job_id,
+                        _JOB_ITEMS.c.run_id.in_(list(run_ids)),
+                        _JOB_ITEMS.c.claimed_by == self.worker_id,
+                    )
+                    .values(claimed_at=utcnow())
+                )
+
+    def release_job_claims(self, job_id: str) -> None:
+        """Give back every claim this worker still holds in the job (stopped early)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(_JOB_ITEMS)
+                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.claimed_by == self.worker_id)
+                .values(claimed_by=None, claimed_at=None)
+            )
+
     def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         query = select(_JOB_ITEMS.c.run_id, _JOB_ITEMS.c.status).where(
             _JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id.in_(bindparam("ids", expanding=True))
@@ -700,6 +812,9 @@ class TraceStore:
                         cost_usd=item.get("cost_usd", 0.0),
                         attempts=_JOB_ITEMS.c.attempts + 1,
                         updated_at=utcnow(),
+                        run_steps=item.get("run_steps"),
+                        claimed_by=None,
+                        claimed_at=None,
                     )
                 )
             counts: dict[str, int] = dict(
@@ -989,6 +1104,17 @@ class TraceStore:
         for modes in out.values():
             modes.sort()
         return out
+
+    def labels_mark(self) -> str | None:
+        """A value that changes whenever a failure-mode label is added: cheap enough to poll.
+
+        SQLite's rowid grows with every insert, whatever the label's id; other
+        databases use the newest id (ids sort by creation time).
+        """
+        column = text("max(rowid)") if self.is_sqlite else func.max(_ANNOTATIONS.c.id)
+        with self._read.connect() as conn:
+            mark = conn.execute(select(column).select_from(_ANNOTATIONS)).scalar()
+        return None if mark is None else str(mark)
 
     def live_step_counts(self, run_ids: Sequence[str]) -> dict[str, int]:
         """Step counts of runs still being recorded (finished runs carry theirs)."""

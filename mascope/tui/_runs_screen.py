@@ -75,6 +75,9 @@ class RunsScreen(Screen[None]):
         self._search_timer: Timer | None = None
         self._poll_failed = False
         self._started = False
+        self._labels_mark: str | None = None
+        self._stale_labels: set[str] = set()
+        """Rows whose failure modes may be out of date (labels were added since they were read)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filters"):
@@ -131,6 +134,8 @@ class RunsScreen(Screen[None]):
         if keep is None and table.row_count:
             keep = self.current_run_id()
         table.clear()
+        self._labels_mark = self.store.labels_mark()
+        self._stale_labels.clear()
         self._loaded, self._exhausted, self._last_id = 0, False, None
         filters = self.filters()
         self.total = self.store.count_runs(**filters)
@@ -311,11 +316,10 @@ class RunsScreen(Screen[None]):
             running = [
                 str(k.value) for k in table.rows if table.get_cell(k, "status").plain == "running"
             ]
-            if not running:
-                return
+            self._refresh_labels(table)
             runs = [self.store.get_run(rid) for rid in running]
             modes = self.store.modes_by_run(running)
-            live = self.store.live_step_counts(running)
+            live = self.store.live_step_counts(running) if running else {}
         except (SQLAlchemyError, MascopeError) as exc:
             if not self._poll_failed:
                 self.notify(f"cannot refresh: {first_line(str(exc))}", severity="error")
@@ -327,3 +331,28 @@ class RunsScreen(Screen[None]):
                 _COLUMNS, self._cells(run, modes.get(run.id, []), live), strict=True
             ):
                 table.update_cell(run.id, key, value)
+
+    def _refresh_labels(self, table: RunTable) -> None:
+        """Show labels added since the rows were read (a batch judging in the background).
+
+        One cheap query per tick notices new labels; only the rows on screen are
+        read again, and the others when they scroll into view.
+        """
+        mark = self.store.labels_mark()
+        if mark != self._labels_mark:
+            self._labels_mark = mark
+            self._stale_labels = {str(k.value) for k in table.rows}
+        if not self._stale_labels:
+            return
+        first = int(table.scroll_y)
+        shown = [
+            str(row.key.value)
+            for row in table.ordered_rows[first : first + max(1, table.size.height)]
+        ]
+        due = [rid for rid in shown if rid in self._stale_labels]
+        if not due:
+            return
+        modes = self.store.modes_by_run(due)
+        for rid in due:
+            table.update_cell(rid, "modes", Text(", ".join(modes.get(rid, [])), style="yellow"))
+        self._stale_labels.difference_update(due)
