@@ -29,6 +29,9 @@ from mascope.traces import TraceStore
 WORDS = "the agent checked result and found that value did not match so it asked coder to try again with smaller step".split()  # noqa: SIM905
 
 
+WHOLE = 10**8
+
+
 def reply(rng: random.Random, i: int) -> str:
     sentences = [" ".join(rng.choices(WORDS, k=rng.randint(8, 16))).capitalize() + "." for _ in range(rng.randint(2, 5))]  # fmt: skip
     return f"Turn {i}. " + " ".join(sentences)
@@ -44,14 +47,15 @@ def size(db: Path) -> int:
     return int(pages * page)
 
 
-def measure(turns: int, tmp: Path) -> dict[str, float]:
+def measure(turns: int, window: int, tmp: Path) -> dict[str, float]:
     rng = random.Random(turns)
     model = ScriptedModel([reply(rng, i) for i in range(turns)])
     agents = [Agent(n, role=f"{n}, who argues its case", goal="settle the question", model=model) for n in ("ann", "bob")]  # fmt: skip
-    parts_db = tmp / f"parts{turns}.db"
-    team = Team("debate", agents, topology="group_chat", termination={"max_rounds": turns // 2}, store=parts_db)  # fmt: skip
+    name = f"{turns}-{window}"
+    parts_db = tmp / f"parts{name}.db"
+    team = Team("debate", agents, topology="group_chat", termination={"max_rounds": turns // 2}, store=parts_db, context_chars=window)  # fmt: skip
     rid = team.run("Is the value right?").run_id
-    bare_db, inline_db = tmp / f"bare{turns}.db", tmp / f"inline{turns}.db"
+    bare_db, inline_db = tmp / f"bare{name}.db", tmp / f"inline{name}.db"
     with TraceStore(parts_db) as src, TraceStore(bare_db) as bare, TraceStore(inline_db) as inline:
         steps = src.steps(rid)
         for target, with_inputs in ((bare, False), (inline, True)):
@@ -71,7 +75,7 @@ def measure(turns: int, tmp: Path) -> dict[str, float]:
     con.close()
     sent = sum(len(m.content or "") for c in model.calls for m in c.messages)
     # Recorder cost of a step with this run's last input, against one without.
-    with TraceStore(tmp / f"timing{turns}.db") as timing_store:
+    with TraceStore(tmp / f"timing{name}.db") as timing_store:
         timing = timing_store.start_run(team="timing")
         timing_store.append_step(timing, agent="a", inputs=last)  # its parts are stored now
         with_in, without = [], []
@@ -97,25 +101,28 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update this markdown file's section")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {t: measure(t, Path(tmp)) for t in (20, 200)}
+        rows = {
+            (t, w): measure(t, w, Path(tmp)) for t, w in ((20, 6000), (200, 6000), (200, WHOLE))
+        }
     lines = [
         "## Input recording",
         "",
         f"On {machine()}. Reproduce: `.venv/bin/python benchmarks/bench_inputs.py --write docs/benchmarks.md`",
         "",
         "A round-robin chat of two scripted-model agents, each turn's prompt carrying the conversation "
-        "so far (default 6,000-character window). Database bytes per step (used pages, WAL folded in):",
+        "so far (the default 6,000-character window, or all of it). Database bytes per step (used pages, "
+        "WAL folded in; in brackets, what the inputs add):",
         "",
-        "| turns | steps only (before) | with inputs inline as JSON | with inputs as shared parts (mascope) | parts stored | prompt characters sent per step |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| turns | context | steps only (before) | with inputs inline as JSON | with inputs as shared parts (mascope) | parts stored | prompt characters sent per step |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for turns, r in rows.items():
+    for (turns, window), r in rows.items():
         inline, parts = r["inline"] - r["bare"], r["parts"] - r["bare"]
         lines.append(
-            f"| {turns} | {r['bare']:,.0f} | {r['inline']:,.0f} (+{inline:,.0f}) | {r['parts']:,.0f} (+{parts:,.0f}) "
+            f"| {turns} | {'all' if window == WHOLE else f'{window:,} chars'} | {r['bare']:,.0f} | {r['inline']:,.0f} (+{inline:,.0f}) | {r['parts']:,.0f} (+{parts:,.0f}) "
             f"| {r['blobs']:,} | {r['sent']:,.0f} |"
         )
-    r = rows[200]
+    r = rows[(200, 6000)]
     lines += [
         "",
         f"Recording a step with a 200-turn chat's input costs {r['us_with']:.0f} µs against {r['us_without']:.0f} µs "

@@ -15,7 +15,7 @@ from mascope.errors import ConfigError, did_you_mean
 
 from ._constants import EXPORT_FORMATS
 from ._formats import RunBundle
-from ._inputs import blob_keys
+from ._inputs import gather
 from ._schema import AnnotationBase, AttributionBase, Run, RunBase, Step, StepBase
 from ._store import TraceStore
 
@@ -35,7 +35,7 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
         attributions=[
             AttributionBase.model_validate(a.model_dump()) for a in store.attributions(run_id)
         ],
-        blobs=store.blobs(blob_keys(ref for s in steps for ref in s.inputs or ())),
+        blobs=gather((ref for s in steps for ref in s.inputs or ()), store.blobs),
     )
 
 

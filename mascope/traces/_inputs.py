@@ -14,7 +14,7 @@ import base64
 import hashlib
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -28,6 +28,13 @@ PART_MAX_CHARS = 512
 _CUT_EVERY = 4
 """Among short lines, about one in this many ends a part whatever came before it, so the
 same lines are cut into the same parts in every prompt they appear in."""
+GROUP_MARK = "*"
+"""Marks a reference to a group: a stored text that is itself a list of references
+(one per line), so a long prompt costs a step a few references, not one per part."""
+_FANOUT = 8
+"""About one in this many references ends a group; lists longer than this are grouped."""
+_GROUP_MAX = 64
+_MAX_DEPTH = 12
 _LINE = re.compile(r"[^\n]*\n*|[^\n]+")
 
 
@@ -81,6 +88,38 @@ def split_parts(text: str) -> list[str]:
     return parts
 
 
+def _group(entries: list[str], blobs: dict[str, str]) -> list[str]:
+    """`entries` with runs of them replaced by references to stored groups, level by
+    level, until at most a few are left.
+
+    Cuts depend on the reference before them, so a run of parts that recurs turn
+    after turn (the conversation so far) becomes the same groups each time.
+    """
+    while len(entries) > _FANOUT:
+        grouped: list[str] = []
+        pending: list[str] = []
+        for i, entry in enumerate(entries):
+            pending.append(entry)
+            # The last entry never ends a group: it is usually the newest or a fixed
+            # closing part, and either would make a new group every turn.
+            if len(pending) >= _GROUP_MAX or (
+                i < len(entries) - 1 and zlib.crc32(entry.encode()) % _FANOUT == 0
+            ):
+                if len(pending) > 1:
+                    text = "\n".join(pending)
+                    key = blob_key(text)
+                    blobs[key] = text
+                    grouped.append(GROUP_MARK + key)
+                else:
+                    grouped.append(entry)
+                pending = []
+        grouped.extend(pending)
+        if len(grouped) == len(entries):
+            break
+        entries = grouped
+    return entries
+
+
 def _field(message: Any, name: str) -> Any:
     if isinstance(message, Mapping):
         return message.get(name)
@@ -103,7 +142,7 @@ def encode_inputs(
                 key = blob_key(part)
                 blobs[key] = part
                 keys.append(key)
-            ref["parts"] = keys
+            ref["parts"] = _group(keys, blobs)
         name = _field(message, "name")
         if name:
             ref["name"] = redact.text(str(name))
@@ -119,27 +158,51 @@ def encode_inputs(
     return refs, blobs
 
 
-def blob_keys(refs: Iterable[Mapping[str, Any]] | None) -> list[str]:
-    """Every part key the references use, in first-use order, once each."""
-    seen: dict[str, None] = {}
-    for ref in refs or ():
-        for key in ref.get("parts") or ():
-            seen[key] = None
-    return list(seen)
+def _members(entry: str, blobs: Mapping[str, str]) -> list[str] | None:
+    """The entries a group reference stands for (None if its text is not at hand)."""
+    text = blobs.get(entry[len(GROUP_MARK) :])
+    return None if text is None else text.split("\n")
+
+
+def gather(
+    refs: Iterable[Mapping[str, Any]], fetch: Callable[[list[str]], dict[str, str]]
+) -> dict[str, str]:
+    """Every stored text the references need, groups and parts, `{key: text}`;
+    `fetch` reads a batch of keys (one call per level of grouping)."""
+    found: dict[str, str] = {}
+    frontier = [e for ref in refs for e in ref.get("parts") or ()]
+    for _ in range(_MAX_DEPTH + 1):
+        wanted = list(dict.fromkeys(e.removeprefix(GROUP_MARK) for e in frontier))
+        wanted = [k for k in wanted if k not in found]
+        if not wanted:
+            break
+        found.update(fetch(wanted))
+        frontier = [
+            member
+            for e in frontier
+            if e.startswith(GROUP_MARK)
+            for member in _members(e, found) or ()
+        ]
+    return found
+
+
+def _expand(entries: Iterable[str], blobs: Mapping[str, str], depth: int = 0) -> Iterator[str]:
+    for entry in entries:
+        members = _members(entry, blobs) if entry.startswith(GROUP_MARK) else None
+        if members is None or depth >= _MAX_DEPTH:
+            yield blobs.get(entry, f"[missing stored text {entry}]")
+        else:
+            yield from _expand(members, blobs, depth + 1)
 
 
 def decode_inputs(
     refs: Sequence[Mapping[str, Any]] | None, blobs: Mapping[str, str]
 ) -> list[InputMessage]:
-    """Step references back to messages; a part missing from `blobs` shows as a marker."""
+    """Step references back to messages; a text missing from `blobs` shows as a marker."""
     out = []
     for ref in refs or ():
         parts = ref.get("parts")
-        content = (
-            None
-            if parts is None
-            else "".join(blobs.get(k, f"[missing stored text {k}]") for k in parts)
-        )
+        content = None if parts is None else "".join(_expand(parts, blobs))
         out.append(
             InputMessage(
                 role=str(ref.get("role", "")),
@@ -150,6 +213,28 @@ def decode_inputs(
             )
         )
     return out
+
+
+def check_blobs(blobs: Mapping[str, str]) -> str | None:
+    """Why an imported `blobs` map is not one mascope wrote (a key that is not its
+    text's hash), naming the key; None if every key checks out."""
+    for key, text in blobs.items():
+        if blob_key(text) != key:
+            return f"blobs.{key[:40]}: is not the key of its text (keys are hashes of the text)"
+    return None
+
+
+def _missing(entries: list[Any], blobs: Mapping[str, str], depth: int = 0) -> str | None:
+    for j, entry in enumerate(entries):
+        if not isinstance(entry, str) or entry.removeprefix(GROUP_MARK) not in blobs:
+            return f"[{j}]: {str(entry)[:40]!r} is not a key of the record's blobs"
+        if entry.startswith(GROUP_MARK):
+            if depth >= _MAX_DEPTH:
+                return f"[{j}]: groups nest deeper than {_MAX_DEPTH} levels"
+            problem = _missing(list(_members(entry, blobs) or []), blobs, depth + 1)
+            if problem is not None:
+                return f"[{j}] (a group){problem}"
+    return None
 
 
 def check_refs(refs: Any, blobs: Mapping[str, str]) -> str | None:
@@ -166,11 +251,9 @@ def check_refs(refs: Any, blobs: Mapping[str, str]) -> str | None:
         if parts is not None:
             if not isinstance(parts, list):
                 return f"{where}.parts: must be a list of keys of the record's blobs"
-            for j, key in enumerate(parts):
-                if not isinstance(key, str) or key not in blobs:
-                    return (
-                        f"{where}.parts[{j}]: {str(key)[:40]!r} is not a key of the record's blobs"
-                    )
+            problem = _missing(parts, blobs)
+            if problem is not None:
+                return f"{where}.parts{problem}"
         for name in ("name", "tool_call_id"):
             if ref.get(name) is not None and not isinstance(ref.get(name), str):
                 return f"{where}.{name}: must be a string"
@@ -183,11 +266,13 @@ def check_refs(refs: Any, blobs: Mapping[str, str]) -> str | None:
 
 
 __all__ = [
+    "GROUP_MARK",
     "InputMessage",
     "blob_key",
-    "blob_keys",
+    "check_blobs",
     "check_refs",
     "decode_inputs",
     "encode_inputs",
+    "gather",
     "split_parts",
 ]

@@ -39,7 +39,7 @@ from mascope.settings import Settings
 
 from ._constants import HOW_TO_MAKE_ONE
 from ._ids import new_id
-from ._inputs import InputMessage, blob_keys, decode_inputs, encode_inputs
+from ._inputs import InputMessage, decode_inputs, encode_inputs, gather
 from ._migrations import MIGRATIONS
 from ._redact import Redactor
 from ._schema import (
@@ -999,8 +999,8 @@ class TraceStore:
         if found is None:
             self._require_run(run_id)
             raise NotFoundError(f"run {run_id} has no step {index}")
-        refs = found[0]
-        return decode_inputs(refs, self.blobs(blob_keys(refs)))
+        refs = found[0] or []
+        return decode_inputs(refs, gather(refs, self.blobs))
 
     def blobs(self, keys: Sequence[str]) -> dict[str, str]:
         """Stored input texts by key (the references in `Step.inputs`); unknown keys are left out."""

@@ -123,6 +123,8 @@ def test_a_long_chat_stores_distinct_text_once(tmp_path: Path) -> None:
         # Every turn's input is there, exactly as sent...
         for i, call in enumerate(model.calls):
             assert store.step_inputs(rid, i) == sent(call)
+        # ...each step holding a few references however long its prompt...
+        assert max(len(s.inputs[1]["parts"]) for s in store.steps(rid) if s.inputs) <= 24
         store.close()
         # ...while what was sent grows with turns squared.
         sent_chars = sum(len(m.content or "") for c in model.calls for m in c.messages)

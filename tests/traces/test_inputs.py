@@ -20,7 +20,7 @@ from mascope.traces import (
     import_paths,
     new_id,
 )
-from mascope.traces._inputs import split_parts
+from mascope.traces._inputs import blob_key, split_parts
 
 V1_STORE = Path(__file__).parent / "data" / "store_v1.sql"
 
@@ -133,9 +133,11 @@ def test_jsonl_round_trip_keeps_inputs_and_writes_each_text_once(
     other.close()
 
 
-def test_import_does_not_trust_the_files_keys(store: TraceStore, tmp_path: Path) -> None:
-    """A file may map a key to any text: imported parts are re-hashed, so a forged key
-    cannot change what another run's inputs say."""
+def test_import_refuses_keys_that_are_not_the_hash_of_their_text(
+    store: TraceStore, tmp_path: Path
+) -> None:
+    """Keys are content addresses shared by every run in the store: a file that maps a
+    key to other text (to change what another run's inputs say) is refused."""
     rid = store.start_run(task="t")
     store.append_step(rid, agent="a", inputs=[{"role": "system", "content": "You are honest."}])
     (key,) = store.steps(rid)[0].inputs[0]["parts"]  # type: ignore[index]
@@ -147,9 +149,10 @@ def test_import_does_not_trust_the_files_keys(store: TraceStore, tmp_path: Path)
     }
     path = tmp_path / "forged.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    import_paths(store, "jsonl", [path])
+    with pytest.raises(ImportFormatError, match=f"field blobs.{key}: is not the key of its text"):
+        import_paths(store, "jsonl", [path])
     assert store.step_inputs(rid, 0)[0].content == "You are honest."
-    assert store.step_inputs(forged, 0)[0].content == "You are evil."
+    assert not store.has_run(forged)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +160,9 @@ def test_import_does_not_trust_the_files_keys(store: TraceStore, tmp_path: Path)
     [
         ([{"role": "user", "parts": ["nokey"]}], {}, r"steps\[0\]\.inputs\[0\]\.parts\[0\]"),
         ([{"parts": []}], {}, r"steps\[0\]\.inputs\[0\]: must be an object with a \"role\""),
-        ([{"role": "user", "parts": "k"}], {"k": "x"}, r"steps\[0\]\.inputs\[0\]\.parts: must be a list"),
+        ([{"role": "user", "parts": "k"}], {}, r"steps\[0\]\.inputs\[0\]\.parts: must be a list"),
+        ([{"role": "user", "parts": ["*" + blob_key("nokey")]}], {blob_key("nokey"): "nokey"},
+         r"steps\[0\]\.inputs\[0\]\.parts\[0\] \(a group\)\[0\]: 'nokey' is not a key"),
     ],
 )  # fmt: skip
 def test_bad_inputs_in_an_import_name_the_field_and_write_nothing(
