@@ -170,3 +170,36 @@ def test_a_fork_shares_the_parents_inputs_and_records_its_own(tmp_path: Path) ->
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(DISTINCT text) = COUNT(*) FROM blobs").fetchone() == (1,)
     con.close()
+
+
+def test_a_resumed_run_records_the_inputs_of_the_turns_it_redoes(tmp_path: Path) -> None:
+    from mascope.errors import EndpointError
+
+    db = tmp_path / "r.db"
+
+    def team(model: ScriptedModel) -> Team:
+        agents = [Agent(n, role=f"{n} the debater", model=model) for n in ("ann", "bob")]
+        return Team(
+            "debate", agents, topology="group_chat", termination={"max_rounds": 2}, store=db
+        )
+
+    first = ScriptedModel(
+        ["ann one", "bob one", EndpointError("http://x/v1 kept failing (HTTP 500)")]
+    )
+    broken = team(first).run("Settle it.")
+    assert broken.status == "error"
+    before = TraceStore(db).steps(broken.run_id)
+    second = ScriptedModel(["ann two", "bob two"])
+    done = team(second).resume(broken.run_id)
+    assert done.status in ("failed", "succeeded")
+    store = TraceStore(db)
+    steps = store.steps(broken.run_id)
+    assert [s.inputs for s in steps[:2]] == [s.inputs for s in before[:2]]
+    redone = [s for s in steps if s.kind == "message" and s.content in ("ann two", "bob two")]
+    assert [store.step_inputs(broken.run_id, s.index) for s in redone] == [
+        sent(c) for c in second.calls
+    ]
+    assert "bob: bob one" in (store.step_inputs(broken.run_id, redone[0].index)[1].content or "")
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(DISTINCT text) = COUNT(*) FROM blobs").fetchone() == (1,)
+    con.close()
