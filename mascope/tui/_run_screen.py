@@ -274,15 +274,19 @@ class RunScreen(Screen[None]):
                 )
         if notes:
             notes.append(Text(""))
-        shown: list[RenderableType] = [*notes, step_detail(step)]
+        inputs: RenderableType | None = None
         if step.inputs:
             try:
                 messages = self.store.step_inputs(self.run_id, index)
             except (SQLAlchemyError, MascopeError) as exc:
-                shown += [Text(""), Text(f"input not readable: {first_line(str(exc))}", "red")]
+                inputs = Text(f"input not readable: {first_line(str(exc))}", "red")
             else:
-                shown += [Text(""), input_detail(messages, expanded=self.inputs_expanded)]
-        detail.update(Group(*shown))
+                inputs = input_detail(messages, expanded=self.inputs_expanded)
+        if inputs is not None and self.inputs_expanded:
+            # Shown in full, the input comes first: that is what `i` asked to see.
+            detail.update(Group(*notes, inputs, Text(""), step_detail(step)))
+        else:
+            detail.update(Group(*notes, step_detail(step, inputs=inputs)))
         self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
 
     # -- actions -----------------------------------------------------------------
