@@ -153,7 +153,7 @@ def encode_inputs(
             )
         call_id = _field(message, "tool_call_id")
         if call_id:
-            ref["tool_call_id"] = str(call_id)
+            ref["tool_call_id"] = redact.text(str(call_id))
         refs.append(ref)
     return refs, blobs
 
