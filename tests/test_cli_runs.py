@@ -114,3 +114,37 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     )
     assert_one_line_error(runner.invoke(app, ["runs", "export", "--db", db]), "pass --all")
     assert TraceStore(db).count_runs() == 0
+
+
+def test_show_a_step_with_the_messages_its_model_was_sent(tmp_path: Path) -> None:
+    from mascope import Agent, Team
+    from mascope.models import ScriptedModel
+
+    db = tmp_path / "s.db"
+    model = ScriptedModel(["ANSWER: 5"])
+    agent = Agent("solver", role="[bold]careful[/bold] solver", goal="add exactly", model=model)
+    rid = Team("math", [agent], store=db).run("What is 2 + 3?").run_id
+
+    listing = runner.invoke(app, ["runs", "show", rid, "--db", str(db)])
+    assert listing.exit_code == 0 and f"mascope runs show {rid} --step 0" in listing.stderr
+
+    shown = runner.invoke(app, ["runs", "show", rid[:12], "--step", "0", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "ANSWER: 5" in out and "input: 2 messages sent to the model" in out
+    system_at, user_at = out.index("[system]"), out.index("[user]")
+    assert system_at < user_at
+    assert "[bold]careful[/bold] solver" in out[system_at:user_at]  # untrusted text, not markup
+    assert "Task: What is 2 + 3?" in out[user_at:]
+
+    data = json.loads(
+        runner.invoke(app, ["runs", "show", rid, "--step", "0", "--json", "--db", str(db)]).stdout
+    )
+    assert data["index"] == 0 and data["content"] == "ANSWER: 5"
+    assert [m["role"] for m in data["inputs"]] == ["system", "user"]
+    assert data["inputs"][0]["content"] == model.calls[0].messages[0].content
+
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "show", rid, "--step", "7", "--db", str(db)]),
+        f"run {rid} has no step 7; its steps are 0..0",
+    )

@@ -32,7 +32,10 @@ class Recorder(Protocol):
         latency_s: float | None = None,
         cost_usd: float | None = None,
         error: str | None = None,
-    ) -> int: ...
+        inputs: Sequence[Message | Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Record one step; `inputs` are the messages a model was sent for it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,12 @@ class Agent:
                 if reply.repairs:
                     data["repairs"] = reply.repairs
                 result.message_step = ctx.recorder.record(
-                    agent=self.name, kind="message", content=output, data=data, **common
+                    agent=self.name,
+                    kind="message",
+                    content=output,
+                    data=data,
+                    inputs=list(messages),
+                    **common,
                 )
                 result.output = output
                 return result
@@ -286,6 +294,7 @@ class Agent:
                     "tool_calls": [c.model_dump() for c in reply.tool_calls],
                     "finish_reason": reply.finish_reason,
                 },
+                inputs=list(messages),
                 **common,
             )
             messages.append(Message.assistant(reply.text or None, reply.tool_calls))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -13,7 +14,7 @@ from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
-from mascope.traces import Annotation, Attribution, Run, Step
+from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
 
 _KIND_STYLE = {
     "verdict": "bold",
@@ -245,3 +246,30 @@ def _mode_name(mode_id: str) -> str:
         return MAST.mode(mode_id).name.lower()
     except KeyError:
         return ""
+
+
+_ROLE_STYLE = {"system": "bold magenta", "user": "bold cyan", "assistant": "bold green", "tool": "bold yellow"}  # fmt: skip
+
+
+def input_lines(messages: Sequence[InputMessage]) -> Iterable[RenderableType]:
+    """The messages a step's model was sent, each under a line naming its role."""
+    count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
+    yield Text(f"── input: {count} sent to the model ──", style="bold")
+    for m in messages:
+        head = Text()
+        head.append(f"[{m.role}]", style=_ROLE_STYLE.get(m.role, "bold"))
+        if m.name:
+            head.append(f" {m.name}", style="dim")
+        if m.tool_call_id:
+            head.append(f" (answers call {m.tool_call_id})", style="dim")
+        if m.content is not None:
+            head.append(f"  {len(m.content):,} chars", style="dim")
+        yield head
+        # Text, not markup: a trace's content is untrusted and may hold [brackets].
+        for line in (m.content or "").rstrip().splitlines():
+            yield Text("    " + line)
+        for call in m.tool_calls:
+            yield Text(
+                f"    → {call.get('name', '?')}({short(json.dumps(call.get('arguments', {}), ensure_ascii=False), 200)})",
+                style="dim",
+            )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
@@ -16,7 +18,7 @@ from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUS
 from ._common import DbOpt, JsonOpt, err, user_errors
 
 if TYPE_CHECKING:
-    from mascope.traces import TraceStore
+    from mascope.traces import Step, TraceStore
 
 # The store (SQLAlchemy) and renderers are imported inside each command, so
 # `mascope --help` and unrelated commands start fast.
@@ -101,6 +103,14 @@ def show_run(
     limit: Annotated[
         int | None, typer.Option(help="How many steps to show (default all).", min=1)
     ] = None,
+    step: Annotated[
+        int | None,
+        typer.Option(
+            "--step",
+            help="Show this step in full, with the messages its model was sent (system prompt included).",
+            min=0,
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -112,6 +122,9 @@ def show_run(
     with open_store(db) as store:
         store.recover_interrupted()
         rid = store.resolve_run_id(run_id)
+        if step is not None:
+            _show_step(store, rid, step, as_json=as_json)
+            return
         if as_json:
             data = bundle(store, rid).to_json_dict()
             print(json.dumps(data, ensure_ascii=False))
@@ -124,9 +137,54 @@ def show_run(
             steps: Any = store.iter_steps(rid)
         else:
             steps = store.steps(rid, offset=offset, limit=limit)
-        for line in step_lines(steps, annotations, attributions, full=full):
+        with_inputs: list[int] = []
+
+        def noting(steps: Iterable[Step]) -> Iterator[Step]:
+            for s in steps:
+                if s.inputs and not with_inputs:
+                    with_inputs.append(s.index)
+                yield s
+
+        for line in step_lines(noting(steps), annotations, attributions, full=full):
             out.print(line, soft_wrap=True)
         out.print(labels_summary(annotations, attributions))
+        if with_inputs:
+            err.print(
+                Text(f"what an agent was sent: mascope runs show {rid} --step {with_inputs[0]}"),
+                style="dim",
+            )
+
+
+def _show_step(store: TraceStore, rid: str, index: int, *, as_json: bool) -> None:
+    """One step in full and the messages its model was sent."""
+    from ._render import input_lines, step_lines
+
+    found = store.steps(rid, offset=index, limit=1)
+    if not found or found[0].index != index:
+        total = store.count_steps(rid)
+        raise ConfigError(
+            f"run {rid} has no step {index}; its steps are 0..{total - 1}"
+            if total
+            else f"run {rid} has no steps yet"
+        )
+    the_step = found[0]
+    messages = store.step_inputs(rid, index)
+    if as_json:
+        row = the_step.model_dump(mode="json", exclude={"id", "run_id", "inputs"})
+        row["inputs"] = [m.model_dump(mode="json") for m in messages]
+        print(json.dumps(row, ensure_ascii=False))
+        return
+    annotations, attributions = store.annotations(rid), store.attributions(rid)
+    for line in step_lines([the_step], annotations, attributions, full=True):
+        out.print(line, soft_wrap=True)
+    if not messages:
+        err.print(
+            f"[dim]no model input recorded for step {index}: only steps where an agent called "
+            "a model have one (not function agents, tools or rule verifiers)[/]"
+        )
+        return
+    for line in input_lines(messages):
+        out.print(line, soft_wrap=True)
 
 
 @runs_app.command("import")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from mascope.agents import (
     VerifyContext,
     verdict_text,
 )
+from mascope.models import Message
 from mascope.traces import TraceStore
 
 from ._state import TeamState
@@ -103,7 +104,9 @@ class RunContext:
         latency_s: float | None = None,
         cost_usd: float | None = None,
         error: str | None = None,
+        inputs: Sequence[Message | Mapping[str, Any]] | None = None,
     ) -> int:
+        """Record one step of this run (and tell the live display)."""
         meta = dict(data or {})
         if kind == "message" and agent in self._notes:
             meta.update(self._notes.pop(agent))
@@ -123,6 +126,7 @@ class RunContext:
             cost_usd=cost_usd,
             checkpoint_id=self.checkpoint_id,
             error=error,
+            inputs=inputs,
         )
         self.next_step = index + 1
         self.node_tokens += (input_tokens or 0) + (output_tokens or 0)

@@ -294,14 +294,15 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 },
                 "required": ["next_speaker"],
             }
+            messages = [
+                {
+                    "role": "system",
+                    "content": f"You are {manager.name}, who manages the team's conversation.",
+                },
+                {"role": "user", "content": prompt},
+            ]
             reply = await model.achat(
-                [
-                    {
-                        "role": "system",
-                        "content": f"You are {manager.name}, who manages the team's conversation.",
-                    },
-                    {"role": "user", "content": prompt},
-                ],
+                messages,
                 output=schema,
                 temperature=manager.spec.temperature,
                 max_tokens=80,
@@ -312,6 +313,7 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 agent=manager.name, kind="message", content=f"next speaker: {choice}" + (f" ({parsed.reason})" if parsed.reason else ""),
                 data={"selected": choice}, model=model.model_id, input_tokens=reply.usage.input_tokens,
                 output_tokens=reply.usage.output_tokens, latency_s=reply.latency_s, cost_usd=reply.cost_usd,
+                inputs=messages,
             )  # fmt: skip
         if choice not in names:
             fallback = names[state.get("spoken", 0) % len(names)]

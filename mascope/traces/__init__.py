@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._formats import BUNDLE_FORMAT, RunBundle
     from ._ids import new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
+    from ._inputs import InputMessage
     from ._redact import MASK, Redactor
     from ._schema import (
         SCHEMA_VERSION,
@@ -52,6 +53,7 @@ __getattr__, __dir__ = lazy_exports(
         "RunBundle": "._formats",
         "new_id": "._ids",
         "ImportReport": "._import",
+        "InputMessage": "._inputs",
         "import_paths": "._import",
         "parse_jsonl": "._import",
         "parse_mad": "._import",
@@ -91,6 +93,7 @@ __all__ = [
     "Attribution",
     "AttributionBase",
     "ImportReport",
+    "InputMessage",
     "Job",
     "JobItem",
     "Redactor",

@@ -15,6 +15,7 @@ from mascope.errors import ConfigError, did_you_mean
 
 from ._constants import EXPORT_FORMATS
 from ._formats import RunBundle
+from ._inputs import gather
 from ._schema import AnnotationBase, AttributionBase, Run, RunBase, Step, StepBase
 from ._store import TraceStore
 
@@ -24,15 +25,17 @@ ExportFormat = Literal["jsonl", "otel"]
 def bundle(store: TraceStore, run_id: str) -> RunBundle:
     """Everything stored about one run."""
     run = store.get_run(run_id)
+    steps = [StepBase.model_validate(s.model_dump()) for s in store.iter_steps(run_id)]
     return RunBundle(
         run=RunBase.model_validate(run.model_dump()),
-        steps=[StepBase.model_validate(s.model_dump()) for s in store.iter_steps(run_id)],
+        steps=steps,
         annotations=[
             AnnotationBase.model_validate(a.model_dump()) for a in store.annotations(run_id)
         ],
         attributions=[
             AttributionBase.model_validate(a.model_dump()) for a in store.attributions(run_id)
         ],
+        blobs=gather((ref for s in steps for ref in s.inputs or ()), store.blobs),
     )
 
 

@@ -19,6 +19,8 @@ class RunBundle(BaseModel):
     steps: list[StepBase] = Field(default_factory=list)
     annotations: list[AnnotationBase] = Field(default_factory=list)
     attributions: list[AttributionBase] = Field(default_factory=list)
+    blobs: dict[str, str] = Field(default_factory=dict)
+    """The input texts the steps' `inputs` refer to, by key (each once per run)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

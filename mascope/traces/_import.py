@@ -24,6 +24,7 @@ from mascope.taxonomy import MAST
 from ._constants import IMPORT_FORMATS
 from ._formats import RunBundle
 from ._ids import new_id
+from ._inputs import check_blobs, check_refs
 from ._mad import split_trace
 from ._schema import RUN_STATUSES, AnnotationBase, AttributionBase, RunBase, StepBase
 from ._store import TraceStore
@@ -372,6 +373,13 @@ def parse_jsonl(path: Path) -> list[RunBundle]:
             raise ImportFormatError(
                 f"{path}: {where}: field run.status: must be one of {', '.join(RUN_STATUSES)} (got {run.status!r})"
             )
+        problem = check_blobs(bundle.blobs)
+        if problem is not None:
+            raise ImportFormatError(f"{path}: {where}: field {problem}")
+        for i, step in enumerate(bundle.steps):
+            problem = check_refs(step.inputs, bundle.blobs)
+            if problem is not None:
+                raise ImportFormatError(f"{path}: {where}: field steps[{i}].{problem}")
         indexes = [s.index for s in bundle.steps]
         if indexes != list(range(len(indexes))):
             raise ImportFormatError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 Migration = Callable[[Connection], None]
 
@@ -32,4 +32,18 @@ def _job_item_claims(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {1: _job_item_claims}
+def add_step_inputs(conn: Connection) -> None:
+    """v2 -> v3: steps record the messages their model was sent (`steps.inputs`,
+    references into the new `blobs` table of distinct texts)."""
+    # Plain DDL, not the current models: a migration must keep meaning what it
+    # meant when later versions change the tables again.
+    if "inputs" not in {c["name"] for c in inspect(conn).get_columns("steps")}:
+        conn.execute(text("ALTER TABLE steps ADD COLUMN inputs JSON"))
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS blobs (hash VARCHAR NOT NULL PRIMARY KEY, text TEXT NOT NULL)"
+        )
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _job_item_claims, 2: add_step_inputs}

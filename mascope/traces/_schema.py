@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
@@ -89,6 +89,9 @@ class StepBase(SQLModel):
     """LangGraph checkpoint from just before this step (the fork point)."""
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    inputs: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    """The messages a model was sent for this step, as references to `blobs`
+    (`TraceStore.step_inputs` gives them back as text); None when no model was called."""
 
 
 class Step(StepBase, table=True):
@@ -96,6 +99,14 @@ class Step(StepBase, table=True):
     __table_args__ = (UniqueConstraint("run_id", "idx", name="uq_steps_run_idx"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str
+
+
+class Blob(SQLModel, table=True):
+    """A part of a step's input text, stored once under a hash of it (see `_inputs.py`)."""
+
+    __tablename__ = "blobs"
+    hash: str = Field(primary_key=True)
+    text: str = Field(sa_type=Text)
 
 
 class AnnotationBase(SQLModel):

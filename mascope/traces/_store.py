@@ -39,6 +39,7 @@ from mascope.settings import Settings
 
 from ._constants import HOW_TO_MAKE_ONE
 from ._ids import new_id
+from ._inputs import InputMessage, decode_inputs, encode_inputs, gather
 from ._migrations import MIGRATIONS
 from ._redact import Redactor
 from ._schema import (
@@ -48,6 +49,7 @@ from ._schema import (
     AnnotationBase,
     Attribution,
     AttributionBase,
+    Blob,
     Job,
     JobItem,
     Meta,
@@ -63,13 +65,14 @@ _ATTRIBUTIONS = Attribution.__table__  # type: ignore[attr-defined]
 _META = Meta.__table__  # type: ignore[attr-defined]
 _JOBS = Job.__table__  # type: ignore[attr-defined]
 _JOB_ITEMS = JobItem.__table__  # type: ignore[attr-defined]
+_BLOBS = Blob.__table__  # type: ignore[attr-defined]
 _OUR_TABLES = {t.name for t in SQLModel.metadata.sorted_tables if t.name in {
-    "runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta"}}  # fmt: skip
+    "runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta", "blobs"}}  # fmt: skip
 
 
 _STEP_COLUMNS = (
     "run_id", "idx", "agent", "kind", "content", "data", "model", "input_tokens",
-    "output_tokens", "latency_s", "cost_usd", "checkpoint_id", "error", "created_at",
+    "output_tokens", "latency_s", "cost_usd", "checkpoint_id", "error", "created_at", "inputs",
 )  # fmt: skip
 _STEP_SQL = (
     f"INSERT INTO steps ({', '.join(_STEP_COLUMNS)}) VALUES ({', '.join('?' * len(_STEP_COLUMNS))})"
@@ -87,7 +90,27 @@ def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
     data = row.get("data")
     params[5] = None if data is None else json.dumps(data)
     params[13] = _sqlite_time(row["created_at"])
+    inputs = row.get("inputs")
+    params[14] = None if inputs is None else json.dumps(inputs)
     return tuple(params)
+
+
+_BLOB_SQL = "INSERT OR IGNORE INTO blobs (hash, text) VALUES (?, ?)"
+_KNOWN_BLOBS_MAX = 100_000
+"""How many part keys a store remembers having written (so repeats skip the INSERT)."""
+
+
+def _insert_blobs(conn: Any, blobs: dict[str, str]) -> None:
+    """Store parts not stored yet, through a SQLAlchemy connection (any backend)."""
+    if not blobs:
+        return
+    rows = [{"hash": k, "text": v} for k, v in blobs.items()]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(_BLOBS).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(insert(_BLOBS).prefix_with("OR IGNORE"), rows)
 
 
 _Label = TypeVar("_Label", Annotation, Attribution)
@@ -207,6 +230,7 @@ class TraceStore:
         # cost of the INSERT itself (see docs/benchmarks.md).
         self._raw: sqlite3.Connection | None = None
         self._raw_lock = threading.Lock()
+        self._known_blobs: set[str] = set()
         self._owner = _owner_token()
         # A batch worker: the process plus this store object, so two workers in
         # one process (threads, tests) still claim items apart.
@@ -384,9 +408,18 @@ class TraceStore:
         cost_usd: float | None = None,
         checkpoint_id: str | None = None,
         error: str | None = None,
+        inputs: Sequence[Any] | None = None,
     ) -> int:
-        """Append one step to a run and commit it; returns its 0-based index."""
+        """Append one step to a run and commit it; returns its 0-based index.
+
+        `inputs` are the messages a model was sent for this step (mappings or
+        objects with `role`, `content` and optionally `name`, `tool_calls`,
+        `tool_call_id`); each distinct text is stored once (`step_inputs` reads them).
+        """
         r = self.redact
+        refs, blobs = encode_inputs(inputs, r) if inputs is not None else (None, {})
+        with self._lock:
+            blobs = {k: v for k, v in blobs.items() if k not in self._known_blobs}
         row = {
             "run_id": run_id,
             "agent": agent,
@@ -401,6 +434,7 @@ class TraceStore:
             "checkpoint_id": checkpoint_id,
             "error": r.optional(error),
             "created_at": utcnow(),
+            "inputs": refs,
         }
         for _ in range(3):
             with self._lock:
@@ -409,7 +443,7 @@ class TraceStore:
                 index = self._load_next_index(run_id)
             row["idx"] = index
             try:
-                self._insert_step(row)
+                self._insert_step(row, blobs)
             except (IntegrityError, sqlite3.IntegrityError):
                 # Another writer appended to this run; learn the new end and retry.
                 with self._lock:
@@ -417,12 +451,17 @@ class TraceStore:
                 continue
             with self._lock:
                 self._next_index[run_id] = index + 1
+                if len(self._known_blobs) > _KNOWN_BLOBS_MAX:
+                    self._known_blobs.clear()
+                self._known_blobs.update(blobs)
             return index
         raise StoreError(f"could not append a step to run {run_id}: its step indexes keep changing")
 
-    def _insert_step(self, row: dict[str, Any]) -> None:
+    def _insert_step(self, row: dict[str, Any], blobs: dict[str, str]) -> None:
+        # A step and the input texts it refers to commit together.
         if not self.is_sqlite or self.path is None:
             with self._engine.begin() as conn:
+                _insert_blobs(conn, blobs)
                 conn.execute(insert(_STEPS), row)
             return
         with self._raw_lock:
@@ -435,6 +474,8 @@ class TraceStore:
             con = self._raw
             con.execute("BEGIN IMMEDIATE")
             try:
+                if blobs:
+                    con.executemany(_BLOB_SQL, list(blobs.items()))
                 con.execute(_STEP_SQL, _step_params(row))
             except BaseException:
                 con.execute("ROLLBACK")
@@ -1063,6 +1104,32 @@ class TraceStore:
                 return
             offset = page[-1].index + 1
 
+    def step_inputs(self, run_id: str, index: int) -> list[InputMessage]:
+        """The messages a model was sent for step `index` of a run, system prompt
+        first; empty when the step called no model (or was recorded without them)."""
+        with self._read.connect() as conn:
+            found = conn.execute(
+                select(_STEPS.c.inputs).where(_STEPS.c.run_id == run_id, _STEPS.c.idx == index)
+            ).first()
+        if found is None:
+            self._require_run(run_id)
+            raise NotFoundError(f"run {run_id} has no step {index}")
+        refs = found[0] or []
+        return decode_inputs(refs, gather(refs, self.blobs))
+
+    def blobs(self, keys: Sequence[str]) -> dict[str, str]:
+        """Stored input texts by key (the references in `Step.inputs`); unknown keys are left out."""
+        out: dict[str, str] = {}
+        wanted = list(dict.fromkeys(keys))
+        query = select(_BLOBS.c.hash, _BLOBS.c.text).where(
+            _BLOBS.c.hash.in_(bindparam("keys", expanding=True))
+        )
+        with self._read.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(query, {"keys": wanted[start : start + 500]})
+                out.update((str(key), str(text)) for key, text in rows)
+        return out
+
     def count_steps(self, run_id: str) -> int:
         with self._read.connect() as conn:
             return int(
@@ -1188,6 +1255,7 @@ class TraceStore:
                 row["owner"] = None
                 conn.execute(insert(_RUNS), _aware(row))
                 if bundle.steps:
+                    blobs: dict[str, str] = {}
                     step_rows = [
                         {
                             "run_id": run.id,
@@ -1204,9 +1272,11 @@ class TraceStore:
                             "checkpoint_id": st.checkpoint_id,
                             "error": r.optional(st.error),
                             "created_at": st.created_at,
+                            "inputs": self._import_inputs(st.inputs, bundle.blobs, blobs),
                         }
                         for st in bundle.steps
                     ]
+                    _insert_blobs(conn, blobs)
                     if self.is_sqlite:
                         raw = conn.connection.dbapi_connection
                         assert raw is not None
@@ -1222,6 +1292,17 @@ class TraceStore:
                     conn.execute(insert(_ATTRIBUTIONS), self._attribution_row(run.id, a))
                 written += 1
         return written, skipped
+
+    def _import_inputs(
+        self, refs: list[dict[str, Any]] | None, given: dict[str, str], out: dict[str, str]
+    ) -> list[dict[str, Any]] | None:
+        """An imported step's input references, re-made from their text: the
+        file's keys are not trusted to be the hashes of the texts they name."""
+        if refs is None:
+            return None
+        new_refs, blobs = encode_inputs(decode_inputs(refs, given), self.redact)
+        out.update(blobs)
+        return new_refs
 
 
 def _aware(row: dict[str, Any]) -> dict[str, Any]:

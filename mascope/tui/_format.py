@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -10,7 +11,7 @@ from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
-from mascope.traces import Annotation, Attribution, Run, Step
+from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -66,8 +67,8 @@ def step_row(step: Step, marks: str, width: int) -> Text:
     return line
 
 
-def step_detail(step: Step) -> RenderableType:
-    """Everything about one step."""
+def step_detail(step: Step, *, inputs: RenderableType | None = None) -> RenderableType:
+    """Everything about one step; `inputs` (what its model was sent) goes after its content."""
     head = Text()
     head.append(f"step {step.index}  ", style="bold")
     head.append(step.agent or "?", style=f"bold {agent_style(step.agent)}")
@@ -97,6 +98,8 @@ def step_detail(step: Step) -> RenderableType:
             "(y copies all of it, e exports the run)"
         )
     parts += [Text(""), Text(content or "(no content)", style="" if content else "dim")]
+    if inputs is not None:
+        parts += [Text(""), inputs]
     if step.data:
         parts += [Text(""), Text(_data_title(step), style="bold"), Text(_json(step.data))]
     if step.checkpoint_id:
@@ -172,3 +175,40 @@ def attribution_label(att: Attribution) -> str:
 def branch_label(child: Run, *, replay: bool) -> str:
     kind = "counterfactual replay" if replay else "fork"
     return f"⑂ step {child.fork_step} {kind} {child.id} {child.status}"
+
+
+_ROLE_STYLE = {"system": "magenta", "user": "cyan", "assistant": "green", "tool": "yellow"}
+
+
+def input_detail(messages: Sequence[InputMessage], *, expanded: bool) -> RenderableType:
+    """The messages a step's model was sent: a line per message, or all of each when expanded."""
+    count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
+    toggle = "i: one line each" if expanded else "i shows them in full"
+    parts: list[RenderableType] = [
+        Text.assemble((f"input: {count} sent to the model", "bold"), (f"  ({toggle})", "dim"))
+    ]
+    budget = SHOWN_CHARS
+    for m in messages:
+        content = m.content or ""
+        head = Text("▾ " if expanded else "▸ ", no_wrap=not expanded, overflow="ellipsis")
+        head.append(m.role, style=f"bold {_ROLE_STYLE.get(m.role, '')}")
+        if m.name:
+            head.append(f" {m.name}", style="dim")
+        head.append(f" · {len(content):,} chars", style="dim")
+        calls = [f"{c.get('name', '?')}({json.dumps(c.get('arguments', {}), ensure_ascii=False)})" for c in m.tool_calls]  # fmt: skip
+        if not expanded:
+            if calls:
+                head.append(" · calls " + ", ".join(calls), style="dim")
+            head.append("  " + first_line(content, 100), style="dim")
+            parts.append(head)
+            continue
+        parts.append(head)
+        # One budget for all messages: a long run's prompts would stall drawing.
+        shown = content[: max(budget, 0)]
+        budget -= len(shown)
+        if len(shown) < len(content):
+            shown += f"\n… {len(content) - len(shown):,} more characters (e exports the run)"
+        if shown or not calls:
+            parts.append(Text(shown or "(empty)", style="" if shown else "dim"))
+        parts.extend(Text(f"→ {call[:SHOWN_CHARS]}", style="dim") for call in calls)
+    return Group(*parts)

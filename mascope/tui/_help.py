@@ -42,6 +42,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter on a label", "jump to its step, or open its run"),
             ("b", "open the branch forked at this step (or the only one)"),
             ("y, c", "copy the step's content to the clipboard"),
+            ("i", "show the messages the step's model was sent in full / one line each"),
             ("e", "export the run as JSONL into the current folder"),
             ("r", "reload (a running run also refreshes by itself)"),
         ],

@@ -26,6 +26,7 @@ from ._format import (
     category_of,
     evidence_steps,
     first_line,
+    input_detail,
     mode_label,
     run_summary,
     step_detail,
@@ -79,6 +80,7 @@ class RunScreen(Screen[None]):
         Binding("y,c", "copy", "Copy step"),
         Binding("e", "export", "Export"),
         Binding("r", "reload", "Reload", show=False),
+        Binding("i", "toggle_inputs", "Input", show=False),
     ]
 
     def __init__(self, store: TraceStore, run_id: str, *, poll_interval: float = 1.0) -> None:
@@ -90,6 +92,7 @@ class RunScreen(Screen[None]):
         self.labels = self._read_labels()
         self._total = store.count_steps(run_id)
         self._poll_failed = False
+        self.inputs_expanded = False
 
     # -- layout ------------------------------------------------------------------
 
@@ -271,7 +274,19 @@ class RunScreen(Screen[None]):
                 )
         if notes:
             notes.append(Text(""))
-        detail.update(Group(*notes, step_detail(step)))
+        inputs: RenderableType | None = None
+        if step.inputs:
+            try:
+                messages = self.store.step_inputs(self.run_id, index)
+            except (SQLAlchemyError, MascopeError) as exc:
+                inputs = Text(f"input not readable: {first_line(str(exc))}", "red")
+            else:
+                inputs = input_detail(messages, expanded=self.inputs_expanded)
+        if inputs is not None and self.inputs_expanded:
+            # Shown in full, the input comes first: that is what `i` asked to see.
+            detail.update(Group(*notes, inputs, Text(""), step_detail(step)))
+        else:
+            detail.update(Group(*notes, step_detail(step, inputs=inputs)))
         self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
 
     # -- actions -----------------------------------------------------------------
@@ -339,6 +354,11 @@ class RunScreen(Screen[None]):
             )
             return
         self.app.call_from_thread(self.notify, f"exported run to {target}")
+
+    def action_toggle_inputs(self) -> None:
+        """Show the selected step's input messages in full, or one line each."""
+        self.inputs_expanded = not self.inputs_expanded
+        self._show_step(self.timeline.cursor)
 
     def action_reload(self) -> None:
         self.poll()

@@ -175,3 +175,37 @@ async def test_looking_writes_nothing_and_huge_steps_are_cut(
             await pilot.pause(0.2)
     assert app.clipboard == "x" * 100_000
     assert dump() == before
+
+
+async def test_the_step_pane_shows_what_the_agent_was_sent(tmp_path: Path) -> None:
+    db = tmp_path / "inputs.db"
+    with TraceStore(db) as writer:
+        rid = writer.start_run(team="math", task="add")
+        writer.append_step(rid, agent="planner", content="plan: add them")  # no model input
+        writer.append_step(
+            rid,
+            agent="solver",
+            content="ANSWER: 5",
+            inputs=[
+                {"role": "system", "content": "You are solver, the careful adder.\n\nBe exact."},
+                {"role": "user", "content": "Task: add\n\nIt was rejected: recount the twos"},
+            ],
+        )
+        writer.finish_run(rid, status="succeeded")
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, run_id=rid, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            assert "sent to the model" not in screen_text(app)  # step 0 called no model
+            await pilot.press("j")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "input: 2 messages sent to the model" in text
+            assert "▸ system" in text and "You are solver, the careful adder." in text
+            assert "▸ user" in text and "recount the twos" not in text  # collapsed: first lines
+            await pilot.press("i")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "▾ system" in text and "Be exact." in text and "recount the twos" in text
+            await pilot.press("i")
+            await pilot.pause()
+            assert "recount the twos" not in screen_text(app)
