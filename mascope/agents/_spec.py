@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mascope._safeload import check_schema_size
 
 
 class AgentSpec(BaseModel):
@@ -30,6 +32,9 @@ class AgentSpec(BaseModel):
     function: str | None = None
     """`package.module:callable` for a function agent."""
     max_tool_calls: int = 5
+
+    # A schema goes into every prompt and validator: bound it like a file.
+    _bounded_schema = field_validator("output_schema")(check_schema_size)
 
 
 def render_system_prompt(

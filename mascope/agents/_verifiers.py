@@ -20,6 +20,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, Field
 
+from mascope._safeload import check_schema_size
 from mascope.errors import ConfigError
 
 from ._codeexec import extract_code, run_tests
@@ -175,6 +176,10 @@ class JsonSchemaCheck(Verifier):
     kind = "json_schema"
 
     def __init__(self, schema: dict[str, Any], *, name: str = "json_schema"):
+        try:
+            check_schema_size(schema)
+        except ValueError as exc:
+            raise ConfigError(f"verifier {name}: {exc}") from None
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:

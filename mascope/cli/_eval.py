@@ -13,7 +13,7 @@ from rich.table import Table
 
 from mascope.settings import Settings
 
-from ._common import JsonOpt, err, user_errors
+from ._common import MAX_COUNT, JsonOpt, err, user_errors
 
 eval_app = typer.Typer(
     help="Measure the judge and attribution on public benchmarks.",
@@ -131,7 +131,8 @@ def whowhen(
         bool, typer.Option("--with-ground-truth/--without-ground-truth")
     ] = True,
     limit: Annotated[
-        int | None, typer.Option(help="Only the first N runs (by file number).", min=1)
+        int | None,
+        typer.Option(help="Only the first N runs (by file number).", min=1, max=MAX_COUNT),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -243,11 +244,13 @@ def planted(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option(help="At most N cases, taking every team shape and fault in turn.", min=1),
+        typer.Option(
+            help="At most N cases, taking every team shape and fault in turn.", min=1, max=MAX_COUNT
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated tasks.")] = 0,
     max_replays: Annotated[
-        int, typer.Option(help="Counterfactual: most re-runs per failed run.", min=1)
+        int, typer.Option(help="Counterfactual: most re-runs per failed run.", min=1, max=50)
     ] = 5,
     with_ground_truth: Annotated[
         bool, typer.Option("--with-ground-truth/--without-ground-truth")
