@@ -13,4 +13,4 @@ def read_yaml(path: str | Path, *, what: str) -> Any:
     a missing, malformed or oversized file is a one-line `ConfigError`."""
     path = Path(path)
     text = read_text(path, what=what)
-    return loads_yaml(text, source=f"{what} {path}")
+    return loads_yaml(text, source=f"{what} {path}", kind="JSON or YAML")

@@ -118,20 +118,20 @@ class _BoundedLoader(yaml.SafeLoader):
         self._open_anchors: list[str | None] = []
         self._size: dict[int, tuple[int, int, int]] = {}  # id(node) -> (nodes, chars, depth)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         limits = self.limits
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, AliasEvent):
             self._aliases += 1
             if self._aliases > limits.max_aliases:
                 raise _LimitExceeded(f"uses more than {limits.max_aliases} aliases (*name)")
             if event.anchor in self._open_anchors:
                 raise _LimitExceeded(f"alias *{event.anchor} refers to a value that contains it")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         if not isinstance(event, CollectionStartEvent):
             node = super().compose_node(parent, index)
             self._measure(node)
-            return node  # type: ignore[no-any-return]
+            return node
         # Checked before descending: PyYAML composes recursively, so a deep
         # document would otherwise overflow the stack first.
         self._depth += 1
@@ -144,9 +144,11 @@ class _BoundedLoader(yaml.SafeLoader):
             self._open_anchors.pop()
             self._depth -= 1
         self._measure(node)
-        return node  # type: ignore[no-any-return]
+        return node
 
-    def _measure(self, node: Node) -> None:
+    def _measure(self, node: Node | None) -> None:
+        if node is None:
+            return
         if isinstance(node, ScalarNode):
             nodes, chars, depth = 1, len(node.value), 0
         else:
@@ -178,7 +180,9 @@ class _BoundedLoader(yaml.SafeLoader):
         self._size[id(node)] = (nodes, chars, depth)
 
 
-def loads_yaml(text: str, *, source: str, limits: Limits = SPEC_LIMITS) -> Any:
+def loads_yaml(
+    text: str, *, source: str, limits: Limits = SPEC_LIMITS, kind: str = "YAML"
+) -> Any:
     """Parse YAML (or JSON) text within `limits`; any failure is one `ConfigError` line."""
     if len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         raise _too_big(source, f"is over the limit of {limits.max_bytes:,} bytes")
@@ -191,7 +195,7 @@ def loads_yaml(text: str, *, source: str, limits: Limits = SPEC_LIMITS) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{source}: not valid {kind}{where}: {problem}") from None
     except RecursionError:  # a bound above should always come first; never a traceback
         raise _too_big(source, "nests too deeply to read") from None
     finally:
