@@ -180,13 +180,14 @@ class _BoundedLoader(yaml.SafeLoader):
         self._size[id(node)] = (nodes, chars, depth)
 
 
-def loads_yaml(
-    text: str, *, source: str, limits: Limits = SPEC_LIMITS, kind: str = "YAML"
-) -> Any:
+def loads_yaml(text: str, *, source: str, limits: Limits = SPEC_LIMITS, kind: str = "YAML") -> Any:
     """Parse YAML (or JSON) text within `limits`; any failure is one `ConfigError` line."""
     if len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         raise _too_big(source, f"is over the limit of {limits.max_bytes:,} bytes")
-    loader = _BoundedLoader(text, limits)
+    try:
+        loader = _BoundedLoader(text, limits)  # the reader refuses control characters here
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid {kind}: {exc}") from None
     try:
         return loader.get_single_data()
     except _LimitExceeded as exc:
