@@ -134,6 +134,18 @@ def test_reading_commands_work_on_a_read_only_store(
     out = tmp_path / "e.jsonl"
     exported = cli("runs", "export", rid, "--db", str(path), "--out", str(out), cwd=tmp_path)
     assert exported.returncode == 0 and rid in out.read_text(), exported.stderr
+    refused = cli(
+        "runs",
+        "export",
+        rid,
+        "--db",
+        str(path),
+        "--out",
+        str(path.parent / "e.jsonl"),
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Permission denied" in refused.stderr
     assert digest(path.parent) == before
 
 
