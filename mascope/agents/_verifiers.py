@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -20,7 +19,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, Field
 
-from mascope._safeload import check_schema_size
+from mascope._safeload import check_schema_size, loads_json
 from mascope.errors import ConfigError
 
 from ._codeexec import extract_code, run_tests
@@ -397,7 +396,7 @@ def parse_verdict_text(text: str) -> Verdict:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            return Verdict.model_validate(json.loads(stripped))
+            return Verdict.model_validate(loads_json(stripped, source="replacement verdict"))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"replacement verdict is not a valid verdict JSON: {exc}") from None
     word, _, rest = stripped.partition(":")

@@ -1222,9 +1222,11 @@ def _owner_alive(owner: str | None) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
+    if pid <= 0:  # stored data: never signal a process group
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         pass
