@@ -9,6 +9,7 @@ how many got a clean error (the "Reliability" figure in docs/benchmarks.md).
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
@@ -89,6 +90,7 @@ def _template_store() -> Path:
     """One store with one run, made once and copied for each example (fast)."""
     if not _TEMPLATE:
         folder = Path(tempfile.mkdtemp(prefix="mascope-fuzz-template-"))
+        atexit.register(shutil.rmtree, folder, True)
         with TraceStore(folder / "s.db") as store:
             rid = store.start_run(team="keep", task="keep")
             store.finish_run(rid, status="failed")
