@@ -103,7 +103,7 @@ def test_export_to_an_unwritable_place_is_one_line(db: Path, tmp_path: Path) -> 
     ("agent", "needle"),
     [
         ({"name": "a", "function": "no_such_module_xyz:f"}, "no_such_module_xyz"),
-        ({"name": "a", "model": "openai:gpt@not a url"}, "a"),
+        ({"name": "a", "model": "openai:gpt@not a url"}, "not an http(s) URL"),
         ({"name": "a", "model": "nobackend:x"}, "nobackend"),
     ],
 )

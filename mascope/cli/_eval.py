@@ -256,8 +256,10 @@ def planted(
         bool, typer.Option("--with-ground-truth/--without-ground-truth")
     ] = True,
     keep: Annotated[
-        Path | None,
-        typer.Option("--keep", help="Keep the runs in this store (default: a temporary one)."),
+        str | None,  # a str, like --db: a Path would mangle a URL's `//`
+        typer.Option(
+            "--keep", help="Keep the runs in this store, a path or URL (default: a temporary one)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
