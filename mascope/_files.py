@@ -5,17 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mascope.errors import ConfigError
+from mascope._safeload import loads_yaml, read_text
 
 
 def read_yaml(path: str | Path, *, what: str) -> Any:
-    """Parse a JSON or YAML file; a missing or malformed file is a one-line `ConfigError`."""
+    """Parse a JSON or YAML file within mascope's size, depth and alias bounds;
+    a missing, malformed or oversized file is a one-line `ConfigError`."""
     path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} is not valid JSON or YAML: {exc}") from None
+    text = read_text(path, what=what)
+    return loads_yaml(text, source=f"{what} {path}", kind="JSON or YAML")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mascope._safeload import check_schema_size
 
 
 class AgentSpec(BaseModel):
@@ -47,6 +49,9 @@ class AgentSpec(BaseModel):
     """`package.module:callable` for a function agent; modules next to the team file are found."""
     max_tool_calls: int = 5
     """Most tool calls in one turn before the agent must answer."""
+
+    # A schema goes into every prompt and validator: bound it like a file.
+    _bounded_schema = field_validator("output_schema")(check_schema_size)
 
 
 def render_system_prompt(

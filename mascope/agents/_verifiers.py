@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, Field
 
+from mascope._safeload import check_schema_size, loads_json
 from mascope.errors import ConfigError
 
 from ._codeexec import extract_code, run_tests
@@ -175,6 +175,10 @@ class JsonSchemaCheck(Verifier):
     kind = "json_schema"
 
     def __init__(self, schema: dict[str, Any], *, name: str = "json_schema"):
+        try:
+            check_schema_size(schema)
+        except ValueError as exc:
+            raise ConfigError(f"verifier {name}: {exc}") from None
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -398,7 +402,7 @@ def parse_verdict_text(text: str) -> Verdict:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            return Verdict.model_validate(json.loads(stripped))
+            return Verdict.model_validate(loads_json(stripped, source="replacement verdict"))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"replacement verdict is not a valid verdict JSON: {exc}") from None
     word, _, rest = stripped.partition(":")

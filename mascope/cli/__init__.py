@@ -10,6 +10,7 @@ from mascope import __version__
 
 from ._attribute import attribute
 from ._chat import chat
+from ._common import EXIT_CODES_HELP, OneLineGroup
 from ._eval import eval_app
 from ._judge import judge
 from ._run import demo, fork, resume, run
@@ -21,6 +22,8 @@ from ._tui import tui
 app = typer.Typer(
     name="mascope",
     help="Run teams of LLM agents and find out why they failed.",
+    epilog=EXIT_CODES_HELP,
+    cls=OneLineGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -66,8 +66,8 @@ def attribute(
     from mascope.models import get_model
     from mascope.traces import TraceStore
 
-    settings = Settings.load(db=str(db) if db else None, model=model)
-    store = TraceStore(settings.db, create=False, settings=settings)
+    settings = Settings.load(db=db or None, model=model)
+    store = TraceStore(settings.db, create=False, settings=settings, read_only=False)
     llm = get_model(settings.model, settings=settings)
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     if not run_ids and not all_runs:

@@ -12,7 +12,7 @@ import typer
 from mascope.errors import ConfigError
 from mascope.settings import Settings
 
-from ._common import err, user_errors
+from ._common import MAX_COUNT, err, user_errors
 
 ModelOpt = Annotated[
     str | None,
@@ -36,7 +36,9 @@ def chat(
         Path | None,
         typer.Option("--schema", help="A JSON schema file; the answer is validated against it."),
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate.", min=1)] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Most tokens to generate.", min=1, max=MAX_COUNT)
+    ] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.", min=0)] = None,
     seed: Annotated[
         int | None, typer.Option(help="Sampling seed, where the backend has one.")
@@ -122,11 +124,12 @@ def _read_prompt(prompt: str | None) -> str:
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
+    from mascope._safeload import loads_json, read_text
+
+    text = read_text(path, what="schema file")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"schema file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads_json(text, source=f"schema file {path}")
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"schema file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"schema file {path} must hold a JSON object (a JSON schema)")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from mascope.settings import Settings
 
-from ._common import JsonOpt, err, user_errors
+from ._common import MAX_COUNT, JsonOpt, err, user_errors
 from ._progress import partial_note, progress_bar, run_interruptible, stop_if_interrupted
 
 eval_app = typer.Typer(
@@ -145,7 +145,8 @@ def whowhen(
         bool, typer.Option("--with-ground-truth/--without-ground-truth")
     ] = True,
     limit: Annotated[
-        int | None, typer.Option(help="Only the first N runs (by file number).", min=1)
+        int | None,
+        typer.Option(help="Only the first N runs (by file number).", min=1, max=MAX_COUNT),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -261,18 +262,22 @@ def planted(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option(help="At most N cases, taking every team shape and fault in turn.", min=1),
+        typer.Option(
+            help="At most N cases, taking every team shape and fault in turn.", min=1, max=MAX_COUNT
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated tasks.")] = 0,
     max_replays: Annotated[
-        int, typer.Option(help="Counterfactual: most re-runs per failed run.", min=1)
+        int, typer.Option(help="Counterfactual: most re-runs per failed run.", min=1, max=50)
     ] = 5,
     with_ground_truth: Annotated[
         bool, typer.Option("--with-ground-truth/--without-ground-truth")
     ] = True,
     keep: Annotated[
-        Path | None,
-        typer.Option("--keep", help="Keep the runs in this store (default: a temporary one)."),
+        str | None,  # a str, like --db: a Path would mangle a URL's `//`
+        typer.Option(
+            "--keep", help="Keep the runs in this store, a path or URL (default: a temporary one)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

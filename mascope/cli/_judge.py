@@ -63,12 +63,12 @@ def judge(
     from mascope.models import get_model
     from mascope.traces import TraceStore
 
-    settings = Settings.load(db=str(db) if db else None, model=model)
+    settings = Settings.load(db=db or None, model=model)
     if not run_ids and not all_runs:
         raise ConfigError(
             "name runs to judge, or pass --all (with --status failed to judge only failures)"
         )
-    store = TraceStore(settings.db, create=False, settings=settings)
+    store = TraceStore(settings.db, create=False, settings=settings, read_only=False)
     store.recover_interrupted()
     ids = [store.resolve_run_id(r) for r in run_ids or []]
     if all_runs:

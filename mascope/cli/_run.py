@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mascope.settings import Settings
 
-from ._common import DbOpt, JsonOpt, err, user_errors
+from ._common import MAX_COUNT, DbOpt, JsonOpt, err, removed_if_failed, user_errors
 from ._progress import progress_bar
 
 if TYPE_CHECKING:
@@ -34,11 +34,12 @@ ModelOpt = Annotated[
 ]
 
 
-def _store(db: Path | None) -> Any:
+def _store(db: str | None) -> Any:
     from mascope.traces import TraceStore
 
-    settings = Settings.load(db=str(db) if db else None)
-    return TraceStore(settings.db, settings=settings)
+    settings = Settings.load(db=db or None)
+    # read_only=False: a store this user cannot write is refused before anything is created.
+    return TraceStore(settings.db, settings=settings, read_only=False)
 
 
 def _printer(as_json: bool) -> Any:
@@ -143,10 +144,11 @@ def run(
     from mascope.graphs import Team, load_team_file
 
     spec = load_team_file(team_file)  # every YAML mistake is reported before any model loads
-    store = _store(db)
-    team = Team.from_spec(spec, model=model, store=store, source=str(team_file))
-    _start(team, task, as_json)
-    result = team.run(task, ground_truth=expect, on_step=_printer(as_json))
+    with removed_if_failed(db):  # a run that cannot start leaves no store behind
+        store = _store(db)
+        team = Team.from_spec(spec, model=model, store=store, source=str(team_file))
+        _start(team, task, as_json)
+        result = team.run(task, ground_truth=expect, on_step=_printer(as_json))
     _report(result, store, as_json)
     _exit_for(result)
 
@@ -168,10 +170,11 @@ def demo(
     from mascope.graphs import Team, load_team_file
 
     path = Path(str(files("mascope.examples").joinpath("solver_checker.yaml")))
-    store = _store(db)
-    team = Team.from_spec(load_team_file(path), model=model, store=store, source=str(path))
-    _start(team, DEMO_TASK, as_json)
-    result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
+    with removed_if_failed(db):
+        store = _store(db)
+        team = Team.from_spec(load_team_file(path), model=model, store=store, source=str(path))
+        _start(team, DEMO_TASK, as_json)
+        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
     _report(result, store, as_json)
     if not as_json:
         _diagnose(team, store, result)
@@ -283,7 +286,10 @@ def resume(
 def fork(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     step: Annotated[
-        int, typer.Option("--step", "-k", help="The step whose output to replace.", min=0)
+        int,
+        typer.Option(
+            "--step", "-k", help="The step whose output to replace.", min=0, max=MAX_COUNT
+        ),
     ],
     content: Annotated[
         str,
@@ -304,7 +310,7 @@ def fork(
     _exit_for(result)
 
 
-def _team_of(run_id: str, db: Path | None, model: str | None) -> tuple[Team, Any, str]:
+def _team_of(run_id: str, db: str | None, model: str | None) -> tuple[Team, Any, str]:
     from mascope.errors import UserError
     from mascope.graphs import Team, parse_team
 

@@ -15,7 +15,7 @@ from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
 from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
 
-from ._common import DbOpt, JsonOpt, err, user_errors
+from ._common import MAX_COUNT, DbOpt, JsonOpt, err, removed_if_failed, user_errors
 
 if TYPE_CHECKING:
     from mascope.traces import Step, TraceStore
@@ -30,11 +30,14 @@ runs_app = typer.Typer(
 out = Console(highlight=False, width=None if Console().is_terminal else 200)
 
 
-def open_store(db: Path | None, *, create: bool = False) -> TraceStore:
+def open_store(db: str | None, *, create: bool = False, write: bool = False) -> TraceStore:
+    """The store named by --db or MASCOPE_DB; `write` refuses a read-only one up front."""
     from mascope.traces import TraceStore
 
-    settings = Settings.load(db=str(db) if db else None)
-    return TraceStore(settings.db, create=create, settings=settings)
+    settings = Settings.load(db=db or None)
+    return TraceStore(
+        settings.db, create=create, settings=settings, read_only=False if write else None
+    )
 
 
 @runs_app.command("list")
@@ -50,7 +53,7 @@ def list_runs(
     search: Annotated[
         str | None, typer.Option(help="Only runs whose task contains this text.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many runs to show.", min=1)] = 20,
+    limit: Annotated[int, typer.Option(help="How many runs to show.", min=1, max=MAX_COUNT)] = 20,
     before: Annotated[
         str | None, typer.Option(help="Show runs older than this run id (the next page).")
     ] = None,
@@ -64,6 +67,8 @@ def list_runs(
 
     with open_store(db) as store:
         store.recover_interrupted()
+        if before is not None:  # a typo would silently list nothing (or everything)
+            before = store.resolve_run_id(before)
         runs = store.list_runs(
             status=status, team=team, mode=mode, search=search, before=before, limit=limit
         )
@@ -99,9 +104,9 @@ def list_runs(
 def show_run(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")],
     full: Annotated[bool, typer.Option("--full", help="Show every line of every step.")] = False,
-    offset: Annotated[int, typer.Option(help="First step to show.", min=0)] = 0,
+    offset: Annotated[int, typer.Option(help="First step to show.", min=0, max=MAX_COUNT)] = 0,
     limit: Annotated[
-        int | None, typer.Option(help="How many steps to show (default all).", min=1)
+        int | None, typer.Option(help="How many steps to show (default all).", min=1, max=MAX_COUNT)
     ] = None,
     step: Annotated[
         int | None,
@@ -206,7 +211,7 @@ def import_runs(
         raise ConfigError(
             f"unknown import format {fmt!r}{did_you_mean(fmt, IMPORT_FORMATS)}; use one of {', '.join(IMPORT_FORMATS)}"
         )
-    with open_store(db, create=True) as store:
+    with removed_if_failed(db), open_store(db, create=True, write=True) as store:
         report = import_paths(store, fmt, paths)
     if as_json:
         print(

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from mascope._safeload import check_schema_size, loads_yaml, read_text
 from mascope.agents import AgentSpec, Budget, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
@@ -72,6 +72,8 @@ class VerifierSpec(_Strict):
     """ensemble: pass when all members pass, any does, most do, or the mean score reaches `threshold`."""
     threshold: float = 0.5
     """ensemble: the mean score needed when `combine: mean`."""
+
+    _bounded_schema = field_validator("schema_")(check_schema_size)
 
 
 class StageSpec(_Strict):
@@ -255,20 +257,10 @@ class TeamSpec(_Strict):
 def load_team_file(path: str | Path) -> TeamSpec:
     """Read and validate a team YAML file; errors name the file, the path inside it and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"team file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read team file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(
-            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+    # Bounded: a few hundred bytes of nested aliases or brackets must not exhaust
+    # memory or the stack (see mascope/_safeload.py).
+    text = read_text(path, what="team file")
+    data = loads_yaml(text, source=str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a team file must be a mapping with name, agents and topology")
     spec = parse_team(data, source=str(path))

@@ -275,7 +275,7 @@ class OpenAIModel(ChatModel):
                 continue
             try:
                 args = json.loads(fn.arguments or "{}")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # untrusted: kept as text
                 args = {"_unparsed": fn.arguments}
             if not isinstance(args, dict):
                 args = {"_value": args}

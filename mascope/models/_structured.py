@@ -98,6 +98,13 @@ def _describe_schema_error(err: jsonschema.ValidationError) -> str:
 
 def extract_json(text: str) -> Any:
     """The first JSON value in `text`, tolerating code fences and chatter around it."""
+    try:
+        return _extract_json(text)
+    except RecursionError:  # a model's answer is untrusted: deep nesting is a bad answer
+        raise ValueError("the answer's JSON nests too deeply") from None
+
+
+def _extract_json(text: str) -> Any:
     stripped = text.strip()
     if not stripped:
         raise ValueError("the answer was empty")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
     from ._export import bundle, export_runs, otel_document, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
-    from ._ids import new_id
+    from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
     from ._inputs import InputMessage
     from ._redact import MASK, Redactor
@@ -52,6 +52,8 @@ __getattr__, __dir__ = lazy_exports(
         "BUNDLE_FORMAT": "._formats",
         "RunBundle": "._formats",
         "new_id": "._ids",
+        "file_safe": "._ids",
+        "is_valid_id": "._ids",
         "ImportReport": "._import",
         "InputMessage": "._inputs",
         "import_paths": "._import",
@@ -108,7 +110,9 @@ __all__ = [
     "TraceStore",
     "bundle",
     "export_runs",
+    "file_safe",
     "import_paths",
+    "is_valid_id",
     "new_id",
     "otel_document",
     "parse_jsonl",

@@ -49,7 +49,14 @@ def export_runs(store: TraceStore, run_ids: Sequence[str], fmt: str, out: str | 
     target = Path(out).expanduser()
     if not target.parent.exists():
         raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: it is a folder; name a file to write")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {target}: {exc.strerror or exc}; choose a file in a folder you can write"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             if fmt == "jsonl":
@@ -60,6 +67,9 @@ def export_runs(store: TraceStore, run_ids: Sequence[str], fmt: str, out: str | 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

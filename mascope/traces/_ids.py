@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -29,3 +30,22 @@ def new_id() -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""What a stored id may look like: mascope's ULIDs, UUIDs and other plain tokens.
+
+Nothing that could be a path (`/`, `..`), a shell or terminal control, or
+unbounded in length, so an id is safe to show and to put in a file name.
+"""
+
+
+def is_valid_id(text: object) -> bool:
+    """Whether `text` is an id mascope accepts from outside (see `ID_PATTERN`)."""
+    return isinstance(text, str) and ID_PATTERN.fullmatch(text) is not None
+
+
+def file_safe(text: str, *, max_len: int = 64) -> str:
+    """`text` made safe as one part of a file name: no separators, no leading dot, bounded."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".")[:max_len]
+    return cleaned or "unnamed"

@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, field_validator
 
+from mascope._safeload import IMPORT_LIMITS, loads_json
 from mascope.errors import ConfigError, ImportFormatError, did_you_mean
 from mascope.taxonomy import MAST
 
 from ._constants import IMPORT_FORMATS
 from ._formats import RunBundle
-from ._ids import new_id
+from ._ids import is_valid_id, new_id
 from ._inputs import check_blobs, check_refs
 from ._mad import split_trace
 from ._schema import RUN_STATUSES, AnnotationBase, AttributionBase, RunBase, StepBase
@@ -89,13 +90,23 @@ def _natural(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def _read_json(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing one over the import size bound before reading it."""
     try:
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size > IMPORT_LIMITS.max_bytes:
+            raise ImportFormatError(
+                f"{path}: {size:,} bytes is over the import limit of {IMPORT_LIMITS.max_bytes:,} bytes; split the file"
+            )
+        return path.read_bytes()
     except OSError as exc:
-        raise ImportFormatError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ImportFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    raw = _read_bytes(path)
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return loads_json(raw.decode("utf-8-sig"), source=str(path), limits=IMPORT_LIMITS)
     except UnicodeDecodeError:
         raise ImportFormatError(f"{path}: not UTF-8 text, so not JSON") from None
     except json.JSONDecodeError as exc:
@@ -260,7 +271,7 @@ def parse_mad(path: Path) -> list[RunBundle]:
 
 
 def _json_records(path: Path) -> list[Any]:
-    text_head = path.read_bytes()[:1].strip()
+    text_head = _read_bytes(path).lstrip()[:1]
     if path.suffix == ".jsonl" or (text_head and text_head not in (b"[", b"{")):
         return _jsonl_values(path)
     data = _read_json(path)
@@ -330,10 +341,7 @@ def _mad_bundle(path: Path, where: str, rec: _MadRecord, raw: dict[str, Any]) ->
 
 
 def _jsonl_values(path: Path) -> list[Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    raw = _read_bytes(path)
     try:
         text = raw.decode()
     except UnicodeDecodeError:
@@ -343,7 +351,9 @@ def _jsonl_values(path: Path) -> list[Any]:
         if not line.strip():
             continue
         try:
-            values.append(json.loads(line))
+            values.append(
+                loads_json(line, source=f"{path}: record {n} (line {n})", limits=IMPORT_LIMITS)
+            )
         except json.JSONDecodeError as exc:
             raise ImportFormatError(
                 f"{path}: record {n} (line {n}): not valid JSON ({exc.msg}, column {exc.colno})"
@@ -369,6 +379,7 @@ def parse_jsonl(path: Path) -> list[RunBundle]:
         except ValidationError as exc:
             raise _field_error(path, where, exc) from None
         run = bundle.run
+        _check_ids_and_numbers(path, where, bundle)
         if run.status not in RUN_STATUSES:
             raise ImportFormatError(
                 f"{path}: {where}: field run.status: must be one of {', '.join(RUN_STATUSES)} (got {run.status!r})"
@@ -392,6 +403,46 @@ def parse_jsonl(path: Path) -> list[RunBundle]:
         seen.add(run.id)
         bundles.append(bundle)
     return bundles
+
+
+_INT_MAX = 2**63 - 1  # SQLite and PostgreSQL BIGINT: a larger number cannot be stored
+
+
+def _check_ids_and_numbers(path: Path, where: str, bundle: RunBundle) -> None:
+    """Ids are plain tokens (they end up in file names and terminals) and every
+    number fits a database integer; the error names the field."""
+    ids: list[tuple[str, object]] = [
+        ("run.id", bundle.run.id),
+        ("run.parent_run_id", bundle.run.parent_run_id),
+    ]
+    for i, a in enumerate(bundle.annotations):
+        ids += [(f"annotations[{i}].id", a.id), (f"annotations[{i}].job_id", a.job_id)]
+    for i, b in enumerate(bundle.attributions):
+        ids += [
+            (f"attributions[{i}].id", b.id),
+            (f"attributions[{i}].replay_run_id", b.replay_run_id),
+            (f"attributions[{i}].job_id", b.job_id),
+        ]
+    for name, value in ids:
+        if value is not None and not is_valid_id(value):
+            raise ImportFormatError(
+                f"{path}: {where}: field {name}: not a valid id (got {json.dumps(value)[:40]}); "
+                "ids are 1-64 letters, digits, _ or -, starting with a letter or digit"
+            )
+    parts: list[tuple[str, BaseModel]] = [("run", bundle.run)]
+    parts += [(f"steps[{i}]", st) for i, st in enumerate(bundle.steps)]
+    parts += [(f"annotations[{i}]", a) for i, a in enumerate(bundle.annotations)]
+    parts += [(f"attributions[{i}]", b) for i, b in enumerate(bundle.attributions)]
+    for prefix, model in parts:
+        for name, value in model:
+            if isinstance(value, int) and not isinstance(value, bool):
+                low = 0 if name in ("index", "fork_step", "step_index", "step_count") else -_INT_MAX
+                if not low <= value <= _INT_MAX:
+                    shown = name.removesuffix("_")
+                    raise ImportFormatError(
+                        f"{path}: {where}: field {prefix}.{shown}: {value} is out of range "
+                        f"({low} to {_INT_MAX})"
+                    )
 
 
 PARSERS: dict[str, Callable[[Path], list[RunBundle]]] = {

@@ -12,6 +12,9 @@ import json
 import re
 from typing import Any
 
+from mascope._safeload import IMPORT_LIMITS, loads_json
+from mascope.errors import ConfigError
+
 Split = list[tuple[str, str]]
 """(agent, content) pairs, in order."""
 
@@ -32,9 +35,9 @@ def split_trace(trace: str) -> tuple[Split, str, dict[str, Any]]:
     stripped = trace.strip()
     if stripped.startswith("{"):
         try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError:
-            data = None
+            data = loads_json(stripped, source="trace", limits=IMPORT_LIMITS)
+        except (json.JSONDecodeError, ConfigError):
+            data = None  # too deep or not JSON: split it as text below
         if isinstance(data, dict):
             found = _from_json(data)
             if found is not None:

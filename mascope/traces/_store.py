@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from mascope.errors import NotFoundError, StoreError, did_you_mean
@@ -158,7 +158,7 @@ def _check_existing_sqlite(path: Path) -> None:
             f"{path} is not a SQLite database; pass --db PATH to a mascope trace store"
         )
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        con = _connect_read_only(path)
         try:
             found = con.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mascope_meta'"
@@ -189,6 +189,39 @@ def _store_url(target: str | Path | None, settings: Settings | None) -> tuple[st
     return f"sqlite:///{path}", path
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may change the SQLite file: the file and, for the
+    WAL and its index, the folder it is in."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def _read_only_message(where: object) -> str:
+    return (
+        f"the trace store {where} is read-only (this user cannot write the file or its folder); "
+        "make both writable, or pass --db to a store you can write"
+    )
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: `mode=ro`, or `immutable=1` when even the
+    WAL index cannot be created (a read-only folder, and no writer to see)."""
+    uri = path.resolve().as_uri()
+    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        if not _is_read_only_error(exc) and "unable to open" not in str(exc):
+            raise
+    return sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False
+    )
+
+
 class TraceStore:
     """The trace store.
 
@@ -198,6 +231,10 @@ class TraceStore:
             a missing file, a foreign file or a database without a store each
             give a one-line `StoreError`).
         redactor: what masks secrets; default one built from the environment.
+        read_only: open a SQLite store without ever writing to it (any write
+            raises a one-line `StoreError`); `False` refuses a store this user
+            cannot write at once; `None` (the default) reads a store it cannot
+            write and writes one it can.
     """
 
     def __init__(
@@ -207,11 +244,14 @@ class TraceStore:
         create: bool = True,
         settings: Settings | None = None,
         redactor: Redactor | None = None,
+        read_only: bool | None = None,
     ):
         self.url, self.path = _store_url(target, settings)
         self.create = create
+        self.read_only = False
+        """True when this store was opened without write access."""
         if self.path is not None:
-            if not create:
+            if not create or read_only:
                 # Checked read-only first: opening a file for real would switch it
                 # to WAL mode, changing a file that may not be ours.
                 _check_existing_sqlite(self.path)
@@ -219,10 +259,30 @@ class TraceStore:
                 raise StoreError(
                     f"cannot create {self.path}: folder {self.path.parent} does not exist"
                 )
+            writable = _writable(self.path)
+            if read_only is False and not writable:
+                raise StoreError(_read_only_message(self.path))
+            self.read_only = bool(read_only) or not writable
+            if self.read_only and not self.path.exists():
+                raise StoreError(_read_only_message(self.path))
         self.redact = redactor or Redactor()
         self.is_sqlite = self.url.startswith("sqlite")
-        self._engine = self._make_engine(write=True)
-        self._read = self._make_engine(write=False) if self.is_sqlite else self._engine
+        try:
+            if self.read_only:
+                self._read = self._make_engine(write=False)
+                self._engine = self._read
+            else:
+                self._engine = self._make_engine(write=True)
+                self._read = self._make_engine(write=False) if self.is_sqlite else self._engine
+        except ImportError as exc:
+            raise StoreError(
+                f"cannot open trace store {self.url}: its database driver is not installed "
+                f"({exc.name or exc}); install it, e.g. pip install 'psycopg[binary]' for postgresql://"
+            ) from None
+        except ArgumentError as exc:
+            raise StoreError(
+                f"{self.url!r} is not a database URL or path (--db / MASCOPE_DB): {exc}"
+            ) from None
         self._next_index: dict[str, int] = {}
         self._lock = threading.Lock()
         # The recorder's hot path writes steps through one plain sqlite3
@@ -242,14 +302,20 @@ class TraceStore:
     def _make_engine(self, *, write: bool) -> Engine:
         if not self.is_sqlite:
             return create_engine(self.url, pool_pre_ping=True)
-        engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+        if self.read_only and self.path is not None:
+            path = self.path
+            engine = create_engine("sqlite://", creator=lambda: _connect_read_only(path))
+        else:
+            engine = create_engine(
+                self.url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout = 30000")
-            if self.path is not None:
+            if self.path is not None and not self.read_only:
                 cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = OFF")
@@ -261,6 +327,11 @@ class TraceStore:
             # busy timeout instead of deadlocking on a lock upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
+        @event.listens_for(engine, "handle_error")
+        def _on_error(context: Any) -> None:
+            if _is_read_only_error(context.original_exception):
+                raise StoreError(_read_only_message(self.path or self.url)) from None
+
         return engine
 
     def _prepare(self) -> None:
@@ -269,7 +340,7 @@ class TraceStore:
             with self._engine.begin() as conn:
                 tables = set(inspect(conn).get_table_names())
                 if "mascope_meta" not in tables:
-                    if not self.create:
+                    if not self.create or self.read_only:
                         raise StoreError(f"{where} holds no mascope trace store; {HOW_TO_MAKE_ONE}")
                     if tables - _OUR_TABLES:
                         shown = ", ".join(sorted(tables)[:5])
@@ -298,6 +369,11 @@ class TraceStore:
                     raise StoreError(
                         f"{where} was written by a newer mascope (store schema v{version}; this "
                         f"mascope reads up to v{SCHEMA_VERSION}); upgrade mascope"
+                    )
+                if version < SCHEMA_VERSION and self.read_only:
+                    raise StoreError(
+                        f"{where} has store schema v{version} and needs an upgrade to "
+                        f"v{SCHEMA_VERSION}, which needs write access; open it once as a user who can write it"
                     )
                 while version < SCHEMA_VERSION:
                     migrate = MIGRATIONS.get(version)
@@ -464,6 +540,8 @@ class TraceStore:
                 _insert_blobs(conn, blobs)
                 conn.execute(insert(_STEPS), row)
             return
+        if self.read_only:
+            raise StoreError(_read_only_message(self.path))
         with self._raw_lock:
             if self._raw is None:
                 self._raw = sqlite3.connect(
@@ -472,13 +550,20 @@ class TraceStore:
                 self._raw.execute("PRAGMA busy_timeout = 30000")
                 self._raw.execute("PRAGMA synchronous = NORMAL")
             con = self._raw
-            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_read_only_error(exc):
+                    raise StoreError(_read_only_message(self.path)) from None
+                raise
             try:
                 if blobs:
                     con.executemany(_BLOB_SQL, list(blobs.items()))
                 con.execute(_STEP_SQL, _step_params(row))
-            except BaseException:
+            except BaseException as exc:
                 con.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_read_only_error(exc):
+                    raise StoreError(_read_only_message(self.path)) from None
                 raise
             con.execute("COMMIT")
 
@@ -591,7 +676,7 @@ class TraceStore:
                 select(_RUNS.c.id, _RUNS.c.owner).where(_RUNS.c.status == "running")
             ).all()
         dead = [rid for rid, owner in rows if not _owner_alive(owner)]
-        if dead:
+        if dead and not self.read_only:  # a reader that cannot write leaves them as they are
             with self._engine.begin() as conn:
                 conn.execute(
                     update(_RUNS)
@@ -1305,6 +1390,11 @@ class TraceStore:
         return new_refs
 
 
+def _is_read_only_error(exc: BaseException | None) -> bool:
+    text = str(exc).lower()
+    return "readonly database" in text or "read-only database" in text
+
+
 def _aware(row: dict[str, Any]) -> dict[str, Any]:
     """Imported timestamps without a zone are taken to be UTC."""
     for key, value in row.items():
@@ -1339,9 +1429,11 @@ def _owner_alive(owner: str | None) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
+    if pid <= 0:  # stored data: never signal a process group
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         pass

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from mascope.errors import MascopeError
-from mascope.traces import Annotation, Attribution, Run, TraceStore, export_runs
+from mascope.traces import Annotation, Attribution, Run, TraceStore, export_runs, file_safe
 
 from ._format import (
     attribution_label,
@@ -342,7 +342,8 @@ class RunScreen(Screen[None]):
         self.notify(f"copied step {step.index} ({len(step.content):,} characters) to the clipboard")
 
     def action_export(self) -> None:
-        target = Path.cwd() / f"mascope-run-{self.run_id}.jsonl"
+        # The id comes from the store, which may hold imported data: never a path as is.
+        target = Path.cwd() / f"mascope-run-{file_safe(self.run_id)}.jsonl"
         self.run_worker(lambda: self._export(target), thread=True, exclusive=True, group="export")
 
     def _export(self, target: Path) -> None:

@@ -102,3 +102,22 @@ def test_the_guide_example_runs(db: Path, tmp_path: Path, monkeypatch: pytest.Mo
     )
     exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
     assert "9 of 9 runs" in str(seen[0])
+
+
+async def test_the_tui_browses_a_read_only_store(db: Path) -> None:
+    from mascope.traces import TraceStore
+    from mascope.tui import TraceApp
+    from mascope.tui._run_screen import RunScreen
+
+    from .conftest import RUN, screen_text
+
+    before = db.read_bytes()
+    with TraceStore(db, create=False, read_only=True) as store:
+        app = TraceApp(store, poll_interval=0.05)
+        async with app.run_test(size=(130, 30)) as pilot:
+            await pilot.pause(0.2)  # a few live polls
+            app.open_run(RUN)
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, RunScreen)
+            assert "Write add(a, b)" in screen_text(app)
+    assert db.read_bytes() == before
