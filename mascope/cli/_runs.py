@@ -116,17 +116,30 @@ def show_run(
             data = bundle(store, rid).to_json_dict()
             print(json.dumps(data, ensure_ascii=False))
             return
-        run = store.get_run(rid)
-        annotations = store.annotations(rid)
-        attributions = store.attributions(rid)
+        run = _redacted(store, store.get_run(rid))
+        annotations = [_redacted(store, a) for a in store.annotations(rid)]
+        attributions = [_redacted(store, a) for a in store.attributions(rid)]
         out.print(run_header(run))
         if limit is None and offset == 0:
             steps: Any = store.iter_steps(rid)
         else:
             steps = store.steps(rid, offset=offset, limit=limit)
+        steps = (_redacted(store, s) for s in steps)
         for line in step_lines(steps, annotations, attributions, full=full):
             out.print(line, soft_wrap=True)
         out.print(labels_summary(annotations, attributions))
+
+
+def _redacted(store: TraceStore, row: Any) -> Any:
+    """A stored row with its text redacted again by the current redactor, as exports are."""
+    fields = row.model_dump()
+    return row.model_copy(
+        update={
+            k: store.redact.strings(v)
+            for k, v in fields.items()
+            if isinstance(v, str | dict | list)
+        }
+    )
 
 
 @runs_app.command("import")

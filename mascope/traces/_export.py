@@ -22,16 +22,23 @@ ExportFormat = Literal["jsonl", "otel"]
 
 
 def bundle(store: TraceStore, run_id: str) -> RunBundle:
-    """Everything stored about one run."""
+    """Everything stored about one run, redacted again with the store's redactor.
+
+    Rows were redacted when written, but perhaps by an older redactor or
+    without a secret the environment holds now; what leaves the store is
+    checked again.
+    """
     run = store.get_run(run_id)
+    clean = store.redact.strings
     return RunBundle(
-        run=RunBase.model_validate(run.model_dump()),
-        steps=[StepBase.model_validate(s.model_dump()) for s in store.iter_steps(run_id)],
+        run=RunBase.model_validate(clean(run.model_dump())),
+        steps=[StepBase.model_validate(clean(s.model_dump())) for s in store.iter_steps(run_id)],
         annotations=[
-            AnnotationBase.model_validate(a.model_dump()) for a in store.annotations(run_id)
+            AnnotationBase.model_validate(clean(a.model_dump())) for a in store.annotations(run_id)
         ],
         attributions=[
-            AttributionBase.model_validate(a.model_dump()) for a in store.attributions(run_id)
+            AttributionBase.model_validate(clean(a.model_dump()))
+            for a in store.attributions(run_id)
         ],
     )
 
@@ -76,7 +83,8 @@ def otel_document(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Any]:
     """OTLP JSON (`resourceSpans`) with GenAI semantic-convention attributes."""
     spans: list[dict[str, Any]] = []
     for rid in run_ids:
-        spans.extend(_run_spans(store, rid))
+        # Redacted again on the way out, as `bundle` does (attribute names are untouched).
+        spans.extend(store.redact.strings(span) for span in _run_spans(store, rid))
     return {
         "resourceSpans": [
             {

@@ -92,3 +92,43 @@ def test_ordinary_text_is_left_alone(prose: str) -> None:
 def test_short_env_values_are_not_masked_everywhere() -> None:
     redactor = Redactor({"RETRY_TOKEN": "1", "X_KEY": "abc"})
     assert redactor.text("1 abc 1") == "1 abc 1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'login({"user": "alice", "password": "hunter2-secret"})',
+        "login(user='alice', password='hunter2-secret')",
+        '{\\"user\\": \\"alice\\", \\"password\\": \\"hunter2-secret\\"}',
+        "connect(api_key=hunter2-secret, timeout=3)",
+        "export DB_PASSWORD='hunter2-secret'",
+        "PASSWORD=hunter2-secret ./deploy.sh",
+        "mysql --password hunter2-secret -u root",
+        "headers = {'X-Api-Key': 'hunter2-secret'}",
+        "client_secret: hunter2-secret",
+        "aws_secret_access_key = hunter2-secret",
+        "postgresql://alice:hunter2-secret@db.internal/app",
+        "Authorization: Basic hunter2-secret",
+        'call({"token": "hunter2-secret',  # cut off mid-value, as long tool calls are
+    ],
+)
+def test_secret_named_values_inside_free_text_are_masked(text: str) -> None:
+    masked = Redactor({}).text(text)
+    assert "hunter2" not in masked and MASK in masked, masked
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "API_KEY = 'YOUR_API_KEY'",
+        "client = OpenAI(api_key=API_KEY)",
+        "token = os.environ['GITHUB_TOKEN']",
+        "password = getpass()",
+        "def login(user, password=password):",
+        'secret: "<your secret here>"',
+        "if password == expected:",
+        "the secret: patience",
+    ],
+)
+def test_placeholders_and_code_references_are_not_secrets(code: str) -> None:
+    assert Redactor({}).text(code) == code
