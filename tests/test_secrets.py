@@ -41,9 +41,10 @@ SLACK_TOKEN = "xoxb-1234567890-abcdefghijklmnop"  # imported JSONL
 JSONL_PASSWORD = "imported-pw-31337-xyz"  # imported JSONL, secret-named field in text
 GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"  # imported Who&When
 HF_TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"  # imported MAD
+ANTHROPIC_KEY = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUv"  # imported JSONL: team and agent names
 PLANTED = [
     OPENAI_KEY, GITHUB_TOKEN, AWS_KEY_ID, BEARER, JWT, BASIC_AUTH, ENV_SECRET, TOOL_PASSWORD,
-    KWARG_KEY, SHELL_PASSWORD, SLACK_TOKEN, JSONL_PASSWORD, GOOGLE_KEY, HF_TOKEN,
+    KWARG_KEY, SHELL_PASSWORD, SLACK_TOKEN, JSONL_PASSWORD, GOOGLE_KEY, HF_TOKEN, ANTHROPIC_KEY,
 ]  # fmt: skip
 
 TASK = (
@@ -107,11 +108,11 @@ def _imports(folder: Path) -> dict[str, Path]:
     folder.mkdir()
     jsonl = folder / "runs.jsonl"
     run = {
-        "id": "01JIMPORTEDSECRETRUN0000001", "team": "x", "task": f"use {SLACK_TOKEN}",
+        "id": "01M8SWKPCWARXDDQ33NFVQSAB1", "team": f"team {ANTHROPIC_KEY}", "task": f"use {SLACK_TOKEN}",
         "status": "failed", "started_at": "2026-01-01T00:00:00Z", "source": "jsonl",
     }  # fmt: skip
     step = {
-        "run_id": run["id"], "index": 0, "agent": "a", "kind": "tool_call",
+        "run_id": run["id"], "index": 0, "agent": f"bot {ANTHROPIC_KEY}", "kind": "tool_call",
         "content": f'login({{"user": "bob", "password": "{JSONL_PASSWORD}"}})',
         "created_at": "2026-01-01T00:00:01Z",
     }  # fmt: skip
@@ -260,3 +261,37 @@ def test_checkpoint_wal_holds_no_secret_while_the_run_is_open(
     assert {"s.db-wal", "s.checkpoints.db-wal"} <= wal_seen
     assert [s for s in scans if s] == []
     assert _hits("\n".join(e.content + (e.error or "") for e in seen).encode()) == []
+
+
+_FAILURES: list[str] = []
+
+
+def fails_once(ctx: TurnContext) -> str:
+    """Fails the first time with a message that quotes the task, as careless code does."""
+    _FAILURES.append(ctx.task)
+    if len(_FAILURES) == 1:
+        raise ValueError(f"cannot handle {ctx.task!r}")
+    return "handled"
+
+
+def test_a_nodes_error_is_redacted_in_the_checkpoint_and_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    _FAILURES.clear()
+    team_file = tmp_path / "team.yaml"
+    team_file.write_text(
+        "name: flaky\nagents:\n  - name: a\n    function: tests.test_secrets:fails_once\n"
+        "topology:\n  kind: pipeline\n  stages: [a]\n"
+    )
+    with TraceStore(tmp_path / "s.db") as store:
+        team = Team.from_yaml(team_file, store=store)
+        first = team.run(TASK)
+        assert first.status == "error" and first.error and "[REDACTED]" in first.error
+        assert _scan(tmp_path) == {}
+        again = team.resume(first.run_id)
+        assert again.succeeded, again.error
+        # The resumed node read the task back from the checkpoint: redacted, the secret gone for good.
+        assert _FAILURES[0] == TASK and _hits(_FAILURES[1].encode()) == []
+        assert "[REDACTED]" in _FAILURES[1]
+    assert _scan(tmp_path) == {}

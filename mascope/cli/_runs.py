@@ -65,6 +65,7 @@ def list_runs(
         runs = store.list_runs(
             status=status, team=team, mode=mode, search=search, before=before, limit=limit
         )
+        runs = [_redacted(store, r) for r in runs]
         ids = [r.id for r in runs]
         modes = store.modes_by_run(ids)
         live = store.live_step_counts([r.id for r in runs if r.status == "running"])

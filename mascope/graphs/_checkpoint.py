@@ -8,10 +8,12 @@ pending writes, forked state) whatever method of the saver writes it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from pydantic import BaseModel
 
 from mascope.traces import Redactor
 
@@ -27,8 +29,32 @@ class RedactingSerializer:
         if isinstance(obj, dict) and "channel_values" in obj and "channel_versions" in obj:
             # A checkpoint: only its channel values are the run's data; the rest
             # (ids, versions, timestamps) is LangGraph's bookkeeping, left exact.
-            return {**obj, "channel_values": self.redactor.strings(obj["channel_values"])}
-        return self.redactor.strings(obj)
+            return {**obj, "channel_values": self._deep(obj["channel_values"])}
+        return self._deep(obj)
+
+    def _deep(self, obj: Any) -> Any:
+        """Every string inside `obj` redacted, whatever holds it; the same types come back."""
+        if isinstance(obj, str):
+            return self.redactor.text(obj)
+        if isinstance(obj, dict):
+            return {k: self._deep(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple | set | frozenset):
+            return type(obj)(self._deep(v) for v in obj)
+        if isinstance(obj, BaseException):
+            # A node's error is written too (`__error__`), and its message may quote the task.
+            args = [self._deep(a) for a in obj.args]
+            try:
+                return type(obj)(*args)
+            except Exception:  # an exception class with its own signature
+                return RuntimeError(*args)
+        if isinstance(obj, BaseModel):
+            return obj.model_copy(update={k: self._deep(v) for k, v in obj.__dict__.items()})
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            changes = {
+                f.name: self._deep(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init
+            }
+            return dataclasses.replace(obj, **changes)
+        return obj
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         return self.inner.dumps_typed(self._redact(obj))  # type: ignore[no-any-return]

@@ -29,7 +29,15 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
     checked again.
     """
     run = store.get_run(run_id)
-    clean = store.redact.strings
+
+    def clean(row: dict[str, Any]) -> dict[str, Any]:
+        # Text fields by the text rules; structured fields (spec, metadata, step
+        # data) also by field name, as the store does when it writes them.
+        return {
+            k: store.redact.value(v) if isinstance(v, dict) else store.redact.strings(v)
+            for k, v in row.items()
+        }
+
     return RunBundle(
         run=RunBase.model_validate(clean(run.model_dump())),
         steps=[StepBase.model_validate(clean(s.model_dump())) for s in store.iter_steps(run_id)],
