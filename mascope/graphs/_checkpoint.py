@@ -9,9 +9,11 @@ pending writes, forked state) whatever method of the saver writes it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import BaseModel
 
@@ -67,8 +69,26 @@ class RedactingSerializer:
         return getattr(self.inner, name)
 
 
+class _RedactingSaver(AsyncSqliteSaver):
+    """The saver also redacts checkpoint metadata, which it writes as JSON beside
+    the serializer (some LangGraph versions put node outputs there, as `writes`)."""
+
+    def __init__(self, conn: aiosqlite.Connection, redactor: Redactor):
+        super().__init__(conn)
+        self.redactor = redactor
+        self.serde = RedactingSerializer(self.serde, redactor)  # type: ignore[assignment]
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        clean = cast(CheckpointMetadata, self.redactor.strings(dict(metadata)))
+        return await super().aput(config, checkpoint, clean, new_versions)
+
+
 def checkpoint_saver(conn: aiosqlite.Connection, redactor: Redactor) -> AsyncSqliteSaver:
     """LangGraph's async SQLite saver on `conn`, redacting what it stores with `redactor`."""
-    saver = AsyncSqliteSaver(conn)
-    saver.serde = RedactingSerializer(saver.serde, redactor)  # type: ignore[assignment]
-    return saver
+    return _RedactingSaver(conn, redactor)
