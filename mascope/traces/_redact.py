@@ -80,7 +80,7 @@ _KEY_VALUE = re.compile(
     + _value("d", _PLAIN_AFTER_COLON),
     re.IGNORECASE,
 )
-_KEY_HINT = re.compile(r"(?i)pass|pwd|secret|token|key|credential")
+_KEY_WORDS = ("pass", "pwd", "secret", "token", "key", "credential")
 # user:password@host in a URL.
 _URL_CREDENTIALS = re.compile(
     r"(?P<p>\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)(?P<v>[^\s@/]{3,})(?=@)", re.I
@@ -97,6 +97,48 @@ _PLACEHOLDER = re.compile(
 _CODE_REFERENCE = re.compile(
     r"^(?:[A-Z]+(?:_[A-Z]+)+|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+[(\[]?|[A-Za-z_]\w*[(\[])$"
 )
+
+
+_KEY_RUN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _mask_key_values(value: str) -> str:
+    """Mask the value after every secret-named key in `value`.
+
+    `_KEY_VALUE` is tried only where a key can start (the beginning of the
+    word holding a secret word, or the quote before it): run over all the
+    text, the pattern would cost a microsecond or two a character.
+    """
+    lowered = value.lower()
+    if len(lowered) != len(value):  # lower() changed the length: indexes would not match
+        return _KEY_VALUE.sub(_mask_value, value)
+    starts: set[int] = set()
+    for word in _KEY_WORDS:
+        at = lowered.find(word)
+        while at != -1:
+            start = at
+            while start > 0 and value[start - 1] in _KEY_RUN:
+                start -= 1
+            starts.add(start)
+            if start > 0 and value[start - 1] in "\"'":
+                quote = start - 1
+                while quote > 0 and value[quote - 1] == "\\":
+                    quote -= 1
+                starts.add(quote)
+            at = lowered.find(word, at + len(word))
+    if not starts:
+        return value
+    out: list[str] = []
+    done = 0
+    for start in sorted(starts):
+        if start < done:
+            continue
+        m = _KEY_VALUE.match(value, start)
+        if m is not None:
+            out += [value[done:start], _mask_value(m)]
+            done = m.end()
+    out.append(value[done:])
+    return "".join(out)
 
 
 def _mask_value(m: re.Match[str]) -> str:
@@ -151,8 +193,7 @@ class Redactor:
             or "UTHORIZATION" in value
         ):
             value = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", value)
-        if _KEY_HINT.search(value):  # most text names no secret: skip the costly pattern
-            value = _KEY_VALUE.sub(_mask_value, value)
+        value = _mask_key_values(value)
         if "://" in value:
             value = _URL_CREDENTIALS.sub(lambda m: f"{m.group('p')}{MASK}", value)
         return value
