@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mascope.traces import MASK, Redactor, TraceStore, import_paths
 
@@ -132,3 +134,30 @@ def test_secret_named_values_inside_free_text_are_masked(text: str) -> None:
 )
 def test_placeholders_and_code_references_are_not_secrets(code: str) -> None:
     assert Redactor({}).text(code) == code
+
+
+_KEYS = ["password", "passwd", "api_key", "apiKey", "X-Api-Key", "client_secret", "DB_PASSWORD",
+         "access_token", "aws_secret_access_key", "refresh-token", "private_key", "pwd"]  # fmt: skip
+_FORMS = [
+    '{{"{k}": "{v}"}}', "{{'{k}': '{v}'}}", '{k}="{v}"', "{k}='{v}'", "{k}={v}", "{k} = {v}",
+    "export {k}={v}", "--{k} {v}", "--{k}={v}", "{k}: {v}", '\\"{k}\\": \\"{v}\\"',
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(_KEYS),
+    form=st.sampled_from(_FORMS),
+    value=st.from_regex(
+        r"[A-Za-z][A-Za-z0-9]{2,12}[0-9][A-Za-z0-9!@#%^*+/=~\-]{2,16}", fullmatch=True
+    ),
+    before=st.text(max_size=20),
+    after=st.sampled_from(["", " ", "\n", ", x=1", ") and more", "; echo done"]),
+)
+def test_a_secret_named_value_never_survives_in_any_common_form(
+    key: str, form: str, value: str, before: str, after: str
+) -> None:
+    text = (before + " " if before else "") + form.format(k=key, v=value) + after
+    masked = Redactor({}).text(text)
+    assert value not in masked, masked
+    assert Redactor({}).text(masked) == masked  # redacting twice changes nothing more
