@@ -47,7 +47,11 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except MascopeError as exc:
-            err.print(f"[bold red]error:[/] {one_line(str(exc))}", soft_wrap=True)
+            from mascope.traces import Redactor
+
+            # Messages may quote user input (a task, a file's content): mask secrets in it.
+            message = Redactor().text(str(exc))
+            err.print(f"[bold red]error:[/] {one_line(message)}", soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("interrupted")

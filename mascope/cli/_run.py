@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from mascope.settings import Settings
@@ -157,7 +158,8 @@ def _start(team: Team, task: str, as_json: bool) -> None:
     if not as_json:
         from ._render import short
 
-        err.print(f"[bold]{team.name}[/]: {short(task, 100)}", markup=True, highlight=False)
+        shown = escape(short(team.store.redact.text(task), 100))
+        err.print(f"[bold]{escape(team.name)}[/]: {shown}", markup=True, highlight=False)
 
 
 @user_errors

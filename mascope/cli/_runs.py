@@ -72,6 +72,7 @@ def list_runs(
         runs = store.list_runs(
             status=status, team=team, mode=mode, search=search, before=before, limit=limit
         )
+        runs = [_redacted(store, r) for r in runs]
         ids = [r.id for r in runs]
         modes = store.modes_by_run(ids)
         live = store.live_step_counts([r.id for r in runs if r.status == "running"])
@@ -134,14 +135,15 @@ def show_run(
             data = bundle(store, rid).to_json_dict()
             print(json.dumps(data, ensure_ascii=False))
             return
-        run = store.get_run(rid)
-        annotations = store.annotations(rid)
-        attributions = store.attributions(rid)
+        run = _redacted(store, store.get_run(rid))
+        annotations = [_redacted(store, a) for a in store.annotations(rid)]
+        attributions = [_redacted(store, a) for a in store.attributions(rid)]
         out.print(run_header(run))
         if limit is None and offset == 0:
             steps: Any = store.iter_steps(rid)
         else:
             steps = store.steps(rid, offset=offset, limit=limit)
+        steps = (_redacted(store, s) for s in steps)
         with_inputs: list[int] = []
 
         def noting(steps: Iterable[Step]) -> Iterator[Step]:
@@ -172,7 +174,7 @@ def _show_step(store: TraceStore, rid: str, index: int, *, as_json: bool) -> Non
             if total
             else f"run {rid} has no steps yet"
         )
-    the_step = found[0]
+    the_step = _redacted(store, found[0])
     messages = store.step_inputs(rid, index)
     if as_json:
         row = the_step.model_dump(mode="json", exclude={"id", "run_id", "inputs"})
@@ -190,6 +192,18 @@ def _show_step(store: TraceStore, rid: str, index: int, *, as_json: bool) -> Non
         return
     for line in input_lines(messages):
         out.print(line, soft_wrap=True)
+
+
+def _redacted(store: TraceStore, row: Any) -> Any:
+    """A stored row with its text redacted again by the current redactor, as exports are."""
+    fields = row.model_dump()
+    return row.model_copy(
+        update={
+            k: store.redact.strings(v)
+            for k, v in fields.items()
+            if isinstance(v, str | dict | list) and k != "inputs"  # content hashes stay exact
+        }
+    )
 
 
 @runs_app.command("import")

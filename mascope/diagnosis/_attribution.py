@@ -21,6 +21,7 @@ from mascope.errors import ContextLengthError, StructuredOutputError, UserError
 from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.traces import Run, Step, TraceStore
 
+from ._fence import INDENT, block, fenced, inline
 from ._judge import render_steps
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 Method = Literal["all-at-once", "step-by-step", "binary-search", "a2p", "counterfactual"]
 METHODS: tuple[str, ...] = ("all-at-once", "step-by-step", "binary-search", "a2p", "counterfactual")
-PROMPT_VERSION = "attribution-v1"
+PROMPT_VERSION = "attribution-v2"  # v2: every field from the run is fenced by _fence
 
 SYSTEM = (
     "You find the cause of a failed run of a multi-agent LLM system: the agent and the step whose "
@@ -124,14 +125,21 @@ def _spec(model: type[BaseModel], steps: Sequence[Step], name: str) -> OutputSpe
 
 
 def _context(run: Run, with_truth: bool) -> str:
-    lines = [f"Task given to the team:\n{run.task}"]
+    lines = [f"Task given to the team:\n{INDENT}{block(run.task)}"]
     if with_truth and run.ground_truth is not None:
-        lines.append(f"Correct answer: {run.ground_truth}")
-    lines.append(
-        f"The team's final answer: {run.final_answer if run.final_answer is not None else '(none)'}"
-    )
-    lines.append(f"The run failed ({run.termination_reason or run.status}).")
+        lines.append(f"Correct answer: {block(run.ground_truth)}")
+    answer = block(run.final_answer) if run.final_answer is not None else "(none)"
+    lines.append(f"The team's final answer: {answer}")
+    lines.append(f"The run failed ({inline(run.termination_reason or run.status)}).")
     return "\n".join(lines)
+
+
+def attribution_prompt(
+    run: Run, steps: Sequence[Step], question: str, *, with_truth: bool, step_chars: int = 1500
+) -> str:
+    """The user message of every attribution method: the run, its fenced trace, the question."""
+    trace = fenced(render_steps(steps, step_chars=step_chars))
+    return f"{_context(run, with_truth)}\n\n{trace}\n\n{question}"
 
 
 _STEP_BUDGETS = (1500, 600, 250, 100)
@@ -153,10 +161,9 @@ class _Asker:
         spec = _spec(output, self.steps, output.__name__.strip("_").lower())
         shown = [s for s in self.steps if upto is None or s.index <= upto]
         for step_chars in _STEP_BUDGETS:
-            trace = (
-                "<trace>\n" + "\n".join(render_steps(shown, step_chars=step_chars)) + "\n</trace>"
+            prompt = attribution_prompt(
+                self.run, shown, question, with_truth=self.with_truth, step_chars=step_chars
             )
-            prompt = f"{_context(self.run, self.with_truth)}\n\n{trace}\n\n{question}"
             try:
                 reply = await self.model.achat(
                     [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],

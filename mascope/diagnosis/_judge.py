@@ -23,9 +23,10 @@ from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.taxonomy import Taxonomy, get_taxonomy
 from mascope.traces import Run, Step, TraceStore
 
+from ._fence import INDENT, block, fenced, inline
 from ._rules import Finding, apply_rules, detect
 
-PROMPT_VERSION = "judge-v1"
+PROMPT_VERSION = "judge-v2"  # v2: every field from the run is fenced by _fence
 LLM_PREFIX = "llm:"
 _STEP_CHARS = 1500
 
@@ -173,14 +174,18 @@ def render_steps(steps: Sequence[Step], *, step_chars: int = _STEP_CHARS) -> lis
     with an explicit marker, never silently."""
     blocks = []
     for s in steps:
-        content = s.content.replace("</trace>", "</ trace>")
+        content = s.content
         if len(content) > step_chars:
             content = (
                 content[:step_chars]
                 + f" [... {len(s.content) - step_chars:,} more characters not shown]"
             )
-        extra = f" [error: {s.error}]" if s.error else ""
-        blocks.append(f"Step {s.index} - {s.agent} ({s.kind}): {content}{extra}")
+        # Everything from the run is untrusted: it may not close the fence or
+        # start a line that reads as another step.
+        extra = f" [error: {block(s.error)}]" if s.error else ""
+        blocks.append(
+            f"Step {s.index} - {inline(s.agent)} ({inline(s.kind)}): {block(content)}{extra}"
+        )
     return blocks
 
 
@@ -239,20 +244,25 @@ def user_prompt(
     part: int,
     with_truth: bool,
 ) -> str:
-    lines = [f"Task given to the team:\n{run.task}", ""]
+    lines = [f"Task given to the team:\n{INDENT}{block(run.task)}", ""]
     if with_truth and run.ground_truth is not None:
-        lines.append(f"Correct answer: {run.ground_truth}")
-    lines.append(f"Final answer: {run.final_answer if run.final_answer is not None else '(none)'}")
+        lines.append(f"Correct answer: {block(run.ground_truth)}")
     lines.append(
-        f"How the run ended: {run.status}"
-        + (f" ({run.termination_reason})" if run.termination_reason else "")
+        f"Final answer: {block(run.final_answer) if run.final_answer is not None else '(none)'}"
+    )
+    lines.append(
+        f"How the run ended: {inline(run.status)}"
+        + (f" ({inline(run.termination_reason)})" if run.termination_reason else "")
     )
     lines.append("")
     if findings:
         lines.append(
             "Automatic checks of the trace found (verify them; they are hints, not verdicts):"
         )
-        lines += [f"- {f.mode} at steps {f.evidence_steps}: {f.rationale}" for f in findings]
+        lines += [
+            f"- {inline(f.mode)} at steps {f.evidence_steps}: {block(f.rationale)}"
+            for f in findings
+        ]
     else:
         lines.append("Automatic checks of the trace found nothing.")
     lines.append("")
@@ -260,7 +270,7 @@ def user_prompt(
         lines.append(
             f"This is part {part + 1} of {count} of the trace; the parts overlap by a few steps."
         )
-    lines += ["<trace>", *blocks[span[0] : span[1]], "</trace>", ""]
+    lines += [fenced(list(blocks[span[0] : span[1]])), ""]
     lines.append("Judge every failure mode now. Cite only step numbers shown above.")
     return "\n".join(lines)
 

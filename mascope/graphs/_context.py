@@ -134,18 +134,20 @@ class RunContext:
         if kind in TRANSCRIPT_KINDS:
             self.transcript.append(TranscriptEntry(index, agent, kind, content))
         if self.on_step is not None:
+            # Shown as it was stored: live displays print it, so secrets are masked here too.
+            redact = self.store.redact
             self.on_step(
                 StepEvent(
                     self.run_id,
                     index,
                     agent,
                     kind,
-                    content,
+                    redact.text(content),
                     model,
                     input_tokens,
                     output_tokens,
                     latency_s,
-                    error,
+                    redact.optional(error),
                 )
             )
         return index

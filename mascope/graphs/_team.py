@@ -41,6 +41,7 @@ from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import TraceStore
 
+from ._checkpoint import checkpoint_saver
 from ._context import RunContext, StepCallback
 from ._spec import (
     EdgeSpec,
@@ -425,7 +426,7 @@ class Team:
         status_override: str | None = None
         try:
             async with self._checkpointer() as conn:
-                saver = AsyncSqliteSaver(conn)
+                saver = checkpoint_saver(conn, self.store.redact)
                 app = self._with_checkpointer(saver)
                 if fork is not None:
                     node, values = fork
@@ -495,7 +496,7 @@ class Team:
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.cost_usd,
-            error=error,
+            error=run.store.redact.optional(error),  # it is printed and may quote the task
             parent_run_id=row.parent_run_id,
             fork_step=row.fork_step,
         )
@@ -563,7 +564,7 @@ class Team:
         self._check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
         async with self._checkpointer() as conn:
-            saver = AsyncSqliteSaver(conn)
+            saver = checkpoint_saver(conn, self.store.redact)
             snapshot = await self._with_checkpointer(saver).aget_state(config)
         values = dict(snapshot.values or {})
         store.reopen_run(row.id)
@@ -620,7 +621,7 @@ class Team:
             )
         self._check_models()
         async with self._checkpointer() as conn:
-            saver = AsyncSqliteSaver(conn)
+            saver = checkpoint_saver(conn, self.store.redact)
             app = self._with_checkpointer(saver)
             before = await app.aget_state(
                 {"configurable": {"thread_id": thread, "checkpoint_id": target.checkpoint_id}}

@@ -23,17 +23,38 @@ ExportFormat = Literal["jsonl", "otel"]
 
 
 def bundle(store: TraceStore, run_id: str) -> RunBundle:
-    """Everything stored about one run."""
+    """Everything stored about one run, redacted again with the store's redactor.
+
+    Rows were redacted when written, but perhaps by an older redactor or
+    without a secret the environment holds now; what leaves the store is
+    checked again.
+    """
     run = store.get_run(run_id)
-    steps = [StepBase.model_validate(s.model_dump()) for s in store.iter_steps(run_id)]
+
+    def clean(row: dict[str, Any]) -> dict[str, Any]:
+        # Text fields by the text rules; structured fields (spec, metadata, step
+        # data) also by field name, as the store does when it writes them.
+        # `inputs` holds content hashes, which must stay exact (their texts are
+        # redacted below).
+        return {
+            k: v
+            if k == "inputs"
+            else store.redact.value(v)
+            if isinstance(v, dict)
+            else store.redact.strings(v)
+            for k, v in row.items()
+        }
+
+    steps = [StepBase.model_validate(clean(s.model_dump())) for s in store.iter_steps(run_id)]
     return RunBundle(
-        run=RunBase.model_validate(run.model_dump()),
+        run=RunBase.model_validate(clean(run.model_dump())),
         steps=steps,
         annotations=[
-            AnnotationBase.model_validate(a.model_dump()) for a in store.annotations(run_id)
+            AnnotationBase.model_validate(clean(a.model_dump())) for a in store.annotations(run_id)
         ],
         attributions=[
-            AttributionBase.model_validate(a.model_dump()) for a in store.attributions(run_id)
+            AttributionBase.model_validate(clean(a.model_dump()))
+            for a in store.attributions(run_id)
         ],
         blobs=gather((ref for s in steps for ref in s.inputs or ()), store.blobs),
     )
@@ -89,7 +110,8 @@ def otel_document(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Any]:
     """OTLP JSON (`resourceSpans`) with GenAI semantic-convention attributes."""
     spans: list[dict[str, Any]] = []
     for rid in run_ids:
-        spans.extend(_run_spans(store, rid))
+        # Redacted again on the way out, as `bundle` does (attribute names are untouched).
+        spans.extend(store.redact.strings(span) for span in _run_spans(store, rid))
     return {
         "resourceSpans": [
             {

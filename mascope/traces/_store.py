@@ -1330,7 +1330,7 @@ class TraceStore:
                     continue
                 row = run.model_dump()
                 row["metadata"] = r.value(row.pop("metadata_"))
-                for key in ("task",):
+                for key in ("task", "team"):
                     row[key] = r.text(row[key])
                 for key in ("ground_truth", "final_answer"):
                     row[key] = r.optional(row[key])
@@ -1345,7 +1345,7 @@ class TraceStore:
                         {
                             "run_id": run.id,
                             "idx": st.index,
-                            "agent": st.agent,
+                            "agent": r.text(st.agent),  # imported names are untrusted text too
                             "kind": st.kind,
                             "content": r.text(st.content),
                             "data": None if st.data is None else r.value(st.data),

@@ -44,7 +44,7 @@ async def test_labels_are_parsed_and_stored(store: TraceStore) -> None:
         and labels["FM-3.3"].evidence_steps == [1]
         and labels["FM-3.3"].rationale == "about FM-3.3"
     )
-    assert labels["FM-3.3"].prompt_version.startswith("judge-v1/")
+    assert labels["FM-3.3"].prompt_version.startswith("judge-v2/")
     assert store.get_run(rid).metadata_["judge"]["summary"] == "b agreed with a wrong sum"
     prompt = model.calls[0].messages[-1].content or ""
     assert "Step 0 - a (message): 2 + 3 = 6" in prompt and "Correct answer: 5" in prompt

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mascope.traces import MASK, Redactor, TraceStore, import_paths
 
@@ -92,3 +94,70 @@ def test_ordinary_text_is_left_alone(prose: str) -> None:
 def test_short_env_values_are_not_masked_everywhere() -> None:
     redactor = Redactor({"RETRY_TOKEN": "1", "X_KEY": "abc"})
     assert redactor.text("1 abc 1") == "1 abc 1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'login({"user": "alice", "password": "hunter2-secret"})',
+        "login(user='alice', password='hunter2-secret')",
+        '{\\"user\\": \\"alice\\", \\"password\\": \\"hunter2-secret\\"}',
+        "connect(api_key=hunter2-secret, timeout=3)",
+        "export DB_PASSWORD='hunter2-secret'",
+        "PASSWORD=hunter2-secret ./deploy.sh",
+        "mysql --password hunter2-secret -u root",
+        "headers = {'X-Api-Key': 'hunter2-secret'}",
+        "client_secret: hunter2-secret",
+        "aws_secret_access_key = hunter2-secret",
+        "postgresql://alice:hunter2-secret@db.internal/app",
+        "Authorization: Basic hunter2-secret",
+        'call({"token": "hunter2-secret',  # cut off mid-value, as long tool calls are
+    ],
+)
+def test_secret_named_values_inside_free_text_are_masked(text: str) -> None:
+    masked = Redactor({}).text(text)
+    assert "hunter2" not in masked and MASK in masked, masked
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "API_KEY = 'YOUR_API_KEY'",
+        "client = OpenAI(api_key=API_KEY)",
+        "token = os.environ['GITHUB_TOKEN']",
+        "password = getpass()",
+        "def login(user, password=password):",
+        'secret: "<your secret here>"',
+        "if password == expected:",
+        "the secret: patience",
+    ],
+)
+def test_placeholders_and_code_references_are_not_secrets(code: str) -> None:
+    assert Redactor({}).text(code) == code
+
+
+_KEYS = ["password", "passwd", "api_key", "apiKey", "X-Api-Key", "client_secret", "DB_PASSWORD",
+         "access_token", "aws_secret_access_key", "refresh-token", "private_key", "pwd"]  # fmt: skip
+_FORMS = [
+    '{{"{k}": "{v}"}}', "{{'{k}': '{v}'}}", '{k}="{v}"', "{k}='{v}'", "{k}={v}", "{k} = {v}",
+    "export {k}={v}", "--{k} {v}", "--{k}={v}", "{k}: {v}", '\\"{k}\\": \\"{v}\\"',
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(_KEYS),
+    form=st.sampled_from(_FORMS),
+    value=st.from_regex(
+        r"[A-Za-z][A-Za-z0-9]{2,12}[0-9][A-Za-z0-9!@#%^*+/=~\-]{2,16}", fullmatch=True
+    ),
+    before=st.text(max_size=20),
+    after=st.sampled_from(["", " ", "\n", ", x=1", ") and more", "; echo done"]),
+)
+def test_a_secret_named_value_never_survives_in_any_common_form(
+    key: str, form: str, value: str, before: str, after: str
+) -> None:
+    text = (before + " " if before else "") + form.format(k=key, v=value) + after
+    masked = Redactor({}).text(text)
+    assert value not in masked, masked
+    assert Redactor({}).text(masked) == masked  # redacting twice changes nothing more

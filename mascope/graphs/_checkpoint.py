@@ -1,0 +1,94 @@
+"""The run's LangGraph checkpointer, with every string it writes redacted.
+
+The state carries the task and the agents' latest outputs, so without this
+the checkpoint database would hold in clear the secrets the trace store masks.
+Redacting in the serializer catches every value LangGraph writes (checkpoints,
+pending writes, forked state) whatever method of the saver writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, cast
+
+import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from pydantic import BaseModel
+
+from mascope.traces import Redactor
+
+
+class RedactingSerializer:
+    """Wraps a LangGraph serializer: values are redacted on the way out, read back as stored."""
+
+    def __init__(self, inner: Any, redactor: Redactor):
+        self.inner = inner
+        self.redactor = redactor
+
+    def _redact(self, obj: Any) -> Any:
+        if isinstance(obj, dict) and "channel_values" in obj and "channel_versions" in obj:
+            # A checkpoint: only its channel values are the run's data; the rest
+            # (ids, versions, timestamps) is LangGraph's bookkeeping, left exact.
+            return {**obj, "channel_values": self._deep(obj["channel_values"])}
+        return self._deep(obj)
+
+    def _deep(self, obj: Any) -> Any:
+        """Every string inside `obj` redacted, whatever holds it; the same types come back."""
+        if isinstance(obj, str):
+            return self.redactor.text(obj)
+        if isinstance(obj, dict):
+            return {k: self._deep(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple | set | frozenset):
+            return type(obj)(self._deep(v) for v in obj)
+        if isinstance(obj, BaseException):
+            # A node's error is written too (`__error__`), and its message may quote the task.
+            args = [self._deep(a) for a in obj.args]
+            try:
+                return type(obj)(*args)
+            except Exception:  # an exception class with its own signature
+                return RuntimeError(*args)
+        if isinstance(obj, BaseModel):
+            return obj.model_copy(update={k: self._deep(v) for k, v in obj.__dict__.items()})
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            changes = {
+                f.name: self._deep(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init
+            }
+            return dataclasses.replace(obj, **changes)
+        return obj
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        return self.inner.dumps_typed(self._redact(obj))  # type: ignore[no-any-return]
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        return self.inner.loads_typed(data)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else the saver may ask of its serializer goes to the wrapped one.
+        return getattr(self.inner, name)
+
+
+class _RedactingSaver(AsyncSqliteSaver):
+    """The saver also redacts checkpoint metadata, which it writes as JSON beside
+    the serializer (some LangGraph versions put node outputs there, as `writes`)."""
+
+    def __init__(self, conn: aiosqlite.Connection, redactor: Redactor):
+        super().__init__(conn)
+        self.redactor = redactor
+        self.serde = RedactingSerializer(self.serde, redactor)  # type: ignore[assignment]
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        clean = cast(CheckpointMetadata, self.redactor.strings(dict(metadata)))
+        return await super().aput(config, checkpoint, clean, new_versions)
+
+
+def checkpoint_saver(conn: aiosqlite.Connection, redactor: Redactor) -> AsyncSqliteSaver:
+    """LangGraph's async SQLite saver on `conn`, redacting what it stores with `redactor`."""
+    return _RedactingSaver(conn, redactor)
