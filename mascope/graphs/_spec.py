@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mascope.agents import AgentSpec, Budget, StrategySpec
+from mascope.agents import AgentSpec, Budget, Extract, MatchMode, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
 END = "END"
@@ -26,8 +26,8 @@ class VerifierSpec(_Strict):
     kind: Literal["answer_match", "json_schema", "code_tests", "rubric", "python", "ensemble"]
     # answer_match
     expected: str | None = None
-    mode: Literal["exact", "normalised", "numeric"] = "normalised"
-    extract: Literal["all", "last_number", "after_marker"] = "all"
+    mode: MatchMode = "normalised"
+    extract: Extract = "all"
     marker: str = "ANSWER:"
     tolerance: float = 1e-6
     # json_schema
@@ -115,6 +115,34 @@ class TerminationSpec(_Strict):
     budget: Budget | None = None
 
 
+class ScoringSpec(_Strict):
+    """How a run's final answer is scored against its ground truth.
+
+    In YAML a bare string is short for one field: `scoring: numeric` picks a
+    matcher, `scoring: package.module:function` a function.
+    """
+
+    match: MatchMode = "contains"
+    """`contains` (default: the ground truth appears as whole words or numbers,
+    after normalising case, punctuation, whitespace and number formats),
+    `exact`, `normalised`, `numeric` or `regex`."""
+    extract: Extract = "after_marker"
+    """Which part of the answer is compared: `after_marker` (the text after the
+    last `marker`, or the whole answer when it has none), `all` or `last_number`."""
+    marker: str = "ANSWER:"
+    tolerance: float = Field(default=1e-6, ge=0)
+    """For `numeric`."""
+    function: str | None = None
+    """`package.module:function(answer, ground_truth) -> bool` decides instead of a matcher."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"function": value} if ":" in value else {"match": value}
+        return value
+
+
 class TeamSpec(_Strict):
     """A team: agents, verifiers, tools, a topology and when to stop."""
 
@@ -127,6 +155,8 @@ class TeamSpec(_Strict):
     verifiers: dict[str, VerifierSpec] = Field(default_factory=dict)
     topology: Topology
     termination: TerminationSpec = Field(default_factory=TerminationSpec)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    """How the final answer is scored against a ground truth (`--expect`)."""
     context_chars: int = Field(default=6000, ge=500)
     """Most characters of earlier conversation an agent is shown each turn."""
 
@@ -188,6 +218,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "agents": AgentSpec,
     "verifiers": VerifierSpec,
     "termination": TerminationSpec,
+    "scoring": ScoringSpec,
     "stages": StageSpec,
     "nodes": NodeSpec,
     "edges": EdgeSpec,
@@ -342,6 +373,18 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 raise ConfigError(
                     f"{source}: topology.edges[{i}].when: use always, passed, failed or contains:TEXT (got {e.when!r})"
                 )
+        first_always: dict[str, int] = {}
+        for i, e in enumerate(top.edges):
+            j = first_always.get(e.from_)
+            if j is not None and e.when != "always":
+                # Edges are tried in order and an always edge always holds, so this
+                # one could never fire: refuse it rather than silently ignore it.
+                raise ConfigError(
+                    f"{source}: topology.edges[{i}]: the edge {e.from_} -> {e.to} (when {e.when}) comes after "
+                    f"the always edge edges[{j}] from {e.from_}, so it would never be taken; list it before the always edges"
+                )
+            if e.when == "always":
+                first_always.setdefault(e.from_, i)
         cycle = _find_cycle(node_names, [(e.from_, e.to) for e in top.edges])
         if cycle and not bounded:
             raise ConfigError(
