@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, Field, field_validator
 
-from mascope.errors import ConfigError
+from mascope.errors import ConfigError, StructuredOutputError
 from mascope.models import output_spec
 
 from ._agent import Recorder
@@ -294,7 +294,6 @@ class Rubric(Verifier):
         self._bound = model
 
     async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
-        from mascope.errors import StructuredOutputError
         from mascope.models import RetryEvent, get_model
 
         model = self._bound or get_model(self._model_ref or "local")
@@ -342,13 +341,14 @@ class Rubric(Verifier):
             },
         )
 
-    def _unusable(self, model_id: str, exc: Any, recorder: Recorder | None) -> Verdict:
+    def _unusable(
+        self, model_id: str, exc: StructuredOutputError, recorder: Recorder | None
+    ) -> Verdict:
         """The documented rule: an unusable verdict answer is a failed verdict, with the reason."""
-        cut = " (cut off at max_tokens)" if exc.finish_reason == "length" else ""
         reason = (
             f"the rubric verifier {self.name!r} asked {model_id} for a verdict JSON "
             f"{RUBRIC_SHAPE} but could not use its answer even after one repair: "
-            f"{exc.reason or exc}{cut}"
+            f"{exc.reason or exc}"
         )
         if recorder is not None:
             recorder.record(
