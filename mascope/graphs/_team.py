@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
+from pydantic import ValidationError
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
@@ -759,8 +760,10 @@ def _scoring(
     if isinstance(scoring, str | Mapping):
         try:
             spec = ScoringSpec.model_validate(scoring)
-        except ValueError as exc:
-            raise ConfigError(f"scoring: {exc}".splitlines()[0]) from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in ("scoring", *err["loc"]))
+            raise ConfigError(f"{where}: {err['msg']}") from None
         return (_import_scorer(spec, "scoring") if spec.function else None), spec
     if callable(scoring):
         module, qual = getattr(scoring, "__module__", None), getattr(scoring, "__qualname__", "")
