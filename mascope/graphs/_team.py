@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
-from pydantic import ValidationError
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
+from pydantic import ValidationError
 
 from mascope._sync import run_sync
 from mascope.agents import (
