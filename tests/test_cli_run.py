@@ -252,3 +252,25 @@ def test_readme_solver_checker_example_completes_on_the_embedded_model(tmp_path:
     steps = TraceStore(db).steps(data["run_id"])
     verdicts = [s for s in steps if s.kind == "verdict" and s.agent == "checker"]
     assert verdicts and all(s.kind != "error" for s in steps)
+
+
+def test_the_demo_hints_name_the_real_run(tmp_path: Path) -> None:
+    from mascope.taxonomy import MAST
+
+    # every answer is a judgement marking every mode: the demo's judge then prints its hint
+    marks_all = {
+        "summary": "bad",
+        "task_completed": False,
+        "modes": {
+            m: {"present": True, "evidence_steps": [0], "rationale": "step 0"}
+            for m in MAST.mode_ids
+        },
+    }
+    model = script(tmp_path, [json.dumps(marks_all)] * 60)
+    db = tmp_path / "d.db"
+    result = runner.invoke(app, ["demo", "-m", model, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    run = next(r for r in TraceStore(db).list_runs() if r.parent_run_id is None)
+    shown = " ".join(result.stdout.split())
+    assert f"mascope judge {run.id} --db {db} -m openai:gpt-4o-mini" in shown
+    assert "RUN_ID" not in shown
