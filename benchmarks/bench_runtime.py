@@ -51,7 +51,7 @@ async def mascope_run(turns: int, folder: Path) -> tuple[float, int]:
     started = time.perf_counter()
     result = await team.arun("discuss")
     elapsed = time.perf_counter() - started
-    assert result.steps >= turns, result  # turns, plus a truncation event per agent
+    assert result.step_count >= turns, result  # turns, plus a truncation event per agent
     team.store.close()
     return elapsed, (folder / "m.checkpoints.db").stat().st_size + _wal(folder / "m.checkpoints.db")
 

@@ -74,9 +74,20 @@ class EndpointError(RuntimeFailure):
 class StructuredOutputError(RuntimeFailure):
     """The model's answer did not fit the requested schema, even after a repair."""
 
-    def __init__(self, message: str, *, last_answer: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        last_answer: str = "",
+        reason: str = "",
+        finish_reason: str | None = None,
+    ):
         super().__init__(message)
         self.last_answer = last_answer
+        self.reason = reason
+        """What was wrong with the last answer (for a caller's own message)."""
+        self.finish_reason = finish_reason
+        """`length` when the answer was cut off at max_tokens."""
 
 
 class ScriptError(RuntimeFailure):

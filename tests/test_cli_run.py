@@ -221,3 +221,56 @@ def test_the_embedding_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] in ("succeeded", "failed")
+
+
+def test_the_step_stream_keeps_its_columns_apart(tmp_path: Path) -> None:
+    team = tmp_path / "tool.yaml"
+    team.write_text(
+        "name: tooly\ntools: {lookup: 'tests.graphs.helpers:lookup'}\n"
+        "agents:\n  - name: a\n    function: tests.graphs.helpers:uses_lookup\n    tools: [lookup]\n"
+        "topology: {kind: pipeline, stages: [a]}\n"
+    )
+    result = runner.invoke(app, ["run", str(team), "--task", "t", "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if "tool_result" in x)
+    assert line.split()[:4] == ["1", "a", "tool_result", "Paris"]
+
+
+@pytest.mark.slow
+def test_readme_solver_checker_example_completes_on_the_embedded_model(tmp_path: Path) -> None:
+    db = tmp_path / "readme.db"
+    task = (
+        "A baker made 24 muffins, sold 9 in the morning and 7 in the afternoon. How many are left?"
+    )
+    result = runner.invoke(
+        app,
+        ["run", str(EXAMPLES / "solver_checker.yaml"), "--expect", "8", "--task", task, "--db", str(db), "--json"],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert data["status"] in ("succeeded", "failed") and data["error"] is None, data
+    steps = TraceStore(db).steps(data["run_id"])
+    verdicts = [s for s in steps if s.kind == "verdict" and s.agent == "checker"]
+    assert verdicts and all(s.kind != "error" for s in steps)
+
+
+def test_the_demo_hints_name_the_real_run(tmp_path: Path) -> None:
+    from mascope.taxonomy import MAST
+
+    # every answer is a judgement marking every mode: the demo's judge then prints its hint
+    marks_all = {
+        "summary": "bad",
+        "task_completed": False,
+        "modes": {
+            m: {"present": True, "evidence_steps": [0], "rationale": "step 0"}
+            for m in MAST.mode_ids
+        },
+    }
+    model = script(tmp_path, [json.dumps(marks_all)] * 60)
+    db = tmp_path / "d.db"
+    result = runner.invoke(app, ["demo", "-m", model, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    run = next(r for r in TraceStore(db).list_runs() if r.parent_run_id is None)
+    shown = " ".join(result.stdout.split())
+    assert f"mascope judge {run.id} --db {db} -m openai:gpt-4o-mini" in shown
+    assert "RUN_ID" not in shown

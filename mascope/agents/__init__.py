@@ -2,6 +2,15 @@
 
 from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
 from ._codeexec import TestRun, extract_code, run_tests
+from ._matching import (
+    MATCH_MODES,
+    Extract,
+    MatchMode,
+    MatchResult,
+    extract_answer,
+    match_answer,
+    normalise,
+)
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import Budget, Selection, StrategyKind, StrategySpec, run_strategy
 from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
@@ -16,14 +25,13 @@ from ._verifiers import (
     Verifier,
     VerifyContext,
     as_verifier,
-    extract_answer,
-    normalise,
     parse_verdict_text,
     verdict_text,
 )
 
 __all__ = [
     "FINAL_ANSWER",
+    "MATCH_MODES",
     "Agent",
     "AgentFn",
     "AgentSpec",
@@ -32,7 +40,10 @@ __all__ = [
     "CallableVerifier",
     "CodeTests",
     "Ensemble",
+    "Extract",
     "JsonSchemaCheck",
+    "MatchMode",
+    "MatchResult",
     "Recorder",
     "Rubric",
     "Selection",
@@ -51,6 +62,7 @@ __all__ = [
     "extract_code",
     "final_answer_tool",
     "import_object",
+    "match_answer",
     "normalise",
     "parse_verdict_text",
     "render_system_prompt",

@@ -21,7 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._agent import TurnResult
-from ._verifiers import Extract, Verdict, extract_answer, normalise
+from ._matching import Extract, extract_answer, normalise
+from ._verifiers import Verdict
 
 StrategyKind = Literal["single", "best_of_n", "self_consistency", "best_of_majority"]
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from mascope._safeload import check_schema_size, loads_json
-from mascope.errors import ConfigError
+from mascope.errors import ConfigError, StructuredOutputError
+from mascope.models import output_spec
 
+from ._agent import Recorder
 from ._codeexec import extract_code, run_tests
+from ._matching import Extract, MatchMode, match_answer
 
 
 class Verdict(BaseModel):
@@ -40,6 +42,8 @@ class VerifyContext:
     ground_truth: str | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
     """Latest output of each agent, by name."""
+    recorder: Recorder | None = None
+    """Where a verifier that calls a model records its retries and unusable answers."""
 
 
 class Verifier(ABC):
@@ -91,39 +95,13 @@ class CallableVerifier(Verifier):
         )
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+")
-Extract = Literal["all", "last_number", "after_marker"]
-
-
-def extract_answer(text: str, how: Extract = "all", marker: str = "ANSWER:") -> str:
-    """The part of an output that is the answer."""
-    if how == "last_number":
-        numbers = _NUMBER.findall(text)
-        return numbers[-1].replace(",", "") if numbers else ""
-    if how == "after_marker":
-        idx = text.upper().rfind(marker.upper())
-        return text[idx + len(marker) :].strip() if idx >= 0 else text.strip()
-    return text.strip()
-
-
-def normalise(text: str) -> str:
-    """Case, whitespace, punctuation at the ends, thousands separators and number formats."""
-    t = unicodedata.normalize("NFKC", text).strip().lower()
-    t = re.sub(r"\s+", " ", t).strip(" .!?;:'\"`")
-    t = t.replace("$", "")
-    plain = t.replace(",", "")
-    try:
-        number = float(plain)
-    except ValueError:
-        return t
-    return str(int(number)) if number == int(number) else repr(number)
-
-
 class AnswerMatch(Verifier):
     """Compare against an expected answer (default: the run's ground truth).
 
-    `mode`: `exact`, `normalised` (case, whitespace, number formats) or
-    `numeric` (within `tolerance`).
+    `mode`: `exact`, `normalised` (case, whitespace, number formats),
+    `numeric` (within `tolerance`), `contains` (the expected answer appears as
+    whole words or numbers) or `regex` (the expected answer is a pattern);
+    see `match_answer`.
     """
 
     kind = "answer_match"
@@ -132,7 +110,7 @@ class AnswerMatch(Verifier):
         self,
         expected: str | None = None,
         *,
-        mode: Literal["exact", "normalised", "numeric"] = "normalised",
+        mode: MatchMode = "normalised",
         extract: Extract = "all",
         marker: str = "ANSWER:",
         tolerance: float = 1e-6,
@@ -147,19 +125,16 @@ class AnswerMatch(Verifier):
             raise ConfigError(
                 f"verifier {self.name} has no expected answer: set expected or give the run a ground truth"
             )
-        got = extract_answer(candidate, self.extract, self.marker)
-        if self.mode == "exact":
-            ok = got == expected
-        elif self.mode == "numeric":
-            try:
-                ok = (
-                    abs(float(extract_answer(got, "last_number")) - float(expected))
-                    <= self.tolerance
-                )
-            except ValueError:
-                ok = False
-        else:
-            ok = normalise(got) == normalise(expected)
+        result = match_answer(
+            candidate,
+            expected,
+            mode=self.mode,
+            extract=self.extract,
+            marker=self.marker,
+            tolerance=self.tolerance,
+        )
+        got = result.compared
+        ok = result.matched
         feedback = "" if ok else f"the answer {got[:200]!r} does not match what was expected"
         return Verdict(
             passed=ok,
@@ -268,50 +243,99 @@ class CodeTests(Verifier):
         )
 
 
+RUBRIC_FEEDBACK_CHARS = 240
+RUBRIC_SHAPE = '{"passed": true|false, "score": 0..1, "feedback": "..."}'
+
+
 class _RubricAnswer(BaseModel):
+    # Bounded strings keep a small model from rambling past max_tokens: backends
+    # that compile the schema to a grammar (llama.cpp) cannot emit a longer one.
     passed: bool
     score: float = Field(ge=0, le=1)
-    feedback: str
+    feedback: str = Field(max_length=RUBRIC_FEEDBACK_CHARS)
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _clamp(cls, value: Any) -> Any:
+        # Grammars do not enforce minimum/maximum; a score of 5 still means "high".
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return min(1.0, max(0.0, float(value)))
+        return value
+
+    @field_validator("feedback", mode="before")
+    @classmethod
+    def _shorten(cls, value: Any) -> Any:
+        # A backend without a grammar may write more; a long verdict is still a verdict.
+        if isinstance(value, str) and len(value) > RUBRIC_FEEDBACK_CHARS:
+            return value[: RUBRIC_FEEDBACK_CHARS - 3] + "..."
+        return value
+
+
+RUBRIC_MAX_TOKENS = RUBRIC_FEEDBACK_CHARS + 80
+"""Room for the longest verdict the schema allows: a token is at least one character,
+and the keys, the bounded numbers and the grammar's single spaces fit in 80."""
+_RUBRIC_SPEC = replace(output_spec(_RubricAnswer), name="verdict")
 
 
 class Rubric(Verifier):
-    """An LLM judges the candidate against a rubric."""
+    """An LLM judges the candidate against a rubric.
+
+    When the model cannot give a usable verdict (no JSON, wrong shape, even
+    after one repair), the verdict counts as failed with that reason, and the
+    raw answer is recorded as a `model_call` step with the error.
+    """
 
     kind = "rubric"
 
     def __init__(self, rubric: str, *, model: Any = None, name: str = "rubric"):
         self.rubric, self.name = rubric, name
         self._model_ref = model
-        self._model: Any = None
+        self._bound: Any = None
         self.model_id: str | None = None
 
     def bind_model(self, model: Any) -> None:
-        self._model_ref = model
-        self._model = None
+        """Use this `ChatModel` (the run's shared instance) instead of building one."""
+        self._bound = model
 
     async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
-        from mascope.models import get_model
+        from mascope.models import RetryEvent, get_model
 
         # One model for every verdict of this verifier: a fresh one per call would
         # reload a local model, and restart a scripted one at its first reply.
-        if self._model is None:
-            self._model = get_model(self._model_ref or "local")
-        model = self._model
+        if self._bound is None:
+            self._bound = get_model(self._model_ref or "local")
+        model = self._bound
         self.model_id = model.model_id
         prompt = (
             f"Task:\n{ctx.task}\n\nCandidate answer:\n{candidate}\n\nRubric:\n{self.rubric}\n\n"
             "Does the candidate satisfy the rubric? Reply with passed (true/false), a score from 0 to 1, "
             "and one or two sentences of feedback the author can act on."
         )
-        reply = await model.achat(
-            [
-                {"role": "system", "content": "You are a strict, fair reviewer."},
-                {"role": "user", "content": prompt},
-            ],
-            output=_RubricAnswer,
-            temperature=0,
-            max_tokens=200,
-        )
+        recorder = ctx.recorder
+
+        def on_retry(event: RetryEvent) -> None:
+            if recorder is not None:
+                recorder.record(
+                    agent=self.name,
+                    kind="retry",
+                    content=f"retry {event.attempt} after {event.kind}",
+                    data=event.model_dump(),
+                    model=model.model_id,
+                )
+
+        try:
+            reply = await model.achat(
+                [
+                    {"role": "system", "content": "You are a strict, fair reviewer."},
+                    {"role": "user", "content": prompt},
+                ],
+                output=_RUBRIC_SPEC,
+                temperature=0,
+                max_tokens=RUBRIC_MAX_TOKENS,
+                on_retry=on_retry,
+            )
+        except StructuredOutputError as exc:
+            return self._unusable(model.model_id, exc, recorder)
         answer: _RubricAnswer = reply.parsed
         return Verdict(
             passed=answer.passed,
@@ -323,6 +347,35 @@ class Rubric(Verifier):
                 "output_tokens": reply.usage.output_tokens,
                 "cost_usd": reply.cost_usd,
             },
+        )
+
+    def _unusable(
+        self, model_id: str, exc: StructuredOutputError, recorder: Recorder | None
+    ) -> Verdict:
+        """The documented rule: an unusable verdict answer is a failed verdict, with the reason."""
+        reason = (
+            f"the rubric verifier {self.name!r} asked {model_id} for a verdict JSON "
+            f"{RUBRIC_SHAPE} but could not use its answer even after one repair: "
+            f"{exc.reason or exc}"
+        )
+        if recorder is not None:
+            recorder.record(
+                agent=self.name,
+                kind="model_call",
+                content=exc.last_answer,
+                data={
+                    "event": "unusable_answer",
+                    "asked_for": "verdict JSON",
+                    "finish_reason": exc.finish_reason,
+                },
+                model=model_id,
+                error=reason,
+            )
+        return Verdict(
+            passed=False,
+            score=0.0,
+            feedback=f"no verdict: {reason}",
+            evidence={"model": model_id, "unusable_answer": exc.last_answer[:2000]},
         )
 
 

@@ -74,6 +74,18 @@ def runs_table(
     return table
 
 
+def scoring_text(scoring: dict[str, object]) -> str:
+    """How a run's answer was scored: `contains: matched '330' at characters 17-20`."""
+    matcher = str(scoring.get("matcher") or "?")
+    if not scoring.get("matched"):
+        return f"{matcher}: no match"
+    found, span = scoring.get("found"), scoring.get("span")
+    where = (
+        f" at characters {span[0]}-{span[1]}" if isinstance(span, list) and len(span) == 2 else ""
+    )
+    return f"{matcher}: matched" + (f" {short(str(found), 60)!r}" if found else "") + where
+
+
 def run_header(run: Run) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -85,6 +97,9 @@ def run_header(run: Run) -> Panel:
         grid.add_row("ground truth", escape(short(run.ground_truth, 200)))
     if run.final_answer is not None:
         grid.add_row("final answer", escape(short(run.final_answer, 200)))
+    scoring = (run.metadata_ or {}).get("scoring")
+    if isinstance(scoring, dict):
+        grid.add_row("scored by", escape(scoring_text(scoring)))
     ended = run.termination_reason or ("-" if run.status == "running" else "")
     grid.add_row("ended by", escape(ended))
     grid.add_row(

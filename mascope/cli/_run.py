@@ -61,7 +61,8 @@ def _printer(as_json: bool) -> Any:
             "retry": "yellow",
             "event": "dim",
         }.get(event.kind, "dim")
-        line.append(f" {event.kind:<11}", style=style)
+        # Padded and followed by a space: the longest kind (tool_result) is 11 wide.
+        line.append(f" {event.kind:<11} ", style=style)
         text = short(event.content, 90)
         if event.kind == "verdict":
             line.append(text, style="green" if text.startswith("PASSED") else "red")
@@ -85,7 +86,7 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
                     "status": result.status,
                     "answer": result.answer,
                     "termination_reason": result.termination_reason,
-                    "steps": result.steps,
+                    "steps": result.step_count,
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,
                     "cost_usd": result.cost_usd,
@@ -110,15 +111,20 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
     out.print(f"answer:  {short(result.answer or '-', 200)}", markup=False)
     cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
     out.print(
-        f"usage:   {result.steps} steps, {result.input_tokens:,} in / {result.output_tokens:,} out tokens{cost}",
+        f"usage:   {result.step_count} steps, {result.input_tokens:,} in / {result.output_tokens:,} out tokens{cost}",
         markup=False,
     )
     if result.error:
         out.print(Text(f"error:   {result.error}", style="red"))
-    db = "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
+    db = _db_flag(store)
     out.print(f"trace:   run {result.run_id} in {store.path or store.url}", markup=False)
     out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
     out.print(f"         mascope tui {result.run_id}{db}   (browse it; ? for keys)", markup=False)
+
+
+def _db_flag(store: Any) -> str:
+    """The `--db` a printed command needs to find this store (none for the default)."""
+    return "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
 
 
 def _exit_for(result: RunResult) -> None:
@@ -225,7 +231,8 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
     )
     if len(present) > 8:
         out.print(
-            "  (a 135M-parameter model marks nearly everything; judge with a stronger model: mascope judge RUN_ID -m openai:gpt-4o-mini)",
+            "  (a 135M-parameter model marks nearly everything; judge with a stronger model: "
+            f"mascope judge {result.run_id}{_db_flag(store)} -m openai:gpt-4o-mini)",
             style="dim",
             markup=False,
         )

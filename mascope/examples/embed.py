@@ -40,3 +40,5 @@ if __name__ == "__main__":
         "There were 20 apples; 6 were eaten and 3 were sold. How many are left?", ground_truth="11"
     )
     print(result.status, result.answer, f"(run {result.run_id}, {result.total_tokens} tokens)")
+    for step in result.steps:  # read from the trace store on first use
+        print(f"{step.index:>3} {step.agent} ({step.kind}): {step.content[:60]!r}")

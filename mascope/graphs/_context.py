@@ -190,6 +190,7 @@ class RunContext:
             task=state["task"],
             ground_truth=self.ground_truth,
             outputs=outputs or state.get("outputs", {}),
+            recorder=self,
         )
         verdict = await verifier.averify(candidate, ctx)
         evidence = verdict.evidence or {}

@@ -7,10 +7,18 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mascope._safeload import check_schema_size, loads_yaml, read_text
-from mascope.agents import AgentSpec, Budget, StrategySpec
+from mascope.agents import AgentSpec, Budget, Extract, MatchMode, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
 from ._spec_errors import spec_error
@@ -35,9 +43,9 @@ class VerifierSpec(_Strict):
     # answer_match
     expected: str | None = None
     """answer_match: the right answer (default: the run's ground truth, `--expect`)."""
-    mode: Literal["exact", "normalised", "numeric"] = "normalised"
-    """answer_match: `exact` text, `normalised` (case, spaces, number formats) or `numeric` (within `tolerance`)."""
-    extract: Literal["all", "last_number", "after_marker"] = "all"
+    mode: MatchMode = "normalised"
+    """answer_match: `exact` text, `normalised` (case, spaces, number formats), `numeric` (within `tolerance`), `contains` (whole words or numbers) or `regex`."""
+    extract: Extract = "all"
     """answer_match: compare the whole answer, its last number, or the text after `marker`."""
     marker: str = "ANSWER:"
     """answer_match: the text that precedes the answer when `extract: after_marker`."""
@@ -214,6 +222,34 @@ class TerminationSpec(_Strict):
     """Stop when the run has used this many tokens, dollars or seconds."""
 
 
+class ScoringSpec(_Strict):
+    """How a run's final answer is scored against its ground truth.
+
+    In YAML a bare string is short for one field: `scoring: numeric` picks a
+    matcher, `scoring: package.module:function` a function.
+    """
+
+    match: MatchMode = "contains"
+    """`contains` (default: the ground truth appears as whole words or numbers,
+    after normalising case, punctuation, whitespace and number formats),
+    `exact`, `normalised`, `numeric` or `regex`."""
+    extract: Extract = "after_marker"
+    """Which part of the answer is compared: `after_marker` (the text after the
+    last `marker`, or the whole answer when it has none), `all` or `last_number`."""
+    marker: str = "ANSWER:"
+    tolerance: float = Field(default=1e-6, ge=0)
+    """For `numeric`."""
+    function: str | None = None
+    """`package.module:function(answer, ground_truth) -> bool` decides instead of a matcher."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"function": value} if ":" in value else {"match": value}
+        return value
+
+
 class TeamSpec(_Strict):
     """A team: agents, verifiers, tools, a topology and when to stop."""
 
@@ -233,6 +269,8 @@ class TeamSpec(_Strict):
     """How the agents are wired: `kind: pipeline`, `group_chat` or `graph`."""
     termination: TerminationSpec = Field(default_factory=TerminationSpec)
     """When a run stops."""
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    """How the final answer is scored against a ground truth (`--expect`)."""
     context_chars: int = Field(default=6000, ge=500)
     """Most characters of earlier conversation an agent is shown each turn."""
 
@@ -391,6 +429,18 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 raise ConfigError(
                     f"{source}: topology.edges[{i}].when: use always, passed, failed or contains:TEXT (got {e.when!r})"
                 )
+        first_always: dict[str, int] = {}
+        for i, e in enumerate(top.edges):
+            j = first_always.get(e.from_)
+            if j is not None and e.when != "always":
+                # Edges are tried in order and an always edge always holds, so this
+                # one could never fire: refuse it rather than silently ignore it.
+                raise ConfigError(
+                    f"{source}: topology.edges[{i}]: the edge {e.from_} -> {e.to} (when {e.when}) comes after "
+                    f"the always edge edges[{j}] from {e.from_}, so it would never be taken; list it before the always edges"
+                )
+            if e.when == "always":
+                first_always.setdefault(e.from_, i)
         cycle = _find_cycle(node_names, [(e.from_, e.to) for e in top.edges])
         if cycle and not bounded:
             raise ConfigError(

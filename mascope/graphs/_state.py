@@ -28,6 +28,8 @@ class TeamState(TypedDict, total=False):
     feedback_for: str | None
     speaker: str | None
     spoken: int
+    frontier: list[str]
+    """Graph topology: nodes scheduled to run, in order (branches of a fan-out)."""
     pending_final: str | None
     """Group chat: an answer someone claimed is final, awaiting its verifier."""
     final_answer: str | None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +14,7 @@ import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
+from pydantic import ValidationError
 
 from mascope._sync import run_sync
 from mascope.agents import (
@@ -25,21 +26,21 @@ from mascope.agents import (
     CodeTests,
     Ensemble,
     JsonSchemaCheck,
+    MatchResult,
     Rubric,
     Tool,
     Verifier,
     as_verifier,
-    extract_answer,
     final_answer_tool,
     import_object,
-    normalise,
+    match_answer,
     parse_verdict_text,
     tool,
 )
 from mascope.errors import ConfigError, MascopeError, NotFoundError, UserError
 from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
-from mascope.traces import TraceStore
+from mascope.traces import Step, TraceStore
 
 from ._checkpoint import checkpoint_saver
 from ._context import RunContext, StepCallback
@@ -48,6 +49,7 @@ from ._spec import (
     GroupChatSpec,
     NodeSpec,
     PipelineSpec,
+    ScoringSpec,
     StageSpec,
     TeamSpec,
     TerminationSpec,
@@ -63,19 +65,33 @@ SUCCESS = ("verifier_passed", "final_answer", "stop_phrase", "end")
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended."""
+    """How a run ended; `steps` loads its steps from the store on first use."""
 
     run_id: str
     status: str
     answer: str | None
     termination_reason: str | None
-    steps: int
+    step_count: int
     input_tokens: int
     output_tokens: int
     cost_usd: float | None
     error: str | None = None
     parent_run_id: str | None = None
     fork_step: int | None = None
+    store: TraceStore | None = field(default=None, repr=False, compare=False)
+    _loaded: dict[str, list[Step]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step of the run, in order (read from the store once, then kept)."""
+        if "steps" not in self._loaded:
+            if self.store is None:
+                raise UserError(
+                    f"this RunResult for run {self.run_id} has no store; read its steps with "
+                    f"TraceStore(...).steps({self.run_id!r})"
+                )
+            self._loaded["steps"] = self.store.steps(self.run_id)
+        return self._loaded["steps"]
 
     @property
     def succeeded(self) -> bool:
@@ -87,19 +103,40 @@ class RunResult:
 
 
 def answer_matches(answer: str | None, expected: str) -> bool:
-    """Lenient outcome check: the whole answer, the part after a marker, or
-    the last number, compared after normalising."""
+    """The default scoring: the expected answer appears in the answer (or in its
+    part after `ANSWER:`) as whole words or numbers, after normalising."""
+    return answer is not None and match_answer(answer, expected).matched
+
+
+Scorer = Callable[[str, str], Any]
+"""`(answer, ground_truth) -> bool | (bool, note) | MatchResult`."""
+
+
+def score_answer(
+    answer: str | None, expected: str, scoring: ScoringSpec, scorer: Scorer | None = None
+) -> MatchResult:
+    """Score a final answer against the ground truth the way the team says."""
     if answer is None:
-        return False
-    want = normalise(expected)
-    candidates = [
-        answer,
-        extract_answer(answer, "after_marker"),
-        extract_answer(answer, "after_marker", "FINAL ANSWER:"),
-    ]
-    if extract_answer(want, "last_number") == want:
-        candidates.append(extract_answer(answer, "last_number"))
-    return any(normalise(c) == want for c in candidates if c)
+        return MatchResult(False, scoring.function or scoring.match, "")
+    if scorer is None:
+        return match_answer(
+            answer,
+            expected,
+            mode=scoring.match,
+            extract=scoring.extract,
+            marker=scoring.marker,
+            tolerance=scoring.tolerance,
+        )
+    name = scoring.function or "function"
+    try:
+        got = scorer(answer, expected)
+    except Exception as exc:  # a user's scorer failing must not lose the run's outcome
+        return MatchResult(False, f"{name} (raised {type(exc).__name__}: {exc})"[:300], answer)
+    if isinstance(got, MatchResult):
+        return got
+    if isinstance(got, tuple) and len(got) == 2:
+        return MatchResult(bool(got[0]), name, answer, found=str(got[1]) or None)
+    return MatchResult(bool(got), name, answer)
 
 
 class Team:
@@ -129,6 +166,7 @@ class Team:
         verifiers: Mapping[str, Verifier | Callable[..., Any]] | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         termination: TerminationSpec | Mapping[str, Any] | None = None,
+        scoring: str | ScoringSpec | Mapping[str, Any] | Scorer | None = None,
         model: str | ChatModel = "local",
         store: TraceStore | str | Path | None = None,
         description: str = "",
@@ -179,6 +217,7 @@ class Team:
         else:
             raise ConfigError(f"unknown topology {topology!r}; use pipeline, group_chat or graph")
         self._default_model: str | ChatModel = model
+        self._scorer, scoring_spec = _scoring(scoring)
         data = {
             "name": name,
             "description": description,
@@ -193,6 +232,7 @@ class Team:
             },
             "topology": topo,
             "termination": term.model_dump(),
+            "scoring": scoring_spec.model_dump(exclude_none=True),
             "context_chars": context_chars,
         }
         self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
@@ -277,6 +317,7 @@ class Team:
             verifiers=verifiers,
             tools=tools,
             termination=spec.termination,
+            scoring=_import_scorer(spec.scoring, source) if spec.scoring.function else spec.scoring,
             model=spec.model,
             store=store,
             description=spec.description,
@@ -332,7 +373,12 @@ class Team:
         return self._app.copy(update={"checkpointer": saver})
 
     def model_for(self, agent: Agent) -> ChatModel:
-        ref: str | ChatModel = self._model_override or agent.model or self._default_model
+        return self.resolve_model(self._model_override or agent.model or self._default_model)
+
+    def resolve_model(self, ref: str | ChatModel) -> ChatModel:
+        """The team's one instance of a model: every caller with the same model
+        string (agents, rubric verifiers, the manager) shares it, so a scripted
+        model's replies are consumed in order by all of them."""
         if isinstance(ref, ChatModel):
             return ref
         if ref not in self._models:
@@ -386,9 +432,11 @@ class Team:
         for agent in self.agents.values():
             if not agent.is_function:
                 self.model_for(agent)
-        for v in self.verifiers.values():
+        for v in _all_verifiers(self.verifiers.values()):
             if isinstance(v, Rubric):
-                v.bind_model(self._model_override or v._model_ref or self._default_model)
+                v.bind_model(
+                    self.resolve_model(self._model_override or v._model_ref or self._default_model)
+                )
 
     # -- running -------------------------------------------------------------------------
 
@@ -476,8 +524,15 @@ class Team:
             status = "succeeded" if reason in SUCCESS else "failed"
             meta: dict[str, Any] = {}
             if run.ground_truth is not None:
-                correct = answer_matches(answer, run.ground_truth)
+                scored = score_answer(answer, run.ground_truth, self.spec.scoring, self._scorer)
+                correct = scored.matched
                 meta["answer_correct"] = correct
+                meta["scoring"] = {
+                    "matcher": scored.matcher,
+                    "matched": correct,
+                    "span": list(scored.span) if scored.span else None,
+                    "found": scored.found[:500] if scored.found else None,
+                }
                 if status == "succeeded" and not correct:
                     status = "failed"
             row = run.store.finish_run(
@@ -492,13 +547,14 @@ class Team:
             status=row.status,
             answer=row.final_answer,
             termination_reason=row.termination_reason,
-            steps=row.step_count,
+            step_count=row.step_count,
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.cost_usd,
             error=run.store.redact.optional(error),  # it is printed and may quote the task
             parent_run_id=row.parent_run_id,
             fork_step=row.fork_step,
+            store=run.store,
         )
 
     async def arun(
@@ -711,6 +767,56 @@ class Team:
         return run_sync(
             lambda: self.afork(run_id, step=step, content=content, on_step=on_step), "fork", "afork"
         )
+
+
+def _scoring(
+    scoring: str | ScoringSpec | Mapping[str, Any] | Scorer | None,
+) -> tuple[Scorer | None, ScoringSpec]:
+    """The scoring function (if any) and how the stored spec writes it."""
+    if scoring is None:
+        return None, ScoringSpec()
+    if isinstance(scoring, ScoringSpec):
+        return None, scoring
+    if isinstance(scoring, str | Mapping):
+        try:
+            spec = ScoringSpec.model_validate(scoring)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in ("scoring", *err["loc"]))
+            raise ConfigError(f"{where}: {err['msg']}") from None
+        return (_import_scorer(spec, "scoring") if spec.function else None), spec
+    if callable(scoring):
+        module, qual = getattr(scoring, "__module__", None), getattr(scoring, "__qualname__", "")
+        path = (
+            f"{module}:{qual}"
+            if module and module != "__main__" and "<" not in qual
+            else f"<python:{getattr(scoring, '__name__', 'scoring')}>"
+        )
+        return scoring, ScoringSpec(function=path)
+    raise ConfigError(
+        f"scoring must be a matcher name, a ScoringSpec, a mapping or a function, not {type(scoring).__name__}"
+    )
+
+
+def _import_scorer(spec: ScoringSpec, source: str) -> Scorer:
+    """The function a team's `scoring.function` names."""
+    path = spec.function or ""
+    if path.startswith("<python"):
+        raise ConfigError(
+            f"{source}: scoring.function was a Python function that cannot be reloaded; run this team from Python"
+        )
+    fn = import_object(path, what="scoring function")
+    if not callable(fn):
+        raise ConfigError(f"{source}: scoring.function {path} is not callable")
+    return cast(Scorer, fn)
+
+
+def _all_verifiers(verifiers: Iterable[Verifier]) -> Iterator[Verifier]:
+    """Every verifier, members of ensembles included."""
+    for v in verifiers:
+        yield v
+        if isinstance(v, Ensemble):
+            yield from _all_verifiers(v.verifiers)
 
 
 def _limit_reached(term: TerminationSpec, state: TeamState) -> str | None:

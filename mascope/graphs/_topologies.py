@@ -16,9 +16,11 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
 from mascope.agents import Verdict, run_strategy
+from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
-from ._spec import GraphSpec, GroupChatSpec, PipelineSpec
+from ._spec import END as END_NAME
+from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec
 from ._state import TeamState
 
 if TYPE_CHECKING:
@@ -266,6 +268,26 @@ class _Choice(BaseModel):
     reason: str = ""
 
 
+MANAGER_REASON_CHARS = 160
+
+
+def _manager_max_tokens(names: list[str]) -> int:
+    """Room for the longest choice the schema allows (a token is at least one
+    character), so a grammar-constrained answer cannot be cut off."""
+    return MANAGER_REASON_CHARS + max(len(n) for n in names) + 60
+
+
+def _choice_schema(names: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "next_speaker": {"type": "string", "enum": names},
+            "reason": {"type": "string", "maxLength": MANAGER_REASON_CHARS},
+        },
+        "required": ["next_speaker"],
+    }
+
+
 def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
     names = list(top.agents)
     term = team.spec.termination
@@ -286,14 +308,6 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
             choice = turn.output.strip()
         else:
             model = team.model_for(manager)
-            schema = {
-                "type": "object",
-                "properties": {
-                    "next_speaker": {"type": "string", "enum": names},
-                    "reason": {"type": "string"},
-                },
-                "required": ["next_speaker"],
-            }
             messages = [
                 {
                     "role": "system",
@@ -301,12 +315,33 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 },
                 {"role": "user", "content": prompt},
             ]
-            reply = await model.achat(
-                messages,
-                output=schema,
-                temperature=manager.spec.temperature,
-                max_tokens=80,
-            )
+            try:
+                reply = await model.achat(
+                    messages,
+                    output=_choice_schema(names),
+                    temperature=manager.spec.temperature,
+                    max_tokens=_manager_max_tokens(names),
+                )
+            except StructuredOutputError as exc:
+                # The documented rule: an unusable choice falls back to round robin.
+                fallback = names[state.get("spoken", 0) % len(names)]
+                reason = (
+                    f"the group chat manager {manager.name!r} asked {model.model_id} for the next "
+                    f'speaker as JSON {{"next_speaker": one of {names}}} but could not use its '
+                    f"answer even after one repair: {exc.reason or exc}"
+                )
+                run.record(
+                    agent=manager.name, kind="model_call", content=exc.last_answer, model=model.model_id,
+                    data={"event": "unusable_answer", "asked_for": "next speaker JSON", "finish_reason": exc.finish_reason},
+                    error=reason, inputs=messages,
+                )  # fmt: skip
+                run.record(
+                    agent=manager.name,
+                    kind="event",
+                    content=f"manager's choice unusable; round robin: {fallback} speaks",
+                    data={"event": "manager_fallback", "selected": fallback},
+                )
+                return fallback
             parsed = _Choice.model_validate(reply.parsed)
             choice = parsed.next_speaker
             run.record(
@@ -539,38 +574,68 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                 spec.name, "verifier", spec.verifier or "", make_vproduce(), make_vapply()
             )
 
+    by_source: dict[str, list[EdgeSpec]] = {}
+    sources: dict[str, set[str]] = {}
+    for e in top.edges:
+        by_source.setdefault(e.from_, []).append(e)
+        sources.setdefault(e.to, set()).add(e.from_)
+    # A node with edges from two or more nodes joins branches: it waits until
+    # nothing else is scheduled, so it runs once, after every branch into it.
+    joins = {n for n, froms in sources.items() if len(froms) > 1}
+
+    def holds(e: EdgeSpec, state: TeamState, name: str) -> bool:
+        if e.when == "always":
+            return True
+        if e.when in ("passed", "failed"):
+            verdict = state.get("verdict") or {}
+            return bool(verdict.get("passed")) == (e.when == "passed")
+        text = state.get("last_output", "") if state.get("last_agent") == nodes[name].actor else ""
+        return e.when[len("contains:") :].lower() in text.lower()
+
+    def fired(name: str, state: TeamState) -> list[str]:
+        """The first edge whose condition holds decides; every edge of the node with
+        that same condition fires (two `always` edges fan out to both targets)."""
+        edges = by_source.get(name, [])
+        when = next((e.when for e in edges if holds(e, state, name)), None)
+        return [e.to for e in edges if e.when == when]
+
+    def scheduled(
+        name: str, apply: Callable[[TeamState, Any], dict[str, Any]]
+    ) -> Callable[[TeamState, Any], dict[str, Any]]:
+        def apply_and_schedule(state: TeamState, product: Any) -> dict[str, Any]:
+            update = apply(state, product)
+            after = cast(TeamState, {**state, **update})
+            pending = state.get("frontier")
+            # No frontier yet: the first node (or a run checkpointed before frontiers).
+            frontier = [name] if pending is None else list(pending)
+            if name in frontier:
+                frontier.remove(name)
+            for target in fired(name, after):
+                if target != END_NAME and target not in frontier:
+                    frontier.append(target)
+            update["frontier"] = frontier
+            if not frontier and not after.get("done"):
+                outputs = after.get("outputs", {})
+                answer = outputs.get(top.final) if top.final else after.get("last_output")
+                update.update(done=True, termination="end", final_answer=answer)
+            return update
+
+        return apply_and_schedule
+
+    for name, node in nodes.items():
+        node.apply = scheduled(name, node.apply)
+
+    def route(state: TeamState) -> str:
+        """Nodes run one at a time in the order they were scheduled (breadth first);
+        a join runs when nothing but joins is left."""
+        frontier = state.get("frontier") or []
+        if state.get("done") or not frontier:
+            return END
+        return next((n for n in frontier if n not in joins), frontier[0])
+
     def wire(graph: StateGraph[Any]) -> None:
         graph.add_edge(START, top.start)
-        by_source: dict[str, list[Any]] = {}
-        for e in top.edges:
-            by_source.setdefault(e.from_, []).append(e)
         for name in nodes:
-            edges = by_source.get(name, [])
-
-            def route(state: TeamState, edges: list[Any] = edges, name: str = name) -> str:
-                if state.get("done"):
-                    return END
-                for e in edges:
-                    if e.when == "always":
-                        return _target(e.to)
-                    if e.when in ("passed", "failed"):
-                        verdict = state.get("verdict") or {}
-                        if bool(verdict.get("passed")) == (e.when == "passed"):
-                            return _target(e.to)
-                    elif e.when.startswith("contains:"):
-                        text = (
-                            state.get("last_output", "")
-                            if state.get("last_agent") == nodes[name].actor
-                            else ""
-                        )
-                        if e.when[len("contains:") :].lower() in text.lower():
-                            return _target(e.to)
-                return END
-
             graph.add_conditional_edges(name, route, cast(Any, {**{n: n for n in nodes}, END: END}))
 
     return Compiled(nodes, wire)
-
-
-def _target(name: str) -> str:
-    return END if name == "END" else name

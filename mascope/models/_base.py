@@ -100,12 +100,15 @@ class ChatModel(ABC):
             return first
         except ValueError as exc:
             reason = str(exc)
+        cut_off = first.finish_reason == "length"
+        if cut_off:
+            reason += f" (it was cut off at the limit of {request.max_tokens or 'the'} tokens)"
         repair = request.model_copy(
             update={
                 "messages": [
                     *request.messages,
                     Message.assistant(first.text),
-                    repair_message(first.text, reason, spec),
+                    repair_message(first.text, reason, spec, cut_off=cut_off),
                 ]
             }
         )
@@ -114,10 +117,14 @@ class ChatModel(ABC):
         try:
             merged.parsed = parse_answer(second.text, spec)
         except ValueError as exc:
+            if second.finish_reason == "length":
+                exc = ValueError(f"{exc} (it was cut off at the token limit)")
             raise StructuredOutputError(
-                f"{self.model_id} did not produce a valid {spec.name} answer even after "
-                f"one repair ({exc}); use a stronger model or a simpler schema",
+                f"{self.model_id} did not produce {_what(spec)} even after one repair ({exc}); "
+                "use a stronger model or a simpler schema",
                 last_answer=second.text,
+                reason=str(exc),
+                finish_reason=second.finish_reason,
             ) from None
         return merged
 
@@ -289,6 +296,14 @@ def _check_tool_choice(choice: ToolChoice | None, tools: list[ToolSpec]) -> None
             f"tool_choice names {choice!r}, which is not among the tools {names}"
             + did_you_mean(choice, names)
         )
+
+
+def _what(spec: OutputSpec) -> str:
+    """How an error names the answer it asked for: by its keys, never a Python class name."""
+    props = spec.schema.get("properties")
+    if isinstance(props, dict) and props:
+        return "a valid JSON answer {" + ", ".join(str(k) for k in props) + "}"
+    return "a valid JSON answer"
 
 
 def _merge(first: ChatResponse, second: ChatResponse) -> ChatResponse:

@@ -182,10 +182,18 @@ def schema_instructions(spec: OutputSpec) -> str:
     )
 
 
-def repair_message(answer: str, reason: str, spec: OutputSpec) -> Message:
+def repair_message(answer: str, reason: str, spec: OutputSpec, *, cut_off: bool = False) -> Message:
     """The follow-up that asks the model to fix an invalid structured answer."""
-    shown = answer if len(answer) <= 2000 else answer[:2000] + " ...[cut]"
-    return Message.user(
-        f"Your previous answer could not be used: {reason}.\n"
-        f"Your answer was:\n{shown}\n\n" + schema_instructions(spec)
-    )
+    if cut_off:
+        # Shown short, with a nudge: a model shown all of a cut-off answer tends
+        # to copy it and run out of tokens again.
+        shown = answer if len(answer) <= 200 else answer[:200] + " ...[cut]"
+        head = (
+            f"Your previous answer could not be used: {reason}. "
+            "Keep every text field to one or two short sentences.\n"
+            f"Your answer began:\n{shown}\n\n"
+        )
+    else:
+        shown = answer if len(answer) <= 2000 else answer[:2000] + " ...[cut]"
+        head = f"Your previous answer could not be used: {reason}.\nYour answer was:\n{shown}\n\n"
+    return Message.user(head + schema_instructions(spec))

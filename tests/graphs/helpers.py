@@ -42,3 +42,19 @@ def always_wrong(ctx: TurnContext) -> str:
 
 def is_five(candidate: str) -> tuple[bool, str]:
     return ("5" in candidate, "" if "5" in candidate else "2 + 3 is not 6; recount")
+
+
+def same_first_word(answer: str, ground_truth: str) -> bool:
+    """A scoring function: the answer's first word is the ground truth."""
+    words = answer.split()
+    return bool(words) and words[0].strip(".,").lower() == ground_truth.lower()
+
+
+def lookup(city: str) -> str:
+    """A tool: a fact about a city."""
+    return f"{city} has a tall tower"
+
+
+async def uses_lookup(ctx: TurnContext) -> str:
+    """A function agent that calls the lookup tool once."""
+    return await ctx.call_tool("lookup", city="Paris")

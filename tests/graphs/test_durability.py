@@ -227,3 +227,50 @@ def test_fork_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, datasets: 
         app, ["runs", "fork", imported, "--step", "0", "--content", "x", "--db", str(db)]
     )
     assert result.exit_code == 2 and "was imported (whowhen)" in result.stderr
+
+
+def test_a_killed_fan_out_resumes_the_branch_it_was_in(tmp_path: Path) -> None:
+    spec = {
+        "name": "fan",
+        "agents": [{"name": n, "function": "tests.graphs.helpers:counter"} for n in "abcd"],
+        "topology": {
+            "kind": "graph",
+            "start": "a",
+            "nodes": [{"name": n, "agent": n} for n in "abcd"],
+            "edges": [{"from": x, "to": y} for x, y in ("ab", "ac", "bd", "cd")],
+        },
+    }
+    team = tmp_path / "fan.yaml"
+    team.write_text(yaml.safe_dump(spec))
+    db, log, paused = tmp_path / "f.db", tmp_path / "calls.log", tmp_path / "paused"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MASCOPE_TEST_LOG": str(log),
+        "MASCOPE_TEST_PAUSE_AT": "2",  # c, the second branch, has seen a and b
+        "MASCOPE_TEST_PAUSED": str(paused),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mascope.cli", "run", str(team), "--task", "count", "--db", str(db)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not paused.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the run never reached the pause"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with TraceStore(db) as store:
+        (run,) = store.list_runs()
+    done = subprocess.run(
+        [sys.executable, "-m", "mascope.cli", "runs", "resume", run.id, "--db", str(db), "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with TraceStore(db) as store:
+        steps = store.steps(run.id)
+    assert [s.agent for s in steps] == ["a", "b", "runtime", "c", "d"]
+    assert [s.index for s in steps] == list(range(5))
+    calls = [line.split()[0] for line in log.read_text().splitlines()]
+    assert calls == ["a", "b", "c", "c", "d"]  # only the cut-off branch ran again

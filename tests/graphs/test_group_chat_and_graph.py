@@ -51,7 +51,7 @@ def test_stop_phrase_ends_the_chat_with_the_answer(db: Path) -> None:
         "42",
         "stop_phrase",
     )
-    assert result.steps == 4
+    assert result.step_count == 4
 
 
 def test_agents_see_the_conversation(db: Path) -> None:
@@ -150,7 +150,7 @@ def test_graph_verifier_node_routes_on_the_verdict(db: Path) -> None:
         verifiers={"five": lambda c: "5" in c}, termination={"max_steps": 10}, store=db,
     )  # fmt: skip
     result = team.run("2+3")
-    assert result.answer == "ANSWER: 5" and result.steps == 4
+    assert result.answer == "ANSWER: 5" and result.step_count == 4
 
 
 def test_unbounded_cycle_is_stopped_by_max_steps(db: Path) -> None:
@@ -159,7 +159,11 @@ def test_unbounded_cycle_is_stopped_by_max_steps(db: Path) -> None:
         nodes=[{"name": "n", "agent": "a"}], edges=[{"from": "n", "to": "n"}], termination={"max_steps": 7}, store=db,
     )  # fmt: skip
     result = team.run("loop")
-    assert (result.termination_reason, result.steps, result.status) == ("max_steps", 7, "failed")
+    assert (result.termination_reason, result.step_count, result.status) == (
+        "max_steps",
+        7,
+        "failed",
+    )
 
 
 def test_seconds_budget(db: Path) -> None:
@@ -177,4 +181,4 @@ def test_seconds_budget(db: Path) -> None:
         store=db,
     )
     result = team.run("t")
-    assert result.termination_reason == "budget_seconds" and 3 <= result.steps <= 6
+    assert result.termination_reason == "budget_seconds" and 3 <= result.step_count <= 6

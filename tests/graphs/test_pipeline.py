@@ -68,7 +68,7 @@ def test_verifier_that_never_passes_ends_the_run_failed(db: Path) -> None:
         store=db,
     )
     result = team.run("2+3?")
-    assert (result.status, result.termination_reason, result.steps) == (
+    assert (result.status, result.termination_reason, result.step_count) == (
         "failed",
         "verifier_failed",
         4,

@@ -105,3 +105,32 @@ def test_example_for_follows_refs_and_unions() -> None:
         "tags": ["..."],
         "maybe": None,
     }
+
+
+class _Internal(BaseModel):
+    passed: bool
+    note: str
+
+
+def test_the_give_up_message_names_what_was_asked_not_a_class() -> None:
+    with pytest.raises(StructuredOutputError) as info:
+        ScriptedModel(["nope", "still nope"]).chat("judge", output=_Internal)
+    message = str(info.value)
+    assert "_Internal" not in message and "a valid JSON answer {passed, note}" in message
+    with pytest.raises(StructuredOutputError) as info:
+        ScriptedModel(["nope", "still nope"]).chat("n?", output={"type": "object"})
+    assert "answer answer" not in str(info.value) and "valid JSON answer" in str(info.value)
+
+
+def test_a_cut_off_answer_is_repaired_with_a_short_excerpt_and_a_nudge() -> None:
+    from mascope.models import ChatResponse, Message, Usage
+
+    long = '{"passed": true, "note": "' + "very " * 400
+    cut = ChatResponse(
+        model="scripted", message=Message.assistant(long), finish_reason="length", usage=Usage()
+    )
+    model = ScriptedModel([cut, '{"passed": true, "note": "short"}'])
+    assert model.chat("judge", output=_Internal, max_tokens=50).parsed.note == "short"
+    repair = model.calls[1].messages[-1].content or ""
+    assert "cut off at the limit of 50 tokens" in repair and "short sentences" in repair
+    assert len(repair) < 1200
