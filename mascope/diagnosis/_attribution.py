@@ -285,6 +285,26 @@ async def _model_candidates(
     return proposal, candidates
 
 
+def _verdict_correction(step: Step, text: str) -> str:
+    """A proposed correction of a verifier's verdict, in a form a fork accepts.
+
+    Models often describe the right verdict in prose; one that is not a verdict
+    (`pass`, `fail: why` or verdict JSON) is read as "the verdict should have
+    been the opposite", with the prose as its feedback.
+    """
+    from mascope.agents import parse_verdict_text
+    from mascope.errors import ConfigError
+
+    if step.kind != "verdict":
+        return text
+    try:
+        parse_verdict_text(text)
+        return text
+    except ConfigError:
+        passed = step.content.lstrip().upper().startswith("PASS")
+        return f"fail: {' '.join(text.split())[:300] or 'rejected'}" if passed else "pass"
+
+
 async def _counterfactual(
     a: _Asker, team: Team, max_replays: int, corrections: Corrections | None
 ) -> AttributionResult:
@@ -300,6 +320,10 @@ async def _counterfactual(
     by_index = {s.index: s for s in a.steps}
     forkable = {
         i for i, s in by_index.items() if s.kind in ("message", "verdict") and s.checkpoint_id
+    }
+    candidates = {
+        i: _verdict_correction(by_index[i], text) if i in by_index else text
+        for i, text in candidates.items()
     }
     # A "correction" that repeats what the step already said is no intervention.
     usable = sorted(

@@ -382,3 +382,32 @@ async def test_counterfactual_with_given_corrections_skips_ones_that_change_noth
     assert (result.step, result.agent, result.verified) == (1, "solver", True)
     assert [r["step"] for r in result.replays] == [1]
     assert store.attributions(parent.run_id)[0].annotator == "replay:given-corrections"
+
+
+async def test_a_verdict_corrected_in_prose_is_replayed_as_the_opposite_verdict(
+    tmp_path: Path,
+) -> None:
+    # Models describe the right verdict in words; that used to end the attribution with
+    # "a replacement verdict must be JSON ..." instead of a replay.
+    db = tmp_path / "cf4.db"
+    team = Team(
+        "sum", [Agent("reader", fn=reader), Agent("solver", fn=solver)],
+        stages=["reader", {"agent": "solver", "verifier": "lenient", "max_rounds": 2}],
+        verifiers={"lenient": lambda candidate: True}, store=db,
+    )  # fmt: skip
+    parent = await team.arun("Add 2 and 3.", ground_truth="5")
+    assert parent.status == "failed"
+    store = TraceStore(db)
+    verdict = next(s for s in store.steps(parent.run_id) if s.kind == "verdict")
+
+    async def propose(run: object, steps: object) -> list[tuple[int, str]]:
+        return [(verdict.index, "The checker should have rejected 6, since 2 + 3 is 5.")]
+
+    result = await aattribute(
+        store, parent.run_id, method="counterfactual", model=ScriptedModel([]), team=team,
+        corrections=propose,
+    )  # fmt: skip
+    assert [r["step"] for r in result.replays] == [verdict.index]
+    replay = store.steps(result.replays[0]["run_id"])
+    forked = next(s for s in replay if s.index == verdict.index)
+    assert forked.data["passed"] is False and "should have rejected 6" in forked.content
