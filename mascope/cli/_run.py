@@ -154,6 +154,7 @@ def run(
     with removed_if_failed(db):  # a run that cannot start leaves no store behind
         store = _store(db)
         team = Team.from_spec(spec, model=model, store=store, source=str(team_file))
+        team.check_models()  # a missing key is the only line, not after the run's header
         _start(team, task, as_json)
         result = team.run(task, ground_truth=expect, on_step=_printer(as_json))
     _report(result, store, as_json)

@@ -426,7 +426,7 @@ class Team:
 
         return run_node
 
-    def _check_models(self) -> None:
+    def check_models(self) -> None:
         """Resolve every model before a run starts, so a bad model string or a
         missing key fails before anything is recorded."""
         for agent in self.agents.values():
@@ -572,7 +572,7 @@ class Team:
         """
         if not task or not task.strip():
             raise ConfigError("the task is empty; say what the team should do")
-        self._check_models()
+        self.check_models()
         store = self.store
         run_id = store.start_run(
             team=self.name,
@@ -617,7 +617,7 @@ class Team:
             raise UserError(
                 f"run {row.id} already finished ({row.status}); fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
             )
-        self._check_models()
+        self.check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
         async with self._checkpointer() as conn:
             saver = checkpoint_saver(conn, self.store.redact)
@@ -675,7 +675,7 @@ class Team:
             raise UserError(
                 f"step {step} of run {parent.id} has no checkpoint to fork from (was it imported?)"
             )
-        self._check_models()
+        self.check_models()
         async with self._checkpointer() as conn:
             saver = checkpoint_saver(conn, self.store.redact)
             app = self._with_checkpointer(saver)
