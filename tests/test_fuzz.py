@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from mascope.cli import app
 from mascope.traces import TraceStore
+from tests.reliability import tally
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -639,4 +640,5 @@ def test_zz_report() -> None:
         if k.endswith(":tried")
     )
     print(f"\nfuzz: {clean} of {tried} malformed inputs got a clean one-line error ({kinds})")
+    tally("malformed-input", tried=tried, bad=tried - clean)
     assert clean == tried

@@ -23,6 +23,7 @@ from mascope.agents import TurnContext
 from mascope.cli import app
 from mascope.graphs import StepEvent, Team
 from mascope.traces import TraceStore
+from tests.reliability import tally
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -219,6 +220,8 @@ def test_no_planted_secret_reaches_a_file_or_the_terminal(
 
     files = [p.name for p in work.iterdir()]
     assert "s.checkpoints.db" in files and "all.otel.json" in files, files
+    found = {h for hits in _scan(work).values() for h in hits} | set(_hits(b"".join(printed)))
+    tally("secrets", tried=len(PLANTED), bad=len(found))
     assert _scan(work) == {}
     assert _hits(b"".join(printed)) == []
     # The masked text is still there to read.

@@ -21,6 +21,7 @@ from mascope.diagnosis._fence import block, defuse, inline
 from mascope.diagnosis._judge import user_prompt
 from mascope.diagnosis._rules import Finding
 from mascope.traces import Run, Step
+from tests.reliability import tally
 
 # -- how a reader (a parser, or a model) sees the structure of a prompt ----------------------
 
@@ -154,6 +155,9 @@ hostile = st.lists(fragment, max_size=8).map("".join)
 step_fields = st.tuples(hostile, hostile, hostile, st.none() | hostile)
 
 
+ATTEMPTS = {"tried": 0, "bad": 0}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     task=hostile,
@@ -173,9 +177,19 @@ def test_no_trace_content_changes_a_prompts_structure(
 ) -> None:
     run = make_run(task, answer, truth, reason)
     steps = make_steps(fields)
-    fences, step_lines, _ = structure(judge_prompt(run, steps))
-    assert (fences, step_lines) == (2, len(steps))
-    assert_same_structure(run, steps, rationale)
+    ATTEMPTS["tried"] += 1
+    try:
+        fences, step_lines, _ = structure(judge_prompt(run, steps))
+        assert (fences, step_lines) == (2, len(steps))
+        assert_same_structure(run, steps, rationale)
+    except AssertionError:
+        ATTEMPTS["bad"] += 1
+        raise
+
+
+def test_zz_tally_injection_attempts() -> None:
+    """For docs/benchmarks.md: hostile traces tried above, and how many changed a prompt."""
+    tally("injection", tried=ATTEMPTS["tried"], bad=ATTEMPTS["bad"])
 
 
 # -- the attacks reported, one by one -----------------------------------------------------
