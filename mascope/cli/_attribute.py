@@ -11,7 +11,7 @@ from rich.console import Console
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, err, user_errors
-from ._progress import progress_bar, run_interruptible, stop_if_interrupted
+from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
 
 METHOD_HELP = (
     "all-at-once, step-by-step, binary-search, a2p or counterfactual (re-runs the team to verify)."
@@ -138,7 +138,6 @@ def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_tru
            concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console) -> None:  # fmt: skip
 
     from mascope.diagnosis._batch import aattribute_batch
-    from mascope.errors import EndpointError
 
     async def main() -> Any:
         with progress_bar("attributing", len(ids)) as bar:
@@ -184,15 +183,4 @@ def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_tru
             out.print(f"not attributed {run_id}: {why}", markup=False)
         for agent, count in report.modes.most_common(10):
             out.print(f"  {agent}: blamed in {count} run(s)", markup=False)
-    stop_if_interrupted(signum, err)
-    if report.stopped and report.stopped.startswith("the endpoint failed"):
-        raise EndpointError(
-            f"{report.stopped}; rerun the same command to continue where it stopped"
-        )
-    if report.nothing_done:
-        err.print(
-            f"[bold red]error:[/] none of the {report.not_judged} run(s) to attribute could be attributed "
-            "(no valid answer from the model); see the reasons above or try another --model",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
+    end_batch(report, signum, err, verb="attribute")

@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.progress import TextColumn
 from rich.table import Table
 
-from mascope.errors import ConfigError, EndpointError
+from mascope.errors import ConfigError
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, err, user_errors
-from ._progress import progress_bar, run_interruptible, stop_if_interrupted
+from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
 
 
 @user_errors
@@ -99,18 +99,7 @@ def judge(
         }))  # fmt: skip
     else:
         _summary(report)
-    stop_if_interrupted(signum, err)
-    if report.stopped and report.stopped.startswith("the endpoint failed"):
-        raise EndpointError(
-            f"{report.stopped}; rerun the same command to continue where it stopped"
-        )
-    if report.nothing_done:
-        err.print(
-            f"[bold red]error:[/] none of the {report.not_judged} run(s) to judge could be judged "
-            "(no valid answer from the model); see the reasons above or try another --model",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
+    end_batch(report, signum, err, verb="judge")
 
 
 async def _with_progress(

@@ -118,6 +118,26 @@ def stop_if_interrupted(signum: int | None, err: Console, *, shown: bool = True)
         raise typer.Exit(interrupt_code(signum))
 
 
+def end_batch(report: Any, signum: int | None, err: Console, *, verb: str) -> None:
+    """How a judge or attribute batch ends: 130/143 when interrupted, a one-line
+    error when the endpoint gave out, 1 when there was work and none of it got done."""
+    from mascope.errors import EndpointError
+
+    stop_if_interrupted(signum, err)
+    if report.stopped and report.stopped.startswith("the endpoint failed"):
+        raise EndpointError(
+            f"{report.stopped}; rerun the same command to continue where it stopped"
+        )
+    if report.nothing_done:
+        done = {"judge": "judged", "attribute": "attributed"}.get(verb, verb)
+        err.print(
+            f"[bold red]error:[/] none of the {report.not_judged} run(s) to {verb} could be {done} "
+            "(no valid answer from the model); see the reasons above or try another --model",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
 def partial_note(done: int, total: int, what: str) -> str:
     """'partial: 3 of 10 runs' for a title."""
     return f"partial: {done} of {total} {what}"
