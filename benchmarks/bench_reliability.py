@@ -4,8 +4,9 @@ injection attempts that changed a prompt's structure.
     .venv/bin/python benchmarks/bench_reliability.py --write docs/benchmarks.md
 
 Kill trials: an eight-stage team of function agents (each turn sleeps ~0.1 s) is run
-by `mascope run` in a real subprocess and SIGKILLed at a random moment (a third of the
-trials kill the resume too), then `mascope runs resume` finishes it. A step recorded
+by `mascope run` in a real subprocess and SIGKILLed after a random number of recorded
+steps, at a random moment in the next turn (a third of the trials kill the resume
+too), then `mascope runs resume` finishes it. A step recorded
 before a kill that is missing or changed afterwards is lost; an agent turn present
 twice in the final trace is duplicated.
 
@@ -20,6 +21,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,30 @@ def _snapshot(db: Path) -> list[tuple[int, str, str, str]]:
         return [(s.index, s.agent, s.kind, s.content) for s in store.steps(runs[0].id)]
 
 
+def _step_count(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM steps").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0  # not created yet, or busy
+
+
+def _kill_after_steps(
+    proc: subprocess.Popen[bytes], db: Path, steps: int, rng: random.Random
+) -> None:
+    """SIGKILL `proc` once the store holds `steps` steps, a random moment into the next turn."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _step_count(db) < steps and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.12))  # anywhere in the next turn (each sleeps 0.1 s)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def kill_trial(rng: random.Random, work: Path) -> dict[str, int]:
     team = work / "team.yaml"
     team.write_text(
@@ -83,12 +109,11 @@ def kill_trial(rng: random.Random, work: Path) -> dict[str, int]:
     }
     kills = 0
     proc = _cli("run", str(team), "--task", "count", "--db", str(db), env=env, cwd=work)
-    time.sleep(rng.uniform(0.5, 3.0))
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-        kills += 1
-    proc.wait()
+    _kill_after_steps(proc, db, rng.randint(1, len(STAGES) - 1), rng)
+    kills += proc.returncode == -signal.SIGKILL
     before = _snapshot(db)
+    # A kill that landed while agents were at work, not before the run began or after it ended.
+    mid_run = int(0 < sum(1 for step in before if step[2] == "message") < len(STAGES))
     lost = dup = 0
     if db.exists():
         with TraceStore(db) as store:
@@ -97,11 +122,8 @@ def kill_trial(rng: random.Random, work: Path) -> dict[str, int]:
             run_id = runs[0].id
             if rng.random() < 1 / 3:  # kill the resume as well
                 again = _cli("runs", "resume", run_id, "--db", str(db), env=env, cwd=work)
-                time.sleep(rng.uniform(0.5, 2.0))
-                if again.poll() is None:
-                    again.send_signal(signal.SIGKILL)
-                    kills += 1
-                again.wait()
+                _kill_after_steps(again, db, len(before) + rng.randint(1, 3), rng)
+                kills += again.returncode == -signal.SIGKILL
                 before = _snapshot(db)  # what the second kill must not lose
             final = _cli("runs", "resume", run_id, "--db", str(db), env=env, cwd=work)
             final.wait(timeout=120)
@@ -111,12 +133,12 @@ def kill_trial(rng: random.Random, work: Path) -> dict[str, int]:
         dup = len(turns) - len(set(turns))
         if runs and sorted(set(turns)) != list(STAGES):
             lost += len(set(STAGES) - set(turns))
-    return {"kills": kills, "lost": lost, "duplicated": dup}
+    return {"kills": kills, "mid_run": mid_run, "lost": lost, "duplicated": dup}
 
 
 def run_kills(trials: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
-    total = {"trials": trials, "kills": 0, "lost": 0, "duplicated": 0}
+    total = {"trials": trials, "kills": 0, "mid_run": 0, "lost": 0, "duplicated": 0}
     for i in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
             result = kill_trial(rng, Path(tmp))
@@ -150,13 +172,14 @@ def render(kills: dict[str, int], tallies: dict[str, dict[str, int]], command: s
         "",
         "| what | tried | went wrong | target |",
         "| --- | ---: | ---: | --- |",
-        f"| kill-and-resume trials ({kills['kills']} SIGKILLs): steps lost / duplicated "
+        f"| kill-and-resume trials ({kills['kills']} SIGKILLs, {kills['mid_run']} trials "
+        "killed while agents were at work): steps lost / duplicated "
         f"| {kills['trials']} | {kills['lost']} / {kills['duplicated']} | 0 / 0 |",
     ]
     labels = {
         "malformed-input": ("malformed inputs without a clean one-line error (exit 2, no traceback, nothing written)", "0"),
         "secrets": ("planted secrets found on disk or on stdout/stderr", "0"),
-        "injection": ("injection attempts that changed a prompt's structure", "0"),
+        "injection": ("hostile traces (fence tags in any case and spacing, forged `Step N` lines, in task, names and contents) whose judge or attribution prompts changed structure", "0"),
     }  # fmt: skip
     for metric, (label, target) in labels.items():
         row = tallies.get(metric)
@@ -167,6 +190,14 @@ def render(kills: dict[str, int], tallies: dict[str, dict[str, int]], command: s
     for metric, row in sorted(tallies.items()):
         if metric not in labels:
             lines.append(f"| {metric} | {row['tried']} | {row['bad']} | 0 |")
+    lines += [
+        "",
+        "Before this round (issue 11, measured from outside and by the same tests on the old "
+        "code): 79 of 98 malformed inputs got a clean error; the secret scan found 12 of 15 "
+        "planted secrets on disk (store, checkpoint database, every export) and 8 on the "
+        "terminal; 3,524 of 4,000 hostile traces changed the judge's prompt structure. Kill "
+        "and resume already lost and duplicated nothing.",
+    ]
     return "\n".join(lines)
 
 
