@@ -2,6 +2,7 @@
 
 from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
 from ._codeexec import TestRun, extract_code, run_tests
+from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import Budget, Selection, StrategyKind, StrategySpec, run_strategy
 from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
@@ -56,6 +57,8 @@ __all__ = [
     "render_system_prompt",
     "run_strategy",
     "run_tests",
+    "samples",
+    "sampling",
     "tool",
     "verdict_text",
 ]
