@@ -26,4 +26,4 @@ def samples(fn: Callable[..., Any] | None) -> bool:
     return bool(getattr(fn, _MARK, False))
 
 
-__all__ = ["sampling", "samples"]
+__all__ = ["samples", "sampling"]

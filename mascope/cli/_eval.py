@@ -231,8 +231,8 @@ def planted(
     methods: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: counterfactual+reference, counterfactual, a2p, all-at-once, "
-            "step-by-step, binary-search, rules, judge (default: all)."
+            help="Comma-separated: reroll, counterfactual+reference, counterfactual, a2p, all-at-once, "
+            "step-by-step, binary-search, rules, judge (default: all; reroll only with --fault-rate)."
         ),
     ] = None,
     model: Annotated[
@@ -256,6 +256,20 @@ def planted(
         Path | None,
         typer.Option("--keep", help="Keep the runs in this store (default: a temporary one)."),
     ] = None,
+    fault_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--fault-rate",
+            help="Each fault fires with this probability each time its turn runs (default: always).",
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Reroll: re-rolls that decide a step (default 12).", min=1)
+    ] = None,
+    reroll_max_replays: Annotated[
+        int | None, typer.Option(help="Reroll: most re-rolls per failed run (default 60).", min=1)
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Reroll: re-rolls run at once.", min=1)] = 4,
     as_json: JsonOpt = False,
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
@@ -264,7 +278,7 @@ def planted(
     from mascope.diagnosis._eval_planted import NEEDS_MODEL, aevaluate_planted, parse_methods
     from mascope.models import get_model
 
-    chosen = parse_methods(methods)
+    chosen = parse_methods(methods, stochastic=fault_rate is not None)
     llm = None
     if any(m in NEEDS_MODEL for m in chosen):
         settings = Settings.load(model=model)
@@ -277,7 +291,8 @@ def planted(
     r = asyncio.run(
         aevaluate_planted(
             methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
-            with_ground_truth=with_ground_truth, db=keep, on_case=tick,
+            with_ground_truth=with_ground_truth, db=keep, on_case=tick, fault_rate=fault_rate,
+            samples=samples, reroll_replays=reroll_max_replays, concurrency=concurrency,
         )
     )  # fmt: skip
     if as_json:
@@ -287,6 +302,7 @@ def planted(
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
     out.print(
         f"{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
+        + (f"; faults fire with probability {fault_rate:g}" if fault_rate is not None else "")
         + (f"; model {r.model}" if r.model else "")
         + (f"; {len(r.not_decisive)} fault(s) did not make the run fail" if r.not_decisive else "")
     )
@@ -302,7 +318,8 @@ def planted(
             d = a.as_dict()
             table.add_row(
                 a.method, _fmt(d["step_accuracy"], d["step_ci"]), _fmt(d["agent_accuracy"], d["agent_ci"]),
-                _fmt(d["step_within_1"]), _fmt(d["replays_per_run"]),
+                _fmt(d["step_within_1"]),
+                "" if d["replays_per_run"] is None else f"{d['replays_per_run']:.1f} (median {d['replays_median']:g})",
                 "" if d["verified"] is None else f"{d['verified']}/{a.n}", _fmt(d["seconds_per_run"]),
             )  # fmt: skip
         for b in r.baselines:

@@ -464,10 +464,17 @@ def attribute(
     target = store or TraceStore()
     return run_sync(
         lambda: aattribute(
-            target, run_id, method=method, model=model, with_ground_truth=with_ground_truth,
-            team=team, max_replays=max_replays, samples=samples, temperature=temperature,
+            target,
+            run_id,
+            method=method,
+            model=model,
+            with_ground_truth=with_ground_truth,
+            team=team,
+            max_replays=max_replays,
+            samples=samples,
+            temperature=temperature,
             concurrency=concurrency,
-        ),  # fmt: skip
+        ),
         "attribute",
         "aattribute",
     )

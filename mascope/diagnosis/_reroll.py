@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -201,7 +202,7 @@ class _Search:
             gap = next(
                 (
                     (a, b)
-                    for a, b in zip(probed, probed[1:], strict=False)
+                    for a, b in itertools.pairwise(probed)
                     if b - a > 1 and self.clear_drop(a, b)
                 ),
                 None,
@@ -301,7 +302,9 @@ def _rebuild(store: TraceStore, run: Run) -> Team:
         ) from None
 
 
-def _recorded(store: TraceStore, run: Run, found: list[Position], temperature: float | None) -> dict[int, list[Run]]:
+def _recorded(
+    store: TraceStore, run: Run, found: list[Position], temperature: float | None
+) -> dict[int, list[Run]]:
     """Finished re-rolls of `run` already in the store, by position (a killed search's work)."""
     by_step = {p.step: i for i, p in enumerate(found)}
     out: dict[int, list[Run]] = {}
@@ -337,9 +340,7 @@ def check_run(store: TraceStore, run_id: str) -> Run:
     if run.status == "running":
         raise UserError(f"run {rid} is still running; re-roll it when it has finished")
     if run.status == "interrupted":
-        raise UserError(
-            f"run {rid} was interrupted; resume it first (mascope runs resume {rid})"
-        )
+        raise UserError(f"run {rid} was interrupted; resume it first (mascope runs resume {rid})")
     if run.status == "succeeded":
         raise UserError(f"run {rid} succeeded; there is no failure to attribute")
     if run.source != "native" or not run.spec:
@@ -457,4 +458,11 @@ async def areroll_attribute(
     return result
 
 
-__all__ = ["DEFAULT_MAX_REPLAYS", "DEFAULT_SAMPLES", "Position", "Probe", "areroll_attribute", "positions"]
+__all__ = [
+    "DEFAULT_MAX_REPLAYS",
+    "DEFAULT_SAMPLES",
+    "Position",
+    "Probe",
+    "areroll_attribute",
+    "positions",
+]
