@@ -290,7 +290,7 @@ def _rebuild(store: TraceStore, run: Run) -> Team:
 
     meta = run.metadata_ or {}
     try:
-        return Team.from_spec(
+        team = Team.from_spec(
             parse_team(run.spec or {}, source=f"run {run.id}'s team"),
             model=meta.get("model"),
             store=store,
@@ -300,6 +300,20 @@ def _rebuild(store: TraceStore, run: Run) -> Team:
         raise UserError(
             f"run {run.id} cannot be re-run: {exc}; from Python, pass team= to attribute"
         ) from None
+    # A Python function that cannot be imported (a closure, or one defined in
+    # __main__) leaves no trace in the spec; its turns are the ones recorded
+    # without a model, and rebuilt it would wrongly become a model agent.
+    modelled: dict[str, bool] = {}
+    for s in store.iter_steps(run.id):
+        if s.kind == "message" and s.agent in team.agents:
+            modelled[s.agent] = modelled.get(s.agent, False) or s.model is not None
+    lost = sorted(n for n, m in modelled.items() if not m and team.agents[n].fn is None)
+    if lost:
+        raise UserError(
+            f"run {run.id} cannot be re-run: agent {lost[0]} was a Python function that cannot be "
+            "imported (a closure, or defined in __main__); from Python, pass team= to attribute"
+        )
+    return team
 
 
 def _recorded(
@@ -331,6 +345,38 @@ def _correction(store: TraceStore, replay_id: str, pos: Position) -> str | None:
 def _fmt(p: Probe) -> str:
     low, high = p.interval
     return f"{p.step}:{p.successes}/{p.n} [{low:.2f},{high:.2f}]"
+
+
+async def aestimate(
+    store: TraceStore,
+    run_id: str,
+    *,
+    step: int,
+    samples: int,
+    team: Team | None = None,
+    temperature: float | None = None,
+    concurrency: int = 4,
+) -> Probe:
+    """S(step): re-roll a failed run `samples` times from `step` (re-rolls already recorded count)."""
+    run = check_run(store, run_id)
+    team = team or _rebuild(store, run)
+    why = _stochastic(team, temperature)
+    if why is not None:
+        raise UserError(f"cannot re-roll run {run.id}: {why}")
+    found = positions(store, run, team)
+    at = next((i for i, p in enumerate(found) if p.step == step), None)
+    if at is None:
+        steps = ", ".join(str(p.step) for p in found)
+        raise UserError(
+            f"run {run.id} cannot be re-rolled from step {step}; it can from steps {steps}"
+        )
+    search = _Search(
+        store, team, run, found, samples, samples, concurrency, temperature,
+        recorded=_recorded(store, run, found, temperature),
+    )  # fmt: skip
+    with _at_temperature(team, temperature):
+        await search.draw(at, samples)
+    return search.probe(at)
 
 
 def check_run(store: TraceStore, run_id: str) -> Run:
@@ -463,6 +509,7 @@ __all__ = [
     "DEFAULT_SAMPLES",
     "Position",
     "Probe",
+    "aestimate",
     "areroll_attribute",
     "positions",
 ]
