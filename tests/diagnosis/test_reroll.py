@@ -204,16 +204,16 @@ async def test_bad_input_is_one_line_and_writes_nothing(store: TraceStore, datas
         await aattribute(store, ok, method="reroll", team=team)
     import_paths(store, "whowhen", [datasets / "who_and_when" / "Hand-Crafted" / "1.json"])
     imported = store.list_runs(source="whowhen")[0].id
-    with pytest.raises(UserError, match="imported .* cannot be re-run"):
+    with pytest.raises(UserError, match=r"imported .* cannot be re-run"):
         await aattribute(store, imported, method="reroll")
     # A team of plain (non-sampling) functions: every re-roll would repeat the run.
     plain = Team("plain", [Agent("solo", fn=deterministic)], store=store)
     r = await plain.arun("What is 1 + 1?", ground_truth="2")
-    with pytest.raises(UserError, match="deterministic .* unless they sample"):
+    with pytest.raises(UserError, match=r"deterministic .* unless they sample"):
         await aattribute(store, r.run_id, method="reroll", team=plain)
     # Model agents at temperature 0, without --temperature.
     cold = Team("cold", [Agent("solo", model="scripted:[]", temperature=0)], store=store)
-    with pytest.raises(UserError, match="temperature 0.*--temperature"):
+    with pytest.raises(UserError, match=r"temperature 0.*--temperature"):
         await aattribute(store, rid, method="reroll", team=cold)
     # A closure cannot be re-imported from the stored spec.
     closure = Team("closure", [Agent("solo", fn=lambda ctx: "ANSWER: 3")], store=store)
