@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ REROLL = "re-roll"
 FINISHED = ("succeeded", "failed", "error")
 DEFAULT_SAMPLES = 12
 DEFAULT_MAX_REPLAYS = 60
+MISS = 0.01
+"""Odds, at most, that a step the search calls dead had the success rate of the step before it."""
 
 
 @dataclass
@@ -175,23 +178,53 @@ class _Search:
         pb = self.probes.get(b)
         if pb is None or pb.n < self.samples:
             return False
-        return pb.successes == 0 or pa.interval[0] > pb.interval[1]
+        if pb.successes == 0:
+            return pb.n >= self.enough_failures(pa)
+        return pa.interval[0] > pb.interval[1]
+
+    def enough_failures(self, alive: Probe) -> int:
+        """Failed re-rolls that call a step dead next to `alive`: so many that, had it
+        `alive`'s success rate, seeing none succeed would have had odds below 1 in 100."""
+        rate = alive.rate or 0.0
+        if rate >= 1:
+            return self.samples
+        # Capped: a rate estimated from a dozen re-rolls can be far too low.
+        need = math.ceil(math.log(MISS) / math.log(1 - rate))
+        return min(max(self.samples, need), 3 * self.samples)
 
     def rate(self, i: int) -> float | None:
         return 0.0 if i == len(self.positions) else self.probes[i].rate
 
     async def search(self) -> int | None:
         """The point of no return (a position index), or None when undecided."""
-        lo, hi = -1, len(self.positions)  # lo: a re-roll from it succeeded; hi: none did
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            found = await self.alive(mid)
-            if found is None:
+        m = len(self.positions)
+        lo, hi = -1, m  # lo: a re-roll from it succeeded; hi: none did
+        while True:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                found = await self.alive(mid)
+                if found is None:
+                    return None
+                lo, hi = (mid, hi) if found else (lo, mid)
+            if lo < 0:
                 return None
-            lo, hi = (mid, hi) if found else (lo, mid)
-        if lo < 0:
-            return None
-        await self.top_up(lo)
+            await self.top_up(lo)
+            if hi == m:
+                break
+            # `samples` failures are weak evidence when success is rare anyway:
+            # confirm the boundary with as many failures as the rate at lo calls for.
+            dead = self.probe(hi)
+            need = self.enough_failures(self.probe(lo))
+            while dead.n < need and not dead.successes and self.used < self.max_replays:
+                await self.draw(hi, min(need - dead.n, self.concurrency))
+            if not dead.successes:
+                if dead.n < need:
+                    return None
+                break
+            lo = hi  # it was alive after all: search on above it
+            hi = min(
+                (i for i, p in self.probes.items() if i > lo and p.n and not p.successes), default=m
+            )
         await self.refine()
         return lo
 
