@@ -185,9 +185,13 @@ class _Search:
     def enough_failures(self, alive: Probe) -> int:
         """Failed re-rolls that call a step dead next to `alive`: so many that, had it
         `alive`'s success rate, seeing none succeed would have had odds below 1 in 100."""
-        rate = alive.rate or 0.0
+        # The rate's lower bound (one-sided 90%): a dozen re-rolls can overstate it,
+        # and an overstated rate would call a rarely successful step dead too soon.
+        rate = wilson(alive.successes, alive.n, z=1.28)[0] if alive.n else 0.0
         if rate >= 1:
             return self.samples
+        if rate <= 0:
+            return 3 * self.samples
         # Capped: a rate estimated from a dozen re-rolls can be far too low.
         need = math.ceil(math.log(MISS) / math.log(1 - rate))
         return min(max(self.samples, need), 3 * self.samples)
