@@ -49,6 +49,7 @@ def rows(r: PlantedEval, rate: float) -> list[str]:
             f"| {rate:g} | {a.method}{' (trivial)' if trivial else ''} | {a.n} "
             f"| {pct(d['step_accuracy'], d['step_ci'])} | {pct(d['agent_accuracy'], d['agent_ci'])} "
             f"| {replays} | {'' if trivial else a.no_answer} "
+            f"| {'' if trivial else a.n - a.step - a.no_answer} "
             f"| {'' if trivial or d['verified'] is None else d['verified']} "
             f"| {'' if trivial else format(d['seconds_per_run'], '.2f')} |"
         )
@@ -61,8 +62,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     table = [
-        "| P | method | cases | step accuracy % [95% CI] | agent accuracy % | replays/run median (mean) | undecided | verified | s/run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| P | method | cases | step accuracy % [95% CI] | agent accuracy % | replays/run median (mean) | undecided | wrong step | verified | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_fault: list[str] = []
     started = time.perf_counter()
@@ -89,7 +90,9 @@ def main() -> None:
             "each time its turn runs, so a re-roll from the faulty step or before it succeeds with "
             "probability 1 - P. reroll runs with its defaults (12 re-rolls decide a step, at most 60 per run, "
             "4 at once) and asks no model; counterfactual+reference is handed the fault-free run's outputs as "
-            "corrections (an upper bound, not a method a user has). Undecided runs count as misses.",
+            "corrections (an upper bound, not a method a user has). Undecided runs (the budget ran out "
+            'before a step was settled; nothing is blamed) count as misses; "wrong step" counts runs '
+            "where a step other than the planted one was blamed.",
             "",
             *table,
             "",
