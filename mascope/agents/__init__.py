@@ -11,6 +11,7 @@ from ._matching import (
     match_answer,
     normalise,
 )
+from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import Budget, Selection, StrategyKind, StrategySpec, run_strategy
 from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
@@ -68,6 +69,8 @@ __all__ = [
     "render_system_prompt",
     "run_strategy",
     "run_tests",
+    "samples",
+    "sampling",
     "tool",
     "verdict_text",
 ]

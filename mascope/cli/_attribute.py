@@ -14,7 +14,8 @@ from ._common import DbOpt, JsonOpt, err, user_errors
 from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
 
 METHOD_HELP = (
-    "all-at-once, step-by-step, binary-search, a2p or counterfactual (re-runs the team to verify)."
+    "all-at-once, step-by-step, binary-search, a2p, counterfactual (re-runs the team to verify) "
+    "or reroll (re-executes the run from probed steps and measures where success drops; no model)."
 )
 
 
@@ -28,7 +29,10 @@ def attribute(
     ] = False,
     team: Annotated[str | None, typer.Option(help="With --all: only runs of this team.")] = None,
     concurrency: Annotated[
-        int, typer.Option(help="Batch: runs attributed at once.", min=1, max=256)
+        int,
+        typer.Option(
+            help="Batch: runs attributed at once; reroll: re-rolls run at once.", min=1, max=256
+        ),
     ] = 4,
     rpm: Annotated[
         float | None, typer.Option(help="Batch: most runs started per minute.", min=0.1)
@@ -54,8 +58,25 @@ def attribute(
         ),
     ] = True,
     max_replays: Annotated[
-        int, typer.Option(help="Counterfactual: most re-runs per run.", min=1, max=50)
-    ] = 5,
+        int | None,
+        typer.Option(
+            help="Most re-runs per run: counterfactual (default 5), reroll (default 60).",
+            min=1,
+            max=100_000,
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(help="Reroll: re-rolls that decide a step (default 12).", min=1, max=10_000),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Reroll: sample the team's model agents at this temperature (needed at temperature 0).",
+            min=0,
+            max=2,
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -68,10 +89,28 @@ def attribute(
 
     settings = Settings.load(db=db or None, model=model)
     store = TraceStore(settings.db, create=False, settings=settings, read_only=False)
-    llm = get_model(settings.model, settings=settings)
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     if not run_ids and not all_runs:
         raise ConfigError("name runs to attribute, or pass --all to attribute every failed run")
+    if method == "reroll":
+        if all_runs or len(run_ids or []) > 1:
+            raise ConfigError("reroll attributes one run at a time; name a single run id")
+        import asyncio
+
+        from ._reroll import print_reroll
+
+        found = asyncio.run(
+            aattribute(
+                store, (run_ids or [""])[0], method="reroll", max_replays=max_replays,
+                samples=samples, temperature=temperature, concurrency=concurrency,
+            )
+        )  # fmt: skip
+        if as_json:
+            print(json.dumps(found.__dict__, ensure_ascii=False))
+        else:
+            print_reroll(out, found)
+        return
+    llm = get_model(settings.model, settings=settings)
     if all_runs or len(run_ids or []) > 1:
         ids = [store.resolve_run_id(r) for r in run_ids or []]
         if all_runs:
@@ -82,7 +121,7 @@ def attribute(
             method=method,
             llm=llm,
             with_ground_truth=with_ground_truth,
-            max_replays=max_replays,
+            max_replays=max_replays or 5,
             concurrency=concurrency,
             rpm=rpm,
             max_cost=max_cost,

@@ -249,9 +249,9 @@ def planted(
     methods: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: counterfactual+reference, counterfactual, a2p, all-at-once, "
-            "step-by-step, binary-search, rules, judge; or all. Default: the methods that need "
-            "no LLM (counterfactual+reference, rules)."
+            help="Comma-separated: reroll, counterfactual+reference, counterfactual, a2p, "
+            "all-at-once, step-by-step, binary-search, rules, judge; or all. Default: the methods "
+            "that need no LLM (counterfactual+reference, rules; and reroll with --fault-rate)."
         ),
     ] = None,
     model: Annotated[
@@ -279,24 +279,37 @@ def planted(
             "--keep", help="Keep the runs in this store, a path or URL (default: a temporary one)."
         ),
     ] = None,
+    fault_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--fault-rate",
+            help="Each fault fires with this probability each time its turn runs (default: always).",
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Reroll: re-rolls that decide a step (default 12).", min=1)
+    ] = None,
+    reroll_max_replays: Annotated[
+        int | None, typer.Option(help="Reroll: most re-rolls per failed run (default 60).", min=1)
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Reroll: re-rolls run at once.", min=1)] = 4,
     as_json: JsonOpt = False,
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
 
     from mascope.diagnosis._eval_planted import (
         CHOICES,
-        FAST,
         NEEDS_MODEL,
         aevaluate_planted,
         parse_methods,
     )
     from mascope.models import get_model
 
-    chosen = parse_methods(methods)
+    chosen = parse_methods(methods, stochastic=fault_rate is not None)
     if not methods:
-        rest = ",".join(m for m in CHOICES if m not in FAST)
+        rest = ",".join(m for m in CHOICES if m not in chosen and m != "reroll")
         err.print(
-            f"[dim]running the methods that need no LLM ({', '.join(FAST)}); for the LLM methods too pass "
+            f"[dim]running the methods that need no LLM ({', '.join(chosen)}); for the LLM methods too pass "
             f"--methods all, or a list such as --methods {rest}[/]",
             soft_wrap=True,
         )
@@ -310,6 +323,8 @@ def planted(
             return await aevaluate_planted(
                 methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
                 with_ground_truth=with_ground_truth, db=keep, on_case=lambda i, n: bar.set(i, n),
+                fault_rate=fault_rate, samples=samples, reroll_replays=reroll_max_replays,
+                concurrency=concurrency,
             )  # fmt: skip
 
     r, signum = run_interruptible(main)
@@ -325,6 +340,7 @@ def planted(
     partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
     out.print(
         f"{partial}{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
+        + (f"; faults fire with probability {fault_rate:g}" if fault_rate is not None else "")
         + (f"; model {r.model}" if r.model else "")
         + (f"; {len(r.not_decisive)} fault(s) did not make the run fail" if r.not_decisive else "")
     )
@@ -340,7 +356,8 @@ def planted(
             d = a.as_dict()
             table.add_row(
                 a.method, _fmt(d["step_accuracy"], d["step_ci"]), _fmt(d["agent_accuracy"], d["agent_ci"]),
-                _fmt(d["step_within_1"]), _fmt(d["replays_per_run"]),
+                _fmt(d["step_within_1"]),
+                "" if d["replays_per_run"] is None else f"{d['replays_per_run']:.1f} (median {d['replays_median']:g})",
                 "" if d["verified"] is None else f"{d['verified']}/{a.n}", _fmt(d["seconds_per_run"]),
             )  # fmt: skip
         for b in r.baselines:

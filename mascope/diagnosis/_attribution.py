@@ -27,8 +27,15 @@ from ._judge import render_steps
 if TYPE_CHECKING:
     from mascope.graphs import Team
 
-Method = Literal["all-at-once", "step-by-step", "binary-search", "a2p", "counterfactual"]
-METHODS: tuple[str, ...] = ("all-at-once", "step-by-step", "binary-search", "a2p", "counterfactual")
+Method = Literal["all-at-once", "step-by-step", "binary-search", "a2p", "counterfactual", "reroll"]
+METHODS: tuple[str, ...] = (
+    "all-at-once",
+    "step-by-step",
+    "binary-search",
+    "a2p",
+    "counterfactual",
+    "reroll",
+)
 PROMPT_VERSION = "attribution-v2"  # v2: every field from the run is fenced by _fence
 
 SYSTEM = (
@@ -56,6 +63,13 @@ class AttributionResult:
     cost_usd: float | None = 0.0
     """What the model calls cost (None when a price was unknown), replays included."""
     notes: list[str] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    """reroll: S(k) at each probed step (successes, re-rolls, rate, 95% Wilson interval)."""
+    point_of_no_return: int | None = None
+    """reroll: the last step from which a re-roll still succeeded."""
+    decided: bool | None = None
+    """reroll: False when the measurements did not settle a step (nothing is blamed)."""
+    replays_used: int = 0
 
 
 class _Blame(BaseModel):
@@ -367,9 +381,12 @@ async def aattribute(
     model: str | ChatModel = "local",
     with_ground_truth: bool = True,
     team: Team | None = None,
-    max_replays: int = 5,
+    max_replays: int | None = None,
     corrections: Corrections | None = None,
     save: bool = True,
+    samples: int | None = None,
+    temperature: float | None = None,
+    concurrency: int = 4,
 ) -> AttributionResult:
     """Attribute a failed run's failure to an agent and a step, and store the answer.
 
@@ -377,7 +394,13 @@ async def aattribute(
     for teams built from Python callables); for imported runs it says so and
     falls back to `a2p`. Its candidate steps and their corrections come from
     the model (a2p plus a list of candidates) unless `corrections` proposes
-    them; at most `max_replays` re-runs are made, earliest step first.
+    them; at most `max_replays` re-runs are made, earliest step first (default 5).
+
+    `reroll` asks no model: it re-executes the run from probed steps with the
+    team's own agents (`samples` re-rolls decide a step, at most `max_replays`
+    in all, default 12 and 60, `concurrency` at once, model agents at
+    `temperature` when given) and blames the step whose recorded output cost
+    the most success; see `mascope.diagnosis._reroll`.
     """
     if method not in METHODS:
         from mascope.errors import ConfigError, did_you_mean
@@ -385,6 +408,16 @@ async def aattribute(
         raise ConfigError(
             f"unknown attribution method {method!r}{did_you_mean(method, METHODS)}; use one of {', '.join(METHODS)}"
         )
+    if method == "reroll":
+        from ._reroll import DEFAULT_MAX_REPLAYS, DEFAULT_SAMPLES, areroll_attribute
+
+        return await areroll_attribute(
+            store, run_id, team=team, samples=samples or DEFAULT_SAMPLES,
+            max_replays=max_replays or DEFAULT_MAX_REPLAYS, temperature=temperature,
+            concurrency=concurrency, save=save,
+        )  # fmt: skip
+    if max_replays is None:
+        max_replays = 5
     rid = store.resolve_run_id(run_id)
     run = store.get_run(rid)
     if run.status == "succeeded":
@@ -450,6 +483,11 @@ def attribute(
     model: str = "local",
     store: TraceStore | None = None,
     with_ground_truth: bool = True,
+    team: Team | None = None,
+    max_replays: int | None = None,
+    samples: int | None = None,
+    temperature: float | None = None,
+    concurrency: int = 4,
 ) -> AttributionResult:
     """Sync twin of `aattribute` over the default store."""
     from mascope._sync import run_sync
@@ -457,7 +495,16 @@ def attribute(
     target = store or TraceStore()
     return run_sync(
         lambda: aattribute(
-            target, run_id, method=method, model=model, with_ground_truth=with_ground_truth
+            target,
+            run_id,
+            method=method,
+            model=model,
+            with_ground_truth=with_ground_truth,
+            team=team,
+            max_replays=max_replays,
+            samples=samples,
+            temperature=temperature,
+            concurrency=concurrency,
         ),
         "attribute",
         "aattribute",

@@ -3,7 +3,10 @@
 Each case runs a working team once as it is (the reference, which must
 succeed) and once with one fault injected (which must fail), through the real
 runtime and trace store. The faulty agent, the step its faulty turn recorded
-and the fault's MAST mode are the truth every method is scored against.
+and the fault's MAST mode are the truth every method is scored against. With
+a fault rate the fault fires with that probability each time its turn runs,
+so the faulty team is run until a run fails (the failure a user would be
+diagnosing).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError, MascopeError, did_you_mean
 from mascope.models import ChatModel, ScriptedModel
@@ -28,7 +31,11 @@ from ._metrics import wilson
 from ._planted import Case, build_team, make_cases, stratified
 from ._rules import apply_rules, detect
 
+if TYPE_CHECKING:
+    from mascope.graphs import Team
+
 ATTRIBUTION_METHODS = (
+    "reroll",
     "counterfactual+reference",
     "counterfactual",
     "a2p",
@@ -52,6 +59,10 @@ class Planted:
     step: int
     trace: list[Step]
     """The failed run's steps."""
+    team: Team | None = None
+    """The faulty team that ran it, when its fault draws (its re-runs keep drawing)."""
+    attempts: int = 1
+    """Runs of the faulty team until one failed."""
 
 
 @dataclass
@@ -85,6 +96,7 @@ class AttributionScore:
             "step_within_1": _rate(self.within_1, self.n), "no_answer": self.no_answer,
             "verified": self.verified if self.replays else None,
             "replays_per_run": statistics.fmean(self.replays) if self.replays else None,
+            "replays_median": _median(self.replays),
             "seconds_per_run": _median(self.seconds),
             "step_accuracy_by_fault": {k: _rate(h, n) for k, (h, n) in sorted(self.by_fault.items())},
         }  # fmt: skip
@@ -166,16 +178,18 @@ def _tally(by_fault: dict[str, list[int]], p: Planted, hit: bool) -> None:
     counts[1] += 1
 
 
-FAST = tuple(m for m in CHOICES if m not in NEEDS_MODEL)
-"""What runs when no methods are named: the methods that need no LLM (seconds, not hours)."""
+FAST = tuple(m for m in CHOICES if m not in NEEDS_MODEL and m != "reroll")
+"""What runs when no methods are named: the methods that need no LLM (seconds, not hours).
+reroll needs no LLM either, but only stochastic faults can be re-rolled."""
 
 
-def parse_methods(text: str | None) -> list[str]:
-    """`a2p,rules` -> ["a2p", "rules"]; None -> the fast methods (FAST); `all` -> every one."""
+def parse_methods(text: str | None, *, stochastic: bool = False) -> list[str]:
+    """`a2p,rules` -> ["a2p", "rules"]; None -> the fast methods (FAST, plus reroll when
+    the faults are stochastic: a deterministic team cannot be re-rolled); `all` -> every one."""
     if not text:
-        return list(FAST)
+        return [*FAST, "reroll"] if stochastic else list(FAST)
     if text.strip() == "all":
-        return list(CHOICES)
+        return [m for m in CHOICES if stochastic or m != "reroll"]
     chosen = [m.strip() for m in text.split(",") if m.strip()]
     for m in chosen:
         if m not in CHOICES:
@@ -219,6 +233,10 @@ def reference_corrections(reference: Sequence[Step]) -> Corrections:
     return propose
 
 
+MAX_ATTEMPTS = 200
+"""Runs of a team with a fault rate before giving up on seeing it fail."""
+
+
 async def plant(store: TraceStore, case: Case) -> Planted | None:
     """Run the reference and the faulty team; None when the fault did not make the run fail."""
     n = len(case.numbers)
@@ -230,12 +248,21 @@ async def plant(store: TraceStore, case: Case) -> Planted | None:
             f"planted case {case.id}: the fault-free team failed ({reference.termination_reason})"
         )
     team = build_team(case.shape, n_numbers=n, fault=case.fault, store=store)
-    result = await team.arun(case.task, ground_truth=case.ground_truth)
-    if result.status == "succeeded":
+    most = 1 if case.fault.rate is None else MAX_ATTEMPTS
+    attempt = 0
+    while attempt < most:
+        attempt += 1
+        result = await team.arun(case.task, ground_truth=case.ground_truth)
+        if result.status != "succeeded":
+            break
+    else:
         return None
     steps = store.steps(result.run_id)
     truth = _turn_step(steps, case.fault.agent, case.fault.turn)
-    return Planted(case, result.run_id, reference.run_id, truth.agent, truth.index, steps)
+    return Planted(
+        case, result.run_id, reference.run_id, truth.agent, truth.index, steps,
+        team=team if case.fault.rate is not None else None, attempts=attempt,
+    )  # fmt: skip
 
 
 async def aevaluate_planted(
@@ -248,13 +275,24 @@ async def aevaluate_planted(
     with_ground_truth: bool = True,
     db: str | Path | None = None,
     on_case: Callable[[int, int], None] | None = None,
+    fault_rate: float | None = None,
+    samples: int | None = None,
+    reroll_replays: int | None = None,
+    concurrency: int = 4,
 ) -> PlantedEval:
-    """Run the planted-failure benchmark with `methods` (see CHOICES)."""
+    """Run the planted-failure benchmark with `methods` (see CHOICES).
+
+    `fault_rate` makes every fault fire with that probability each time its
+    turn runs; `samples`, `reroll_replays` and `concurrency` tune `reroll`.
+    """
+    if fault_rate is not None and not 0 < fault_rate < 1:
+        raise ConfigError(f"--fault-rate must be above 0 and below 1 (got {fault_rate:g})")
     if any(m in NEEDS_MODEL for m in methods) and model is None:
         raise ConfigError(
             "the LLM methods need a model; pass --model or choose only rules/counterfactual+reference"
         )
-    cases = stratified(make_cases(seed=seed), limit)
+    cases = stratified(make_cases(seed=seed, fault_rate=fault_rate), limit)
+    reroll = {"samples": samples, "max_replays": reroll_replays, "concurrency": concurrency}
     started = time.perf_counter()
     scores = {m: AttributionScore(m) for m in methods if m in ATTRIBUTION_METHODS}
     labels = {m: LabelScore(m) for m in methods if m in LABELLERS}
@@ -277,7 +315,7 @@ async def aevaluate_planted(
                     last.add(planted, final.agent, final.index, 0.0)
                     await _score_case(
                         store, planted, scores, labels, model, max_replays, with_ground_truth,
-                        save=db is not None,
+                        save=db is not None, reroll=reroll,
                     )  # fmt: skip
                 done = i + 1
                 if on_case is not None:
@@ -318,12 +356,29 @@ async def _score_case(
     with_truth: bool,
     *,
     save: bool,
+    reroll: dict[str, Any] | None = None,
 ) -> None:
     """Score one case; with `save`, its attributions and labels are kept in the store."""
     case = p.case
-    team = build_team(case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store)
+    team = p.team or build_team(
+        case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store
+    )
     for method, score in scores.items():
         t0 = time.perf_counter()
+        if method == "reroll":
+            try:
+                result = await aattribute(
+                    store, p.run_id, method="reroll", team=team, save=save, **(reroll or {})
+                )
+            except MascopeError:
+                score.no_answer += 1
+                score.add(p, None, None, time.perf_counter() - t0)
+                continue
+            score.add(p, result.agent, result.step, time.perf_counter() - t0)
+            score.no_answer += not result.decided
+            score.replays.append(result.replays_used)
+            score.verified += bool(result.verified)
+            continue
         reference = (
             reference_corrections(store.steps(p.reference_id))
             if method == "counterfactual+reference"

@@ -5,22 +5,27 @@ solve their task when nothing is wrong. A `Fault` makes one agent misbehave
 at one of its turns (a wrong value, a skipped verification, a repeated step,
 an ignored message, a premature stop, an out-of-role tool call), so the
 agent and step that decided the failure, and its MAST mode, are known
-exactly. The faults are deterministic: re-running the team from a step
-before the fault meets the same fault again, as a systematic mistake would;
-re-running it from the fault with that step corrected does not.
+exactly. By default the faults are deterministic: re-running the team from a
+step before the fault meets the same fault again, as a systematic mistake
+would; re-running it from the fault with that step corrected does not. With a
+fault rate P the faulty turn goes wrong with probability P each time it runs
+(a seeded draw made by the agent itself), as a real model's mistakes do, so a
+re-roll from the fault or before it succeeds with probability 1 - P.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from mascope.agents import Agent, AgentFn, TurnContext, VerifyContext
+from mascope.agents import Agent, AgentFn, TurnContext, VerifyContext, sampling
 from mascope.graphs import Team
 from mascope.traces import TraceStore
 
@@ -51,6 +56,10 @@ class Fault:
     agent: str
     turn: int = 0
     """Which of the agent's own turns (0-based) goes wrong."""
+    rate: float | None = None
+    """Probability that the turn goes wrong each time it runs (None: every time)."""
+    seed: int = 0
+    """Seed of the draws when `rate` is set."""
 
     @property
     def mode(self) -> str:
@@ -99,14 +108,42 @@ def _own_messages(ctx: TurnContext) -> list[str]:
     return [e.content for e in ctx.transcript if e.agent == ctx.agent and e.kind == "message"]
 
 
-def _misfires(fault: Fault | None, ctx: TurnContext) -> str | None:
-    """The fault's kind when this turn is the faulty one (of this agent), else None."""
-    if fault is None or fault.agent != ctx.agent or len(_own_messages(ctx)) != fault.turn:
-        return None
-    return fault.kind
+class _Trigger:
+    """Decides whether the fault fires at a turn: always, or with probability `rate`.
+
+    The draws live here, inside the team's agents, so every re-run of the
+    faulty turn draws again. Each draw is keyed by what the agent has seen and
+    by how often it has seen it, so the same re-runs get the same draws in
+    whatever order they run (replays run concurrently).
+    """
+
+    def __init__(self, fault: Fault | None):
+        self.fault = fault
+        self._draws: Counter[str] = Counter()
+
+    @property
+    def kind(self) -> FaultKind | None:
+        return self.fault.kind if self.fault is not None else None
+
+    def fires(self, agent: str, turn: int, seen: str) -> bool:
+        f = self.fault
+        if f is None or f.agent != agent or turn != f.turn:
+            return False
+        if f.rate is None:
+            return True
+        key = f"{agent}|{turn}|{hashlib.sha256(seen.encode()).hexdigest()[:16]}"
+        n = self._draws[key]
+        self._draws[key] += 1
+        return random.Random(f"{f.seed}|{key}|{n}").random() < f.rate
 
 
-def _reader(fault: Fault | None) -> AgentFn:
+def _misfires(fault: _Trigger, ctx: TurnContext) -> str | None:
+    """The fault's kind when this turn is the faulty one (of this agent) and it fires, else None."""
+    seen = ctx.task + "\n" + "\n".join(f"{e.agent}: {e.content}" for e in ctx.transcript)
+    return fault.kind if fault.fires(ctx.agent, len(_own_messages(ctx)), seen) else None
+
+
+def _reader(fault: _Trigger) -> AgentFn:
     def reader(ctx: TurnContext) -> str:
         numbers = _ints(ctx.task)
         if _misfires(fault, ctx) == "wrong-value":
@@ -116,7 +153,7 @@ def _reader(fault: Fault | None) -> AgentFn:
     return reader
 
 
-def _adder(fault: Fault | None) -> AgentFn:
+def _adder(fault: _Trigger) -> AgentFn:
     async def adder(ctx: TurnContext) -> str:
         kind = _misfires(fault, ctx)
         numbers = [] if kind == "ignored-message" else _ints(ctx.outputs.get("reader"))
@@ -129,7 +166,7 @@ def _adder(fault: Fault | None) -> AgentFn:
     return adder
 
 
-def _reporter(source: str, fault: Fault | None) -> AgentFn:
+def _reporter(source: str, fault: _Trigger) -> AgentFn:
     async def reporter(ctx: TurnContext) -> str:
         said = "" if _misfires(fault, ctx) == "ignored-message" else ctx.outputs.get(source, "")
         found = _ints(said)
@@ -140,7 +177,7 @@ def _reporter(source: str, fault: Fault | None) -> AgentFn:
     return reporter
 
 
-def _solver(fault: Fault | None) -> AgentFn:
+def _solver(fault: _Trigger) -> AgentFn:
     """Drafts carelessly (drops the last number) and fixes it when the check says no."""
 
     async def solver(ctx: TurnContext) -> str:
@@ -163,13 +200,14 @@ def _solver(fault: Fault | None) -> AgentFn:
     return solver
 
 
-def _check(fault: Fault | None) -> Callable[[str, VerifyContext], tuple[bool, str]]:
+def _check(fault: _Trigger) -> Callable[[str, VerifyContext], tuple[bool, str]]:
     def check(candidate: str, ctx: VerifyContext) -> tuple[bool, str]:
         attempt = _ints(candidate.partition(":")[0])
+        seen = f"{ctx.task}\n{sorted(ctx.outputs.items())}\n{candidate}"
         if (
-            fault is not None
-            and fault.kind == "skipped-verification"
-            and attempt[:1] == [fault.turn + 1]
+            fault.kind == "skipped-verification"
+            and attempt[:1]
+            and fault.fires("check", attempt[0] - 1, seen)
         ):
             return True, "looks fine (not checked)"
         numbers = _ints(ctx.outputs.get("reader"))
@@ -184,7 +222,7 @@ def _check(fault: Fault | None) -> Callable[[str, VerifyContext], tuple[bool, st
     return check
 
 
-def _worker(fault: Fault | None) -> AgentFn:
+def _worker(fault: _Trigger) -> AgentFn:
     """Adds the next number to the running total; the one who adds the last says so."""
 
     async def worker(ctx: TurnContext) -> str:
@@ -223,6 +261,21 @@ def build_team(
     shape: str, *, n_numbers: int, fault: Fault | None, store: TraceStore | str | Path
 ) -> Team:
     """The team of `shape`, with `fault` injected (None: the team that works)."""
+    team = _build_team(shape, n_numbers=n_numbers, fault=_Trigger(fault), store=store)
+    if fault is not None and fault.rate is not None:
+        # The faulty agent (or verifier) draws its fault: re-runs of it can differ.
+        for agent in team.agents.values():
+            if agent.name == fault.agent and agent.fn is not None:
+                sampling(agent.fn)
+        for name, verifier in team.verifiers.items():
+            if name == fault.agent and getattr(verifier, "fn", None) is not None:
+                sampling(verifier.fn)  # type: ignore[attr-defined]
+    return team
+
+
+def _build_team(
+    shape: str, *, n_numbers: int, fault: _Trigger, store: TraceStore | str | Path
+) -> Team:
     if shape == "relay":
         agents = [
             Agent("reader", role="reads the numbers out of the task", fn=_reader(fault)),
@@ -284,8 +337,21 @@ _CHAT_KINDS: tuple[FaultKind, ...] = (
 )
 
 
-def make_cases(*, per_combo: int = 8, seed: int = 0) -> list[Case]:
-    """The benchmark's cases, the same for the same arguments (132 by default)."""
+def make_cases(*, per_combo: int = 8, seed: int = 0, fault_rate: float | None = None) -> list[Case]:
+    """The benchmark's cases, the same for the same arguments (132 by default).
+
+    With `fault_rate`, each fault fires with that probability each time its turn runs.
+    """
+    cases = _make_cases(per_combo=per_combo, seed=seed)
+    if fault_rate is None:
+        return cases
+    return [
+        Case(c.id, c.shape, c.numbers, replace(c.fault, rate=fault_rate, seed=seed * 100_003 + i))
+        for i, c in enumerate(cases)
+    ]
+
+
+def _make_cases(*, per_combo: int, seed: int) -> list[Case]:
     rng = random.Random(seed)
     cases: list[Case] = []
     for shape in ("relay", "review"):

@@ -768,6 +768,29 @@ class Team:
             lambda: self.afork(run_id, step=step, content=content, on_step=on_step), "fork", "afork"
         )
 
+    async def areroll(
+        self,
+        run_id: str,
+        *,
+        step: int,
+        metadata: Mapping[str, Any] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunResult:
+        """Re-run a run from step `step` with nothing replaced: that step's node runs again live.
+
+        The child run shares the parent's steps before that node and records
+        the intervention `{"kind": "re-roll"}`; see `mascope.graphs._reroll`.
+        """
+        from ._reroll import areroll
+
+        return await areroll(self, run_id, step=step, metadata=metadata, on_step=on_step)
+
+    def reroll(self, run_id: str, *, step: int, on_step: StepCallback | None = None) -> RunResult:
+        """Sync twin of `areroll`."""
+        return run_sync(
+            lambda: self.areroll(run_id, step=step, on_step=on_step), "reroll", "areroll"
+        )
+
 
 def _scoring(
     scoring: str | ScoringSpec | Mapping[str, Any] | Scorer | None,

@@ -1,0 +1,151 @@
+"""Re-roll: re-execute a recorded run from one of its steps with nothing replaced.
+
+A fork replaces a step's output; a re-roll keeps every step before it as
+recorded and lets the step's own node run again, live, so the team draws a
+fresh sample of that step and everything after it. The child run records its
+parent, the step and the intervention `{"kind": "re-roll", ...}`, like a fork.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from mascope.errors import NotFoundError, UserError
+from mascope.traces import Step
+
+from ._context import RunContext, StepCallback
+
+if TYPE_CHECKING:
+    from ._team import RunResult, Team
+
+REROLL = "re-roll"
+"""The intervention kind a re-roll's child run records."""
+
+
+def reroll_point(team: Team, run_id: str, step: int) -> tuple[Any, Any, int]:
+    """The parent run, its step `step` and the first step its node recorded; checks it can be re-rolled."""
+    store = team.store
+    parent = store.get_run(store.resolve_run_id(run_id))
+    steps = store.steps(parent.id)
+    if not 0 <= step < len(steps):
+        raise NotFoundError(
+            f"run {parent.id} has no step {step} (it has steps 0..{len(steps) - 1})"
+        )
+    target = steps[step]
+    node = (target.data or {}).get("node")
+    if node not in team._compiled.nodes or target.checkpoint_id is None:
+        raise UserError(
+            f"step {step} of run {parent.id} ({target.kind}) was not recorded by a node of team "
+            f"{team.name} with a checkpoint; re-roll from an agent's message or a verifier's verdict"
+        )
+    group_start = min(s.index for s in steps if s.checkpoint_id == target.checkpoint_id)
+    return parent, target, group_start
+
+
+async def areroll(
+    team: Team,
+    run_id: str,
+    *,
+    step: int,
+    metadata: Mapping[str, Any] | None = None,
+    on_step: StepCallback | None = None,
+) -> RunResult:
+    """Re-run `run_id` from the node that recorded step `step`, nothing replaced."""
+    store = team.store
+    parent, target, group_start = reroll_point(team, run_id, step)
+    thread = (target.data or {}).get("thread", parent.id)
+    team.check_models()
+    async with team._checkpointer() as conn:
+        saver = AsyncSqliteSaver(conn)
+        saved = await saver.aget_tuple(
+            {
+                "configurable": {
+                    "thread_id": thread,
+                    "checkpoint_ns": "",
+                    "checkpoint_id": target.checkpoint_id,
+                }
+            }
+        )
+        if saved is None:
+            raise UserError(
+                f"the checkpoint before step {step} of run {parent.id} is gone (was the checkpoint file deleted?)"
+            )
+        child_id = store.start_run(
+            team=team.name,
+            task=parent.task,
+            spec=team.spec.dump(),
+            spec_hash=team.spec.hash(),
+            ground_truth=parent.ground_truth,
+            parent_run_id=parent.id,
+            fork_step=step,
+            intervention={
+                "kind": REROLL,
+                "step": step,
+                "agent": target.agent,
+                "node": (target.data or {}).get("node"),
+                "original": target.content,
+                "replacement": None,
+            },
+            metadata={**(metadata or {}), **team._where_from()},
+        )
+        # The child thread starts from a copy of the checkpoint before the node:
+        # LangGraph then schedules that same node next, and it runs live.
+        try:
+            await saver.aput(
+                {"configurable": {"thread_id": child_id, "checkpoint_ns": ""}},
+                saved.checkpoint,
+                saved.metadata,
+                saved.checkpoint["channel_versions"],
+            )
+        except Exception as exc:  # the child row must not stay `running`
+            store.finish_run(
+                child_id, status="error", termination_reason="error", metadata={"error": str(exc)}
+            )
+            raise
+    store.copy_steps(parent.id, child_id, group_start)
+    run = RunContext(team, store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
+    run.load_transcript()
+    return await team._execute(run, None)
+
+
+def rerollable(team: Team, steps: Sequence[Step]) -> list[tuple[Step, int]]:
+    """Each step a re-roll can start from (a node's first message or verdict) with the first step its node recorded."""
+    nodes = set(team._compiled.nodes)
+    first: dict[str, int] = {}
+    taken: set[str] = set()
+    out: list[tuple[Step, int]] = []
+    for s in steps:
+        if s.checkpoint_id is None:
+            continue
+        first.setdefault(s.checkpoint_id, s.index)
+        if (
+            s.kind in ("message", "verdict")
+            and (s.data or {}).get("node") in nodes
+            and s.checkpoint_id not in taken
+        ):
+            taken.add(s.checkpoint_id)
+            out.append((s, first[s.checkpoint_id]))
+    return out
+
+
+async def missing_checkpoint(team: Team, run_id: str, steps: Sequence[Step]) -> int | None:
+    """The first of `steps` whose checkpoint is no longer in the team's checkpoint file, or None."""
+    async with team._checkpointer() as conn:
+        saver = AsyncSqliteSaver(conn)
+        for s in steps:
+            config: Any = {
+                "configurable": {
+                    "thread_id": (s.data or {}).get("thread", run_id),
+                    "checkpoint_ns": "",
+                    "checkpoint_id": s.checkpoint_id,
+                }
+            }
+            if await saver.aget_tuple(config) is None:
+                return s.index
+    return None
+
+
+__all__ = ["REROLL", "areroll", "missing_checkpoint", "reroll_point", "rerollable"]
