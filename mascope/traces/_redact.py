@@ -15,9 +15,18 @@ _PATTERNS = [
     r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, Stripe-style
     r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
     r"github_pat_[A-Za-z0-9_]{20,}",
-    r"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
-    r"AKIA[0-9A-Z]{16}",  # AWS access key id
+    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe secret and restricted keys
+    r"whsec_[A-Za-z0-9]{16,}",  # Stripe webhook signing secret
+    r"xox[abeprs]-[A-Za-z0-9\-]{10,}",  # Slack
+    r"xapp-[0-9]-[A-Za-z0-9\-]{10,}",  # Slack app-level token
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id (long-term and temporary)
     r"AIza[0-9A-Za-z_\-]{35}",  # Google API key
+    r"ya29\.[A-Za-z0-9_\-]{20,}",  # Google OAuth access token
+    r"glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+    r"npm_[A-Za-z0-9]{36}",  # npm
+    r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",  # SendGrid
+    # A PEM private key, to its END line or, when the text was cut off, to the end.
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
     r"hf_[A-Za-z0-9]{30,}",  # Hugging Face
     r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
 ]
@@ -81,9 +90,10 @@ _KEY_VALUE = re.compile(
     re.IGNORECASE,
 )
 _KEY_WORDS = ("pass", "pwd", "secret", "token", "key", "credential")
-# user:password@host in a URL.
+# user:password@host in a URL. The user may be empty (`redis://:pw@host`) and a
+# careless password may hold `@`: the password runs to the last `@` before the host.
 _URL_CREDENTIALS = re.compile(
-    r"(?P<p>\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)(?P<v>[^\s@/]{3,})(?=@)", re.I
+    r"(?P<p>\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)(?P<v>[^\s/]{3,})(?=@[^\s@/]+)", re.I
 )
 
 

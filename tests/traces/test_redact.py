@@ -161,3 +161,35 @@ def test_a_secret_named_value_never_survives_in_any_common_form(
     masked = Redactor({}).text(text)
     assert value not in masked, masked
     assert Redactor({}).text(masked) == masked  # redacting twice changes nothing more
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("charge with sk_live_51HxYzAbCdEfGhIjKlMnOpQr now", "51HxYzAbCdEfGhIjKlMnOpQr"),
+        ("restricted rk_test_51HxYzAbCdEfGhIjKlMnOpQr", "51HxYzAbCdEfGhIjKlMnOpQr"),
+        ("webhook whsec_AbCdEfGhIjKlMnOpQrStUv", "AbCdEfGhIjKlMnOpQrStUv"),
+        ("slack app xapp-1-A0123456-789-abcdef0123456789", "abcdef0123456789"),
+        ("temporary AWS key ASIAIOSFODNN7QWERTYU", "IOSFODNN7QWERTYU"),
+        ("oauth ya29.a0AfH6SMBx1234567890abcdefghijk", "a0AfH6SMBx1234567890"),
+        ("gitlab glpat-AbCdEfGhIjKlMnOpQrStUv12", "AbCdEfGhIjKlMnOpQrStUv12"),
+        ("npm npm_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        ("mail SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZ0123", "abcdefghijklmnopqrstuv"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAzq8vX2\n-----END RSA PRIVATE KEY-----",
+         "MIIEpAIBAAKCAQEAzq8vX2"),
+        ("key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA", "b3BlbnNzaC1rZXk"),
+        ("redis://:p4ssw0rdZZ@cache.internal:6379/0", "p4ssw0rdZZ"),
+        ("postgres://admin:pa@ss99word@db.example.com/app", "ss99word"),
+    ],
+)  # fmt: skip
+def test_other_common_credential_shapes_are_masked(text: str, secret: str) -> None:
+    masked = Redactor({}).text(text)
+    assert secret not in masked and MASK in masked, masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["http://host:8080/x and mail a@b.c", "git@github.com:org/repo.git", "mailto:bob@x.com"],
+)
+def test_urls_without_credentials_are_left_alone(text: str) -> None:
+    assert Redactor({}).text(text) == text
