@@ -177,3 +177,59 @@ def test_real_process_usage_error_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+_TEAM_WITH_SCHEMA = """
+name: t
+agents:
+  - name: a
+    role: r
+{agent_extra}
+{verifiers}
+topology:
+  kind: pipeline
+  stages:
+    - agent: a
+{stage_extra}
+"""
+
+
+@pytest.mark.parametrize(
+    "ref", ["#/$defs/Missing", "#/definitions/X", "https://example.com/schema.json"]
+)
+@pytest.mark.parametrize("where", ["verifier", "output_schema"])
+def test_a_schema_ref_that_points_nowhere_is_refused_before_the_run(
+    tmp_path: Path, ref: str, where: str
+) -> None:
+    schema = json.dumps({"type": "object", "properties": {"x": {"$ref": ref}}})
+    team = tmp_path / "team.yaml"
+    if where == "verifier":
+        text = _TEAM_WITH_SCHEMA.format(
+            agent_extra="",
+            verifiers=f"verifiers:\n  v:\n    kind: json_schema\n    schema: {schema}",
+            stage_extra="      verifier: v",
+        )
+    else:
+        text = _TEAM_WITH_SCHEMA.format(
+            agent_extra=f"    output_schema: {schema}", verifiers="", stage_extra=""
+        )
+    team.write_text(text)
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(['{"x": 1}']))
+    for args in (["team", "check", str(team)],
+                 ["run", str(team), "--task", "x", "-m", f"scripted:{replies}",
+                  "--db", str(tmp_path / "s.db")]):  # fmt: skip
+        result = runner.invoke(app, args)
+        assert_one_line_error(result, ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "team.yaml"]
+
+
+def test_chat_schema_with_a_dangling_ref_is_a_user_error(tmp_path: Path) -> None:
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"$ref": "#/nope"}))
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(['{"x": 1}']))
+    result = runner.invoke(
+        app, ["chat", "hi", "--schema", str(schema), "-m", f"scripted:{replies}"]
+    )
+    assert_one_line_error(result, "#/nope")

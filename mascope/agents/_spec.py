@@ -53,6 +53,20 @@ class AgentSpec(BaseModel):
     # A schema goes into every prompt and validator: bound it like a file.
     _bounded_schema = field_validator("output_schema")(check_schema_size)
 
+    @field_validator("output_schema")
+    @classmethod
+    def _usable_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Checked when the file loads, not at the agent's first turn mid-run.
+        if schema is not None:
+            from mascope.errors import ConfigError
+            from mascope.models import output_spec
+
+            try:
+                output_spec(schema)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("the output schema ")) from None
+        return schema
+
 
 def render_system_prompt(
     spec: AgentSpec,

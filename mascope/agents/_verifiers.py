@@ -158,6 +158,11 @@ class JsonSchemaCheck(Verifier):
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise ConfigError(f"verifier {name}: not a valid JSON schema: {exc.message}") from None
+        from mascope.models import unresolved_ref
+
+        problem = unresolved_ref(schema)
+        if problem:
+            raise ConfigError(f"verifier {name}: {problem}")
         self.schema, self.name = schema, name
         self._validator = jsonschema.validators.validator_for(schema)(schema)
 

@@ -219,6 +219,8 @@ def _message(err: ErrorDetails, point: _Point) -> str:
     if kind in bounds:
         key, words = bounds[kind]
         return f"must be {words} {(err.get('ctx') or {}).get(key)}, got {given(value)}"
+    if kind == "value_error":  # our own validators' messages already say what is wrong
+        return _plain(err["msg"].removeprefix("Value error, "))
     return f"{_plain(err['msg'])}, got {given(value)}"
 
 

@@ -18,7 +18,7 @@ from ._pricing import DEFAULT_PRICES, PriceTable
 from ._registry import BACKENDS, ModelSpec, get_model, parse_model_string
 from ._retry import RetryCallback, RetryPolicy
 from ._scripted import ScriptedModel, ScriptedReply, load_script
-from ._structured import OutputSpec, example_for, extract_json, output_spec
+from ._structured import OutputSpec, example_for, extract_json, output_spec, unresolved_ref
 from ._types import (
     ChatRequest,
     ChatResponse,
@@ -81,4 +81,5 @@ __all__ = [
     "normalize_messages",
     "output_spec",
     "parse_model_string",
+    "unresolved_ref",
 ]

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ._types import Message
@@ -48,6 +51,11 @@ def _dict_spec(output: dict[str, Any]) -> OutputSpec:
         from mascope.errors import ConfigError
 
         raise ConfigError(f"the output schema is not a valid JSON schema: {exc.message}") from None
+    problem = unresolved_ref(output)
+    if problem:
+        from mascope.errors import ConfigError
+
+        raise ConfigError(f"the output schema is not usable: {problem}")
     checker = jsonschema.validators.validator_for(output)(output)
 
     def validate_dict(value: Any) -> Any:
@@ -57,6 +65,39 @@ def _dict_spec(output: dict[str, Any]) -> OutputSpec:
         return value
 
     return OutputSpec(str(output.get("title", "answer")), output, validate_dict)
+
+
+def unresolved_ref(schema: dict[str, Any]) -> str | None:
+    """The first `$ref` in `schema` that points nowhere, described; None if all resolve.
+
+    jsonschema finds out only when a value reaches the reference, mid-run and
+    as an internal error, so a schema is checked whole when it is loaded.
+    """
+    spec = referencing.jsonschema.specification_with(
+        str(schema.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
+    )
+    resolver = referencing.Registry().with_resource("", spec.create_resource(schema)).resolver()
+    refs: list[str] = []
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "$id" in node and node is not schema:
+                return None  # nested base URIs: leave resolution to jsonschema
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    for ref in refs:
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            return (
+                f"$ref {json.dumps(ref)[:80]} points to nothing in the schema; refer to a "
+                'definition inside it, such as "#/$defs/Name" (other files and URLs are not read)'
+            )
+    return None
 
 
 def _typed_spec(output: type[Any]) -> OutputSpec:
