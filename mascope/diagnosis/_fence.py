@@ -16,6 +16,8 @@ or `block` before it is put in a judge or attribution prompt. Two guarantees:
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
 FENCE_TAG = "trace"
 FENCE_OPEN = f"<{FENCE_TAG}>"
@@ -29,17 +31,17 @@ _LT = "<\uff1c\ufe64\u2329\u3008\u27e8\u2039\u02c2\u276e\u2770\u29fc"
 _GT = ">\uff1e\ufe65\u232a\u3009\u27e9\u203a\u02c3\u276f\u2771\u29fd"
 _SLASH = "/\\\uff0f\u2044\u2215\u29f8\u29f9\uff3c"
 _GAP = (
-    r"[\s\u00ad\u0300-\u036f\u061c\u115f\u1160\u17b4\u17b5\u180e\u1ab0-\u1aff\u1dc0-\u1dff"
+    r"[\s\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u0300-\u036f\u061c\u115f\u1160\u17b4\u17b5\u180e\u1ab0-\u1aff\u1dc0-\u1dff"
     r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u20d0-\u20ff\u3164\ufe00-\ufe0f\ufe20-\ufe2f"
     r"\ufeff\uffa0\U000e0000-\U000e007f\U000e0100-\U000e01ef]*"
 )
 # Fullwidth, Cyrillic and Greek look-alikes of the letters of "trace".
 _LOOKALIKE = {
-    "t": "tT\uff54\uff34\u0442\u0422\u03c4\u03a4",
-    "r": "rR\uff52\uff32\u0433\u1d26",
-    "a": "aA\uff41\uff21\u0430\u0410\u03b1\u0391",
-    "c": "cC\uff43\uff23\u0441\u0421\u03f2\u03f9",
-    "e": "eE\uff45\uff25\u0435\u0415\u03b5\u0395",
+    "t": "tT\uff54\uff34\u0442\u0422\u03c4\u03a4\u1d1b",
+    "r": "rR\uff52\uff32\u0433\u1d26\u0280",
+    "a": "aA\uff41\uff21\u0430\u0410\u03b1\u0391\u1d00",
+    "c": "cC\uff43\uff23\u0441\u0421\u03f2\u03f9\u1d04",
+    "e": "eE\uff45\uff25\u0435\u0415\u03b5\u0395\u1d07",
 }
 
 
@@ -57,9 +59,30 @@ TAG = _tag(FENCE_TAG)
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
+@lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if len(folded) == 1 else ch
+
+
+def _fold(text: str) -> str:
+    """`text` with each character replaced by its compatibility form when that is one
+    character (mathematical, circled, fullwidth letters read as plain ones); same length,
+    so a match in it is a match at the same place in `text`."""
+    return "".join(map(_fold_char, text))
+
+
 def defuse(text: str) -> str:
     """`text` with every fence tag in it made inert (its bracket becomes `&lt;`)."""
-    return TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+    if text.isascii():
+        return TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+    out: list[str] = []
+    done = 0
+    for m in TAG.finditer(_fold(text)):
+        out += [text[done : m.start()], "&lt;", text[m.start() + 1 : m.end()]]
+        done = m.end()
+    out.append(text[done:])
+    return "".join(out)
 
 
 def inline(text: str | None) -> str:
