@@ -233,3 +233,18 @@ def test_chat_schema_with_a_dangling_ref_is_a_user_error(tmp_path: Path) -> None
         app, ["chat", "hi", "--schema", str(schema), "-m", f"scripted:{replies}"]
     )
     assert_one_line_error(result, "#/nope")
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_run_refuses_an_in_memory_store_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(["ANSWER: 8", '{"passed": true, "score": 1.0}']))
+    team = ROOT / "examples" / "solver_checker.yaml"
+    result = runner.invoke(
+        app, ["run", str(team), "--task", "x", "-m", f"scripted:{replies}", "--db", url]
+    )
+    assert_one_line_error(result, "in-memory", "file path")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

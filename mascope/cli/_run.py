@@ -40,7 +40,16 @@ def _store(db: str | None) -> Any:
 
     settings = Settings.load(db=db or None)
     # read_only=False: a store this user cannot write is refused before anything is created.
-    return TraceStore(settings.db, settings=settings, read_only=False)
+    store = TraceStore(settings.db, settings=settings, read_only=False)
+    if store.is_sqlite and store.path is None:
+        from mascope.errors import ConfigError
+
+        store.close()
+        raise ConfigError(
+            f"--db {settings.db} is an in-memory store, gone when this command ends; "
+            "pass a file path (e.g. --db runs.db)"
+        )
+    return store
 
 
 def _printer(as_json: bool) -> Any:

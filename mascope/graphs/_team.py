@@ -455,6 +455,8 @@ class Team:
             return store.path.with_name(
                 store.path.stem + ".checkpoints" + (store.path.suffix or ".db")
             )
+        if store.is_sqlite:  # an in-memory store: its checkpoints leave no file either
+            return Path(":memory:")
         return Path("mascope.checkpoints.db")
 
     async def _execute(

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col
 
 from mascope.errors import NotFoundError, StoreError, did_you_mean
@@ -268,8 +269,9 @@ class TraceStore:
         self.redact = redactor or Redactor()
         self.is_sqlite = self.url.startswith("sqlite")
         try:
-            if self.read_only:
-                self._read = self._make_engine(write=False)
+            if self.read_only or (self.is_sqlite and self.path is None):
+                # An in-memory database exists once per connection: one engine, one connection.
+                self._read = self._make_engine(write=not self.read_only)
                 self._engine = self._read
             else:
                 self._engine = self._make_engine(write=True)
@@ -305,6 +307,10 @@ class TraceStore:
         if self.read_only and self.path is not None:
             path = self.path
             engine = create_engine("sqlite://", creator=lambda: _connect_read_only(path))
+        elif self.path is None:  # in memory
+            engine = create_engine(
+                self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
         else:
             engine = create_engine(
                 self.url, connect_args={"timeout": 30, "check_same_thread": False}

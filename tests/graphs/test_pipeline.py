@@ -271,3 +271,19 @@ def test_verdict_objects_from_functions(db: Path) -> None:
     result = team.run("t")
     verdict = next(s for s in TraceStore(db).steps(result.run_id) if s.kind == "verdict")
     assert verdict.data["score"] == 0.7 and verdict.content == "PASSED (score 0.70): ok"
+
+
+def test_an_in_memory_store_keeps_the_run_and_writes_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = TraceStore("sqlite://")
+    team = Team(
+        "math", [Agent("solver", fn=wrong_then_right)],
+        stages=[{"agent": "solver", "verifier": "check", "max_rounds": 3}], verifiers={"check": is_five}, store=store,
+    )  # fmt: skip
+    result = team.run("What is 2 + 3?", ground_truth="5")
+    assert result.status == "succeeded"
+    assert [r.id for r in store.list_runs()] == [result.run_id]
+    assert len(store.steps(result.run_id)) == 4
+    assert list(tmp_path.iterdir()) == []
