@@ -18,7 +18,7 @@ MATCH_MODES: tuple[MatchMode, ...] = ("contains", "exact", "normalised", "numeri
 Extract = Literal["all", "last_number", "after_marker"]
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+")
-_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+_NUM = r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<![\w.])\.\d+)"
 # A token is a number (thousands separators and decimals kept together; a minus
 # sign only when it does not join two words, as in 24-9) or a run of letters.
 _TOKEN = re.compile(rf"(?:(?<![\w-])-)?{_NUM}|\w+")
@@ -92,13 +92,15 @@ def _number_key(number: float) -> str:
 def _tokens(text: str) -> list[tuple[str, int, int]]:
     """Normalised words and numbers with their character offsets in `text`."""
     out: list[tuple[str, int, int]] = []
-    folded = unicodedata.normalize("NFKC", text)
+    # The minus sign (U+2212) that math text and some models write is a minus.
+    folded = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
     # NFKC can change lengths; offsets are only exact when it did not.
-    source = folded if len(folded) == len(text) else text
+    source = folded if len(folded) == len(text) else text.replace("\u2212", "-")
     for m in _TOKEN.finditer(source):
         raw = m.group(0)
-        key = raw.casefold()
-        if raw[:1].isdigit() or (raw[:1] == "-" and raw[1:2].isdigit()):
+        # Turkish dotted capital I folds to "i" plus a combining dot: compare it as "i".
+        key = raw.casefold().replace("i\u0307", "i")
+        if raw.lstrip("-.")[:1].isdigit():
             with contextlib.suppress(ValueError, OverflowError):
                 key = _number_key(float(raw.replace(",", "")))
         out.append((key, m.start(), m.end()))

@@ -107,3 +107,21 @@ def test_an_unknown_matcher_is_a_one_line_error(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(ConfigError):
         solo(tmp_path / "c.db", "x", scoring="fuzzy")
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "status"),
+    [
+        ("ANSWER: .5", "0.5", "succeeded"),
+        ("The probability is 0.5.", ".5", "succeeded"),
+        ("The temperature fell to \u22128 degrees.", "-8", "succeeded"),  # the minus sign
+        ("ANSWER: -.25", "-0.25", "succeeded"),
+        ("She moved to \u0130stanbul.", "istanbul", "succeeded"),  # Turkish dotted capital I
+        ("It is 3.5 m.", ".5", "failed"),
+        ("ANSWER: 8", "-8", "failed"),
+    ],
+)
+def test_decimals_minus_signs_and_unicode_case_score_as_a_user_expects(
+    tmp_path: Path, answer: str, truth: str, status: str
+) -> None:
+    assert solo(tmp_path / "d.db", answer).run("q", ground_truth=truth).status == status
