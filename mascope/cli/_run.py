@@ -175,7 +175,8 @@ def _start(team: Team, task: str, as_json: bool) -> None:
         from ._render import short
 
         shown = escape(short(team.store.redact.text(task), 100))
-        err.print(f"[bold]{escape(team.name)}[/]: {shown}", markup=True, highlight=False)
+        name = escape(team.store.redact.text(team.name))
+        err.print(f"[bold]{name}[/]: {shown}", markup=True, highlight=False)
 
 
 @user_errors

@@ -455,7 +455,7 @@ class TraceStore:
             "parent_run_id": parent_run_id,
             "fork_step": fork_step,
             "intervention": r.value(intervention),
-            "team": team,
+            "team": r.text(team),
             "spec": r.value(spec),
             "spec_hash": spec_hash,
             "task": r.text(task),
@@ -1146,8 +1146,8 @@ class TraceStore:
         with self._read.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    @staticmethod
     def _filter(
+        self,
         query: Any,
         *,
         status: str | None,
@@ -1159,7 +1159,8 @@ class TraceStore:
         if status:
             query = query.where(col(Run.status) == status)
         if team:
-            query = query.where(col(Run.team) == team)
+            # Names are stored redacted: a name holding a secret is found by its stored form.
+            query = query.where(col(Run.team).in_({team, self.redact.text(team)}))
         if source:
             query = query.where(col(Run.source) == source)
         if search:

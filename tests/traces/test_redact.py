@@ -193,3 +193,28 @@ def test_other_common_credential_shapes_are_masked(text: str, secret: str) -> No
 )
 def test_urls_without_credentials_are_left_alone(text: str) -> None:
     assert Redactor({}).text(text) == text
+
+
+def test_a_secret_in_a_team_name_is_neither_stored_nor_printed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mascope.cli import app
+
+    secret = "ghp_R8kLm2Nq4Wx6Yz1Ab3Cd5Ef7Gh9Ij0KlMnOp"
+    team = tmp_path / "t.yaml"
+    team.write_text(
+        f'name: "deploy {secret}"\nagents:\n  - name: a\n    role: r\n'
+        "topology: {kind: pipeline, stages: [a]}\n"
+    )
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(["ANSWER: done"]))
+    db = tmp_path / "s.db"
+    runner = CliRunner()
+    ran = runner.invoke(
+        app, ["run", str(team), "--task", "x", "-m", f"scripted:{replies}", "--db", str(db)]
+    )
+    assert ran.exit_code == 0, ran.output
+    listed = runner.invoke(app, ["runs", "list", "--team", f"deploy {secret}", "--db", str(db)])
+    assert listed.exit_code == 0 and "deploy [REDACTED]" in listed.stdout  # found by its name
+    assert secret not in ran.output + listed.output
+    assert secret.encode() not in all_bytes(db)
