@@ -323,6 +323,17 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
         raise ConfigError(
             f"{source}: agents: names must be unique; {sorted(dupes)[0]!r} appears twice"
         )
+    from mascope.traces import Redactor
+
+    # Names are recorded and printed as they are (they are how steps are found), so
+    # one shaped like a credential would put it in every file: refuse it instead.
+    shapes = Redactor({})
+    for i, name in enumerate(names):
+        if shapes.text(name) != name:
+            raise ConfigError(
+                f"{source}: agents[{i}].name: looks like a credential (an API key or token); "
+                "name the agent by its role, e.g. researcher"
+            )
 
     def agent(name: str | None, where: str) -> None:
         if name is not None and name not in names:

@@ -218,3 +218,16 @@ def test_a_secret_in_a_team_name_is_neither_stored_nor_printed(tmp_path: Path) -
     assert listed.exit_code == 0 and "deploy [REDACTED]" in listed.stdout  # found by its name
     assert secret not in ran.output + listed.output
     assert secret.encode() not in all_bytes(db)
+
+
+def test_an_agent_named_like_a_credential_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    from mascope import Agent, Team
+    from mascope.errors import ConfigError
+
+    secret = "ghp_R8kLm2Nq4Wx6Yz1Ab3Cd5Ef7Gh9Ij0KlMnOp"
+    with pytest.raises(ConfigError) as info:
+        Team("t", [Agent(secret, fn=lambda ctx: "hi")], store=tmp_path / "s.db")
+    assert "agents[0].name" in str(info.value) and secret not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
