@@ -165,7 +165,7 @@ class _WWRecord(BaseModel):
     @field_validator("mistake_step")
     @classmethod
     def _step_is_an_index(cls, v: str | int) -> str | int:
-        if isinstance(v, str) and not v.strip().isdigit():
+        if isinstance(v, str) and not (v.strip().isascii() and v.strip().isdigit()):
             raise ValueError('must be a 0-based step index such as "3"')
         return v
 

@@ -269,3 +269,11 @@ def test_jsonl_bad_lines_name_the_record(tmp_path: Path, line: int, garbage: str
     file.write_text("\n".join(lines) + "\n")
     with TraceStore(tmp_path / f"j{line}{abs(hash(garbage))}.db") as store:
         _assert_rejected(store, "jsonl", [file], str(file), f"record {line}")
+
+
+@pytest.mark.parametrize("step", ["\u00b2", "\u2460", "1\u00b9"])  # superscript, circled digits
+def test_a_mistake_step_of_unicode_digits_is_a_format_error(tmp_path: Path, step: str) -> None:
+    file = tmp_path / "r.json"
+    file.write_text(json.dumps({**VALID, "mistake_step": step}))
+    with TraceStore(tmp_path / "s.db") as store:
+        _assert_rejected(store, "whowhen", [file], str(file), "mistake_step")
