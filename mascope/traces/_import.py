@@ -289,7 +289,7 @@ def _mad_bundle(path: Path, where: str, rec: _MadRecord, raw: dict[str, Any]) ->
     unmapped: list[dict[str, Any]] = []
     for i, label in enumerate(rec.annotations):
         name = label.get("failure mode")
-        if not isinstance(name, str):
+        if not isinstance(name, str) or not name.strip():
             raise ImportFormatError(
                 f"{path}: {where}: field annotations[{i}].failure mode: must be a string naming the mode"
             )

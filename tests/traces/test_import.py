@@ -277,3 +277,16 @@ def test_a_mistake_step_of_unicode_digits_is_a_format_error(tmp_path: Path, step
     file.write_text(json.dumps({**VALID, "mistake_step": step}))
     with TraceStore(tmp_path / "s.db") as store:
         _assert_rejected(store, "whowhen", [file], str(file), "mistake_step")
+
+
+@pytest.mark.parametrize("label", ["", "   ", "\n"])
+def test_a_mad_label_with_no_name_is_a_format_error(tmp_path: Path, label: str) -> None:
+    file = tmp_path / "mad.json"
+    file.write_text(
+        json.dumps(
+            {"trace": "hello", "annotations": [{"failure mode": label, "annotator_1": True}]}
+        )
+    )
+    with TraceStore(tmp_path / "s.db") as store:
+        _assert_rejected(store, "mad", [file], str(file), "annotations[0].failure mode")
+        assert store.list_runs() == []
