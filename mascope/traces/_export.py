@@ -72,6 +72,7 @@ def export_runs(store: TraceStore, run_ids: Sequence[str], fmt: str, out: str | 
         raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
     if target.is_dir():
         raise ConfigError(f"cannot write {target}: it is a folder; name a file to write")
+    _refuse_to_replace(store, target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
@@ -95,6 +96,32 @@ def export_runs(store: TraceStore, run_ids: Sequence[str], fmt: str, out: str | 
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(ids)
+
+
+def _refuse_to_replace(store: TraceStore, target: Path) -> None:
+    """Refuse a target whose replacement would lose data: the store itself (or its
+    WAL, or its checkpoints), any SQLite database, or something that is not a file."""
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not target.is_file():  # a device, a pipe: renaming over it would replace it
+        raise ConfigError(f"cannot write {target}: it is not a regular file; name a file to write")
+    if store.path is not None:
+        base = store.path
+        checkpoints = base.with_name(base.stem + ".checkpoints" + (base.suffix or ".db"))
+        for owned in (base, checkpoints):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                other = owned.with_name(owned.name + suffix)
+                if other.exists() and os.path.samefile(other, target):
+                    raise ConfigError(
+                        f"cannot write {target}: it is the trace store's own file; "
+                        "name another file to export to"
+                    )
+    with open(target, "rb") as fh:
+        if fh.read(16) == b"SQLite format 3\x00":
+            raise ConfigError(
+                f"cannot write {target}: it is a SQLite database, which the export would "
+                "replace; name another file"
+            )
 
 
 def write_jsonl(store: TraceStore, run_ids: Sequence[str], fh: IO[str]) -> None:
