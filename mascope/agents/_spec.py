@@ -41,13 +41,13 @@ class AgentSpec(BaseModel):
     """JSON Schema the agent's answer must match (asked of the model and validated)."""
     model: str | None = None
     """Model string for this agent (default: the team's `model`)."""
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Sampling temperature (default: the backend's)."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Most tokens the model may write per turn."""
     function: str | None = None
     """`package.module:callable` for a function agent; modules next to the team file are found."""
-    max_tool_calls: int = 5
+    max_tool_calls: int = Field(default=5, ge=0, le=1000)
     """Most tool calls in one turn before the agent must answer."""
 
     # A schema goes into every prompt and validator: bound it like a file.

@@ -116,6 +116,14 @@ class AnswerMatch(Verifier):
         tolerance: float = 1e-6,
         name: str = "answer_match",
     ):
+        if mode == "regex" and expected is not None:
+            try:
+                re.compile(expected)
+            except re.error as exc:  # else it would never match, silently
+                raise ConfigError(
+                    f"verifier {name}: expected: not a valid regular expression ({exc}); "
+                    "escape special characters such as ( [ * with a backslash"
+                ) from None
         self.expected, self.mode, self.extract, self.marker = expected, mode, extract, marker
         self.tolerance, self.name = tolerance, name
 

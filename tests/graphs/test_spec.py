@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mascope.cli import app
 from mascope.errors import ConfigError
-from mascope.graphs import load_team_file
+from mascope.graphs import Team, load_team_file
 
 from ..test_cli import assert_one_line_error
 
@@ -281,3 +281,40 @@ def test_bad_model_fails_before_anything_is_recorded(tmp_path: Path) -> None:
     from mascope.traces import TraceStore
 
     assert not db.exists() or TraceStore(db).count_runs() == 0
+
+
+@pytest.mark.parametrize(
+    ("agent", "needles"),
+    [
+        ("temperature: .nan", ["agents[0].temperature", "finite"]),
+        ("temperature: -1", ["agents[0].temperature", "at least 0"]),
+        ("max_tokens: 0", ["agents[0].max_tokens", "at least 1"]),
+        ("max_tokens: 99999999999999999999999", ["agents[0].max_tokens", "at most"]),
+        ("max_tool_calls: -1", ["agents[0].max_tool_calls", "at least 0"]),
+    ],
+)
+def test_agent_numbers_out_of_range_are_refused(
+    tmp_path: Path, agent: str, needles: list[str]
+) -> None:
+    path = tmp_path / "team.yaml"
+    path.write_text(
+        f"name: t\nagents:\n  - name: a\n    role: r\n    {agent}\n"
+        "topology: {kind: pipeline, stages: [a]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_team_file(path)
+    message = str(info.value)
+    assert "\n" not in message and all(n in message for n in needles), message
+
+
+def test_an_answer_match_regex_that_does_not_compile_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    path.write_text(
+        "name: t\nagents:\n  - {name: a, role: r}\n"
+        'verifiers: {v: {kind: answer_match, mode: regex, expected: "(("}}\n'
+        "topology: {kind: pipeline, stages: [{agent: a, verifier: v}]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        Team.from_yaml(path, store=tmp_path / "s.db")
+    assert "verifier v" in str(info.value) and "regular expression" in str(info.value)
+    assert list(tmp_path.iterdir()) == [path]
