@@ -148,3 +148,19 @@ def test_show_a_step_with_the_messages_its_model_was_sent(tmp_path: Path) -> Non
         runner.invoke(app, ["runs", "show", rid, "--step", "7", "--db", str(db)]),
         f"run {rid} has no step 7; its steps are 0..0",
     )
+
+
+def test_terminal_escapes_inside_a_trace_are_shown_not_sent(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    clear, title = "\x1b[2J", "\x1b]0;pwned\x07"
+    with TraceStore(db) as store:
+        rid = store.start_run(team=f"team{clear}", task=f"task{title}")
+        store.append_step(
+            rid, agent=f"coder{clear}", content=f"hi{clear}\x9b31m", error=f"e{title}"
+        )
+        store.finish_run(rid, status="failed", final_answer=f"done{clear}")
+    for args in (["runs", "show", rid], ["runs", "show", rid, "--step", "0"], ["runs", "list"]):
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x9b" not in result.output, repr(result.output)
+        assert "\u241b[2J" in result.output  # still visible, as a symbol

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from mascope.settings import Settings
 
-from ._common import DbOpt, JsonOpt, err, user_errors
+from ._common import DbOpt, JsonOpt, SafeConsole, err, user_errors
 from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
 
 METHOD_HELP = (
@@ -89,7 +89,7 @@ def attribute(
 
     settings = Settings.load(db=db or None, model=model)
     store = TraceStore(settings.db, create=False, settings=settings, read_only=False)
-    out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    out = SafeConsole(highlight=False, width=None if Console().is_terminal else 200)
     if not run_ids and not all_runs:
         raise ConfigError("name runs to attribute, or pass --all to attribute every failed run")
     if method == "reroll":

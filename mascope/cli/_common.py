@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -15,6 +16,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segment
 from typer.core import TyperGroup
 
 from mascope.errors import MascopeError
@@ -22,7 +24,31 @@ from mascope.errors import MascopeError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-err = Console(stderr=True, highlight=False)
+# Terminal controls other than line breaks and tabs: ESC starts sequences that clear
+# the screen, retitle the window or hide text; C1 codes do the same on some terminals.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _control_picture(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd"
+
+
+class SafeConsole(Console):
+    """A rich console that shows control characters in text as symbols (`␛`) instead of
+    sending them: whatever a trace holds is printed, and none of it reaches the terminal
+    as a command."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            Segment(_TERMINAL_CONTROL.sub(_control_picture, seg.text), seg.style, seg.control)
+            if seg.control is None
+            else seg
+            for seg in buffer
+        )
+
+
+err = SafeConsole(stderr=True, highlight=False)
 
 EXIT_OK = 0
 EXIT_FAILED = 1

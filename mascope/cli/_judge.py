@@ -13,7 +13,7 @@ from rich.table import Table
 from mascope.errors import ConfigError
 from mascope.settings import Settings
 
-from ._common import DbOpt, JsonOpt, err, user_errors
+from ._common import DbOpt, JsonOpt, SafeConsole, err, user_errors
 from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
 
 
@@ -149,7 +149,7 @@ async def _with_progress(
 def _summary(report: Any) -> None:
     from mascope.taxonomy import MAST
 
-    out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    out = SafeConsole(highlight=False, width=None if Console().is_terminal else 200)
     cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (no price for this model)"
     out.print(
         f"job {report.job_id}: {report.judged} judged, {report.skipped} already judged, {report.not_judged} not judged; spent {cost} in {report.elapsed_s:.1f}s"

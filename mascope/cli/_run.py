@@ -8,19 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from mascope.settings import Settings
 
-from ._common import MAX_COUNT, DbOpt, JsonOpt, err, removed_if_failed, user_errors
+from ._common import MAX_COUNT, DbOpt, JsonOpt, SafeConsole, err, removed_if_failed, user_errors
 from ._progress import progress_bar
 
 if TYPE_CHECKING:
     from mascope.graphs import RunResult, StepEvent, Team
 
-out = Console(highlight=False)
+out = SafeConsole(highlight=False)
 
 DEMO_TASK = "A baker made 24 muffins. She sold 9 in the morning and 7 in the afternoon. How many muffins are left?"
 DEMO_ANSWER = "8"

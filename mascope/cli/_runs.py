@@ -15,7 +15,7 @@ from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
 from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
 
-from ._common import MAX_COUNT, DbOpt, JsonOpt, err, removed_if_failed, user_errors
+from ._common import MAX_COUNT, DbOpt, JsonOpt, SafeConsole, err, removed_if_failed, user_errors
 
 if TYPE_CHECKING:
     from mascope.traces import Step, TraceStore
@@ -27,7 +27,7 @@ runs_app = typer.Typer(
     help="List, show, import and export stored runs.", no_args_is_help=True, add_completion=False
 )
 # Piped output keeps whole lines (rich would otherwise wrap at 80 columns).
-out = Console(highlight=False, width=None if Console().is_terminal else 200)
+out = SafeConsole(highlight=False, width=None if Console().is_terminal else 200)
 
 
 def open_store(db: str | None, *, create: bool = False, write: bool = False) -> TraceStore:
