@@ -135,6 +135,12 @@ def _describe(reply: Reply) -> str:
     return type(reply).__name__
 
 
+_SHAPE = (
+    'a reply is a string or {content: "...", tool_calls: [{name: tool, arguments: {...}}], '
+    'expect: "..."}'
+)
+
+
 def load_script(path: str | Path) -> list[Reply]:
     """Replies from a JSON/YAML file: a list of strings or
     `{content, tool_calls: [{name, arguments}], expect}` objects."""
@@ -165,7 +171,19 @@ def load_script(path: str | Path) -> list[Reply]:
                     )
                 )
                 continue
-            except (ValidationError, KeyError, TypeError, AttributeError) as exc:
-                raise ConfigError(f"script file {path}, reply {i}: {exc}") from None
-        raise ConfigError(f"script file {path}, reply {i}: expected a string or an object")
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                field = "tool_calls" if exc.title == "ToolCall" else ""
+                field = f"{field}.{where}" if field and where else field or where
+                raise ConfigError(
+                    f"script file {path}, reply {i}: {field}: {first['msg']}; {_SHAPE}"
+                ) from None
+            except (KeyError, TypeError, AttributeError):  # tool_calls of the wrong shape
+                raise ConfigError(
+                    f"script file {path}, reply {i}: tool_calls: each call needs a name; {_SHAPE}"
+                ) from None
+        raise ConfigError(
+            f"script file {path}, reply {i}: expected a string or an object; {_SHAPE}"
+        )
     return replies

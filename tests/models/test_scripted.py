@@ -111,3 +111,25 @@ def test_bad_script_files(tmp_path: Path, text: str, error: str) -> None:
 def test_missing_script_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         get_model(f"scripted:{tmp_path}/none.yaml", settings=Settings())
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("- {content: 5}", "content"),
+        ("- {tool_calls: [{name: 5}]}", "tool_calls.name"),
+        ("- {tool_calls: [{name: t, arguments: 5}]}", "tool_calls.arguments"),
+        ("- {tool_calls: x}", "tool_calls"),
+    ],
+)
+def test_script_file_errors_name_the_field_not_internal_classes(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    script = tmp_path / "bad.yaml"
+    script.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        get_model(f"scripted:{script}", settings=Settings())
+    message = str(info.value)
+    assert f"reply 0: {field}:" in message and "\n" not in message, message
+    for internal in ("ScriptedReply", "ToolCall", "pydantic", "validation error"):
+        assert internal not in message, message
