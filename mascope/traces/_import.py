@@ -81,6 +81,8 @@ def expand(paths: Sequence[str | Path], fmt: str) -> list[Path]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():  # a device or a pipe: it may never end
+            raise ConfigError(f"{path} is not a regular file; name a file or folder to import")
         else:
             raise ConfigError(f"{path} does not exist")
     return out

@@ -290,3 +290,11 @@ def test_a_mad_label_with_no_name_is_a_format_error(tmp_path: Path, label: str) 
     with TraceStore(tmp_path / "s.db") as store:
         _assert_rejected(store, "mad", [file], str(file), "annotations[0].failure mode")
         assert store.list_runs() == []
+
+
+def test_a_device_is_not_a_file_to_import(tmp_path: Path) -> None:
+    from mascope.errors import ConfigError
+
+    with TraceStore(tmp_path / "s.db") as store, pytest.raises(ConfigError) as info:
+        import_paths(store, "jsonl", [Path("/dev/null")])
+    assert "/dev/null is not a regular file" in str(info.value)
