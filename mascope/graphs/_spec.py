@@ -237,6 +237,7 @@ class ScoringSpec(_Strict):
     """Which part of the answer is compared: `after_marker` (the text after the
     last `marker`, or the whole answer when it has none), `all` or `last_number`."""
     marker: str = "ANSWER:"
+    """The text that precedes the answer, for `extract: after_marker`."""
     tolerance: float = Field(default=1e-6, ge=0)
     """For `numeric`."""
     function: str | None = None

@@ -199,7 +199,7 @@ def _graph(**changes: object) -> dict:
         (
             lambda d: d["verifiers"]["v"].update(mode="fuzzy"),
             [
-                'verifiers.v.mode: expected one of exact, normalised, numeric, got the string "fuzzy"'
+                'verifiers.v.mode: expected one of contains, exact, normalised, numeric, regex, got the string "fuzzy"'
             ],
         ),
         (
