@@ -107,7 +107,10 @@ class ChatModel(ABC):
             update={
                 "messages": [
                     *request.messages,
-                    Message.assistant(first.text),
+                    # Long answers shortened: the repair must fit where the request did.
+                    Message.assistant(
+                        first.text if len(first.text) <= 2000 else first.text[:2000] + " ...[cut]"
+                    ),
                     repair_message(first.text, reason, spec, cut_off=cut_off),
                 ]
             }

@@ -235,6 +235,7 @@ def repair_message(answer: str, reason: str, spec: OutputSpec, *, cut_off: bool 
             f"Your answer began:\n{shown}\n\n"
         )
     else:
-        shown = answer if len(answer) <= 2000 else answer[:2000] + " ...[cut]"
-        head = f"Your previous answer could not be used: {reason}.\nYour answer was:\n{shown}\n\n"
+        # The answer itself is the turn just before this one: repeating it here
+        # would double the request, and a small model's context is small.
+        head = f"Your previous answer could not be used: {reason}.\n\n"
     return Message.user(head + schema_instructions(spec))
