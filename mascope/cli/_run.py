@@ -222,23 +222,34 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
 
     async def judge() -> Any:
         with progress_bar("judging: window", None) as bar:
-            return await ajudge_run(
-                store,
-                result.run_id,
-                JudgeConfig(model=judge_model),
-                on_window=lambda done, total: bar.set(done, total),
+            # Bounded: on a busy 2-core machine the embedded model's grammar-bound
+            # verdict over 14 modes can take many minutes; the demo must end.
+            return await asyncio.wait_for(
+                ajudge_run(
+                    store,
+                    result.run_id,
+                    JudgeConfig(model=judge_model),
+                    on_window=lambda done, total: bar.set(done, total),
+                ),
+                timeout=DEMO_JUDGE_SECONDS,
             )
 
+    present: list[str] = []
     try:
-        judgement = asyncio.run(judge())
+        present = asyncio.run(judge()).present
+        out.print(
+            f"LLM judge ({judge_model}) says: {', '.join(present) if present else 'no failure modes'}",
+            markup=False,
+        )
     except MascopeError as exc:
         out.print(f"the judge could not label this run: {exc}", style="yellow", markup=False)
-        return
-    present = judgement.present
-    out.print(
-        f"LLM judge ({judge_model}) says: {', '.join(present) if present else 'no failure modes'}",
-        markup=False,
-    )
+    except TimeoutError:
+        out.print(
+            f"the judge ({judge_model}) did not finish within {DEMO_JUDGE_SECONDS} s; to wait for it: "
+            f"mascope judge {result.run_id}{_db_flag(store)}",
+            style="yellow",
+            markup=False,
+        )
     if len(present) > 8:
         out.print(
             "  (a 135M-parameter model marks nearly everything; judge with a stronger model: "
@@ -252,6 +263,9 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
             "\nThe run failed, which is what mascope is for: inspect it with the command above.",
             style="dim",
         )
+
+
+DEMO_JUDGE_SECONDS = 120
 
 
 def _attribute(team: Team, store: Any, result: RunResult, model: str) -> None:
@@ -268,14 +282,26 @@ def _attribute(team: Team, store: Any, result: RunResult, model: str) -> None:
 
     async def attribute() -> Any:
         with progress_bar("attributing", None):
-            return await aattribute(
-                store, result.run_id, method="counterfactual", model=model, team=team, max_replays=2
-            )
+            return await asyncio.wait_for(
+                aattribute(
+                    store, result.run_id, method="counterfactual", model=model, team=team,
+                    max_replays=2,
+                ),
+                timeout=DEMO_JUDGE_SECONDS,
+            )  # fmt: skip
 
     try:
         blame = asyncio.run(attribute())
     except MascopeError as exc:
         out.print(f"could not attribute this run: {exc}", style="yellow", markup=False)
+        return
+    except TimeoutError:
+        out.print(
+            f"could not attribute this run within {DEMO_JUDGE_SECONDS} s; to wait for it: "
+            f"mascope attribute {result.run_id}{_db_flag(store)} --method counterfactual",
+            style="yellow",
+            markup=False,
+        )
         return
     how = (
         f"verified: the re-run from that step succeeded (run {blame.replay_run_id})"
