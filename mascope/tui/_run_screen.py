@@ -202,13 +202,14 @@ class RunScreen(Screen[None]):
         if uncertain:
             # Kept apart from the failure modes: the judge said present, the evidence did not show it.
             doubts = root.add(
-                Text(f"Uncertain, not counted ({len(uncertain)})", style="bold dim"), expand=False
+                Text(f"Uncertain, not counted ({len(uncertain)})", style="bold dim"), expand=True
             )
             for a in sorted(uncertain, key=lambda a: (a.mode, a.annotator)):
                 steps = evidence_steps(a)
                 node = doubts.add(
                     Text(f"? {mode_label(a)}", style="dim italic"),
                     data=Target(step=steps[0] if steps else None),
+                    expand=True,
                 )
                 if a.status_reason:
                     node.add_leaf(Text(first_line(a.status_reason, 120), style="dim"))
