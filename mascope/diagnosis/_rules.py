@@ -303,20 +303,30 @@ def conversation_reset(
 ) -> list[Finding]:
     """FM-2.1: mid-run, an agent sends the task again or repeats the run's first message: it starts over.
 
-    Only after at least two other messages, so an agent restating the task to
-    open the run is not a restart.
+    Only after at least two messages that moved on, so an agent restating the
+    task to open the run is not a restart; and not when the agent only says its
+    own last line again (that is step repetition).
     """
     messages = [s for s in steps if s.kind == "message" and s.content.strip()]
     if len(messages) < 4:
         return []
     first = messages[0]
     starts = [t for t in (run.task or "", first.content) if len(t.strip()) >= min_chars]
-    resets = [
-        m
-        for m in messages[3:]
-        if len(m.content.strip()) >= min_chars
-        and any(_similar(m.content, t) >= threshold for t in starts)
-    ]
+
+    def restates(m: Step) -> bool:
+        return len(m.content.strip()) >= min_chars and any(
+            _similar(m.content, t) >= threshold for t in starts
+        )
+
+    resets = []
+    for i, m in enumerate(messages[1:], start=1):
+        if not restates(m):
+            continue
+        progress = [x for x in messages[1:i] if not restates(x)]
+        own = [x for x in messages[:i] if x.agent == m.agent]
+        # An agent saying its own last line again is repetition (FM-1.3), not a restart.
+        if len(progress) >= 2 and not (own and _similar(own[-1].content, m.content) >= threshold):
+            resets.append(m)
     if not resets:
         return []
     return [

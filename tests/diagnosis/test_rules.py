@@ -286,3 +286,18 @@ def test_an_agent_that_sends_the_task_again_mid_run_restarts_the_conversation(
     )  # fmt: skip
     rid = team_run(store, quoting, task)
     assert "FM-2.1" not in modes(store, rid)
+
+
+def test_an_agent_repeating_its_own_opening_line_is_repetition_not_a_restart(
+    store: TraceStore,
+) -> None:
+    from mascope import Agent, Team
+
+    chat = Team(
+        "chat",
+        [Agent("a", fn=lambda c: "We should look at the budget first."),
+         Agent("b", fn=lambda c: f"Agreed, item {len(c.transcript)} on the budget.")],
+        topology="group_chat", termination={"max_rounds": 4}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, chat, "Plan the quarter for the whole team.")
+    assert "FM-1.3" in modes(store, rid) and "FM-2.1" not in modes(store, rid)
