@@ -100,3 +100,17 @@ def test_an_agreement_threshold_above_one_is_a_user_error(tmp_path: Path) -> Non
         app, ["judge", rid, "--db", str(db), "--min-agreement", "2", "-m", "scripted:x.json"]
     )
     assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_a_secret_quoted_in_a_judges_doubt_is_not_stored(tmp_path: Path) -> None:
+    key = "sk-proj-Zq8vX2mN4pL7rT1wY6uB3cD9eF0gH5jK"
+    db = tmp_path / "m.db"
+    rid = a_run(db)
+    reply = verdict({"FM-2.6": [1]}, {"FM-2.6": f'b pasted "the key is {key}" into the chat.'})
+    judged = runner.invoke(app, ["judge", rid, "--db", str(db), "-m", script(tmp_path, reply)])
+    assert judged.exit_code == 0, judged.output
+    with TraceStore(db) as store:
+        label = next(a for a in store.annotations(rid) if a.mode == "FM-2.6")
+    assert label.status == "uncertain" and key not in (label.status_reason or "")
+    for path in tmp_path.glob("m.db*"):  # the database and its write-ahead log
+        assert key.encode() not in path.read_bytes()
