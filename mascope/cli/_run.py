@@ -230,6 +230,13 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
         f"LLM judge ({judge_model}) says: {', '.join(present) if present else 'no failure modes'}",
         markup=False,
     )
+    if judgement.uncertain:
+        out.print(
+            f"  uncertain (said present, but the evidence cited does not show it): "
+            f"{', '.join(judgement.uncertain)}",
+            style="dim",
+            markup=False,
+        )
     if len(present) > 8:
         out.print(
             "  (a 135M-parameter model marks nearly everything; judge with a stronger model: "
