@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def as_before(judgement: Judgement) -> Judgement:
     """The judgement as stored before the evidence check: uncertain was present."""
     modes = {
-        m: ModeResult(True, r.confidence, r.evidence_steps, r.rationale)
+        m: ModeResult(True, r.confidence, r.evidence_steps, r.rationale, "present")
         if r.status == "uncertain"
         else r
         for m, r in judgement.modes.items()

@@ -93,6 +93,7 @@ class ModeResult:
     def __post_init__(self) -> None:
         if self.status is None:
             self.status = "present" if self.present else "absent"
+        self.present = self.status == "present"  # uncertain is never present
 
 
 @dataclass
