@@ -54,12 +54,24 @@ def judge(
     few_shot: Annotated[
         bool, typer.Option("--few-shot", help="Show the judge a worked example.")
     ] = False,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--min-agreement",
+            help="With --samples: the share of samples that must say a mode is present "
+            "(with evidence that checks out); below it the mode is uncertain, not present. "
+            "Default 0.6, a strict majority of up to five samples.",
+            min=0.01,
+            max=1.0,
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Label runs with failure modes: rule detectors, then the LLM judge; resumable and idempotent."""
 
     from mascope.diagnosis import JudgeConfig
+    from mascope.diagnosis._judge import MIN_AGREEMENT
     from mascope.models import get_model
     from mascope.traces import TraceStore
 
@@ -76,7 +88,12 @@ def judge(
     if not ids:
         err.print("no runs to judge")
         return
-    config = JudgeConfig(model=settings.model, samples=samples, few_shot=few_shot)
+    config = JudgeConfig(
+        model=settings.model,
+        samples=samples,
+        few_shot=few_shot,
+        min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement,
+    )
     llm = get_model(settings.model, settings=settings)
     if max_cost is not None and llm.prices.price(llm.name) is None and llm.backend == "openai":
         err.print(
@@ -95,7 +112,7 @@ def judge(
             "job": report.job_id, "total": report.total, "judged": report.judged, "skipped": report.skipped,
             "not_judged": report.not_judged, "running": report.running, "elsewhere": report.elsewhere,
             "cost_usd": report.cost_usd if report.cost_known else None, "interrupted": report.interrupted,
-            "stopped": report.stopped, "modes": dict(report.modes), "failures": report.failures, "elapsed_s": round(report.elapsed_s, 3),
+            "stopped": report.stopped, "modes": dict(report.modes), "uncertain": dict(report.uncertain), "failures": report.failures, "elapsed_s": round(report.elapsed_s, 3),
         }))  # fmt: skip
     else:
         _summary(report)
@@ -168,7 +185,7 @@ def _summary(report: Any) -> None:
         out.print(f"[yellow]stopped early:[/] {report.stopped}")
     for run_id, why in list(report.failures.items())[:5]:
         out.print(f"[red]not judged[/] {run_id}: {why}", markup=True)
-    if report.modes:
+    if report.modes or report.uncertain:
         table = Table(
             title="failure modes found (by the LLM judge, in the runs judged now)",
             title_justify="left",
@@ -177,8 +194,16 @@ def _summary(report: Any) -> None:
         )
         table.add_column("mode")
         table.add_column("name")
-        table.add_column("runs", justify="right")
+        table.add_column("present in", justify="right")
+        table.add_column("uncertain in", justify="right")
         for m in MAST.modes:
-            if report.modes.get(m.id):
-                table.add_row(m.id, m.name, str(report.modes[m.id]))
+            if report.modes.get(m.id) or report.uncertain.get(m.id):
+                table.add_row(
+                    m.id, m.name, str(report.modes.get(m.id, 0)), str(report.uncertain.get(m.id, 0))
+                )
         out.print(table)
+        if report.uncertain:
+            out.print(
+                "uncertain: the judge said present, but the steps or quotes it cited do not show it "
+                "(or its samples disagreed); not counted as present (see `mascope runs show RUN`)"
+            )

@@ -190,7 +190,8 @@ def labels_summary(
 ) -> RenderableType:
     """Failure modes grouped by MAST category, then the attributions."""
     parts: list[RenderableType] = []
-    present = [a for a in annotations if a.present]
+    present = [a for a in annotations if a.label_status == "present"]
+    uncertain = [a for a in annotations if a.label_status == "uncertain"]
     if present:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for name in ("category", "mode", "annotator", "evidence", "rationale"):
@@ -221,7 +222,27 @@ def labels_summary(
                 expand=False,
             )
         )
-    absent = len(annotations) - len(present)
+    if uncertain:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for name in ("mode", "annotator", "cited", "why uncertain"):
+            table.add_column(name, overflow="fold")
+        for a in sorted(uncertain, key=lambda a: (a.mode, a.annotator)):
+            table.add_row(
+                f"{a.mode} {_mode_name(a.mode)}",
+                a.annotator,
+                ", ".join(str(i) for i in a.evidence_steps) or "-",
+                escape(short(a.status_reason or "", 100)),
+            )
+        parts.append(
+            Panel(
+                table,
+                title="uncertain (said present, evidence does not check out; not counted)",
+                title_align="left",
+                border_style="dim",
+                expand=False,
+            )
+        )
+    absent = len(annotations) - len(present) - len(uncertain)
     if absent:
         parts.append(Text(f"{absent} label(s) say a mode is absent (see --json)", style="dim"))
     if attributions:

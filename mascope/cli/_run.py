@@ -236,11 +236,19 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
 
     present: list[str] = []
     try:
-        present = asyncio.run(judge()).present
+        judgement = asyncio.run(judge())
+        present = judgement.present
         out.print(
             f"LLM judge ({judge_model}) says: {', '.join(present) if present else 'no failure modes'}",
             markup=False,
         )
+        if judgement.uncertain:
+            out.print(
+                f"  uncertain (said present, but the evidence cited does not show it): "
+                f"{', '.join(judgement.uncertain)}",
+                style="dim",
+                markup=False,
+            )
     except MascopeError as exc:
         out.print(f"the judge could not label this run: {exc}", style="yellow", markup=False)
     except TimeoutError:

@@ -55,6 +55,8 @@ class BatchReport:
     stopped: str | None = None
     """Why the job stopped early (cost cap, endpoint down), if it did."""
     modes: Counter[str] = field(default_factory=Counter)
+    uncertain: Counter[str] = field(default_factory=Counter)
+    """Modes the judge called present without evidence that checks out (or agreement), per run."""
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     cost_known: bool = True
@@ -81,6 +83,8 @@ class Outcome:
     metadata: dict[str, Any] | None = None
     labels: list[str] = field(default_factory=list)
     """Short tags counted in the job summary (failure modes, blamed agents)."""
+    uncertain: list[str] = field(default_factory=list)
+    """Failure modes left uncertain, counted apart from `labels`."""
 
 
 Work = Callable[[str, Callable[[], Awaitable[None]] | None], Awaitable[Outcome]]
@@ -240,6 +244,7 @@ async def run_job(
         })  # fmt: skip
         report.judged += 1
         report.modes.update(outcome.labels)
+        report.uncertain.update(outcome.uncertain)
         progress()
         capped()
 
@@ -334,6 +339,7 @@ async def ajudge_batch(
             replace={RULE_PREFIX: [_rule_row(f) for f in loaded[2]], config.annotator: llm_rows},
             metadata=meta,
             labels=judgement.present,
+            uncertain=judgement.uncertain,
         )
 
     config_data = {**asdict(config), "prompt_version": PROMPT_VERSION}

@@ -62,9 +62,23 @@ def check_evidence(
     by_index = {s.index: s for s in steps}
     cited = [i for i in dict.fromkeys(evidence_steps) if i in by_index]
     if not cited:
-        shown = ", ".join(str(i) for i in evidence_steps) or "none"
+        if not evidence_steps:
+            return EvidenceCheck("uncertain", "cites no step")
+        named = ", ".join(str(i) for i in dict.fromkeys(evidence_steps))
+        plural = "s" if len(set(evidence_steps)) > 1 else ""
+        have = (
+            (
+                f"steps {min(by_index)}-{max(by_index)}"
+                if len(by_index) > 1
+                else f"step {min(by_index)}"
+            )
+            if by_index
+            else "no steps"
+        )
         return EvidenceCheck(
-            "uncertain", f"cites no step the run has (cited: {shown}; the run has {len(steps)})"
+            "uncertain",
+            f"cited step{plural} {named} do{'' if plural else 'es'} not exist "
+            f"(the trace shown has {have})",
         )
     texts = [_norm(by_index[i].content) for i in cited]
     missing = [q for q in [*quotes, *quotes_in(rationale)] if not any(_norm(q) in t for t in texts)]

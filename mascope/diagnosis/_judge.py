@@ -18,15 +18,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from mascope.errors import ContextLengthError
+from mascope.errors import ConfigError, ContextLengthError
 from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.taxonomy import Taxonomy, get_taxonomy
 from mascope.traces import Run, Step, TraceStore
 
+from ._evidence import LabelStatus, agreement, check_evidence
 from ._fence import INDENT, block, fenced, inline
 from ._rules import Finding, apply_rules, detect
 
-PROMPT_VERSION = "judge-v2"  # v2: every field from the run is fenced by _fence
+PROMPT_VERSION = "judge-v3"
+# v2: every field from the run is fenced by _fence. v3: a mode the model calls present is stored
+# as present only when its evidence checks out and enough samples agree; otherwise uncertain.
+MIN_AGREEMENT = 0.6
+"""Default share of samples that must say present (with evidence that checks out): a strict
+majority for up to five samples."""
 LLM_PREFIX = "llm:"
 _STEP_CHARS = 1500
 
@@ -49,6 +55,14 @@ class JudgeConfig:
     window_chars: int | None = None
     with_ground_truth: bool = True
     max_tokens: int = 1400
+    min_agreement: float = MIN_AGREEMENT
+    """With samples > 1: the share that must say present (or absent); below it, uncertain."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_agreement <= 1:
+            raise ConfigError(
+                f"the agreement threshold must be above 0 and at most 1 (got {self.min_agreement})"
+            )
 
     @property
     def model_name(self) -> str:
@@ -66,10 +80,20 @@ class JudgeConfig:
 
 @dataclass
 class ModeResult:
+    """One mode's verdict: `status` is present, absent or uncertain; `present` is status == present."""
+
     present: bool
     confidence: float | None
     evidence_steps: list[int] = field(default_factory=list)
     rationale: str = ""
+    status: LabelStatus | None = None
+    reason: str = ""
+    """Why the mode is uncertain: evidence that did not check out, or samples that disagreed."""
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            self.status = "present" if self.present else "absent"
+        self.present = self.status == "present"  # uncertain is never present
 
 
 @dataclass
@@ -86,7 +110,13 @@ class Judgement:
 
     @property
     def present(self) -> list[str]:
-        return sorted(m for m, r in self.modes.items() if r.present)
+        """Modes present, with evidence that checks out."""
+        return sorted(m for m, r in self.modes.items() if r.status == "present")
+
+    @property
+    def uncertain(self) -> list[str]:
+        """Modes the judge called present without evidence that checks out, or without agreement."""
+        return sorted(m for m, r in self.modes.items() if r.status == "uncertain")
 
 
 def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -164,7 +194,8 @@ def label_rows(
         {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
          "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
          "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
-         "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None}
+         "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None,
+         "status": r.status, "status_reason": r.reason or None}
         for mode, r in judgement.modes.items()
     ]  # fmt: skip
 
@@ -351,7 +382,7 @@ async def ajudge_run(
             on_window(len(done_spans), len(done_spans) + len(queue))
     spans = done_spans
     result.windows = len(spans)
-    _merge(result, per_window, spans, steps, taxonomy)
+    _merge(result, per_window, spans, steps, taxonomy, config.min_agreement)
     if save:
         store.replace_annotations(
             run_id,
@@ -402,56 +433,103 @@ async def _sample(
     return samples
 
 
+_RANK = {"absent": 0, "uncertain": 1, "present": 2}
+
+
 def _merge(
     result: Judgement,
     per_window: list[list[dict[str, Any]]],
     spans: list[tuple[int, int]],
     steps: Sequence[Step],
     taxonomy: Taxonomy,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> None:
+    """One verdict per mode from every window's samples: present beats uncertain beats absent."""
     summaries, completed = [], []
     dropped = 0
     for (first, end), samples in zip(spans, per_window, strict=True):
-        shown = {steps[i].index for i in range(first, min(end, len(steps)))}
+        shown_steps = list(steps[first : min(end, len(steps))])
+        shown = {s.index for s in shown_steps}
         summaries.append(Counter(s["summary"] for s in samples).most_common(1)[0][0])
         completed.append(Counter(bool(s["task_completed"]) for s in samples).most_common(1)[0][0])
         for mode in taxonomy.mode_ids:
-            votes = [bool(s["modes"][mode]["present"]) for s in samples]
-            present = votes.count(True) * 2 > len(votes)
-            agree = votes.count(present) / len(votes)
-            evidence: set[int] = set()
-            rationale = ""
-            for s in samples:
-                entry = s["modes"][mode]
-                if bool(entry["present"]) == present:
-                    cited = [int(i) for i in entry["evidence_steps"]]
-                    dropped += sum(1 for i in cited if i not in shown)
-                    evidence.update(i for i in cited if i in shown)
-                    rationale = rationale or str(entry["rationale"]).strip()
+            verdict = _window_verdict(
+                [s["modes"][mode] for s in samples], shown_steps, min_agreement
+            )
+            dropped += sum(
+                1
+                for s in samples
+                if bool(s["modes"][mode]["present"])
+                for i in s["modes"][mode]["evidence_steps"]
+                if int(i) not in shown
+            )
             prior = result.modes.get(mode)
-            confidence = agree if len(votes) > 1 else None
-            if prior is None or (present and not prior.present):
-                result.modes[mode] = ModeResult(present, confidence, sorted(evidence), rationale)
-            elif present and prior.present:
-                prior.evidence_steps = sorted(set(prior.evidence_steps) | evidence)
-                prior.confidence = (
-                    max(c for c in (prior.confidence, confidence) if c is not None)
-                    if confidence is not None or prior.confidence is not None
-                    else None
+            assert verdict.status is not None
+            if prior is None or _RANK[verdict.status] > _RANK[prior.status or "absent"]:
+                result.modes[mode] = verdict
+            elif verdict.status == prior.status == "absent":
+                if verdict.confidence is not None and prior.confidence is not None:
+                    prior.confidence = min(prior.confidence, verdict.confidence)
+            elif verdict.status == prior.status:
+                prior.evidence_steps = sorted(
+                    set(prior.evidence_steps) | set(verdict.evidence_steps)
                 )
-            elif (
-                not present
-                and not prior.present
-                and confidence is not None
-                and prior.confidence is not None
-            ):
-                prior.confidence = min(prior.confidence, confidence)
+                known = [c for c in (prior.confidence, verdict.confidence) if c is not None]
+                prior.confidence = max(known) if known else None
     result.summary = " ".join(dict.fromkeys(s.strip() for s in summaries if s.strip()))
     result.task_completed = completed[-1] if completed else False
     if dropped:
         result.notes.append(
             f"{dropped} cited step number(s) were not in the trace shown and were dropped"
         )
+
+
+def _window_verdict(
+    entries: Sequence[dict[str, Any]], shown: Sequence[Step], min_agreement: float
+) -> ModeResult:
+    """One window's verdict on one mode from its samples, each checked against the steps shown."""
+    checks = [
+        check_evidence(
+            bool(e["present"]),
+            [int(i) for i in e["evidence_steps"]],
+            str(e["rationale"]),
+            shown,
+        )
+        for e in entries
+    ]
+    votes = [c.status for c in checks]
+    status = agreement(votes, threshold=min_agreement) if len(votes) > 1 else votes[0]
+    said_present = [(e, c) for e, c in zip(entries, checks, strict=True) if bool(e["present"])]
+    backing = said_present if status != "absent" else []
+    evidence = sorted(
+        {i for _, c in backing if c.status == "present" for i in c.steps}
+        or {i for _, c in backing for i in c.steps}
+    )
+    pairs = list(zip(entries, checks, strict=True))
+    rationale = next(
+        (str(e["rationale"]).strip() for e, c in pairs if c.status == status),
+        next((str(e["rationale"]).strip() for e, _ in said_present), ""),
+    )
+    reason = ""
+    if status == "uncertain":
+        why = [c.reason for _, c in said_present if c.status == "uncertain" and c.reason]
+        if len(votes) > 1:
+            ok = votes.count("present")
+            why.insert(
+                0,
+                f"{ok} of {len(votes)} samples said present with evidence that checks out "
+                f"(needs {min_agreement:.0%})",
+            )
+        reason = "; ".join(dict.fromkeys(why))
+    share = votes.count("present" if status == "uncertain" else status) / len(votes)
+    return ModeResult(
+        status == "present",
+        share if len(votes) > 1 else None,
+        evidence,
+        rationale,
+        status,
+        reason,
+    )
 
 
 def judge(
@@ -461,8 +539,13 @@ def judge(
     store: TraceStore | None = None,
     samples: int = 1,
     few_shot: bool = False,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> Judgement:
-    """Judge one stored run with the LLM judge (sync; see `ajudge_run`)."""
+    """Judge one stored run with the LLM judge (sync; see `ajudge_run`).
+
+    A mode is present only when its cited steps and quotes check out and, with
+    `samples` > 1, at least `min_agreement` of the samples say so; otherwise it
+    is uncertain (see `ModeResult.reason`)."""
     from mascope._sync import run_sync
 
     target = store or TraceStore()
@@ -470,7 +553,9 @@ def judge(
         lambda: ajudge_run(
             target,
             target.resolve_run_id(run_id),
-            JudgeConfig(model=model, samples=samples, few_shot=few_shot),
+            JudgeConfig(
+                model=model, samples=samples, few_shot=few_shot, min_agreement=min_agreement
+            ),
         ),
         "judge",
         "ajudge_run",

@@ -43,6 +43,21 @@ def _similar(a: str, b: str) -> float:
     return SequenceMatcher(None, wa[:400], wb[:400], autojunk=False).ratio()
 
 
+_TOKENS = re.compile(r"\w+|[^\w\s]")
+
+
+def _same_answer(a: str, b: str, threshold: float) -> bool:
+    """Nearly the same words and exactly the same numbers and symbols: `a - b` then `a + b`
+    is a fix, not a repeat, though the words match."""
+    ta, tb = _TOKENS.findall(a.casefold()), _TOKENS.findall(b.casefold())
+    facts = [t for t in ta if not t.isalpha()], [t for t in tb if not t.isalpha()]
+    if facts[0] != facts[1] or not ta or not tb:
+        return False
+    return (
+        ta == tb or SequenceMatcher(None, ta[:400], tb[:400], autojunk=False).ratio() >= threshold
+    )
+
+
 def step_repetition(
     run: Run, steps: Sequence[Step], *, threshold: float = 0.9, window: int = 4
 ) -> list[Finding]:
@@ -196,17 +211,47 @@ def verifier_passed_wrong_answer(run: Run, steps: Sequence[Step]) -> list[Findin
     ]
 
 
-def ignored_feedback(run: Run, steps: Sequence[Step], *, threshold: float = 0.95) -> list[Finding]:
-    """FM-2.5: after a failed verdict the same agent answers (almost) exactly as before."""
+def _pipeline_stages(run: Run) -> list[dict[str, str | None]] | None:
+    """The stages of a native pipeline run as {agent, verifier}, or None for other runs."""
+    topology = (run.spec or {}).get("topology") or {}
+    if topology.get("kind") != "pipeline" or not isinstance(topology.get("stages"), list):
+        return None
+    stages = []
+    for stage in topology["stages"]:
+        if isinstance(stage, str):
+            stages.append({"agent": stage, "verifier": None, "retry_from": None})
+        elif isinstance(stage, dict) and isinstance(stage.get("agent"), str):
+            stages.append(
+                {"agent": stage["agent"], "verifier": stage.get("verifier"),
+                 "retry_from": stage.get("retry_from")}
+            )  # fmt: skip
+        else:
+            return None
+    return stages
+
+
+def ignored_feedback(run: Run, steps: Sequence[Step], *, threshold: float = 0.9) -> list[Finding]:
+    """FM-2.5: the agent a failed verdict went back to answers, in its next turn, nearly as before.
+
+    In a pipeline the feedback goes to the agent the stage retries from, who
+    speaks first after the verdict; elsewhere to the agent whose answer was
+    checked. Another agent repeating itself (a tester whose tests were fine)
+    is not ignoring feedback.
+    """
     evidence: list[int] = []
     messages = [s for s in steps if s.kind == "message"]
+    pipeline = _pipeline_stages(run) is not None
     for v in (s for s in steps if s.kind == "verdict" and not (s.data or {}).get("passed", True)):
         before = [m for m in messages if m.index < v.index]
-        if not before:
+        later = [m for m in messages if m.index > v.index]
+        if not before or not later:
             continue
-        prior = before[-1]
-        after = next((m for m in messages if m.index > v.index and m.agent == prior.agent), None)
-        if after is not None and _similar(prior.content, after.content) >= threshold:
+        receiver = later[0].agent if pipeline else before[-1].agent
+        prior = next((m for m in reversed(before) if m.agent == receiver), None)
+        after = next((m for m in later if m.agent == receiver), None)
+        if prior is None or after is None:
+            continue
+        if _same_answer(prior.content, after.content, threshold):
             evidence += [v.index, after.index]
     if not evidence:
         return []
@@ -215,7 +260,82 @@ def ignored_feedback(run: Run, steps: Sequence[Step], *, threshold: float = 0.95
             "ignored-feedback",
             "FM-2.5",
             sorted(set(evidence)),
-            "a rejected answer was given again unchanged after the feedback",
+            "after a failed check, the agent it went back to gave nearly the same answer again",
+        )
+    ]
+
+
+_CLAIMED = ("final_answer", "stop_phrase", "end", "verifier_passed")
+
+
+def skipped_stage(run: Run, steps: Sequence[Step]) -> list[Finding]:
+    """FM-3.1: a pipeline claimed its answer before one of its stages or verifiers ever ran."""
+    stages = _pipeline_stages(run)
+    if stages is None or run.termination_reason not in _CLAIMED:
+        return []
+    if run.status not in ("succeeded", "failed"):
+        return []
+    claim = _final_message(steps)
+    if claim is None:
+        return []
+    ran_agents = {s.agent for s in steps if s.kind == "message" and s.index <= claim.index}
+    ran_verifiers = {s.agent for s in steps if s.kind == "verdict"}
+    missing = [f"stage {st['agent']!r}" for st in stages if st["agent"] not in ran_agents] + [
+        f"verifier {st['verifier']!r}"
+        for st in stages
+        if st["verifier"] and st["verifier"] not in ran_verifiers
+    ]
+    if not missing:
+        return []
+    return [
+        Finding(
+            "skipped-stage",
+            "FM-3.1",
+            [claim.index],
+            f"{claim.agent} claimed the answer at step {claim.index} before "
+            f"{', '.join(dict.fromkeys(missing))} ever ran",
+        )
+    ]
+
+
+def conversation_reset(
+    run: Run, steps: Sequence[Step], *, threshold: float = 0.9, min_chars: int = 20
+) -> list[Finding]:
+    """FM-2.1: mid-run, an agent sends the task again or repeats the run's first message: it starts over.
+
+    Only after at least two messages that moved on, so an agent restating the
+    task to open the run is not a restart; and not when the agent only says its
+    own last line again (that is step repetition).
+    """
+    messages = [s for s in steps if s.kind == "message" and s.content.strip()]
+    if len(messages) < 4:
+        return []
+    first = messages[0]
+    starts = [t for t in (run.task or "", first.content) if len(t.strip()) >= min_chars]
+
+    def restates(m: Step) -> bool:
+        return len(m.content.strip()) >= min_chars and any(
+            _similar(m.content, t) >= threshold for t in starts
+        )
+
+    resets = []
+    for i, m in enumerate(messages[1:], start=1):
+        if not restates(m):
+            continue
+        progress = [x for x in messages[1:i] if not restates(x)]
+        own = [x for x in messages[:i] if x.agent == m.agent]
+        # An agent saying its own last line again is repetition (FM-1.3), not a restart.
+        if len(progress) >= 2 and not (own and _similar(own[-1].content, m.content) >= threshold):
+            resets.append(m)
+    if not resets:
+        return []
+    return [
+        Finding(
+            "conversation-reset",
+            "FM-2.1",
+            sorted({first.index, *(m.index for m in resets)}),
+            f"{resets[0].agent} started over at step {resets[0].index}: it repeats the task or the "
+            "run's first message",
         )
     ]
 
@@ -229,6 +349,8 @@ DETECTORS: dict[str, Detector] = {
     "out-of-role-tool": out_of_role_tools,
     "verifier-passed-wrong-answer": verifier_passed_wrong_answer,
     "ignored-feedback": ignored_feedback,
+    "skipped-stage": skipped_stage,
+    "conversation-reset": conversation_reset,
 }
 
 

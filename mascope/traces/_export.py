@@ -50,7 +50,9 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
         run=RunBase.model_validate(clean(run.model_dump())),
         steps=steps,
         annotations=[
-            AnnotationBase.model_validate(clean(a.model_dump())) for a in store.annotations(run_id)
+            # Every label says which of the three states it is, old ones too.
+            AnnotationBase.model_validate(clean({**a.model_dump(), "status": a.label_status}))
+            for a in store.annotations(run_id)
         ],
         attributions=[
             AttributionBase.model_validate(clean(a.model_dump()))
@@ -182,9 +184,10 @@ def _run_spans(store: TraceStore, run_id: str) -> Iterator[dict[str, Any]]:
                 "attributes": _attrs(
                     {
                         "gen_ai.evaluation.name": a.mode,
-                        "gen_ai.evaluation.score.label": "present" if a.present else "absent",
+                        "gen_ai.evaluation.score.label": a.label_status,
                         "gen_ai.evaluation.score.value": a.confidence,
                         "gen_ai.evaluation.explanation": a.rationale or None,
+                        "mascope.uncertain_because": a.status_reason or None,
                         "mascope.taxonomy": a.taxonomy,
                         "mascope.annotator": a.annotator,
                         "mascope.evidence_steps": [int(i) for i in a.evidence_steps] or None,

@@ -46,4 +46,17 @@ def add_step_inputs(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {1: _job_item_claims, 2: add_step_inputs}
+def add_annotation_status(conn: Connection) -> None:
+    """v3 -> v4: a label can be uncertain (`annotations.status`, and why in `status_reason`):
+    the judge said present, but its evidence did not check out or its samples disagreed."""
+    have = {c["name"] for c in inspect(conn).get_columns("annotations")}
+    for column, kind in (("status", "VARCHAR"), ("status_reason", "TEXT")):
+        if column not in have:
+            conn.execute(text(f"ALTER TABLE annotations ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _job_item_claims,
+    2: add_step_inputs,
+    3: add_annotation_status,
+}

@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
@@ -123,6 +123,17 @@ class AnnotationBase(SQLModel):
     prompt_version: str | None = None
     job_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    status: str | None = None
+    """`present`, `absent` or `uncertain` (then `present` is false: the judge said present but
+    its evidence did not check out or its samples disagreed); None on labels from before v4
+    and from annotators that are never uncertain, whose `present` says it all."""
+    status_reason: str | None = Field(default=None, sa_type=Text)
+    """Why a label is uncertain, e.g. "quote '...' is not in step 3"."""
+
+    @property
+    def label_status(self) -> str:
+        """`present`, `absent` or `uncertain`, for labels with or without a stored status."""
+        return self.status or ("present" if self.present else "absent")
 
 
 class Annotation(AnnotationBase, table=True):

@@ -1007,6 +1007,8 @@ class TraceStore:
         data.setdefault("id", new_id())
         data = _aware(AnnotationBase.model_validate(data).model_dump())
         data["rationale"] = self.redact.text(data["rationale"])
+        if data.get("status_reason"):
+            data["status_reason"] = self.redact.text(data["status_reason"])
         data["run_id"] = run_id
         return data
 

@@ -178,8 +178,9 @@ class RunScreen(Screen[None]):
         tree.clear()
         tree.show_root = False
         root = tree.root
-        present = [a for a in self.labels.annotations if a.present]
-        absent = len(self.labels.annotations) - len(present)
+        present = [a for a in self.labels.annotations if a.label_status == "present"]
+        uncertain = [a for a in self.labels.annotations if a.label_status == "uncertain"]
+        absent = len(self.labels.annotations) - len(present) - len(uncertain)
         if present:
             modes = root.add(Text(f"Failure modes ({len(present)})", style="bold"), expand=True)
             by_category: dict[str, list[Annotation]] = defaultdict(list)
@@ -198,6 +199,20 @@ class RunScreen(Screen[None]):
                         node.add_leaf(Text(f"◆ step {i}"), data=Target(step=i))
                     if a.rationale:
                         node.add_leaf(Text(first_line(a.rationale, 120), style="dim"))
+        if uncertain:
+            # Kept apart from the failure modes: the judge said present, the evidence did not show it.
+            doubts = root.add(
+                Text(f"Uncertain, not counted ({len(uncertain)})", style="bold dim"), expand=True
+            )
+            for a in sorted(uncertain, key=lambda a: (a.mode, a.annotator)):
+                steps = evidence_steps(a)
+                node = doubts.add(
+                    Text(f"? {mode_label(a)}", style="dim italic"),
+                    data=Target(step=steps[0] if steps else None),
+                    expand=True,
+                )
+                if a.status_reason:
+                    node.add_leaf(Text(first_line(a.status_reason, 120), style="dim"))
         if absent:
             root.add_leaf(Text(f"{absent} label(s) say a mode is absent", style="dim"))
         replays = {a.replay_run_id for a in self.labels.attributions if a.replay_run_id}
@@ -227,7 +242,7 @@ class RunScreen(Screen[None]):
                     Text(branch_label(child, replay=child.id in replays), style="magenta"),
                     data=Target(run=child.id),
                 )
-        if not (present or absent or self.labels.attributions or self.labels.branches):
+        if not (present or uncertain or absent or self.labels.attributions or self.labels.branches):
             root.add_leaf(
                 Text(
                     f"No labels yet. Find failure modes: mascope judge {self.run_id}; "

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mascope.diagnosis import JudgeConfig, ajudge_run, render_steps, windows
+from mascope.diagnosis._judge import PROMPT_VERSION
 from mascope.errors import StructuredOutputError
 from mascope.models import ScriptedModel
 from mascope.taxonomy import MAST
@@ -44,7 +45,7 @@ async def test_labels_are_parsed_and_stored(store: TraceStore) -> None:
         and labels["FM-3.3"].evidence_steps == [1]
         and labels["FM-3.3"].rationale == "about FM-3.3"
     )
-    assert labels["FM-3.3"].prompt_version.startswith("judge-v2/")
+    assert labels["FM-3.3"].prompt_version.startswith(f"{PROMPT_VERSION}/")
     assert store.get_run(rid).metadata_["judge"]["summary"] == "b agreed with a wrong sum"
     prompt = model.calls[0].messages[-1].content or ""
     assert "Step 0 - a (message): 2 + 3 = 6" in prompt and "Correct answer: 5" in prompt
@@ -152,3 +153,70 @@ async def test_a_window_too_long_for_the_model_is_split_not_cut(store: TraceStor
     assert result.windows == 2 and set(result.present) == {"FM-1.3", "FM-2.3"}
     first, second = (c.messages[-1].content or "" for c in model.calls[1:])
     assert "Step 1 - " in first and "Step 2 - " not in first and "Step 2 - " in second
+
+
+def answer_saying(mode: str, steps: list[int], rationale: str) -> str:
+    """A verdict with one mode present, citing `steps` with this rationale."""
+    data = json.loads(answer({mode: steps}))
+    data["modes"][mode]["rationale"] = rationale
+    return json.dumps(data)
+
+
+async def test_a_quote_the_cited_step_does_not_hold_is_stored_as_uncertain(
+    store: TraceStore,
+) -> None:
+    rid = run_with(store, ["2 + 3 = 6", "agreed: 6"])
+    invented = answer_saying("FM-3.3", [1], 'b wrote "I re-checked 2 + 3 and it is 6" at step 1.')
+    model = ScriptedModel([invented])
+    result = await ajudge_run(store, rid, JudgeConfig(model="scripted"), model=model)
+    assert result.present == [] and result.uncertain == ["FM-3.3"]
+    label = next(
+        a for a in store.annotations(rid) if a.annotator == "llm:scripted" and a.mode == "FM-3.3"
+    )
+    assert not label.present and label.status == "uncertain"
+    assert "I re-checked 2 + 3 and it is 6" in (label.status_reason or "")
+    assert "not in step 1" in (label.status_reason or "")
+    # Not a label that says present to anything that reads `present`.
+    assert "FM-3.3" not in store.modes_by_run([rid])[rid]
+    assert [r.id for r in store.list_runs(mode="FM-3.3")] == []
+
+
+async def test_a_real_quote_stays_present_and_a_step_the_run_lacks_is_uncertain(
+    store: TraceStore,
+) -> None:
+    rid = run_with(store, ["2 + 3 = 6", "agreed: 6"])
+    model = ScriptedModel([answer_saying("FM-3.3", [1], 'b said "agreed: 6" to a wrong sum.')])
+    result = await ajudge_run(store, rid, JudgeConfig(model="scripted"), model=model)
+    assert result.present == ["FM-3.3"] and result.modes["FM-3.3"].status == "present"
+    model = ScriptedModel([answer({"FM-3.2": [12]})])
+    result = await ajudge_run(store, rid, JudgeConfig(model="scripted"), model=model)
+    assert result.uncertain == ["FM-3.2"] and result.present == []
+    assert result.modes["FM-3.2"].reason.startswith("cited step 12 does not exist")
+
+
+async def test_with_samples_a_mode_below_the_agreement_threshold_is_uncertain(
+    store: TraceStore,
+) -> None:
+    rid = run_with(store, ["2 + 3 = 6", "agreed: 6"])
+    replies = [answer({"FM-1.1": [0], "FM-3.3": [1]}), answer({"FM-3.3": [1]}), answer({})]
+    result = await ajudge_run(
+        store, rid, JudgeConfig(model="scripted", samples=3), model=ScriptedModel(replies)
+    )
+    # FM-3.3: 2 of 3 (at least 60%) present; FM-1.1: 2 of 3 absent. At 0.9 neither is clear.
+    assert result.present == ["FM-3.3"] and result.uncertain == []
+    strict = JudgeConfig(model="scripted", samples=3, min_agreement=0.9)
+    result = await ajudge_run(store, rid, strict, model=ScriptedModel(replies))
+    assert result.present == [] and result.uncertain == ["FM-1.1", "FM-3.3"]
+    assert result.modes["FM-3.3"].reason.startswith("2 of 3 samples said present")
+    stored = {
+        a.mode: a.label_status for a in store.annotations(rid) if a.annotator == "llm:scripted"
+    }
+    assert stored["FM-3.3"] == "uncertain" and stored["FM-1.1"] == "uncertain"
+    assert stored["FM-2.2"] == "absent"
+
+
+def test_an_agreement_threshold_outside_0_to_1_is_refused() -> None:
+    from mascope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="agreement threshold"):
+        JudgeConfig(model="scripted", min_agreement=1.5)

@@ -174,3 +174,130 @@ def test_apply_rules_replaces_its_own_labels(store: TraceStore) -> None:
         ("human:x", "FM-2.3"),
         ("rule:no-verification", "FM-3.2"),
     ]
+
+
+# -- detectors on runs of real (function-agent) teams ------------------------------------
+
+
+def team_run(store: TraceStore, team: Any, task: str = "What is 2 + 3?") -> str:
+    from mascope import Team
+
+    assert isinstance(team, Team)
+    return team.run(task, ground_truth="5").run_id
+
+
+def found(store: TraceStore, rid: str) -> dict[str, list[int]]:
+    return {f.detector: f.evidence_steps for f in detect(store.get_run(rid), store.steps(rid))}
+
+
+def fails_once() -> Any:
+    """A verifier that rejects the first thing it checks and passes the rest."""
+    seen: list[str] = []
+
+    def check(candidate: str) -> tuple[bool, str]:
+        seen.append(candidate)
+        return (len(seen) > 1, "" if len(seen) > 1 else "the sum is off; recount")
+
+    return check
+
+
+def test_the_agent_sent_back_repeating_its_turn_ignores_feedback(store: TraceStore) -> None:
+    from mascope import Agent, Team
+
+    stages = ["coder", {"agent": "tester", "verifier": "check", "retry_from": "coder"}]
+    stubborn = Team(
+        "t", [Agent("coder", fn=lambda ctx: "def add(a, b):\n    return a - b"),
+              Agent("tester", fn=lambda ctx: "assert add(2, 3) == 5")],
+        stages=stages, verifiers={"check": fails_once()}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, stubborn)
+    kinds = [(s.agent, s.kind) for s in store.steps(rid)]
+    assert kinds[:4] == [("coder", "message"), ("tester", "message"), ("check", "verdict"),
+                         ("coder", "message")]  # fmt: skip
+    assert found(store, rid)["ignored-feedback"] == [2, 3]
+
+    # The coder fixes its code; the tester's unchanged tests are not ignored feedback.
+    fixing = Team(
+        "t", [Agent("coder", fn=lambda ctx: "def add(a, b):\n    return a + b" if ctx.feedback
+                    else "def add(a, b):\n    return a - b"),
+              Agent("tester", fn=lambda ctx: "assert add(2, 3) == 5")],
+        stages=stages, verifiers={"check": fails_once()}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, fixing)
+    assert "ignored-feedback" not in found(store, rid)
+
+
+def test_a_pipeline_that_claims_its_answer_before_its_verifier_ran(store: TraceStore) -> None:
+    from mascope import Agent, Team
+    from mascope.models import ScriptedModel, ScriptedReply, ToolCall
+
+    hasty = ScriptedModel(
+        [
+            ScriptedReply(
+                tool_calls=[ToolCall(id="1", name="final_answer", arguments={"answer": "5"})]
+            )
+        ]
+    )
+    stages = ["solver", {"agent": "reviewer", "verifier": "check"}]
+    early = Team(
+        "t", [Agent("solver", model=hasty), Agent("reviewer", fn=lambda ctx: "ANSWER: 5")],
+        stages=stages, verifiers={"check": lambda c: (True, "")},
+        termination={"final_answer_tool": True}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, early)
+    assert store.get_run(rid).termination_reason == "final_answer"
+    (finding,) = [f for f in detect(store.get_run(rid), store.steps(rid)) if f.mode == "FM-3.1"]
+    assert "'reviewer'" in finding.rationale and "'check'" in finding.rationale
+    assert finding.evidence_steps == [store.steps(rid)[-1].index]
+
+    whole = Team(
+        "t", [Agent("solver", fn=lambda ctx: "2 + 3 = 5"), Agent("reviewer", fn=lambda ctx: "ANSWER: 5")],
+        stages=stages, verifiers={"check": lambda c: (True, "")}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, whole)
+    assert store.get_run(rid).termination_reason == "verifier_passed"
+    assert "FM-3.1" not in modes(store, rid)
+
+
+def test_an_agent_that_sends_the_task_again_mid_run_restarts_the_conversation(
+    store: TraceStore,
+) -> None:
+    from mascope import Agent, Team
+
+    task = "How many apples are 17 apples and 25 apples together?"
+    said = {
+        "planner": "Plan: add the two counts, then check the sum.",
+        "solver": "17 + 25 = 42 apples.",
+        "checker": "Checked: 42 is right.",
+    }
+    agents = [Agent(n, fn=lambda ctx: said[ctx.agent]) for n in said]
+    restarting = Team(
+        "t", [*agents, Agent("closer", fn=lambda ctx: ctx.task)],
+        stages=[*said, "closer"], store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, restarting, task)
+    assert found(store, rid)["conversation-reset"] == [0, 3]
+
+    quoting = Team(
+        "t", [Agent("opener", fn=lambda ctx: ctx.task), *agents,
+              Agent("closer", fn=lambda ctx: f"You asked: {ctx.task} Together that is 42 apples, "
+                                             "as the solver found and the checker confirmed.")],
+        stages=["opener", *said, "closer"], store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, quoting, task)
+    assert "FM-2.1" not in modes(store, rid)
+
+
+def test_an_agent_repeating_its_own_opening_line_is_repetition_not_a_restart(
+    store: TraceStore,
+) -> None:
+    from mascope import Agent, Team
+
+    chat = Team(
+        "chat",
+        [Agent("a", fn=lambda c: "We should look at the budget first."),
+         Agent("b", fn=lambda c: f"Agreed, item {len(c.transcript)} on the budget.")],
+        topology="group_chat", termination={"max_rounds": 4}, store=store.path,
+    )  # fmt: skip
+    rid = team_run(store, chat, "Plan the quarter for the whole team.")
+    assert "FM-1.3" in modes(store, rid) and "FM-2.1" not in modes(store, rid)

@@ -209,3 +209,34 @@ async def test_the_step_pane_shows_what_the_agent_was_sent(tmp_path: Path) -> No
             await pilot.press("i")
             await pilot.pause()
             assert "recount the twos" not in screen_text(app)
+
+
+async def test_an_uncertain_label_is_shown_apart_and_not_in_the_mode_column(db: Path) -> None:
+    with TraceStore(db) as writer:
+        writer.add_annotations(
+            RUN,
+            [{"mode": "FM-2.6", "present": False, "status": "uncertain", "evidence_steps": [1],
+              "status_reason": "quote 'all checked' is not in step 1", "annotator": "llm:weak"}],
+        )  # fmt: skip
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one(RunTable)
+            row = [str(c) for c in table.get_row(RUN)]
+            assert "FM-3.3" in " ".join(row) and "FM-2.6" not in " ".join(row)
+        app = TraceApp(store, run_id=RUN, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            tree = run_screen(app).query_one(LabelTree)
+            lines = []
+            for line in range(tree.last_line + 1):
+                node = tree.get_node_at_line(line)
+                assert node is not None
+                lines.append(str(node.label))
+            failure_modes = next(i for i, t in enumerate(lines) if t.startswith("Failure modes"))
+            doubts = next(i for i, t in enumerate(lines) if t.startswith("Uncertain, not counted"))
+            assert lines[doubts] == "Uncertain, not counted (1)" and doubts > failure_modes
+            assert not any("FM-2.6" in t for t in lines[:doubts])
+            assert lines[doubts + 1].startswith("? FM-2.6")
+            assert "is not in step 1" in lines[doubts + 2]
