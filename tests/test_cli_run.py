@@ -135,7 +135,9 @@ def test_empty_task_is_a_user_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the embedded judge's grammar-bound answer takes minutes on a busy machine
+@pytest.mark.timeout(
+    900
+)  # the embedded judge's grammar-bound answer takes minutes on a busy machine
 def test_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mascope.cli", "demo", "--db", str(tmp_path / "demo.db")],
