@@ -35,7 +35,7 @@ class Settings:
     """Retries of a transient model error before giving up (`MASCOPE_MAX_RETRIES`)."""
     timeout: float = 120.0
     """Seconds one model request may take before it is retried (`MASCOPE_TIMEOUT`)."""
-    local_n_ctx: int = 4096
+    local_n_ctx: int = 8192
     """Context window of the embedded model, in tokens (`MASCOPE_LOCAL_CTX`)."""
     local_threads: int | None = None
     """CPU threads for the embedded model; default all cores (`MASCOPE_LOCAL_THREADS`)."""

@@ -115,7 +115,7 @@ class LocalModel(ChatModel):
         self,
         path: str | Path | None = None,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int = 8192,
         n_threads: int | None = None,
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
