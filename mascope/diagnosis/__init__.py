@@ -1,6 +1,7 @@
 """Diagnosis: rule detectors, the LLM judge, attribution, batch jobs and metrics."""
 
-from ._attribution import METHODS, AttributionResult, aattribute, attribute
+from ._attribution import METHODS, aattribute, attribute
+from ._blame import AttributionResult
 from ._judge import (
     LLM_PREFIX,
     PROMPT_VERSION,

@@ -37,7 +37,7 @@ from ._metrics import wilson
 if TYPE_CHECKING:
     from mascope.graphs import Team
 
-    from ._attribution import AttributionResult
+    from ._blame import AttributionResult
 
 REROLL = "re-roll"
 FINISHED = ("succeeded", "failed", "error")
@@ -445,7 +445,7 @@ async def areroll_attribute(
     save: bool = True,
 ) -> AttributionResult:
     """The `reroll` method: see the module docstring; `attribute(..., method="reroll")` calls this."""
-    from ._attribution import AttributionResult
+    from ._blame import AttributionResult
 
     for name, value, least in (("samples", samples, 1), ("max replays", max_replays, 1), ("concurrency", concurrency, 1)):  # fmt: skip
         if value < least:

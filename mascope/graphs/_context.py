@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mascope.agents import (
     Agent,
@@ -21,8 +21,21 @@ from mascope.traces import TraceStore
 
 from ._state import TeamState
 
-if TYPE_CHECKING:
-    from ._team import Team
+
+class Team(Protocol):
+    """What a run's context needs of its team (`graphs.Team` has it; a protocol,
+    so this module does not import `_team`, which imports it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> Any: ...
+    @property
+    def agents(self) -> Mapping[str, Agent]: ...
+    @property
+    def tools(self) -> Any: ...
+    def model_for(self, agent: Agent) -> Any: ...
+
 
 TRANSCRIPT_KINDS = ("message", "verdict")
 

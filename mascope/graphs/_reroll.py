@@ -9,17 +9,31 @@ parent, the step and the intervention `{"kind": "re-roll", ...}`, like a fork.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from mascope.errors import NotFoundError, UserError
-from mascope.traces import Step
+from mascope.traces import Step, TraceStore
 
 from ._context import RunContext, StepCallback
+from ._context import Team as ContextTeam
 
-if TYPE_CHECKING:
-    from ._team import RunResult, Team
+
+class Team(ContextTeam, Protocol):
+    """What a re-roll needs of a team (`Team` has it; typed here so this module
+    need not import `_team`, which imports this one)."""
+
+    @property
+    def _compiled(self) -> Any: ...
+    @property
+    def store(self) -> TraceStore: ...
+    def check_models(self) -> None: ...
+    def _checkpointer(self) -> AbstractAsyncContextManager[Any]: ...
+    def _where_from(self) -> dict[str, Any]: ...
+    async def _execute(self, run: RunContext, state: Any) -> Any: ...
+
 
 REROLL = "re-roll"
 """The intervention kind a re-roll's child run records."""
@@ -52,7 +66,7 @@ async def areroll(
     step: int,
     metadata: Mapping[str, Any] | None = None,
     on_step: StepCallback | None = None,
-) -> RunResult:
+) -> Any:  # the team's RunResult
     """Re-run `run_id` from the node that recorded step `step`, nothing replaced."""
     store = team.store
     parent, target, group_start = reroll_point(team, run_id, step)
@@ -106,7 +120,13 @@ async def areroll(
             )
             raise
     store.copy_steps(parent.id, child_id, group_start)
-    run = RunContext(team, store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
+    run = RunContext(
+        team,
+        store,
+        child_id,
+        ground_truth=parent.ground_truth,
+        on_step=on_step,
+    )
     run.load_transcript()
     return await team._execute(run, None)
 

@@ -785,7 +785,10 @@ class Team:
         """
         from ._reroll import areroll
 
-        return await areroll(self, run_id, step=step, metadata=metadata, on_step=on_step)
+        result: RunResult = await areroll(
+            self, run_id, step=step, metadata=metadata, on_step=on_step
+        )
+        return result
 
     def reroll(self, run_id: str, *, step: int, on_step: StepCallback | None = None) -> RunResult:
         """Sync twin of `areroll`."""
