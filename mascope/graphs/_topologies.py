@@ -8,9 +8,9 @@ step flows through exactly the logic the original did.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
@@ -19,12 +19,18 @@ from mascope.agents import Verdict, run_strategy
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
+from ._context import Team as ContextTeam
 from ._spec import END as END_NAME
 from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec
 from ._state import TeamState
 
-if TYPE_CHECKING:
-    from ._team import Team
+
+class Team(ContextTeam, Protocol):
+    """What the topologies need of a team (a protocol: `_team` imports this module)."""
+
+    @property
+    def verifiers(self) -> Mapping[str, Any]: ...
+
 
 NodeKind = Literal["agent", "verifier", "select"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -31,10 +31,8 @@ from ._format import (
     run_summary,
     step_detail,
 )
+from ._navigation import Navigator
 from ._timeline import StepTimeline
-
-if TYPE_CHECKING:
-    from ._app import TraceApp
 
 
 @dataclass(frozen=True)
@@ -307,15 +305,14 @@ class RunScreen(Screen[None]):
     # -- actions -----------------------------------------------------------------
 
     def _open_run(self, run_id: str) -> None:
-        app: TraceApp = self.app  # type: ignore[assignment]
+        app = cast(Navigator, self.app)
         app.open_run(run_id)
 
     def action_back(self) -> None:
-        app: TraceApp = self.app  # type: ignore[assignment]
-        if len(app.screen_stack) > 1:
-            app.pop_screen()
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
         else:  # opened straight on this run: the runs go on top of it
-            app.push_screen(app.runs_screen())
+            self.app.push_screen(cast(Navigator, self.app).runs_screen())
 
     def action_branch(self) -> None:
         """Open the branch forked at the selected step, the labels' selected one, or the only one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,9 +18,7 @@ from mascope.taxonomy import MAST
 from mascope.traces import HOW_TO_MAKE_ONE, RUN_STATUSES, Run, RunSort, TraceStore
 
 from ._format import cost, first_line, status_text, tokens
-
-if TYPE_CHECKING:
-    from ._app import TraceApp
+from ._navigation import Navigator
 
 PAGE = 100
 _COLUMNS: list[tuple[str, str, int | None]] = [
@@ -231,7 +229,7 @@ class RunsScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            app: TraceApp = self.app  # type: ignore[assignment]
+            app = cast(Navigator, self.app)
             app.open_run(str(event.row_key.value))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
