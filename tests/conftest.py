@@ -12,6 +12,7 @@ import pytest
 
 from mascope.traces import TraceStore
 
+from . import postgres
 from .models.servers import LlamaServer, start_llama_server, stop
 
 _real_connect = socket.socket.connect
@@ -103,3 +104,26 @@ def llama_server() -> Iterator[LlamaServer]:
         yield server
     finally:
         stop(server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """A real PostgreSQL server in a temporary directory, for the whole session."""
+    import os
+
+    bin_dir = postgres.find_bin()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's initdb/pg_ctl are missing: .ci/run installs the postgresql package")
+        pytest.skip("PostgreSQL binaries not installed (set MASCOPE_PG_BIN or install postgresql)")
+    server = postgres.start(bin_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres.PostgresServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database on the session's server."""
+    return postgres_server.database()
