@@ -11,7 +11,13 @@ from rich.console import Console
 from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, SafeConsole, err, user_errors
-from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
+from ._progress import (
+    end_batch,
+    lazy_progress_bar,
+    progress_bar,
+    run_interruptible,
+    stop_if_interrupted,
+)
 
 METHOD_HELP = (
     "all-at-once, step-by-step, binary-search, a2p, counterfactual (re-runs the team to verify) "
@@ -77,6 +83,13 @@ def attribute(
             max=2,
         ),
     ] = None,
+    max_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Reroll: start no new re-roll after this many seconds (then report what was measured).",
+            min=0.001,
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -95,16 +108,22 @@ def attribute(
     if method == "reroll":
         if all_runs or len(run_ids or []) > 1:
             raise ConfigError("reroll attributes one run at a time; name a single run id")
-        import asyncio
-
         from ._reroll import print_reroll
 
-        found = asyncio.run(
-            aattribute(
-                store, (run_ids or [""])[0], method="reroll", max_replays=max_replays,
-                samples=samples, temperature=temperature, concurrency=concurrency,
-            )
-        )  # fmt: skip
+        async def reroll() -> Any:
+            with lazy_progress_bar("re-rolling") as update:
+                return await aattribute(
+                    store, (run_ids or [""])[0], method="reroll", max_replays=max_replays,
+                    samples=samples, temperature=temperature, concurrency=concurrency,
+                    max_seconds=max_seconds, on_replay=update,
+                )  # fmt: skip
+
+        # A killed or interrupted search loses nothing: its finished re-rolls are
+        # child runs, counted again (not redone) when it is started again.
+        found, signum = run_interruptible(reroll)
+        if found is None:
+            stop_if_interrupted(signum, err, shown=False)
+            return
         if as_json:
             print(json.dumps(found.__dict__, ensure_ascii=False))
         else:

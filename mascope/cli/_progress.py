@@ -68,6 +68,21 @@ def progress_bar(
         yield Bar(progress, progress.add_task(label, total=total, **fields))
 
 
+@contextlib.contextmanager
+def lazy_progress_bar(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A bar that appears on the first update, so a command that fails its checks first prints only its error."""
+    with contextlib.ExitStack() as stack:
+        bar: Bar | None = None
+
+        def update(done: int, total: int | None) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(progress_bar(label, total))
+            bar.set(done, total)
+
+        yield update
+
+
 def interrupt_code(signum: int) -> int:
     """The shell's exit code for a command ended by `signum` (130 for SIGINT, 143 for SIGTERM)."""
     return 128 + signum

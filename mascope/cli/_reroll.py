@@ -30,10 +30,14 @@ def print_reroll(out: Console, result: Any) -> None:
             f"run {result.run_id}: [bold]{result.agent}[/] at step [bold]{result.step}[/] "
             f"(reroll; {verified}); point of no return: step {result.point_of_no_return}"
         )
+        if not result.verified:
+            out.print(f"  measured over {result.replays_used} re-runs", markup=False)
     else:
         out.print(
             f"run {result.run_id}: undecided after {result.replays_used} re-runs; nothing is blamed"
         )
+        if result.reason:
+            out.print(f"  {result.reason.split(';')[0]}", markup=False)
     table = Table(
         title="S(k): success rate of re-rolls from step k (95% Wilson)",
         title_justify="left",

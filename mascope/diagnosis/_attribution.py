@@ -361,6 +361,8 @@ async def aattribute(
     samples: int | None = None,
     temperature: float | None = None,
     concurrency: int = 4,
+    max_seconds: float | None = None,
+    on_replay: Callable[[int, int], None] | None = None,
 ) -> AttributionResult:
     """Attribute a failed run's failure to an agent and a step, and store the answer.
 
@@ -373,8 +375,9 @@ async def aattribute(
     `reroll` asks no model: it re-executes the run from probed steps with the
     team's own agents (`samples` re-rolls decide a step, at most `max_replays`
     in all, default 12 and 60, `concurrency` at once, model agents at
-    `temperature` when given) and blames the step whose recorded output cost
-    the most success; see `mascope.diagnosis._reroll`.
+    `temperature` when given, no new re-roll after `max_seconds`, `on_replay`
+    told of each) and blames the step whose recorded output cost the most
+    success; see `mascope.diagnosis._reroll`.
     """
     if method not in METHODS:
         from mascope.errors import ConfigError, did_you_mean
@@ -388,7 +391,7 @@ async def aattribute(
         return await areroll_attribute(
             store, run_id, team=team, samples=samples or DEFAULT_SAMPLES,
             max_replays=max_replays or DEFAULT_MAX_REPLAYS, temperature=temperature,
-            concurrency=concurrency, save=save,
+            concurrency=concurrency, save=save, max_seconds=max_seconds, on_replay=on_replay,
         )  # fmt: skip
     if max_replays is None:
         max_replays = 5
@@ -462,6 +465,7 @@ def attribute(
     samples: int | None = None,
     temperature: float | None = None,
     concurrency: int = 4,
+    max_seconds: float | None = None,
 ) -> AttributionResult:
     """Sync twin of `aattribute` over the default store."""
     from mascope._sync import run_sync
@@ -479,6 +483,7 @@ def attribute(
             samples=samples,
             temperature=temperature,
             concurrency=concurrency,
+            max_seconds=max_seconds,
         ),
         "attribute",
         "aattribute",

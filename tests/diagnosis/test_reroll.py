@@ -184,6 +184,31 @@ async def test_a_killed_search_resumes_without_redoing_replays(store: TraceStore
     assert any("counted, not redone" in n for n in again.notes)
 
 
+async def test_a_time_budget_stops_new_rerolls_and_reports_what_was_measured(
+    store: TraceStore,
+) -> None:
+    FAULT["c"] = 0.5
+    team = counting_team(store)
+    rid = await failed_run(team)
+    told: list[tuple[int, int]] = []
+    # A budget already spent: no re-roll starts, nothing is blamed, the reason says why.
+    result = await aattribute(
+        store, rid, method="reroll", team=team, max_seconds=1e-9,
+        on_replay=lambda done, most: told.append((done, most)),
+    )  # fmt: skip
+    assert result.decided is False and result.step is None and result.replays_used == 0
+    assert "time budget" in result.reason and told == [(0, 60)] and result.curve == []
+    assert store.child_runs(rid) == [] and store.attributions(rid) == []
+    told.clear()
+    # A generous one changes nothing, and the caller is told of every re-roll.
+    result = await aattribute(
+        store, rid, method="reroll", team=team, max_seconds=3600, concurrency=1,
+        on_replay=lambda done, most: told.append((done, most)),
+    )  # fmt: skip
+    assert (result.agent, result.step) == ("c", 2)
+    assert told == [(i, 60) for i in range(result.replays_used + 1)]
+
+
 async def test_a_crashing_replay_is_a_failed_reroll(store: TraceStore) -> None:
     FAULT["c"] = 0.5
     team = counting_team(store)

@@ -97,3 +97,37 @@ def test_gguf_path_that_is_not_a_model(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a gguf file")
     with pytest.raises(ModelNotFoundError, match="cannot load GGUF file"):
         LocalModel(bogus).chat("hi")
+
+
+COUNT = "Count from 1 to 2000, separated by commas."
+
+
+def test_cancelling_stops_the_generation_at_the_next_token(local: LocalModel) -> None:
+    """What a timed-out or interrupted call relies on: the model stops early, not after its whole answer."""
+    import threading
+
+    from mascope.models._types import ChatRequest, Message
+
+    kwargs, _ = local._kwargs(ChatRequest(messages=[Message.user(COUNT)], max_tokens=1500))
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    raw = local._run(kwargs, cancel)
+    assert raw["usage"]["completion_tokens"] < 200  # counting to 2000 takes thousands
+    # and the model answers normally afterwards
+    assert local.chat("Say hello.", max_tokens=8).text.strip()
+
+
+def test_a_timed_out_call_frees_the_model_before_it_returns(local: LocalModel) -> None:
+    import asyncio
+
+    from mascope.models._local import _load
+    from mascope.models._types import Message
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(local.achat([Message.user(COUNT)], max_tokens=1500), 0.5)
+        lock = _load(local.path, local.n_ctx, local.n_threads).lock
+        assert lock.acquire(blocking=False)  # no generation is still running in the background
+        lock.release()
+
+    asyncio.run(main())
