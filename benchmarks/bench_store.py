@@ -281,10 +281,12 @@ def main() -> None:
         build_big_store(args.big)
         print(f"built {args.big} in {time.perf_counter() - started:.0f} s")
     with TraceStore(args.big, create=False) as store:
-        total_steps = store._read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()
+        total_steps = (
+            store.engine.read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()
+        )
         total_runs = store.count_runs()
         big_run = (
-            store._read.connect()
+            store.engine.read.connect()
             .exec_driver_sql("SELECT id FROM runs WHERE step_count = 10000 LIMIT 1")
             .scalar()
         )

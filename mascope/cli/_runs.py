@@ -80,7 +80,7 @@ def list_runs(
     if as_json:
         rows = []
         for r in runs:
-            row = r.model_dump(mode="json", exclude={"spec", "owner"})
+            row = r.model_dump(mode="json", exclude={"spec", "owner", "heartbeat_at"})
             row["metadata"] = row.pop("metadata_")
             row["failure_modes"] = modes.get(r.id, [])
             if r.status == "running":

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mascope.errors import NotFoundError, StoreError
-from mascope.traces import SCHEMA_VERSION, TraceStore, _migrations, _store, new_id
+from mascope.errors import ConfigError, NotFoundError, StoreError
+from mascope.traces import SCHEMA_VERSION, RunSort, TraceStore, _engine, _migrations, new_id
 
 
 def test_ids_sort_by_creation_time() -> None:
@@ -132,6 +132,47 @@ def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
     assert store.child_runs(ids[1]) == []
 
 
+@pytest.mark.parametrize("sort", ["time", "team", "status", "steps", "tokens", "cost"])
+@pytest.mark.parametrize("ascending", [False, True])
+def test_every_order_pages_by_an_opaque_cursor(
+    store: TraceStore, sort: RunSort, ascending: bool
+) -> None:
+    for i in range(11):
+        rid = store.start_run(team=f"team{i % 3}", task=f"t{i}")
+        for _ in range(i % 4):
+            store.append_step(
+                rid, agent="a", input_tokens=i % 5, cost_usd=None if i % 2 else 0.5 * (i % 3)
+            )
+        store.finish_run(rid, status="failed" if i % 2 else "succeeded")
+    whole = [r.id for r in store.list_runs(sort=sort, ascending=ascending, limit=100)]
+    paged, cursor, pages = [], None, 0
+    while True:
+        page = store.page_runs(sort=sort, ascending=ascending, limit=4, cursor=cursor)
+        paged += [r.id for r in page.runs]
+        pages += 1
+        # A run added between pages never shifts the pages already handed out.
+        store.finish_run(store.start_run(team="late", task="x"), status="error")
+        if page.next is None:
+            break
+        cursor = page.next
+    assert len(set(paged)) == len(paged)  # no run twice
+    assert [r for r in paged if r in set(whole)] == whole  # each run once, in the order asked
+    assert pages >= 3
+
+
+def test_a_cursor_of_another_order_or_garbage_is_refused(store: TraceStore) -> None:
+    for i in range(3):
+        store.start_run(task=f"t{i}")
+    page = store.page_runs(sort="steps", limit=1)
+    assert page.next is not None and len(page.runs) == 1
+    with pytest.raises(ConfigError, match="another order"):
+        store.page_runs(sort="time", limit=1, cursor=page.next)
+    with pytest.raises(ConfigError, match="not a page cursor"):
+        store.page_runs(sort="steps", limit=1, cursor="!!nonsense")
+    last = store.page_runs(limit=3)
+    assert last.next is None and len(last.runs) == 3
+
+
 def test_resolve_run_id(store: TraceStore) -> None:
     rid = store.start_run(task="t")
     assert store.resolve_run_id(rid.lower()) == rid
@@ -174,7 +215,7 @@ def test_older_store_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         calls.append(conn)
         conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN new_field TEXT")  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(_engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(_migrations.MIGRATIONS, SCHEMA_VERSION, add_column)
     with TraceStore(db) as new:
         assert new.schema_version == SCHEMA_VERSION + 1
@@ -189,7 +230,7 @@ def test_store_without_a_migration_path_says_so(
 ) -> None:
     db = tmp_path / "s.db"
     TraceStore(db).close()
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(_engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"no migration from v{SCHEMA_VERSION}"):
         TraceStore(db)
 
