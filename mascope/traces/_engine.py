@@ -42,6 +42,11 @@ OUR_TABLES = frozenset(
     {"runs", "steps", "annotations", "attributions", "jobs", "job_items", "mascope_meta", "blobs"}
 )
 
+LANGGRAPH_TABLES = frozenset(
+    {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations"}
+)
+"""LangGraph's checkpoint tables, which share a server store's database."""
+
 _STEP_COLUMNS = (
     "run_id", "idx", "agent", "kind", "content", "data", "model", "input_tokens",
     "output_tokens", "latency_s", "cost_usd", "checkpoint_id", "error", "created_at", "inputs",
@@ -437,7 +442,7 @@ def _prepare(backend: Backend, *, create: bool) -> None:
         if "mascope_meta" not in tables:
             if not create or backend.read_only:
                 raise StoreError(f"{where} holds no mascope trace store; {HOW_TO_MAKE_ONE}")
-            if tables - OUR_TABLES:
+            if tables - OUR_TABLES - LANGGRAPH_TABLES:
                 shown = ", ".join(sorted(tables)[:5])
                 raise StoreError(
                     f"{where} is not a mascope trace store (it holds other tables: {shown}); "
