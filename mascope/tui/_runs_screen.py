@@ -185,7 +185,7 @@ class RunsScreen(Screen[None]):
     def _show_state(self) -> None:
         table = self.query_one(RunTable)
         empty = self.query_one("#empty", Static)
-        where = self.store.path or self.store.url
+        where = self.store.where
         if self.total == 0:
             if self.store_total == 0:
                 empty.update(

@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, inspect
 from mascope.errors import ConfigError, NotFoundError, StoreError
 from mascope.traces import SCHEMA_VERSION, RunSort, TraceStore, _engine, _migrations, new_id
 
+from ..postgres import PostgresServer
+
 
 def test_ids_sort_by_creation_time() -> None:
     ids = [new_id() for _ in range(2000)]
@@ -443,3 +445,11 @@ def test_an_unreachable_server_is_one_line_naming_host_and_port() -> None:
     message = str(info.value)
     assert "\n" not in message and f"127.0.0.1:{port}" in message
     assert "refused" in message and "hunter2-secret" not in message
+
+
+def test_a_server_without_the_database_is_one_line(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError) as info:
+        TraceStore(postgres_server.url("no_such_db"))
+    message = str(info.value)
+    assert "\n" not in message and f"127.0.0.1:{postgres_server.port}" in message
+    assert "no such database" in message
