@@ -181,10 +181,16 @@ def test_run_list_show_export_judge_and_attribute_on_postgres(
 
     judge_script = tmp_path / "judge.json"
     judge_script.write_text(json.dumps([answer({"FM-3.3": [1]}, summary="wrong sum accepted")]))
-    judged = runner.invoke(
-        app, ["judge", rid, "--db", postgres_url, "-m", f"scripted:{judge_script}"]
+    judged = runner.invoke(  # the batch path: a job, its items, claims and a group commit
+        app, ["judge", "--all", "--db", postgres_url, "-m", f"scripted:{judge_script}", "--json"]
     )
     assert judged.exit_code == 0, judged.output
+    assert json.loads(judged.stdout)["judged"] == 1
+    again = runner.invoke(  # idempotent: nothing left to judge, no model call needed
+        app, ["judge", "--all", "--db", postgres_url, "-m", f"scripted:{judge_script}", "--json"]
+    )
+    assert again.exit_code == 0, again.output
+    assert (json.loads(again.stdout)["judged"], json.loads(again.stdout)["skipped"]) == (0, 1)
     blame = tmp_path / "blame.json"
     blame.write_text(
         json.dumps([json.dumps({"agent": "solver", "step": 0, "reason": "mis-added"})])
