@@ -306,14 +306,26 @@ class ServerBackend(Backend):
         connect_args: dict[str, Any] = {}
         if self.is_postgres:
             # Sessions in UTC, so timestamps never depend on the server's zone;
-            # a bounded connect so an unreachable host fails in seconds.
+            # a bounded connect so an unreachable host fails in seconds; a
+            # read-only store's sessions refuse writes on the server itself.
+            options = "-c timezone=UTC"
+            if self.read_only:
+                options += " -c default_transaction_read_only=on"
             connect_args = {
                 "connect_timeout": 10,
-                "options": "-c timezone=UTC",
+                "options": options,
                 "application_name": "mascope",
             }
         self.write = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         self.read = self.write
+
+        @event.listens_for(self.write, "handle_error")
+        def _on_error(context: Any) -> None:
+            if "read-only transaction" in str(context.original_exception):
+                raise StoreError(
+                    f"the trace store {self.where} is read-only (opened with read_only=True, or "
+                    "the server's session is read-only); open it for writing to change it"
+                ) from None
 
     @property
     def where(self) -> str:

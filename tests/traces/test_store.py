@@ -453,3 +453,17 @@ def test_a_server_without_the_database_is_one_line(postgres_server: PostgresServ
     message = str(info.value)
     assert "\n" not in message and f"127.0.0.1:{postgres_server.port}" in message
     assert "no such database" in message
+
+
+def test_a_read_only_store_never_writes_on_either_backend(db_url: str) -> None:
+    with TraceStore(db_url) as store:
+        rid = store.start_run(task="kept")
+    with TraceStore(db_url, read_only=True) as store:
+        assert [r.id for r in store.list_runs()] == [rid]
+        assert store.recover_interrupted() == []
+        with pytest.raises(StoreError, match="is read-only"):
+            store.start_run(task="more")
+        with pytest.raises(StoreError, match="is read-only"):
+            store.add_annotations(rid, [{"mode": "FM-1.1", "present": True, "annotator": "h"}])
+    with TraceStore(db_url) as store:
+        assert store.count_runs() == 1 and store.annotations(rid) == []
