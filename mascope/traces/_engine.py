@@ -22,7 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -124,9 +134,19 @@ class Backend:
 
     def insert_blobs(self, conn: Connection, blobs: dict[str, str]) -> None:
         """Store input texts not stored yet, inside an open transaction."""
-        if blobs:
-            rows = [{"hash": k, "text": v} for k, v in blobs.items()]
-            conn.execute(insert(_BLOBS).prefix_with("OR IGNORE"), rows)
+        if not blobs:
+            return
+        known = set(
+            conn.execute(select(_BLOBS.c.hash).where(_BLOBS.c.hash.in_(list(blobs)))).scalars()
+        )
+        fresh = [{"hash": k, "text": v} for k, v in blobs.items() if k not in known]
+        if fresh:
+            conn.execute(insert(_BLOBS), fresh)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes can open this store (an in-memory one they cannot)."""
+        return True
 
     def insertion_mark(self) -> Any:
         """A column expression that grows with every row inserted into a table (see `labels_mark`)."""
@@ -257,6 +277,15 @@ class SqliteBackend(Backend):
                 raise
             con.execute("COMMIT")
 
+    def insert_blobs(self, conn: Connection, blobs: dict[str, str]) -> None:
+        if blobs:
+            rows = [{"hash": k, "text": v} for k, v in blobs.items()]
+            conn.execute(insert(_BLOBS).prefix_with("OR IGNORE"), rows)
+
+    @property
+    def shared(self) -> bool:
+        return self.path is not None
+
     def insert_steps(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         raw = conn.connection.dbapi_connection
         if raw is None:  # pragma: no cover - SQLAlchemy always has one inside begin()
@@ -265,8 +294,6 @@ class SqliteBackend(Backend):
         raw.executemany(_STEP_SQL, [_step_params(d) for d in rows])
 
     def insertion_mark(self) -> Any:
-        from sqlalchemy import text
-
         # SQLite's rowid grows with every insert, whatever the row's own id.
         return text("max(rowid)")
 

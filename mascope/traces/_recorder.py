@@ -293,6 +293,8 @@ class Recorder:
 
     def _track(self, run_id: str) -> None:
         """Heartbeat `run_id` until it is finished (a daemon thread, one per store)."""
+        if not self.backend.shared:  # nobody else can see an in-memory run: nothing to prove
+            return
         with self._lock:
             self._live.add(run_id)
             if self._beat is None or not self._beat.is_alive():
