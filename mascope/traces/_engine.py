@@ -27,6 +27,7 @@ from sqlalchemy import (
     Engine,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -43,7 +44,7 @@ from mascope.settings import Settings
 
 from . import _migrations
 from ._constants import HOW_TO_MAKE_ONE
-from ._schema import SCHEMA_VERSION, Blob, Meta, Step
+from ._schema import SCHEMA_VERSION, Blob, Meta, Step, utcnow
 
 _META = Meta.__table__  # type: ignore[attr-defined]
 _BLOBS = Blob.__table__  # type: ignore[attr-defined]
@@ -147,6 +148,18 @@ class Backend:
     def shared(self) -> bool:
         """Whether other processes can open this store (an in-memory one they cannot)."""
         return True
+
+    def clock(self) -> Any:
+        """The time heartbeats are written in, as a value or SQL expression.
+
+        One clock for every host that shares the store, so liveness does not
+        depend on the hosts' clocks agreeing: the server's for a server store.
+        """
+        return utcnow()
+
+    def read_clock(self, conn: Connection) -> datetime:
+        """The current time of `clock`, read inside `conn`."""
+        return utcnow()
 
     def insertion_mark(self) -> Any:
         """A column expression that grows with every row inserted into a table (see `labels_mark`)."""
@@ -373,6 +386,15 @@ class ServerBackend(Backend):
         fresh = [r for r in rows if r["hash"] not in known]
         if fresh:
             conn.execute(insert(_BLOBS), fresh)
+
+    def clock(self) -> Any:
+        return func.now() if self.is_postgres else super().clock()
+
+    def read_clock(self, conn: Connection) -> datetime:
+        if not self.is_postgres:
+            return super().read_clock(conn)
+        now = conn.execute(select(func.now())).scalar_one()
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
 
     def lock_for_prepare(self, conn: Connection) -> None:
         if self.is_postgres:

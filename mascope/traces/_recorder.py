@@ -93,10 +93,10 @@ class Recorder:
             "source": "native",
             "metadata": r.value(metadata or {}),
             "owner": self.owner,
-            "heartbeat_at": now,
+            "heartbeat_at": self.backend.clock(),
         }
         with self.backend.write.begin() as conn:
-            conn.execute(insert(_RUNS), row)
+            conn.execute(insert(_RUNS).values(**row))
         with self._lock:
             self._next_index[rid] = 0
         self._track(rid)
@@ -152,7 +152,7 @@ class Recorder:
                 .values(
                     status="running",
                     owner=self.owner,
-                    heartbeat_at=utcnow(),
+                    heartbeat_at=self.backend.clock(),
                     finished_at=None,
                     termination_reason=None,
                 )
@@ -169,8 +169,8 @@ class Recorder:
 
     def recover_interrupted(self) -> list[str]:
         """Mark as `interrupted` the running runs whose owner is gone; returns their ids."""
-        stale = utcnow() - timedelta(seconds=self.lease_s)
         with self.backend.read.connect() as conn:
+            stale = self.backend.read_clock(conn) - timedelta(seconds=self.lease_s)
             rows = conn.execute(
                 select(_RUNS.c.id, _RUNS.c.owner, _RUNS.c.heartbeat_at).where(
                     _RUNS.c.status == "running"
@@ -328,7 +328,7 @@ class Recorder:
                         _RUNS.c.owner == self.owner,
                         _RUNS.c.status == "running",
                     )
-                    .values(heartbeat_at=utcnow())
+                    .values(heartbeat_at=self.backend.clock())
                 )
         except Exception:  # a missed beat is retried at the next; the lease allows several
             pass

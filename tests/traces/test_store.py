@@ -376,6 +376,11 @@ ELSEWHERE = textwrap.dedent(
     """
     import socket, sys, time
     socket.gethostname = lambda: "another-host"  # a recorder on another machine
+    if len(sys.argv) > 2:  # ... whose clock is this many minutes slow
+        import datetime
+        import mascope.traces._engine as engine
+        real = engine.utcnow
+        engine.utcnow = lambda: real() - datetime.timedelta(minutes=float(sys.argv[2]))
     from mascope.traces import TraceStore
     store = TraceStore(sys.argv[1])
     store.recorder.heartbeat_s = 0.2
@@ -389,8 +394,17 @@ ELSEWHERE = textwrap.dedent(
 
 def test_a_run_on_another_host_lives_while_it_heartbeats(db_url: str) -> None:
     # Its pid means nothing here: only the heartbeat on the run row tells.
+    _heartbeats_decide(db_url, [])
+
+
+def test_on_postgresql_a_host_with_a_slow_clock_still_counts_as_alive(postgres_url: str) -> None:
+    # Heartbeats are in the server's time, so hosts need not agree on theirs.
+    _heartbeats_decide(postgres_url, ["10"])
+
+
+def _heartbeats_decide(db_url: str, extra: list[str]) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", ELSEWHERE, db_url], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", ELSEWHERE, db_url, *extra], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
