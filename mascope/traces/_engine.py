@@ -14,6 +14,7 @@ and jobs modules write portable SQLAlchemy and ask the backend for the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -35,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
@@ -66,10 +67,19 @@ _STEP_SQL = (
     f"INSERT INTO steps ({', '.join(_STEP_COLUMNS)}) VALUES ({', '.join('?' * len(_STEP_COLUMNS))})"
 )
 _BLOB_SQL = "INSERT OR IGNORE INTO blobs (hash, text) VALUES (?, ?)"
+_PG_STEP_SQL = f"INSERT INTO steps ({', '.join(_STEP_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_STEP_COLUMNS))})"
+_PG_BLOBS_AND_STEP_SQL = (
+    "WITH parts AS (INSERT INTO blobs (hash, text) SELECT * FROM unnest(%s::varchar[], %s::text[]) "
+    "ON CONFLICT DO NOTHING) " + _PG_STEP_SQL
+)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PREPARE_LOCK = (
     0x6D617363  # "masc": the advisory lock held while a server store is created or migrated
 )
+
+
+class StepConflict(Exception):
+    """Another writer took this step index of the run first (the recorder retries)."""
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -124,10 +134,14 @@ class Backend:
         return self.url
 
     def record_step(self, row: dict[str, Any], blobs: dict[str, str]) -> None:
-        """Insert one step and the input texts it refers to, committed together."""
-        with self.write.begin() as conn:
-            self.insert_blobs(conn, blobs)
-            conn.execute(insert(_STEPS), row)
+        """Insert one step and the input texts it refers to, committed together;
+        `StepConflict` if the run already has a step at this index."""
+        try:
+            with self.write.begin() as conn:
+                self.insert_blobs(conn, blobs)
+                conn.execute(insert(_STEPS), row)
+        except IntegrityError:
+            raise StepConflict from None
 
     def insert_steps(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert many steps inside an open transaction (an import)."""
@@ -287,6 +301,8 @@ class SqliteBackend(Backend):
                 con.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError) and is_read_only_error(exc):
                     raise StoreError(read_only_message(self.path)) from None
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise StepConflict from None
                 raise
             con.execute("COMMIT")
 
@@ -359,6 +375,12 @@ class ServerBackend(Backend):
         self.write = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         self.read = self.write
 
+        # The recorder's hot path: one plain psycopg connection in autocommit that
+        # writes a step and its input texts in one statement (one round trip, not
+        # the four of a pinged, pooled SQLAlchemy transaction).
+        self._raw: Any = None
+        self._raw_lock = threading.Lock()
+
         @event.listens_for(self.write, "handle_error")
         def _on_error(context: Any) -> None:
             if "read-only transaction" in str(context.original_exception):
@@ -396,16 +418,83 @@ class ServerBackend(Backend):
         now = conn.execute(select(func.now())).scalar_one()
         return now if now.tzinfo else now.replace(tzinfo=UTC)
 
+    def record_step(self, row: dict[str, Any], blobs: dict[str, str]) -> None:
+        if not self.is_postgres or self.read_only:
+            super().record_step(row, blobs)
+            return
+        import psycopg
+        from psycopg.types.json import Json
+
+        params = [row.get(c) for c in _STEP_COLUMNS]
+        for i in (5, 14):  # data, inputs
+            params[i] = None if params[i] is None else Json(params[i])
+        with self._raw_lock:
+            for attempt in (1, 2):
+                con = self._raw_connection()
+                try:
+                    # One statement in autocommit: atomic, and one round trip.
+                    if blobs:
+                        con.execute(
+                            _PG_BLOBS_AND_STEP_SQL, [list(blobs), list(blobs.values()), *params]
+                        )
+                    else:
+                        con.execute(_PG_STEP_SQL, params)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    if attempt == 2 and self._already_recorded(con, row):
+                        return  # the first try did commit; only its answer was lost
+                    raise StepConflict from None
+                except psycopg.OperationalError:
+                    # A dropped connection (server restart, idle timeout): once more on a new one.
+                    self._close_raw()
+                    if attempt == 2:
+                        raise
+
+    @staticmethod
+    def _already_recorded(con: Any, row: dict[str, Any]) -> bool:
+        found = con.execute(
+            "SELECT 1 FROM steps WHERE run_id = %s AND idx = %s AND created_at = %s",
+            (row["run_id"], row["idx"], row["created_at"]),
+        ).fetchone()
+        return found is not None
+
+    def _raw_connection(self) -> Any:
+        if self._raw is None or self._raw.closed:
+            import psycopg
+
+            self._raw = psycopg.connect(
+                self.libpq_url(),
+                autocommit=True,
+                connect_timeout=10,
+                options="-c timezone=UTC",
+                application_name="mascope",
+            )
+        return self._raw
+
+    def _close_raw(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+            self._raw = None
+
+    def close(self) -> None:
+        with self._raw_lock:
+            self._close_raw()
+        super().close()
+
     def lock_for_prepare(self, conn: Connection) -> None:
         if self.is_postgres:
             # Two processes opening a new database at once: one creates, the other then sees it.
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PREPARE_LOCK})")
 
+    def libpq_url(self) -> str:
+        """The URL in libpq's own form (no SQLAlchemy driver name), for psycopg."""
+        return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def checkpoint_location(self) -> Path | str:
         if not self.is_postgres:
             return super().checkpoint_location()
-        # libpq's own URL form, for langgraph-checkpoint-postgres (psycopg).
-        return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return self.libpq_url()  # for langgraph-checkpoint-postgres (psycopg)
 
     def explain(self, exc: DatabaseError) -> str:
         if isinstance(exc, OperationalError) and self.is_postgres:
@@ -601,4 +690,12 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     )
 
 
-__all__ = ["Backend", "ServerBackend", "SqliteBackend", "aware", "open_backend", "store_url"]
+__all__ = [
+    "Backend",
+    "ServerBackend",
+    "SqliteBackend",
+    "StepConflict",
+    "aware",
+    "open_backend",
+    "store_url",
+]

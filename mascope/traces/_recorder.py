@@ -9,19 +9,17 @@ any host) is marked `interrupted` and can be resumed.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from mascope.errors import NotFoundError, StoreError
 
 from ._constants import RUN_STATUSES
-from ._engine import Backend
+from ._engine import Backend, StepConflict
 from ._ids import new_id
 from ._inputs import encode_inputs
 from ._owners import owner_alive, owner_token
@@ -240,7 +238,7 @@ class Recorder:
             row["idx"] = index
             try:
                 self.backend.record_step(row, blobs)
-            except (IntegrityError, sqlite3.IntegrityError):
+            except StepConflict:
                 # Another writer appended to this run; learn the new end and retry.
                 with self._lock:
                     self._next_index.pop(run_id, None)

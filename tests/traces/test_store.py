@@ -83,6 +83,29 @@ def test_step_indexes_stay_dense_across_store_instances(db_url: str) -> None:
         assert [s.index for s in third.steps(rid)] == [0, 1, 2]
 
 
+def test_two_writers_of_one_run_keep_its_indexes_dense(db_url: str) -> None:
+    # Each store caches the run's next index; the other's appends make it stale,
+    # so inserts collide and are retried at the new end, never duplicated.
+    with TraceStore(db_url) as first, TraceStore(db_url) as second:
+        rid = first.start_run(task="shared")
+        got = []
+        for i in range(6):
+            got.append(
+                first.append_step(
+                    rid,
+                    agent="a",
+                    content=f"first {i}",
+                    inputs=[{"role": "user", "content": f"q{i}"}],
+                )
+            )
+            got.append(second.append_step(rid, agent="b", content=f"second {i}"))
+        steps = first.steps(rid)
+    assert sorted(got) == list(range(12)) and [s.index for s in steps] == list(range(12))
+    assert sorted(s.content for s in steps) == sorted(
+        [f"first {i}" for i in range(6)] + [f"second {i}" for i in range(6)]
+    )
+
+
 def test_paging_and_filters(store: TraceStore) -> None:
     ids = []
     for i in range(25):
