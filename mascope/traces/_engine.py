@@ -394,20 +394,13 @@ class ServerBackend(Backend):
         return self._url.render_as_string(hide_password=True)
 
     def insert_blobs(self, conn: Connection, blobs: dict[str, str]) -> None:
-        if not blobs:
+        if not (self.is_postgres and blobs):
+            super().insert_blobs(conn, blobs)
             return
-        rows = [{"hash": k, "text": v} for k, v in blobs.items()]
-        if self.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            conn.execute(pg_insert(_BLOBS).on_conflict_do_nothing(), rows)
-            return
-        known = set(
-            conn.execute(select(_BLOBS.c.hash).where(_BLOBS.c.hash.in_(list(blobs)))).scalars()
-        )
-        fresh = [r for r in rows if r["hash"] not in known]
-        if fresh:
-            conn.execute(insert(_BLOBS), fresh)
+        rows = [{"hash": k, "text": v} for k, v in blobs.items()]
+        conn.execute(pg_insert(_BLOBS).on_conflict_do_nothing(), rows)
 
     def clock(self) -> Any:
         return func.now() if self.is_postgres else super().clock()
