@@ -6,6 +6,13 @@ Baselines, measured side by side:
 * bulk import: a bare `sqlite3` executemany of the same rows in one transaction.
 
     .venv/bin/python benchmarks/bench_store.py [--runs 5] [--big /tmp/mascope-bench-1m.db] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/bench_store.py --postgres auto [--runs 5] [--write docs/benchmarks.md]
+
+`--postgres URL` (or `auto`: a throwaway PostgreSQL 15 cluster started like the
+tests start theirs) measures only the backends side by side instead: the
+recorder's cost per step and the runtime's cost per step of a scripted
+two-agent chat (checkpoints included), on SQLite and on PostgreSQL, beside a
+bare psycopg INSERT + COMMIT per step.
 
 The 10,000-run / 1,000,000-step store is generated once at --big (about a
 minute) and reused by later runs of this script and by the TUI benchmark.
@@ -121,6 +128,122 @@ def sqlite_us_per_step(steps: int) -> float:
         elapsed = time.perf_counter() - started
         con.close()
         return elapsed / steps * 1e6
+
+
+# -- SQLite beside PostgreSQL -----------------------------------------------------------
+
+
+def recorder_us_per_step_at(target: str, steps: int) -> float:
+    """The recorder's cost per committed step in a store at `target` (a path or URL)."""
+    rng = random.Random(1)
+    fields = [step_fields(rng, i) for i in range(steps)]
+    with TraceStore(target) as store:
+        rid = store.start_run(team="bench", task="recorder")
+        started = time.perf_counter()
+        for f in fields:
+            store.append_step(rid, **f)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - started
+        store.finish_run(rid, status="succeeded")
+        return elapsed / steps * 1e6
+
+
+def psycopg_us_per_step(url: str, steps: int) -> float:
+    """The least a durable per-step recorder pays on PostgreSQL: one INSERT + COMMIT per step."""
+    import psycopg
+
+    rng = random.Random(1)
+    fields = [step_fields(rng, i) for i in range(steps)]
+    table = f"bench_steps_{new_id().lower()}"
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(
+            f"CREATE TABLE {table} (id SERIAL PRIMARY KEY, run_id TEXT, idx INTEGER, agent TEXT, kind TEXT, content TEXT, "
+            "data JSON, model TEXT, input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, "
+            "created_at TIMESTAMPTZ, UNIQUE(run_id, idx))"
+        )
+        sql = (
+            f"INSERT INTO {table} (run_id, idx, agent, kind, content, data, model, input_tokens, output_tokens, "
+            "latency_s, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+        )
+        started = time.perf_counter()
+        for i, f in enumerate(fields):
+            with con.transaction():
+                con.execute(
+                    sql,
+                    ("R", i, f["agent"], f["kind"], f["content"], json.dumps(f["data"]), f["model"],
+                     f["input_tokens"], f["output_tokens"], f["latency_s"], datetime.now(UTC)),
+                )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        con.execute(f"DROP TABLE {table}")
+        return elapsed / steps * 1e6
+
+
+def runtime_ms_per_step(target: str, turns: int) -> float:
+    """A two-agent round-robin chat of scripted models (as bench_runtime.py), recorded
+    into the store at `target` with its checkpoints; ms per step."""
+    import asyncio
+
+    from mascope import Agent, Team
+    from mascope.models import ScriptedModel
+
+    reply = "I have looked at what was said and I add one more small thought. " * 3
+    model = ScriptedModel([f"{reply} (turn {i})" for i in range(turns)])
+    with TraceStore(target) as store:
+        team = Team(
+            "bench",
+            [Agent("alice", model=model), Agent("bob", model=model)],
+            topology="group_chat",
+            termination={"max_steps": turns},
+            store=store,
+        )
+        asyncio.run(team.arun("warm up the checkpointer"))  # set-up (tables, connections) once
+        model = ScriptedModel([f"{reply} (turn {i})" for i in range(turns)])
+        team = Team(
+            "bench",
+            [Agent("alice", model=model), Agent("bob", model=model)],
+            topology="group_chat",
+            termination={"max_steps": turns},
+            store=store,
+        )
+        started = time.perf_counter()
+        result = asyncio.run(team.arun("discuss"))
+        elapsed = time.perf_counter() - started
+        assert result.step_count >= turns, result
+        return elapsed / turns * 1e3
+
+
+def compare_backends(url: str, n: int, write: Path | None) -> None:
+    steps, turns = 1000, 100
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_rec = [recorder_us_per_step_at(str(Path(tmp) / f"r{i}.db"), steps) for i in range(n)]
+        pg_rec = [recorder_us_per_step_at(url, steps) for _ in range(n)]
+        raw_sqlite = [sqlite_us_per_step(steps) for _ in range(n)]
+        raw_pg = [psycopg_us_per_step(url, steps) for _ in range(n)]
+        sqlite_rt = [runtime_ms_per_step(str(Path(tmp) / f"t{i}.db"), turns) for i in range(n)]
+        pg_rt = [runtime_ms_per_step(url, turns) for _ in range(n)]
+    rec_s, rec_p, raw_s, raw_p = map(median, (sqlite_rec, pg_rec, raw_sqlite, raw_pg))
+    rt_s, rt_p = median(sqlite_rt), median(pg_rt)
+    print(
+        f"recorder: SQLite {rec_s:.0f} us/step, PostgreSQL {rec_p:.0f} us/step ({rec_p / rec_s:.2f}x); "
+        f"bare sqlite3 {raw_s:.0f}, bare psycopg {raw_p:.0f}; runtime: SQLite {rt_s:.2f} ms/step, "
+        f"PostgreSQL {rt_p:.2f} ms/step ({rt_p / rt_s:.2f}x)"
+    )
+    if write:
+        lines = [
+            "## Trace store: SQLite beside PostgreSQL",
+            "",
+            f"Medians of {n} runs on {machine()}; PostgreSQL 15 on the same machine over TCP loopback "
+            "(the throwaway cluster the tests use: `fsync=off`, `synchronous_commit=off`). "
+            "Reproduce: `.venv/bin/python benchmarks/bench_store.py --postgres auto --write docs/benchmarks.md` "
+            "(or `--postgres postgresql://USER@HOST/DB` for a server of your own).",
+            "",
+            "| measure | SQLite | PostgreSQL | PostgreSQL / SQLite |",
+            "| --- | ---: | ---: | ---: |",
+            f"| recorder: append one step in a live run (committed), µs | {rec_s:.0f} | {rec_p:.0f} | {rec_p / rec_s:.2f} |",
+            f"| baseline: bare driver INSERT + COMMIT per step, µs | {raw_s:.0f} (sqlite3) | {raw_p:.0f} (psycopg) | {raw_p / raw_s:.2f} |",
+            f"| recorder / its baseline | {rec_s / raw_s:.2f} | {rec_p / raw_p:.2f} | |",
+            f"| runtime: a scripted two-agent chat of {turns} turns, ms per step (trace + checkpoints) | {rt_s:.2f} | {rt_p:.2f} | {rt_p / rt_s:.2f} |",
+        ]
+        write_section(write, "store-postgres", "\n".join(lines))
 
 
 # -- bulk import ------------------------------------------------------------------
@@ -259,8 +382,31 @@ def main() -> None:
         "--big", type=Path, default=Path(tempfile.gettempdir()) / "mascope-bench-1m.db"
     )
     parser.add_argument("--write", type=Path)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="Compare SQLite with PostgreSQL at URL (`auto`: start a throwaway cluster) instead.",
+    )
     args = parser.parse_args()
     n = args.runs
+    if args.postgres:
+        if args.postgres != "auto":
+            compare_backends(args.postgres, n, args.write)
+            return
+        sys.path.insert(0, str(ROOT))
+        from tests import postgres  # the tests' throwaway cluster
+
+        bin_dir = postgres.find_bin()
+        if bin_dir is None:
+            sys.exit(
+                "PostgreSQL's initdb/pg_ctl not found; set MASCOPE_PG_BIN or pass --postgres URL"
+            )
+        server = postgres.start(bin_dir)
+        try:
+            compare_backends(server.database(), n, args.write)
+        finally:
+            server.stop()
+        return
 
     rec = [recorder_us_per_step(2000) for _ in range(n)]
     raw = [sqlite_us_per_step(2000) for _ in range(n)]
@@ -281,10 +427,12 @@ def main() -> None:
         build_big_store(args.big)
         print(f"built {args.big} in {time.perf_counter() - started:.0f} s")
     with TraceStore(args.big, create=False) as store:
-        total_steps = store._read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()
+        total_steps = (
+            store.engine.read.connect().exec_driver_sql("SELECT count(*) FROM steps").scalar()
+        )
         total_runs = store.count_runs()
         big_run = (
-            store._read.connect()
+            store.engine.read.connect()
             .exec_driver_sql("SELECT id FROM runs WHERE step_count = 10000 LIMIT 1")
             .scalar()
         )

@@ -126,6 +126,8 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: postgres.PostgresServer) -> str:
-    """The URL of a fresh, empty PostgreSQL database on the session's server."""
-    return postgres_server.database()
+def postgres_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database on the session's server (dropped after)."""
+    url = postgres_server.database()
+    yield url
+    postgres_server.drop(url)

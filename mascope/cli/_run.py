@@ -101,7 +101,7 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
                     "error": result.error,
                     "parent_run_id": result.parent_run_id,
                     "fork_step": result.fork_step,
-                    "db": str(store.path or store.url),
+                    "db": store.where,
                 },
                 ensure_ascii=False,
             )
@@ -125,14 +125,14 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
     if result.error:
         out.print(Text(f"error:   {result.error}", style="red"))
     db = _db_flag(store)
-    out.print(f"trace:   run {result.run_id} in {store.path or store.url}", markup=False)
+    out.print(f"trace:   run {result.run_id} in {store.where}", markup=False)
     out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
     out.print(f"         mascope tui {result.run_id}{db}   (browse it; ? for keys)", markup=False)
 
 
 def _db_flag(store: Any) -> str:
     """The `--db` a printed command needs to find this store (none for the default)."""
-    return "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
+    return "" if str(store.path) == "mascope.db" else f" --db {store.where}"
 
 
 def _exit_for(result: RunResult) -> None:

@@ -80,7 +80,7 @@ def list_runs(
     if as_json:
         rows = []
         for r in runs:
-            row = r.model_dump(mode="json", exclude={"spec", "owner"})
+            row = r.model_dump(mode="json", exclude={"spec", "owner", "heartbeat_at"})
             row["metadata"] = row.pop("metadata_")
             row["failure_modes"] = modes.get(r.id, [])
             if r.status == "running":
@@ -92,7 +92,7 @@ def list_runs(
         where = (
             "" if not (status or team or mode or search or before) else " matching those filters"
         )
-        err.print(f"no runs{where} in {store.path or store.url}")
+        err.print(f"no runs{where} in {store.where}")
         return
     out.print(runs_table(runs, modes, live, width=out.width))
     shown = f"{len(runs)} of {total} run{'s' if total != 1 else ''}"
@@ -242,7 +242,7 @@ def import_runs(
     skipped = f"; {report.skipped} already in the store" if report.skipped else ""
     out.print(
         f"imported {report.runs} run{'s' if report.runs != 1 else ''} ({report.steps:,} steps) "
-        f"from {report.files} file{'s' if report.files != 1 else ''} into {store.path or store.url}{skipped}"
+        f"from {report.files} file{'s' if report.files != 1 else ''} into {store.where}{skipped}"
     )
 
 

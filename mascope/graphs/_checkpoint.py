@@ -8,7 +8,10 @@ pending writes, forked state) whatever method of the saver writes it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
@@ -17,6 +20,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import BaseModel
 
+from mascope.errors import StoreError
 from mascope.traces import Redactor
 
 
@@ -69,6 +73,10 @@ class RedactingSerializer:
         return getattr(self.inner, name)
 
 
+def _clean(redactor: Redactor, metadata: CheckpointMetadata) -> CheckpointMetadata:
+    return cast(CheckpointMetadata, redactor.strings(dict(metadata)))
+
+
 class _RedactingSaver(AsyncSqliteSaver):
     """The saver also redacts checkpoint metadata, which it writes as JSON beside
     the serializer (some LangGraph versions put node outputs there, as `writes`)."""
@@ -85,10 +93,80 @@ class _RedactingSaver(AsyncSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        clean = cast(CheckpointMetadata, self.redactor.strings(dict(metadata)))
+        clean = _clean(self.redactor, metadata)
         return await super().aput(config, checkpoint, clean, new_versions)
 
 
 def checkpoint_saver(conn: aiosqlite.Connection, redactor: Redactor) -> AsyncSqliteSaver:
     """LangGraph's async SQLite saver on `conn`, redacting what it stores with `redactor`."""
     return _RedactingSaver(conn, redactor)
+
+
+_SETUP_LOCK = 0x6D61636B  # held while LangGraph's checkpoint tables are created or migrated
+_set_up: set[str] = set()
+"""PostgreSQL URLs whose checkpoint tables this process has already set up."""
+
+
+def _postgres_saver_class() -> type[Any]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    class _RedactingPostgresSaver(AsyncPostgresSaver):
+        """LangGraph's PostgreSQL saver, redacting like the SQLite one."""
+
+        def __init__(self, conn: Any, redactor: Redactor):
+            super().__init__(conn)
+            self.redactor = redactor
+            self.serde = RedactingSerializer(self.serde, redactor)  # type: ignore[assignment]
+
+        async def aput(
+            self,
+            config: RunnableConfig,
+            checkpoint: Checkpoint,
+            metadata: CheckpointMetadata,
+            new_versions: ChannelVersions,
+        ) -> RunnableConfig:
+            clean = _clean(self.redactor, metadata)
+            return await super().aput(config, checkpoint, clean, new_versions)
+
+    return _RedactingPostgresSaver
+
+
+@contextlib.asynccontextmanager
+async def open_saver(location: Path | str, redactor: Redactor) -> AsyncIterator[Any]:
+    """A redacting LangGraph saver where a store keeps its checkpoints.
+
+    `location` is `TraceStore.checkpoint_location()`: a SQLite file beside a
+    SQLite store, or the PostgreSQL URL of a server store, whose checkpoints
+    then live in the same database (so any machine can resume or fork its runs).
+    """
+    if isinstance(location, str):
+        try:
+            from psycopg import AsyncConnection
+            from psycopg.rows import dict_row
+        except ImportError:
+            raise StoreError(
+                "checkpoints on PostgreSQL need langgraph-checkpoint-postgres and psycopg; "
+                "pip install 'mascope[postgres]'"
+            ) from None
+        saver_class = _postgres_saver_class()
+        async with await AsyncConnection.connect(
+            location, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        ) as pg:
+            saver = saver_class(pg, redactor)
+            if location not in _set_up:
+                # Two processes setting up one database at once would race on
+                # LangGraph's migration rows: one at a time.
+                await pg.execute(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
+                try:
+                    await saver.setup()
+                finally:
+                    await pg.execute(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
+                _set_up.add(location)
+            yield saver
+        return
+    async with aiosqlite.connect(location, timeout=30) as conn:
+        # WAL with synchronous=NORMAL: durable against a killed process (what
+        # resume needs) without an fsync per checkpoint.
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        yield checkpoint_saver(conn, redactor)

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
 from mascope.errors import NotFoundError, UserError
 from mascope.traces import Step, TraceStore
 
@@ -72,8 +70,7 @@ async def areroll(
     parent, target, group_start = reroll_point(team, run_id, step)
     thread = (target.data or {}).get("thread", parent.id)
     team.check_models()
-    async with team._checkpointer() as conn:
-        saver = AsyncSqliteSaver(conn)
+    async with team._checkpointer() as saver:
         saved = await saver.aget_tuple(
             {
                 "configurable": {
@@ -152,9 +149,8 @@ def rerollable(team: Team, steps: Sequence[Step]) -> list[tuple[Step, int]]:
 
 
 async def missing_checkpoint(team: Team, run_id: str, steps: Sequence[Step]) -> int | None:
-    """The first of `steps` whose checkpoint is no longer in the team's checkpoint file, or None."""
-    async with team._checkpointer() as conn:
-        saver = AsyncSqliteSaver(conn)
+    """The first of `steps` whose checkpoint is no longer among the store's checkpoints, or None."""
+    async with team._checkpointer() as saver:
         for s in steps:
             config: Any = {
                 "configurable": {

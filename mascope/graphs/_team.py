@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import aiosqlite
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
 from pydantic import ValidationError
 
@@ -42,7 +40,7 @@ from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
 
-from ._checkpoint import checkpoint_saver
+from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
 from ._spec import (
     EdgeSpec,
@@ -368,7 +366,7 @@ class Team:
         """The compiled LangGraph graph (without a checkpointer), for inspection."""
         return self._app
 
-    def _with_checkpointer(self, saver: AsyncSqliteSaver) -> Any:
+    def _with_checkpointer(self, saver: Any) -> Any:
         # Compiling once and swapping the checkpointer per run saves a compile per run.
         return self._app.copy(update={"checkpointer": saver})
 
@@ -440,24 +438,10 @@ class Team:
 
     # -- running -------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _checkpointer(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with aiosqlite.connect(self._checkpoint_path(), timeout=30) as conn:
-            # WAL with synchronous=NORMAL: durable against a killed process (what
-            # resume needs) without an fsync per checkpoint.
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-
-    def _checkpoint_path(self) -> Path:
-        store = self.store
-        if store.path is not None:
-            return store.path.with_name(
-                store.path.stem + ".checkpoints" + (store.path.suffix or ".db")
-            )
-        if store.is_sqlite:  # an in-memory store: its checkpoints leave no file either
-            return Path(":memory:")
-        return Path("mascope.checkpoints.db")
+    def _checkpointer(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A redacting LangGraph saver where the store keeps its checkpoints (a SQLite
+        file beside a SQLite store; the same database for PostgreSQL)."""
+        return open_saver(self.store.checkpoint_location(), self.store.redact)
 
     async def _execute(
         self,
@@ -475,8 +459,7 @@ class Team:
         error: str | None = None
         status_override: str | None = None
         try:
-            async with self._checkpointer() as conn:
-                saver = checkpoint_saver(conn, self.store.redact)
+            async with self._checkpointer() as saver:
                 app = self._with_checkpointer(saver)
                 if fork is not None:
                     node, values = fork
@@ -621,8 +604,7 @@ class Team:
             )
         self.check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
-        async with self._checkpointer() as conn:
-            saver = checkpoint_saver(conn, self.store.redact)
+        async with self._checkpointer() as saver:
             snapshot = await self._with_checkpointer(saver).aget_state(config)
         values = dict(snapshot.values or {})
         store.reopen_run(row.id)
@@ -678,8 +660,7 @@ class Team:
                 f"step {step} of run {parent.id} has no checkpoint to fork from (was it imported?)"
             )
         self.check_models()
-        async with self._checkpointer() as conn:
-            saver = checkpoint_saver(conn, self.store.redact)
+        async with self._checkpointer() as saver:
             app = self._with_checkpointer(saver)
             before = await app.aget_state(
                 {"configurable": {"thread_id": thread, "checkpoint_id": target.checkpoint_id}}

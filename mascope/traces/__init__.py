@@ -1,4 +1,4 @@
-"""The trace store: runs, steps, annotations and attributions in SQLite.
+"""The trace store: runs, steps, annotations and attributions in SQLite or PostgreSQL.
 
 from mascope.traces import TraceStore
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
     from ._inputs import InputMessage
+    from ._queries import RunPage, RunSort
     from ._redact import MASK, Redactor
     from ._schema import (
         SCHEMA_VERSION,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
         StepBase,
         StepKind,
     )
-    from ._store import RunSort, TraceStore
+    from ._store import TraceStore
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -76,7 +77,8 @@ __getattr__, __dir__ = lazy_exports(
         "Step": "._schema",
         "StepBase": "._schema",
         "StepKind": "._schema",
-        "RunSort": "._store",
+        "RunPage": "._queries",
+        "RunSort": "._queries",
         "TraceStore": "._store",
     },
 )
@@ -102,6 +104,7 @@ __all__ = [
     "Run",
     "RunBase",
     "RunBundle",
+    "RunPage",
     "RunSort",
     "RunStatus",
     "Step",

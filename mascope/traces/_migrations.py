@@ -55,8 +55,17 @@ def add_annotation_status(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE annotations ADD COLUMN {column} {kind}"))
 
 
+def add_run_heartbeat(conn: Connection) -> None:
+    """v4 -> v5: a running run carries its owner's heartbeat (`runs.heartbeat_at`), so
+    whether its owner is alive can be told from any host sharing the store."""
+    if "heartbeat_at" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+        conn.execute(text(f"ALTER TABLE runs ADD COLUMN heartbeat_at {kind}"))
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _job_item_claims,
     2: add_step_inputs,
     3: add_annotation_status,
+    4: add_run_heartbeat,
 }

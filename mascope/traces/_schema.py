@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
@@ -72,6 +72,8 @@ class Run(RunBase, table=True):
     id: str = Field(primary_key=True)
     owner: str | None = None
     """`host:pid:start` of the process recording a running run."""
+    heartbeat_at: datetime | None = None
+    """When the owner last said it is still recording (a running run's lease, checked across hosts)."""
 
 
 class StepBase(SQLModel):

@@ -60,7 +60,7 @@ class TraceApp(App[None]):
         self.store = store
         self.first_run = run_id
         self.poll_interval = poll_interval
-        self.sub_title = str(store.path or store.url)
+        self.sub_title = store.where
 
     def get_default_screen(self) -> Screen[None]:
         # Opened on one run, the runs screen is built only if the user goes back.

@@ -69,7 +69,8 @@ class RunsScreen(Screen[None]):
         self.store_total = 0
         self._loaded = 0
         self._exhausted = True
-        self._last_id: str | None = None
+        self._cursor: str | None = None
+        """Where the next page starts (the store's opaque cursor; it knows the sort)."""
         self._search_timer: Timer | None = None
         self._poll_failed = False
         self._started = False
@@ -134,7 +135,7 @@ class RunsScreen(Screen[None]):
         table.clear()
         self._labels_mark = self.store.labels_mark()
         self._stale_labels.clear()
-        self._loaded, self._exhausted, self._last_id = 0, False, None
+        self._loaded, self._exhausted, self._cursor = 0, False, None
         filters = self.filters()
         self.total = self.store.count_runs(**filters)
         self.store_total = self.total if not any(filters.values()) else self.store.count_runs()
@@ -147,27 +148,24 @@ class RunsScreen(Screen[None]):
     def load_page(self) -> None:
         if self._exhausted:
             return
-        runs = self.store.list_runs(
+        page = self.store.page_runs(
             **self.filters(),
             sort=self.sort,
             ascending=self.ascending,
             limit=PAGE,
-            before=self._last_id if self.sort == "time" else None,
-            offset=self._loaded if self.sort != "time" else 0,
+            cursor=self._cursor,
         )
+        runs = page.runs
         ids = [r.id for r in runs]
         modes = self.store.modes_by_run(ids)
         live = self.store.live_step_counts([r.id for r in runs if r.status == "running"])
         table = self.query_one(RunTable)
         for run in runs:
-            # Offset paging (any sort but time) can hand back a run already shown
-            # when runs change between pages; show each run once.
             if run.id not in table.rows:
                 table.add_row(*self._cells(run, modes.get(run.id, []), live), key=run.id)
         self._loaded += len(runs)
-        self._exhausted = len(runs) < PAGE
-        if runs:
-            self._last_id = runs[-1].id
+        self._exhausted = page.next is None
+        self._cursor = page.next
         self._show_state()
 
     @staticmethod
@@ -187,7 +185,7 @@ class RunsScreen(Screen[None]):
     def _show_state(self) -> None:
         table = self.query_one(RunTable)
         empty = self.query_one("#empty", Static)
-        where = self.store.path or self.store.url
+        where = self.store.where
         if self.total == 0:
             if self.store_total == 0:
                 empty.update(

@@ -139,7 +139,7 @@ def test_claims_of_live_workers_hold_until_their_lease_runs_out(store: TraceStor
     store.ensure_job(job, kind="judge", config={}, config_hash="x")
     store.add_job_items(job, ids)
     # A worker on another machine (its process cannot be checked) holds the first run.
-    with store._engine.begin() as conn:
+    with store.engine.write.begin() as conn:
         conn.execute(
             update(JobItem.__table__)  # type: ignore[attr-defined]
             .where(JobItem.__table__.c.run_id == ids[0])  # type: ignore[attr-defined]
@@ -148,7 +148,7 @@ def test_claims_of_live_workers_hold_until_their_lease_runs_out(store: TraceStor
     assert set(store.claim_job_items(job, ids)) == {ids[1], ids[2]}
     with TraceStore(store.path) as other:
         assert other.claim_job_items(job, ids) == {}  # all held now
-    with store._engine.begin() as conn:
+    with store.engine.write.begin() as conn:
         conn.execute(
             update(JobItem.__table__)  # type: ignore[attr-defined]
             .where(JobItem.__table__.c.run_id == ids[0])  # type: ignore[attr-defined]

@@ -87,8 +87,9 @@ def test_mad_records_map_labels_by_name(store: TraceStore, datasets: Path) -> No
     assert "3.4 Waiting for known information" in unmapped
 
 
-def test_jsonl_round_trip_is_lossless(tmp_path: Path, datasets: Path) -> None:
-    with TraceStore(tmp_path / "a.db") as a:
+def test_jsonl_round_trip_is_lossless(store: TraceStore, tmp_path: Path, datasets: Path) -> None:
+    # From each backend into a SQLite file and out again: byte for byte the same file.
+    with store as a:
         import_paths(a, "mad", [datasets / "mast" / "mad_human_sample_4records.json"])
         import_paths(a, "whowhen", [datasets / "who_and_when" / "Hand-Crafted"])
         native = a.start_run(team="t", task="native", spec={"x": 1}, metadata={"m": [1, 2]})

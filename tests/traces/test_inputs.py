@@ -57,9 +57,8 @@ def test_inputs_round_trip_and_repeat_text_is_stored_once(store: TraceStore) -> 
         assert store.append_step(rid, agent="a", content=str(i), inputs=messages) == i
     for i, messages in enumerate(conversation(30)):
         assert store.step_inputs(rid, i) == [InputMessage(**m) for m in messages]
-    con = sqlite3.connect(store.path)  # type: ignore[arg-type]
-    texts = [t for (t,) in con.execute("SELECT text FROM blobs")]
-    con.close()
+    with store.engine.read.connect() as conn:
+        texts = [t for (t,) in conn.exec_driver_sql("SELECT text FROM blobs")]
     assert sum(SYSTEM in t for t in texts) <= 1 and len(set(texts)) == len(texts)
     # Sent in 22 prompts, stored at most a few times: alone while it was the newest
     # message, then inside the group of paragraphs it was cut with.

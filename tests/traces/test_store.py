@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,9 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect
 
-from mascope.errors import NotFoundError, StoreError
-from mascope.traces import SCHEMA_VERSION, TraceStore, _migrations, _store, new_id
+from mascope.errors import ConfigError, NotFoundError, StoreError
+from mascope.traces import SCHEMA_VERSION, RunSort, TraceStore, _engine, _migrations, new_id
+
+from ..postgres import PostgresServer
 
 
 def test_ids_sort_by_creation_time() -> None:
@@ -66,8 +70,8 @@ def test_missing_runs_are_named(store: TraceStore) -> None:
         store.add_annotations("NOPE", [{"mode": "FM-1.1", "present": True, "annotator": "human:x"}])
 
 
-def test_step_indexes_stay_dense_across_store_instances(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
+def test_step_indexes_stay_dense_across_store_instances(db_url: str) -> None:
+    db = db_url
     with TraceStore(db) as first:
         rid = first.start_run(task="t")
         first.append_step(rid, agent="a")
@@ -77,6 +81,29 @@ def test_step_indexes_stay_dense_across_store_instances(tmp_path: Path) -> None:
         assert second.append_step(rid, agent="b") == 2
     with TraceStore(db) as third:
         assert [s.index for s in third.steps(rid)] == [0, 1, 2]
+
+
+def test_two_writers_of_one_run_keep_its_indexes_dense(db_url: str) -> None:
+    # Each store caches the run's next index; the other's appends make it stale,
+    # so inserts collide and are retried at the new end, never duplicated.
+    with TraceStore(db_url) as first, TraceStore(db_url) as second:
+        rid = first.start_run(task="shared")
+        got = []
+        for i in range(6):
+            got.append(
+                first.append_step(
+                    rid,
+                    agent="a",
+                    content=f"first {i}",
+                    inputs=[{"role": "user", "content": f"q{i}"}],
+                )
+            )
+            got.append(second.append_step(rid, agent="b", content=f"second {i}"))
+        steps = first.steps(rid)
+    assert sorted(got) == list(range(12)) and [s.index for s in steps] == list(range(12))
+    assert sorted(s.content for s in steps) == sorted(
+        [f"first {i}" for i in range(6)] + [f"second {i}" for i in range(6)]
+    )
 
 
 def test_paging_and_filters(store: TraceStore) -> None:
@@ -132,6 +159,47 @@ def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
     assert store.child_runs(ids[1]) == []
 
 
+@pytest.mark.parametrize("sort", ["time", "team", "status", "steps", "tokens", "cost"])
+@pytest.mark.parametrize("ascending", [False, True])
+def test_every_order_pages_by_an_opaque_cursor(
+    store: TraceStore, sort: RunSort, ascending: bool
+) -> None:
+    for i in range(11):
+        rid = store.start_run(team=f"team{i % 3}", task=f"t{i}")
+        for _ in range(i % 4):
+            store.append_step(
+                rid, agent="a", input_tokens=i % 5, cost_usd=None if i % 2 else 0.5 * (i % 3)
+            )
+        store.finish_run(rid, status="failed" if i % 2 else "succeeded")
+    whole = [r.id for r in store.list_runs(sort=sort, ascending=ascending, limit=100)]
+    paged, cursor, pages = [], None, 0
+    while True:
+        page = store.page_runs(sort=sort, ascending=ascending, limit=4, cursor=cursor)
+        paged += [r.id for r in page.runs]
+        pages += 1
+        # A run added between pages never shifts the pages already handed out.
+        store.finish_run(store.start_run(team="late", task="x"), status="error")
+        if page.next is None:
+            break
+        cursor = page.next
+    assert len(set(paged)) == len(paged)  # no run twice
+    assert [r for r in paged if r in set(whole)] == whole  # each run once, in the order asked
+    assert pages >= 3
+
+
+def test_a_cursor_of_another_order_or_garbage_is_refused(store: TraceStore) -> None:
+    for i in range(3):
+        store.start_run(task=f"t{i}")
+    page = store.page_runs(sort="steps", limit=1)
+    assert page.next is not None and len(page.runs) == 1
+    with pytest.raises(ConfigError, match="another order"):
+        store.page_runs(sort="time", limit=1, cursor=page.next)
+    with pytest.raises(ConfigError, match="not a page cursor"):
+        store.page_runs(sort="steps", limit=1, cursor="!!nonsense")
+    last = store.page_runs(limit=3)
+    assert last.next is None and len(last.runs) == 3
+
+
 def test_resolve_run_id(store: TraceStore) -> None:
     rid = store.start_run(task="t")
     assert store.resolve_run_id(rid.lower()) == rid
@@ -143,29 +211,39 @@ def test_resolve_run_id(store: TraceStore) -> None:
 # -- opening ------------------------------------------------------------------
 
 
-def test_reopening_keeps_the_schema(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
-    TraceStore(db).close()
-    with TraceStore(db) as store:
+def test_reopening_keeps_the_schema(db_url: str) -> None:
+    TraceStore(db_url).close()
+    with TraceStore(db_url) as store:
         assert store.schema_version == SCHEMA_VERSION
-    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if store.path is not None:
+            assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_newer_store_is_refused(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
-    TraceStore(db).close()
-    con = sqlite3.connect(db)
-    con.execute("UPDATE mascope_meta SET value = '99' WHERE key = 'schema_version'")
-    con.commit()
-    con.close()
+def _sql(db_url: str, statement: str) -> None:
+    """Run one statement on a store's database behind mascope's back."""
+    url = db_url if "://" in db_url else f"sqlite:///{db_url}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_newer_store_is_refused(db_url: str) -> None:
+    with TraceStore(db_url) as store:
+        rid = store.start_run(task="kept")
+    _sql(db_url, "UPDATE mascope_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(
         StoreError, match=r"written by a newer mascope \(store schema v99.*upgrade mascope"
-    ):
-        TraceStore(db)
+    ) as info:
+        TraceStore(db_url)
+    assert "\n" not in str(info.value)
+    _sql(db_url, f"UPDATE mascope_meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'")
+    with TraceStore(db_url) as store:  # refusing changed nothing
+        assert store.get_run(rid).task == "kept"
 
 
-def test_older_store_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "s.db"
+def test_older_store_is_migrated(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = db_url
     with TraceStore(db) as old:
         rid = old.start_run(task="kept")
     calls = []
@@ -174,22 +252,23 @@ def test_older_store_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         calls.append(conn)
         conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN new_field TEXT")  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(_engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(_migrations.MIGRATIONS, SCHEMA_VERSION, add_column)
     with TraceStore(db) as new:
         assert new.schema_version == SCHEMA_VERSION + 1
         assert new.get_run(rid).task == "kept"
+        with new.engine.read.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("runs")}
     assert len(calls) == 1
-    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(runs)")]
     assert "new_field" in columns
 
 
 def test_store_without_a_migration_path_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "s.db"
+    db = db_url
     TraceStore(db).close()
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(_engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"no migration from v{SCHEMA_VERSION}"):
         TraceStore(db)
 
@@ -250,8 +329,8 @@ READER = textwrap.dedent(
 )
 
 
-def test_two_writers_and_a_reader_never_hit_a_lock(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_two_writers_and_a_reader_never_hit_a_lock(db_url: str) -> None:
+    db = db_url
     TraceStore(db).close()
     steps = 400
     writers = [
@@ -295,8 +374,8 @@ KILLED = textwrap.dedent(
 )
 
 
-def test_a_killed_run_keeps_its_steps_and_is_marked_interrupted(tmp_path: Path) -> None:
-    db = tmp_path / "k.db"
+def test_a_killed_run_keeps_its_steps_and_is_marked_interrupted(db_url: str) -> None:
+    db = db_url
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED, str(db)], stdout=subprocess.PIPE, text=True
     )
@@ -314,3 +393,114 @@ def test_a_killed_run_keeps_its_steps_and_is_marked_interrupted(tmp_path: Path) 
         run = store.get_run(rid)
         assert run.status == "interrupted" and run.termination_reason == "process died"
         assert store.recover_interrupted() == []
+
+
+ELSEWHERE = textwrap.dedent(
+    """
+    import socket, sys, time
+    socket.gethostname = lambda: "another-host"  # a recorder on another machine
+    if len(sys.argv) > 2:  # ... whose clock is this many minutes slow
+        import datetime
+        import mascope.traces._engine as engine
+        real = engine.utcnow
+        engine.utcnow = lambda: real() - datetime.timedelta(minutes=float(sys.argv[2]))
+    from mascope.traces import TraceStore
+    store = TraceStore(sys.argv[1])
+    store.recorder.heartbeat_s = 0.2
+    rid = store.start_run(team="remote", task="recorded elsewhere")
+    store.append_step(rid, agent="worker", content="step 0")
+    print(rid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_run_on_another_host_lives_while_it_heartbeats(db_url: str) -> None:
+    # Its pid means nothing here: only the heartbeat on the run row tells.
+    _heartbeats_decide(db_url, [])
+
+
+def test_on_postgresql_a_host_with_a_slow_clock_still_counts_as_alive(postgres_url: str) -> None:
+    # Heartbeats are in the server's time, so hosts need not agree on theirs.
+    _heartbeats_decide(postgres_url, ["10"])
+
+
+def _heartbeats_decide(db_url: str, extra: list[str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ELSEWHERE, db_url, *extra], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        rid = proc.stdout.readline().strip()
+        with TraceStore(db_url) as store:
+            store.recorder.lease_s = 1.5
+            time.sleep(2.5)  # longer than the lease: only fresh heartbeats keep it alive
+            assert store.recover_interrupted() == []
+            assert store.get_run(rid).status == "running"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            deadline = time.monotonic() + 20
+            while store.recover_interrupted() != [rid]:
+                assert time.monotonic() < deadline, "a stale heartbeat must free the run"
+                time.sleep(0.2)
+            run = store.get_run(rid)
+            assert run.status == "interrupted" and run.termination_reason == "process died"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_stale_heartbeat_frees_a_run_of_another_host(db_url: str) -> None:
+    with TraceStore(db_url) as store:
+        rid = store.start_run(task="t")
+        store.close()  # stops this store's heartbeat
+    old = "2000-01-01 00:00:00+00:00"
+    _sql(db_url, f"UPDATE runs SET owner = 'far-away:1:1', heartbeat_at = '{old}'")
+    with TraceStore(db_url) as store:
+        assert store.recover_interrupted() == [rid]
+        assert store.get_run(rid).status == "interrupted"
+
+
+def test_a_database_of_other_tables_is_refused_and_left_alone(db_url: str) -> None:
+    _sql(db_url, "CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match=r"not a mascope trace store .*invoices"):
+        TraceStore(db_url)
+    url = db_url if "://" in db_url else f"sqlite:///{db_url}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) == {"invoices"}
+    engine.dispose()
+
+
+def test_an_unreachable_server_is_one_line_naming_host_and_port() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreError) as info:
+        TraceStore(f"postgresql://alice:hunter2-secret@127.0.0.1:{port}/runs")
+    message = str(info.value)
+    assert "\n" not in message and f"127.0.0.1:{port}" in message
+    assert "refused" in message and "hunter2-secret" not in message
+
+
+def test_a_server_without_the_database_is_one_line(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError) as info:
+        TraceStore(postgres_server.url("no_such_db"))
+    message = str(info.value)
+    assert "\n" not in message and f"127.0.0.1:{postgres_server.port}" in message
+    assert "no such database" in message
+
+
+def test_a_read_only_store_never_writes_on_either_backend(db_url: str) -> None:
+    with TraceStore(db_url) as store:
+        rid = store.start_run(task="kept")
+    with TraceStore(db_url, read_only=True) as store:
+        assert [r.id for r in store.list_runs()] == [rid]
+        assert store.recover_interrupted() == []
+        with pytest.raises(StoreError, match="is read-only"):
+            store.start_run(task="more")
+        with pytest.raises(StoreError, match="is read-only"):
+            store.add_annotations(rid, [{"mode": "FM-1.1", "present": True, "annotator": "h"}])
+    with TraceStore(db_url) as store:
+        assert store.count_runs() == 1 and store.annotations(rid) == []

@@ -11,7 +11,15 @@ from mascope.tui import TraceApp, open_for_viewing
 from mascope.tui._run_screen import RunScreen
 from mascope.tui._runs_screen import RunsScreen, RunTable
 
-from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text, wait_until
+from .conftest import (
+    FORK,
+    REPLAY,
+    RUN,
+    assert_snapshot,
+    record_fixture_runs,
+    screen_text,
+    wait_until,
+)
 
 SIZE = (130, 30)
 
@@ -169,3 +177,17 @@ async def test_enter_opens_a_run_and_escape_comes_back(db: Path) -> None:
             assert "this help" in screen_text(app) and "open the run" in screen_text(app)
             await pilot.press("escape", "q")
         assert app.return_code == 0
+
+
+async def test_the_tui_browses_a_postgresql_store(postgres_url: str) -> None:
+    record_fixture_runs(postgres_url)  # type: ignore[arg-type]
+    with open_for_viewing(postgres_url) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert row_ids(app)[:3] == [FORK, REPLAY, RUN] and len(row_ids(app)) == 9
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            screen.query_one("#mode", Select).value = "FM-3.3"
+            await pilot.pause()
+            assert row_ids(app) == [RUN]
