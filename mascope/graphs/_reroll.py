@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from mascope.errors import NotFoundError, UserError
-from mascope.traces import Step, TraceStore
+from mascope.traces import Run, Step, TraceStore
 
 from ._context import RunContext, StepCallback
 from ._context import Team as ContextTeam
@@ -30,6 +30,8 @@ class Team(ContextTeam, Protocol):
     def check_models(self) -> None: ...
     def _checkpointer(self) -> AbstractAsyncContextManager[Any]: ...
     def _where_from(self) -> dict[str, Any]: ...
+    @property
+    def spec(self) -> Any: ...
     async def _execute(self, run: RunContext, state: Any) -> Any: ...
 
 
@@ -37,8 +39,13 @@ REROLL = "re-roll"
 """The intervention kind a re-roll's child run records."""
 
 
-def reroll_point(team: Team, run_id: str, step: int) -> tuple[Any, Any, int]:
-    """The parent run, its step `step` and the first step its node recorded; checks it can be re-rolled."""
+def branch_point(team: Team, run_id: str, step: int, verb: str) -> tuple[Run, Step, int]:
+    """The parent run, its step `step` and the first step that step's node recorded.
+
+    Checks the step can start a child run (`verb`: "fork" or "re-roll"): an
+    agent's message or a verifier's verdict recorded by a node of `team` with a
+    checkpoint before it.
+    """
     store = team.store
     parent = store.get_run(store.resolve_run_id(run_id))
     steps = store.steps(parent.id)
@@ -48,13 +55,60 @@ def reroll_point(team: Team, run_id: str, step: int) -> tuple[Any, Any, int]:
         )
     target = steps[step]
     node = (target.data or {}).get("node")
-    if node not in team._compiled.nodes or target.checkpoint_id is None:
+    if target.kind not in ("message", "verdict") or node not in team._compiled.nodes:
         raise UserError(
-            f"step {step} of run {parent.id} ({target.kind}) was not recorded by a node of team "
-            f"{team.name} with a checkpoint; re-roll from an agent's message or a verifier's verdict"
+            f"step {step} of run {parent.id} is a {target.kind} step; {verb} at an agent's message or a verifier's verdict"
+            + (
+                ""
+                if node in team._compiled.nodes or node is None
+                else f" (its node {node!r} is not in team {team.name})"
+            )
+        )
+    if target.checkpoint_id is None:
+        raise UserError(
+            f"step {step} of run {parent.id} has no checkpoint to {verb} from (was it imported?)"
         )
     group_start = min(s.index for s in steps if s.checkpoint_id == target.checkpoint_id)
     return parent, target, group_start
+
+
+def start_branch(
+    team: Team,
+    parent: Run,
+    target: Step,
+    *,
+    intervention: dict[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Record a child run of `parent` branching at `target` (a fork or a re-roll); its id."""
+    return team.store.start_run(
+        team=team.name,
+        task=parent.task,
+        spec=team.spec.dump(),
+        spec_hash=team.spec.hash(),
+        ground_truth=parent.ground_truth,
+        parent_run_id=parent.id,
+        fork_step=target.index,
+        intervention={
+            "step": target.index,
+            "agent": target.agent,
+            "kind": target.kind,
+            "node": (target.data or {}).get("node"),
+            "original": target.content,
+            **intervention,
+        },
+        metadata={**(metadata or {}), **team._where_from()},
+    )
+
+
+def branch_context(
+    team: Team, parent: Run, child_id: str, group_start: int, on_step: StepCallback | None
+) -> RunContext:
+    """The child's run context, sharing the parent's steps before the branching node."""
+    team.store.copy_steps(parent.id, child_id, group_start)
+    run = RunContext(team, team.store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
+    run.load_transcript()
+    return run
 
 
 async def areroll(
@@ -67,7 +121,7 @@ async def areroll(
 ) -> Any:  # the team's RunResult
     """Re-run `run_id` from the node that recorded step `step`, nothing replaced."""
     store = team.store
-    parent, target, group_start = reroll_point(team, run_id, step)
+    parent, target, group_start = branch_point(team, run_id, step, "re-roll")
     thread = (target.data or {}).get("thread", parent.id)
     team.check_models()
     async with team._checkpointer() as saver:
@@ -84,24 +138,10 @@ async def areroll(
             raise UserError(
                 f"the checkpoint before step {step} of run {parent.id} is gone (was the checkpoint file deleted?)"
             )
-        child_id = store.start_run(
-            team=team.name,
-            task=parent.task,
-            spec=team.spec.dump(),
-            spec_hash=team.spec.hash(),
-            ground_truth=parent.ground_truth,
-            parent_run_id=parent.id,
-            fork_step=step,
-            intervention={
-                "kind": REROLL,
-                "step": step,
-                "agent": target.agent,
-                "node": (target.data or {}).get("node"),
-                "original": target.content,
-                "replacement": None,
-            },
-            metadata={**(metadata or {}), **team._where_from()},
-        )
+        child_id = start_branch(
+            team, parent, target, intervention={"kind": REROLL, "replacement": None},
+            metadata=metadata,
+        )  # fmt: skip
         # The child thread starts from a copy of the checkpoint before the node:
         # LangGraph then schedules that same node next, and it runs live.
         try:
@@ -116,16 +156,7 @@ async def areroll(
                 child_id, status="error", termination_reason="error", metadata={"error": str(exc)}
             )
             raise
-    store.copy_steps(parent.id, child_id, group_start)
-    run = RunContext(
-        team,
-        store,
-        child_id,
-        ground_truth=parent.ground_truth,
-        on_step=on_step,
-    )
-    run.load_transcript()
-    return await team._execute(run, None)
+    return await team._execute(branch_context(team, parent, child_id, group_start, on_step), None)
 
 
 def rerollable(team: Team, steps: Sequence[Step]) -> list[tuple[Step, int]]:
@@ -164,4 +195,12 @@ async def missing_checkpoint(team: Team, run_id: str, steps: Sequence[Step]) -> 
     return None
 
 
-__all__ = ["REROLL", "areroll", "missing_checkpoint", "reroll_point", "rerollable"]
+__all__ = [
+    "REROLL",
+    "areroll",
+    "branch_context",
+    "branch_point",
+    "missing_checkpoint",
+    "rerollable",
+    "start_branch",
+]

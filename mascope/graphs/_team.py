@@ -35,13 +35,14 @@ from mascope.agents import (
     parse_verdict_text,
     tool,
 )
-from mascope.errors import ConfigError, MascopeError, NotFoundError, UserError
+from mascope.errors import ConfigError, MascopeError, UserError
 from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
 
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
+from ._reroll import areroll, branch_context, branch_point, start_branch
 from ._spec import (
     EdgeSpec,
     GroupChatSpec,
@@ -636,29 +637,9 @@ class Team:
         The child run shares the parent's steps before that node, records the
         replacement as its own step, and runs the rest of the team from there.
         """
-        store = self.store
-        parent = store.get_run(store.resolve_run_id(run_id))
-        steps = store.steps(parent.id)
-        if not 0 <= step < len(steps):
-            raise NotFoundError(
-                f"run {parent.id} has no step {step} (it has steps 0..{len(steps) - 1})"
-            )
-        target = steps[step]
-        node = (target.data or {}).get("node")
+        parent, target, group_start = branch_point(self, run_id, step, "fork")
+        node: str = (target.data or {})["node"]  # branch_point checked it is one of ours
         thread = (target.data or {}).get("thread", parent.id)
-        if target.kind not in ("message", "verdict") or node not in self._compiled.nodes:
-            raise UserError(
-                f"step {step} of run {parent.id} is a {target.kind} step; fork at an agent's message or a verifier's verdict"
-                + (
-                    ""
-                    if node in self._compiled.nodes or node is None
-                    else f" (its node {node!r} is not in team {self.name})"
-                )
-            )
-        if target.checkpoint_id is None:
-            raise UserError(
-                f"step {step} of run {parent.id} has no checkpoint to fork from (was it imported?)"
-            )
         self.check_models()
         async with self._checkpointer() as saver:
             app = self._with_checkpointer(saver)
@@ -669,28 +650,8 @@ class Team:
             raise UserError(
                 f"the checkpoint before step {step} of run {parent.id} is gone (was the checkpoint file deleted?)"
             )
-        group_start = min(s.index for s in steps if s.checkpoint_id == target.checkpoint_id)
-        child_id = store.start_run(
-            team=self.name,
-            task=parent.task,
-            spec=self.spec.dump(),
-            spec_hash=self.spec.hash(),
-            ground_truth=parent.ground_truth,
-            parent_run_id=parent.id,
-            fork_step=step,
-            intervention={
-                "step": step,
-                "agent": target.agent,
-                "kind": target.kind,
-                "node": node,
-                "original": target.content,
-                "replacement": content,
-            },
-            metadata=self._where_from(),
-        )
-        store.copy_steps(parent.id, child_id, group_start)
-        run = RunContext(self, store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
-        run.load_transcript()
+        child_id = start_branch(self, parent, target, intervention={"replacement": content})
+        run = branch_context(self, parent, child_id, group_start, on_step)
         state: TeamState = dict(before.values)  # type: ignore[assignment]
         nodedef = self._compiled.nodes[node]
         run.node = node
@@ -764,7 +725,6 @@ class Team:
         The child run shares the parent's steps before that node and records
         the intervention `{"kind": "re-roll"}`; see `mascope.graphs._reroll`.
         """
-        from ._reroll import areroll
 
         result: RunResult = await areroll(
             self, run_id, step=step, metadata=metadata, on_step=on_step
