@@ -146,6 +146,7 @@ async def run_job(
     claiming = asyncio.Lock()
     claimed: list[Claimed] = []
     held: set[str] = set()
+    claimed_at: dict[str, float] = {}
     window = list(dict.fromkeys(among)) if among is not None else None
     cursor = 0
 
@@ -188,6 +189,11 @@ async def run_job(
                         lost.add(c.key)
         return item.key not in lost
 
+    def took(got: list[Claimed]) -> None:
+        now = time.monotonic()
+        held.update(c.key for c in got)
+        claimed_at.update((c.key, now) for c in got)
+
     async def claim_more() -> None:
         nonlocal cursor
         if window is not None:
@@ -197,7 +203,7 @@ async def run_job(
                 got = await asyncio.to_thread(
                     queue.claim, job_id, len(chunk), lease_s=lease_s, among=chunk
                 )
-                held.update(c.key for c in got)
+                took(got)
                 claimed.extend(got)
                 report.elsewhere += len(chunk) - len(got)
                 if len(got) < len(chunk):
@@ -206,7 +212,7 @@ async def run_job(
         while not claimed and not stop.is_set():
             got = await asyncio.to_thread(queue.claim, job_id, workers, lease_s=lease_s)
             if got:
-                held.update(c.key for c in got)
+                took(got)
                 claimed.extend(got)
                 return
             if await asyncio.to_thread(queue.pending, job_id) == 0:
@@ -227,6 +233,16 @@ async def run_job(
     async def one(item: Claimed) -> None:
         nonlocal in_flight
         if capped():
+            return
+        # Claimed a while ago (this process may have been stopped)? Start only if the
+        # claim still holds, so no item another worker took over is done again here.
+        stale = time.monotonic() - claimed_at.pop(item.key, 0.0) > lease_s / 3
+        if stale and not await asyncio.to_thread(
+            queue.heartbeat, job_id, [item.key], lease_s=lease_s
+        ):
+            held.discard(item.key)
+            report.elsewhere += 1
+            progress()
             return
         in_flight += 1
         progress()

@@ -133,7 +133,6 @@ class JobQueue:
         payloads = items if isinstance(items, Mapping) else dict.fromkeys(items)
         now = utcnow()
         redact = self.store.redact
-        added = 0
         with self._write.begin() as conn:
             keys = list(payloads)
             known: set[str] = set()
@@ -151,9 +150,12 @@ class JobQueue:
                  "updated_at": now, "payload": None if payload is None else redact.value(payload)}
                 for key, payload in payloads.items() if key not in known
             ]  # fmt: skip
+            count = select(func.count()).where(_ITEMS.c.job_id == job_id)
+            before = conn.execute(count).scalar_one()
             for start in range(0, len(rows), 500):
-                added += _insert_new(conn, _ITEMS, rows[start : start + 500])
-            total = conn.execute(select(func.count()).where(_ITEMS.c.job_id == job_id)).scalar_one()
+                _insert_new(conn, _ITEMS, rows[start : start + 500])
+            total = conn.execute(count).scalar_one()
+            added = total - before
             conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(total=total))
         return added
 
@@ -211,27 +213,31 @@ class JobQueue:
             return []
         with self._write.begin() as conn:
             now = _db_now(conn)
+            # The candidates come from an alias of the table being updated.
+            free_items = _ITEMS.alias("free_items")
+            c = free_items.c
             free = (
-                _ITEMS.c.claimed_by.is_(None)
-                | (_ITEMS.c.claimed_by == self.worker_id)
-                | _ITEMS.c.lease_until.is_(None)
-                | (_ITEMS.c.lease_until < now)
+                # Never this worker's own: those are in flight here.
+                c.claimed_by.is_(None) | c.lease_until.is_(None) | (c.lease_until < now)
             )
             dead = self._dead_holders(conn, job_id, now)
             if dead:
-                free |= _ITEMS.c.claimed_by.in_(dead)
+                free |= c.claimed_by.in_(dead)
             pick = (
-                select(_ITEMS.c.run_id)
-                .where(_ITEMS.c.job_id == job_id, _ITEMS.c.status == "pending", free)
-                .order_by(_ITEMS.c.run_id)
+                select(c.run_id)
+                .where(c.job_id == job_id, c.status == "pending", free)
+                .order_by(c.run_id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             if among is not None:
-                pick = pick.where(_ITEMS.c.run_id.in_(list(dict.fromkeys(among))))
+                pick = pick.where(c.run_id.in_(list(dict.fromkeys(among))))
+            # A CTE is evaluated once; as an IN subquery PostgreSQL may run it again
+            # per row, and each run would pick (and lock) other rows.
+            picked = pick.cte("picked")
             rows = conn.execute(
                 update(_ITEMS)
-                .where(_ITEMS.c.job_id == job_id, _ITEMS.c.run_id.in_(pick.scalar_subquery()))
+                .where(_ITEMS.c.job_id == job_id, _ITEMS.c.run_id == picked.c.run_id)
                 .values(
                     claimed_by=self.worker_id,
                     claimed_at=now,
@@ -400,14 +406,13 @@ def _db_now(conn: Connection) -> datetime:
     return utcnow()
 
 
-def _insert_new(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> int:
+def _insert_new(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows whose key is not taken; another worker may be adding the same ones."""
     if not rows:
-        return 0
+        return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        done = conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
     else:
-        done = conn.execute(insert(table).prefix_with("OR IGNORE"), rows)
-    return int(done.rowcount or 0)
+        conn.execute(insert(table).prefix_with("OR IGNORE"), rows)
