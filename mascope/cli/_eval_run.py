@@ -28,7 +28,27 @@ def eval_run(
         ),
     ],
     model: ModelOpt = None,
-    concurrency: Annotated[int, typer.Option(help="Tasks run at once.", min=1, max=256)] = 4,
+    concurrency: Annotated[
+        int,
+        typer.Option(help="Tasks run at once (by each worker, with --workers).", min=1, max=256),
+    ] = 4,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Run on this many Ray workers (a local Ray runtime unless --ray-address); "
+            "needs mascope[ray].",
+            min=1,
+            max=1024,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Join this Ray cluster (e.g. ray://head:10001) instead of starting one; "
+            "needs a PostgreSQL --db the workers can reach.",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -38,15 +58,29 @@ def eval_run(
     and tasks) continues a stopped eval without running finished tasks again,
     and other processes running it at the same time share the tasks.
     """
-    from mascope.evals import aeval_run, load_tasks
+    from mascope.evals import aeval_run, eval_on_ray, load_tasks
     from mascope.graphs import Team, load_team_file
 
     # Every mistake in the team or the task file is reported before anything is created.
     spec = load_team_file(team_file)
     dataset = load_tasks(tasks)
     Team.from_spec(spec, model=model, source=str(team_file)).check_models()
+    if ray_address and workers is None:
+        workers = 1
+    if workers is not None:
+        from mascope.jobs._ray import _import_ray
+
+        _import_ray()  # Ray missing: say which extra to install, before anything is created
     with removed_if_failed(db):
         store = _store(db)
+    if workers is not None:
+        with progress_bar(f"{spec.name}: {workers} Ray worker(s) at work", None):
+            done = eval_on_ray(
+                store, spec, dataset, workers=workers, ray_address=ray_address, model=model,
+                source=str(team_file), concurrency=concurrency,
+            )  # fmt: skip
+        _finish(done, store, as_json, None)
+        return
     extra = [TextColumn("[dim]{task.fields[flight]} running[/]")]
 
     async def main() -> Any:
@@ -64,6 +98,10 @@ def eval_run(
     if report is None:
         stop_if_interrupted(signum, err, shown=False)
         return
+    _finish(report, store, as_json, signum)
+
+
+def _finish(report: Any, store: Any, as_json: bool, signum: int | None) -> None:
     if as_json:
         print(json.dumps({**report.as_dict(), "db": str(store.path or store.url)}))
     else:

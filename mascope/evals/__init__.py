@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._tasks import EvalReport, EvalTask, aeval_run, eval_job_id, eval_report, load_tasks
+    from ._tasks import (
+        EvalReport,
+        EvalTask,
+        aeval_run,
+        eval_job_id,
+        eval_on_ray,
+        eval_report,
+        load_tasks,
+        queue_eval,
+    )
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -20,8 +29,19 @@ __getattr__, __dir__ = lazy_exports(
         "aeval_run": "._tasks",
         "eval_job_id": "._tasks",
         "eval_report": "._tasks",
+        "eval_on_ray": "._tasks",
+        "queue_eval": "._tasks",
         "load_tasks": "._tasks",
     },
 )
 
-__all__ = ["EvalReport", "EvalTask", "aeval_run", "eval_job_id", "eval_report", "load_tasks"]
+__all__ = [
+    "EvalReport",
+    "EvalTask",
+    "aeval_run",
+    "eval_job_id",
+    "eval_on_ray",
+    "eval_report",
+    "load_tasks",
+    "queue_eval",
+]

@@ -277,6 +277,24 @@ def eval_report(store: TraceStore, job_id: str, team: str) -> EvalReport:
     return report
 
 
+def queue_eval(
+    store: TraceStore,
+    spec: TeamSpec,
+    tasks: Sequence[EvalTask],
+    *,
+    model: str | None = None,
+    source: str = "team",
+) -> str:
+    """Queue the eval's tasks as a job in the store (tasks already there keep their
+    state); returns the job's id."""
+    job_id = eval_job_id(spec, model, tasks)
+    queue = JobQueue(store)
+    queue.ensure_job(job_id, kind="run-task", config=eval_config(spec, model, source))
+    queue.enqueue(job_id, {t.key: {"task": t.task, "ground_truth": t.ground_truth, "line": t.line} for t in tasks})  # fmt: skip
+    store.recover_interrupted()  # runs of a killed eval on this host end as interrupted
+    return job_id
+
+
 async def aeval_run(
     store: TraceStore,
     spec: TeamSpec,
@@ -290,13 +308,9 @@ async def aeval_run(
 ) -> EvalReport:
     """Run the team on every task not yet run under this eval's job, in this process
     (with any other workers on the same job), and report over all its tasks."""
-    job_id = eval_job_id(spec, model, tasks)
-    config = eval_config(spec, model, source)
+    job_id = queue_eval(store, spec, tasks, model=model, source=source)
     queue = JobQueue(store)
-    queue.ensure_job(job_id, kind="run-task", config=config)
-    queue.enqueue(job_id, {t.key: {"task": t.task, "ground_truth": t.ground_truth, "line": t.line} for t in tasks})  # fmt: skip
-    store.recover_interrupted()  # runs of a killed eval on this host end as interrupted
-    built = build_work("run-task", store, config)
+    built = build_work("run-task", store, eval_config(spec, model, source))
     batch = BatchReport(job_id=job_id, total=len(tasks), skipped=len(tasks) - queue.pending(job_id))
     try:
         await run_job(
@@ -308,5 +322,41 @@ async def aeval_run(
     report = eval_report(store, job_id, spec.name)
     for key, why in batch.failures.items():
         report.not_run[key] = why
+    report.batch = batch
+    return report
+
+
+def eval_on_ray(
+    store: TraceStore,
+    spec: TeamSpec,
+    tasks: Sequence[EvalTask],
+    *,
+    workers: int,
+    ray_address: str | None = None,
+    model: str | None = None,
+    source: str = "team",
+    concurrency: int = 4,
+    lease_s: float = LEASE_S,
+) -> EvalReport:
+    """`aeval_run` with `workers` Ray workers (a local Ray runtime, or the cluster at
+    `ray_address`) pulling the tasks from the store's queue."""
+    import time
+
+    from mascope.jobs import run_on_ray
+
+    job_id = queue_eval(store, spec, tasks, model=model, source=source)
+    skipped = len(tasks) - JobQueue(store).pending(job_id)
+    started = time.monotonic()
+    reports = run_on_ray(
+        store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency, lease_s=lease_s
+    )  # fmt: skip
+    batch = BatchReport(job_id=job_id, total=len(tasks), skipped=skipped)
+    batch.judged = sum(r.done for r in reports)
+    batch.not_judged = sum(r.failed for r in reports)
+    batch.lost = sum(r.lost for r in reports)
+    batch.elapsed_s = time.monotonic() - started
+    report = eval_report(store, job_id, spec.name)
+    for r in reports:
+        report.not_run.update(r.failures)
     report.batch = batch
     return report

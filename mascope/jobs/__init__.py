@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         run_job,
     )
     from ._queue import LEASE_S, Claimed, Completion, ItemState, JobQueue
+    from ._ray import WorkerReport, run_on_ray
     from ._registry import BuiltWork, WorkFactory, build_work, register_work, work_factory
     from ._run import drain_job
 
@@ -51,6 +52,8 @@ __getattr__, __dir__ = lazy_exports(
         "register_work": "._registry",
         "work_factory": "._registry",
         "drain_job": "._run",
+        "WorkerReport": "._ray",
+        "run_on_ray": "._ray",
     },
 )
 
@@ -68,9 +71,11 @@ __all__ = [
     "RateLimiter",
     "Work",
     "WorkFactory",
+    "WorkerReport",
     "build_work",
     "drain_job",
     "register_work",
     "run_job",
+    "run_on_ray",
     "work_factory",
 ]

@@ -49,7 +49,9 @@ _BUILT_IN = {
 
 
 def register_work(name: str) -> Callable[[WorkFactory], WorkFactory]:
-    """Register a work factory under `name` (a decorator)."""
+    """Register a work factory under `name` (a decorator). Name your own work
+    `package.module:name` after the module that registers it: a worker in another
+    process then imports that module to find it."""
 
     def add(factory: WorkFactory) -> WorkFactory:
         _REGISTRY[name] = factory
@@ -62,6 +64,12 @@ def work_factory(name: str) -> WorkFactory:
     """The factory registered under `name`."""
     if name not in _REGISTRY and name in _BUILT_IN:
         importlib.import_module(_BUILT_IN[name])
+    elif name not in _REGISTRY and ":" in name:
+        # `package.module:name`: work of the user's own, registered when its module is imported.
+        try:
+            importlib.import_module(name.split(":", 1)[0])
+        except ImportError as exc:
+            raise ConfigError(f"cannot import the module of work {name!r}: {exc}") from None
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -30,7 +30,7 @@ def attributions(store: TraceStore, ids: list[str]) -> dict[str, int]:
 
 def test_two_workers_never_claim_the_same_item(qstore: TraceStore) -> None:
     a, b = JobQueue(qstore), JobQueue(qstore)
-    a.ensure_job("j-1", kind="test-label", config={})
+    a.ensure_job("j-1", kind="tests.jobs.workers:label", config={})
     assert a.enqueue("j-1", [f"k{i}" for i in range(10)]) == 10
     assert a.enqueue("j-1", ["k0", "k1"]) == 0  # already queued: kept as they are
     first = a.claim("j-1", 4)
@@ -48,7 +48,7 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_records_nothing(
 ) -> None:
     ids = runs(qstore, 2)
     slow, other = JobQueue(qstore), JobQueue(qstore)
-    slow.ensure_job("j-2", kind="test-label", config={})
+    slow.ensure_job("j-2", kind="tests.jobs.workers:label", config={})
     slow.enqueue("j-2", ids)
     assert {c.key for c in slow.claim("j-2", 2, lease_s=0.2)} == set(ids)
     assert other.claim("j-2", 2, lease_s=60) == []  # held while the lease runs
@@ -71,7 +71,7 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_records_nothing(
 
 def test_a_heartbeat_keeps_the_items_of_a_live_worker(qstore: TraceStore) -> None:
     live, other = JobQueue(qstore), JobQueue(qstore)
-    live.ensure_job("j-3", kind="test-label", config={})
+    live.ensure_job("j-3", kind="tests.jobs.workers:label", config={})
     live.enqueue("j-3", ["a", "b"])
     live.claim("j-3", 2, lease_s=0.05)
     time.sleep(0.1)
@@ -83,7 +83,7 @@ def test_a_heartbeat_keeps_the_items_of_a_live_worker(qstore: TraceStore) -> Non
 
 def test_a_completed_item_is_not_claimed_again_until_requeued(qstore: TraceStore) -> None:
     q = JobQueue(qstore)
-    q.ensure_job("j-4", kind="test-label", config={})
+    q.ensure_job("j-4", kind="tests.jobs.workers:label", config={})
     q.enqueue("j-4", {"t1": {"task": "2 + 2"}, "t2": None})
     claimed = {c.key: c for c in q.claim("j-4", 5)}
     assert claimed["t1"].payload == {"task": "2 + 2"} and claimed["t2"].payload is None
@@ -107,7 +107,7 @@ def test_two_workers_in_threads_share_a_job_and_label_each_item_once(
 ) -> None:
     ids = runs(qstore, 24)
     q = JobQueue(qstore)
-    q.ensure_job("j-5", kind="test-label", config={"delay": 0.02})
+    q.ensure_job("j-5", kind="tests.jobs.workers:label", config={"delay": 0.02})
     q.enqueue("j-5", ids)
     reports: list[BatchReport] = []
     threads = [threading.Thread(target=_drain, args=(target, "j-5", reports)) for _ in range(2)]
@@ -126,11 +126,11 @@ async def test_a_worker_waits_for_items_held_elsewhere_and_takes_them_over_when_
 ) -> None:
     ids = runs(qstore, 3)
     gone = JobQueue(qstore)  # a worker that claimed and then vanished without a trace
-    gone.ensure_job("j-6", kind="test-label", config={})
+    gone.ensure_job("j-6", kind="tests.jobs.workers:label", config={})
     gone.enqueue("j-6", ids)
     gone.claim("j-6", 1, lease_s=0.5)
     report = BatchReport(job_id="j-6", total=3)
-    built = build_work("test-label", qstore, {})
+    built = build_work("tests.jobs.workers:label", qstore, {})
     await run_job(qstore, job_id="j-6", work=built.work, report=report, lease_s=30)
     assert report.judged == 3
     assert attributions(qstore, ids) == dict.fromkeys(ids, 1)

@@ -45,7 +45,7 @@ def _wait_for_starts(log: Path, n: int, proc: subprocess.Popen[bytes]) -> None:
 def _queue_job(store: TraceStore, job: str, n: int, delay: float) -> list[str]:
     ids = runs(store, n)
     q = JobQueue(store)
-    q.ensure_job(job, kind="test-label", config={"delay": delay})
+    q.ensure_job(job, kind="tests.jobs.workers:label", config={"delay": delay})
     q.enqueue(job, ids)
     return ids
 

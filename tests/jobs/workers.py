@@ -26,7 +26,7 @@ def note(line: str) -> None:
             fh.write(line + "\n")
 
 
-@register_work("test-label")
+@register_work("tests.jobs.workers:label")
 def label_work(store: TraceStore, config: dict[str, Any], /, **_: Any) -> BuiltWork:
     delay = float(config.get("delay", 0.0))
 
