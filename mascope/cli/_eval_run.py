@@ -15,6 +15,7 @@ from rich.table import Table
 from ._common import DbOpt, JsonOpt, err, removed_if_failed, user_errors
 from ._progress import progress_bar, run_interruptible, stop_if_interrupted
 from ._run import ModelOpt, _store
+from ._workers import RayAddressOpt, WorkersOpt, ray_workers
 
 
 @user_errors
@@ -32,23 +33,8 @@ def eval_run(
         int,
         typer.Option(help="Tasks run at once (by each worker, with --workers).", min=1, max=256),
     ] = 4,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Run on this many Ray workers (a local Ray runtime unless --ray-address); "
-            "needs mascope[ray].",
-            min=1,
-            max=1024,
-        ),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="Join this Ray cluster (e.g. ray://head:10001) instead of starting one; "
-            "needs a PostgreSQL --db the workers can reach.",
-        ),
-    ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -61,16 +47,11 @@ def eval_run(
     from mascope.evals import aeval_run, eval_on_ray, load_tasks
     from mascope.graphs import Team, load_team_file
 
-    # Every mistake in the team or the task file is reported before anything is created.
+    # Every mistake in the flags, the team or the task file is reported before anything is created.
+    workers = ray_workers(workers, ray_address)
     spec = load_team_file(team_file)
     dataset = load_tasks(tasks)
     Team.from_spec(spec, model=model, source=str(team_file)).check_models()
-    if ray_address and workers is None:
-        workers = 1
-    if workers is not None:
-        from mascope.jobs._ray import _import_ray
-
-        _import_ray()  # Ray missing: say which extra to install, before anything is created
     with removed_if_failed(db):
         store = _store(db)
     if workers is not None:

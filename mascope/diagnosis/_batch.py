@@ -48,8 +48,41 @@ __all__ = [
     "RateLimiter",
     "aattribute_batch",
     "ajudge_batch",
+    "attribute_on_ray",
     "job_id_for",
+    "judge_on_ray",
 ]
+
+
+def _prepare(
+    store: TraceStore, *, job_id: str, kind: str, config: dict[str, Any], run_ids: Sequence[str]
+) -> tuple[JobQueue, BatchReport, list[str]]:
+    """Queue `run_ids` in the job; returns the queue, the report so far, and the runs to do.
+
+    Only finished runs are worked on (running ones are counted in `report.running`,
+    kept from being claimed, and left for a later batch), and a run done when it
+    had fewer steps is done again, as is one whose work failed before.
+    """
+    queue = JobQueue(store)
+    queue.ensure_job(job_id, kind=kind, config=config)
+    unique = list(dict.fromkeys(run_ids))
+    queue.enqueue(job_id, unique)
+    view = store.job_item_view(job_id, unique)
+    states = queue.states(job_id, unique)
+    running = [r for r in unique if view[r].run_status == "running"]
+    current = [
+        r for r in unique
+        if view[r].run_status != "running" and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
+    ]  # fmt: skip
+    settled = set(running) | set(current)
+    todo = [r for r in unique if r not in settled]
+    queue.park(job_id, running)
+    # Redo what failed or went stale, unless another worker did it since we looked.
+    queue.requeue(job_id, {r: states[r].attempts for r in todo if states[r].status != "pending"})
+    report = BatchReport(
+        job_id=job_id, total=len(unique), skipped=len(current), running=len(running)
+    )
+    return queue, report, todo
 
 
 async def _run_batch(
@@ -66,31 +99,9 @@ async def _run_batch(
     on_progress: Callable[[BatchProgress], None] | None,
     lease_s: float = LEASE_S,
 ) -> BatchReport:
-    """Queue `run_ids` in the job and do those not yet done under it.
-
-    Only finished runs are worked on (running ones are counted in `report.running`
-    and left for a later batch), and a run done when it had fewer steps is done
-    again, as is one whose work failed before. Items another worker holds are
-    counted in `report.elsewhere`.
-    """
-    queue = JobQueue(store)
-    queue.ensure_job(job_id, kind=kind, config=config)
-    unique = list(dict.fromkeys(run_ids))
-    queue.enqueue(job_id, unique)
-    view = store.job_item_view(job_id, unique)
-    states = queue.states(job_id, unique)
-    running = [r for r in unique if view[r].run_status == "running"]
-    current = [
-        r for r in unique
-        if view[r].run_status != "running" and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
-    ]  # fmt: skip
-    settled = set(running) | set(current)
-    todo = [r for r in unique if r not in settled]
-    # Redo what failed or went stale, unless another worker did it since we looked.
-    queue.requeue(job_id, {r: states[r].attempts for r in todo if states[r].status != "pending"})
-    report = BatchReport(
-        job_id=job_id, total=len(unique), skipped=len(current), running=len(running)
-    )
+    """Do the runs of `run_ids` not yet done under the job, in this process; items
+    another worker holds are counted in `report.elsewhere`."""
+    queue, report, todo = _prepare(store, job_id=job_id, kind=kind, config=config, run_ids=run_ids)
     try:
         return await run_job(
             store, job_id=job_id, work=built.work, report=report, among=todo, concurrency=concurrency,
@@ -99,6 +110,44 @@ async def _run_batch(
         )  # fmt: skip
     finally:
         await built.aclose()
+
+
+def _on_ray(
+    store: TraceStore,
+    *,
+    job_id: str,
+    kind: str,
+    config: dict[str, Any],
+    run_ids: Sequence[str],
+    workers: int,
+    ray_address: str | None,
+    concurrency: int,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+    lease_s: float = LEASE_S,
+) -> BatchReport:
+    """`_run_batch` on Ray workers: each rebuilds the work from the job and drains
+    its pending runs (with any other worker on the job)."""
+    import time
+
+    from mascope.jobs import run_on_ray
+
+    _, report, _ = _prepare(store, job_id=job_id, kind=kind, config=config, run_ids=run_ids)
+    started = time.monotonic()
+    for w in run_on_ray(
+        store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency,
+        lease_s=lease_s, rpm=rpm, max_cost=max_cost,
+    ):  # fmt: skip
+        report.judged += w.done
+        report.not_judged += w.failed
+        report.lost += w.lost
+        report.failures.update(w.failures)
+        report.modes.update(w.labels)
+        report.uncertain.update(w.uncertain)
+        report.cost_usd += w.cost_usd
+        report.cost_known = report.cost_known and w.cost_known
+    report.elapsed_s = time.monotonic() - started
+    return report
 
 
 # -- judging ---------------------------------------------------------------------
@@ -200,6 +249,25 @@ async def ajudge_batch(
                             built=built, concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
 
 
+def judge_on_ray(
+    store: TraceStore,
+    run_ids: Sequence[str],
+    config: JudgeConfig,
+    *,
+    workers: int,
+    ray_address: str | None = None,
+    concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+) -> BatchReport:
+    """`ajudge_batch` on `workers` Ray workers (a local runtime, or the cluster at
+    `ray_address`); each builds the judge's model from `config.model`, and the
+    request rate and cost cap are shared out among them."""
+    config_data = {**asdict(config), "prompt_version": PROMPT_VERSION}
+    return _on_ray(store, job_id=job_id_for(config), kind="judge", config=config_data, run_ids=run_ids,
+                   workers=workers, ray_address=ray_address, concurrency=concurrency, rpm=rpm, max_cost=max_cost)  # fmt: skip
+
+
 # -- attribution -------------------------------------------------------------------
 
 
@@ -262,10 +330,34 @@ async def aattribute_batch(
     on_progress: Callable[[BatchProgress], None] | None = None,
 ) -> BatchReport:
     """Attribute many failed runs with one method, as a resumable job."""
-    from ._attribution import PROMPT_VERSION as ATTRIBUTION_PROMPT
-
-    config = {"method": method, "model": model.model_id.split("@", 1)[0], "with_ground_truth": with_ground_truth,
-              "max_replays": max_replays, "prompt_version": ATTRIBUTION_PROMPT, "model_ref": model.model_id}  # fmt: skip
+    config = _attribute_config(method, model.model_id, with_ground_truth, max_replays)
     built = build_work("attribute", store, config, model=model)
     return await _run_batch(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,
                             built=built, concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
+
+
+def _attribute_config(
+    method: str, model: str, with_ground_truth: bool, max_replays: int
+) -> dict[str, Any]:
+    from ._attribution import PROMPT_VERSION as ATTRIBUTION_PROMPT
+
+    return {"method": method, "model": model.split("@", 1)[0], "with_ground_truth": with_ground_truth,
+            "max_replays": max_replays, "prompt_version": ATTRIBUTION_PROMPT, "model_ref": model}  # fmt: skip
+
+
+def attribute_on_ray(
+    store: TraceStore,
+    run_ids: Sequence[str],
+    *,
+    method: str,
+    model: str,
+    with_ground_truth: bool = True,
+    max_replays: int = 5,
+    workers: int,
+    ray_address: str | None = None,
+    concurrency: int = 4,
+) -> BatchReport:
+    """`aattribute_batch` on `workers` Ray workers; each builds `model` (a model string) itself."""
+    config = _attribute_config(method, model, with_ground_truth, max_replays)
+    return _on_ray(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,
+                   workers=workers, ray_address=ray_address, concurrency=concurrency)  # fmt: skip

@@ -354,7 +354,8 @@ def eval_on_ray(
     batch.judged = sum(r.done for r in reports)
     batch.not_judged = sum(r.failed for r in reports)
     batch.lost = sum(r.lost for r in reports)
-    batch.elapsed_s = time.monotonic() - started
+    # As in-process: the time the work took (the longest worker's), not Ray's start-up.
+    batch.elapsed_s = max((r.elapsed_s for r in reports), default=time.monotonic() - started)
     report = eval_report(store, job_id, spec.name)
     for r in reports:
         report.not_run.update(r.failures)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         run_job,
     )
     from ._queue import LEASE_S, Claimed, Completion, ItemState, JobQueue
-    from ._ray import WorkerReport, run_on_ray
+    from ._ray import WorkerReport, check_ray, run_on_ray
     from ._registry import BuiltWork, WorkFactory, build_work, register_work, work_factory
     from ._run import drain_job
 
@@ -54,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         "drain_job": "._run",
         "WorkerReport": "._ray",
         "run_on_ray": "._ray",
+        "check_ray": "._ray",
     },
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "WorkFactory",
     "WorkerReport",
     "build_work",
+    "check_ray",
     "drain_job",
     "register_work",
     "run_job",

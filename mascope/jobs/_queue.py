@@ -197,6 +197,26 @@ class JobQueue:
                 changed += int(done.rowcount or 0)
         return changed
 
+    def park(self, job_id: str, keys: Sequence[str]) -> None:
+        """Keep pending items nobody holds from being claimed (`waiting`) until they
+        are requeued: a run still being recorded is judged when it has finished."""
+        if not keys:
+            return
+        with self._write.begin() as conn:
+            now = _db_now(conn)
+            conn.execute(
+                update(_ITEMS)
+                .where(
+                    _ITEMS.c.job_id == job_id,
+                    _ITEMS.c.run_id.in_(list(keys)),
+                    _ITEMS.c.status == "pending",
+                    _ITEMS.c.claimed_by.is_(None)
+                    | _ITEMS.c.lease_until.is_(None)
+                    | (_ITEMS.c.lease_until < now),
+                )
+                .values(status="waiting", claimed_by=None, claimed_at=None, lease_until=None)
+            )
+
     # -- claims ---------------------------------------------------------------------
 
     def claim(

@@ -31,6 +31,16 @@ class WorkerReport:
     lost: int
     elapsed_s: float
     failures: dict[str, str]
+    labels: dict[str, int]
+    """Tags the work counted (failure modes, blamed agents, run statuses)."""
+    uncertain: dict[str, int]
+    cost_usd: float
+    cost_known: bool
+
+
+def check_ray() -> None:
+    """Refuse in one line, naming the extra to install, when Ray is missing."""
+    _import_ray()
 
 
 def _import_ray() -> Any:
@@ -57,17 +67,29 @@ def store_address(store: TraceStore, *, cluster: bool) -> str:
     return store.url
 
 
-def drain_on(address: str, job_id: str, concurrency: int, lease_s: float) -> WorkerReport:
+def drain_on(
+    address: str,
+    job_id: str,
+    concurrency: int,
+    lease_s: float,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+) -> WorkerReport:
     """One worker's share of a job, in a Ray worker process (or any process)."""
     from mascope.traces import TraceStore
 
     from ._run import drain_job
 
     with TraceStore(address, create=False) as store:
-        report = asyncio.run(drain_job(store, job_id, concurrency=concurrency, lease_s=lease_s))
+        report = asyncio.run(
+            drain_job(
+                store, job_id, concurrency=concurrency, lease_s=lease_s, rpm=rpm, max_cost=max_cost
+            )
+        )
     return WorkerReport(
-        report.judged, report.not_judged, report.lost, report.elapsed_s, dict(report.failures)
-    )
+        report.judged, report.not_judged, report.lost, report.elapsed_s, dict(report.failures),
+        dict(report.modes), dict(report.uncertain), report.cost_usd, report.cost_known,
+    )  # fmt: skip
 
 
 def run_on_ray(
@@ -78,9 +100,12 @@ def run_on_ray(
     ray_address: str | None = None,
     concurrency: int = 4,
     lease_s: float = LEASE_S,
+    rpm: float | None = None,
+    max_cost: float | None = None,
 ) -> list[WorkerReport]:
     """Drain a queued job with `workers` Ray workers: a local Ray runtime, or the
-    cluster at `ray_address`. Blocks until the job has no pending item."""
+    cluster at `ray_address`. Blocks until the job has no pending item. A request
+    rate and a cost cap are shared out evenly among the workers."""
     ray = _import_ray()
     address = store_address(store, cluster=ray_address is not None)
     started_here = not ray.is_initialized()
@@ -99,7 +124,13 @@ def run_on_ray(
             raise ConfigError(f"cannot join the Ray cluster at {ray_address}: {exc}") from None
     try:
         remote = ray.remote(num_cpus=1, max_retries=3)(drain_on)
-        refs = [remote.remote(address, job_id, concurrency, lease_s) for _ in range(workers)]
+        share = (
+            None if rpm is None else rpm / workers,
+            None if max_cost is None else max_cost / workers,
+        )
+        refs = [
+            remote.remote(address, job_id, concurrency, lease_s, *share) for _ in range(workers)
+        ]
         return list(ray.get(refs))
     finally:
         if started_here:

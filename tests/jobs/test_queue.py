@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,32 @@ def test_unknown_work_names_what_is_registered(qstore: TraceStore) -> None:
     assert label_work  # registered on import
     with pytest.raises(ConfigError, match=r"no work registered as 'nope' \(known: .*judge"):
         build_work("nope", qstore, {})
+
+
+def test_without_ray_workers_are_refused_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from mascope.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        "name: t\nagents: [{name: a, role: r}]\ntopology: {kind: pipeline, stages: [a]}\n"
+    )
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"task": "x"}\n')
+    db = tmp_path / "new.db"
+    for args in (
+        ["eval", "run", str(team), "--tasks", str(tasks), "--workers", "2", "--db", str(db)],
+        ["judge", "--all", "--workers", "2", "--db", str(db)],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            "error: --workers runs on Ray, which is not installed; pip install 'mascope[ray]'"
+        )
+    assert not db.exists()

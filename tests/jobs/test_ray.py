@@ -73,3 +73,29 @@ def test_eval_run_on_ray_workers(tmp_path: Path) -> None:
     assert (report["runs"], report["succeeded"], report["ran_now"]) == (10, 5, 10)
     with TraceStore(db) as store:
         assert len(store.list_runs(limit=100)) == 10
+
+
+def test_judge_all_on_ray_workers_labels_each_run_once(tmp_path: Path) -> None:
+    from ..diagnosis.test_batch import GOOD
+
+    db = tmp_path / "judge.db"
+    with TraceStore(db) as store:
+        ids = []
+        for i in range(8):
+            rid = store.start_run(team="t", task=f"task {i}")
+            store.append_step(rid, agent="a", content="an answer")
+            store.finish_run(rid, status="failed")
+            ids.append(rid)
+        live = store.start_run(team="t", task="still going")  # left for a later batch
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps([GOOD] * 8))  # each worker builds its own scripted judge
+    args = ["judge", "--all", "--db", str(db), "-m", f"scripted:{script}", "--workers", "2", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["judged"], report["running"], report["not_judged"]) == (8, 1, 0)
+    assert report["modes"] == {"FM-1.3": 8}
+    with TraceStore(db) as store:
+        for rid in ids:
+            assert sum(a.annotator.startswith("llm:") for a in store.annotations(rid)) == 14
+        assert store.annotations(live) == []
