@@ -137,7 +137,9 @@ def _wait_starts(log: Path, n: int, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.01)
 
 
-def kill_trial(target: str, tmp: Path, trial: int, items: int, rng: random.Random) -> tuple[int, int, int]:
+def kill_trial(
+    target: str, tmp: Path, trial: int, items: int, rng: random.Random
+) -> tuple[int, int, int]:
     job, log = f"kill-{trial}", tmp / f"kill-{trial}.log"
     ids = _queue(target, items, job, 0.2)
     first = _worker(target, job, 300, log)
