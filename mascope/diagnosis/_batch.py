@@ -328,21 +328,27 @@ async def aattribute_batch(
     rpm: float | None = None,
     max_cost: float | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
+    model_ref: str | None = None,
 ) -> BatchReport:
-    """Attribute many failed runs with one method, as a resumable job."""
-    config = _attribute_config(method, model.model_id, with_ground_truth, max_replays)
+    """Attribute many failed runs with one method, as a resumable job. `model_ref`
+    is the model string other workers would build `model` from."""
+    config = _attribute_config(
+        method, model.model_id, model_ref or model.model_id, with_ground_truth, max_replays
+    )
     built = build_work("attribute", store, config, model=model)
     return await _run_batch(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,
                             built=built, concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
 
 
 def _attribute_config(
-    method: str, model: str, with_ground_truth: bool, max_replays: int
+    method: str, model_id: str, model_ref: str, with_ground_truth: bool, max_replays: int
 ) -> dict[str, Any]:
+    """`model_id` names the job (without its endpoint); `model_ref` is the model
+    string a worker elsewhere builds the model from."""
     from ._attribution import PROMPT_VERSION as ATTRIBUTION_PROMPT
 
-    return {"method": method, "model": model.split("@", 1)[0], "with_ground_truth": with_ground_truth,
-            "max_replays": max_replays, "prompt_version": ATTRIBUTION_PROMPT, "model_ref": model}  # fmt: skip
+    return {"method": method, "model": model_id.split("@", 1)[0], "with_ground_truth": with_ground_truth,
+            "max_replays": max_replays, "prompt_version": ATTRIBUTION_PROMPT, "model_ref": model_ref}  # fmt: skip
 
 
 def attribute_on_ray(
@@ -351,13 +357,17 @@ def attribute_on_ray(
     *,
     method: str,
     model: str,
+    model_id: str | None = None,
     with_ground_truth: bool = True,
     max_replays: int = 5,
     workers: int,
     ray_address: str | None = None,
     concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
 ) -> BatchReport:
-    """`aattribute_batch` on `workers` Ray workers; each builds `model` (a model string) itself."""
-    config = _attribute_config(method, model, with_ground_truth, max_replays)
+    """`aattribute_batch` on `workers` Ray workers; each builds `model` (a model string)
+    itself. `model_id` names the job as the in-process batch does (default `model`)."""
+    config = _attribute_config(method, model_id or model, model, with_ground_truth, max_replays)
     return _on_ray(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,
-                   workers=workers, ray_address=ray_address, concurrency=concurrency)  # fmt: skip
+                   workers=workers, ray_address=ray_address, concurrency=concurrency, rpm=rpm, max_cost=max_cost)  # fmt: skip

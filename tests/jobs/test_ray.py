@@ -99,3 +99,22 @@ def test_judge_all_on_ray_workers_labels_each_run_once(tmp_path: Path) -> None:
         for rid in ids:
             assert sum(a.annotator.startswith("llm:") for a in store.annotations(rid)) == 14
         assert store.annotations(live) == []
+
+
+def test_attribute_all_on_ray_workers_is_the_same_job_as_in_process(tmp_path: Path) -> None:
+    from ..diagnosis.test_attribution import failed_run
+
+    db = tmp_path / "attr.db"
+    with TraceStore(db) as store:
+        ids = [failed_run(store) for _ in range(4)]
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([json.dumps({"agent": "solver", "step": 1, "reason": "r"})] * 4))
+    args = ["attribute", "--all", "--method", "all-at-once", "-m", f"scripted:{script}", "--db", str(db), "--json"]  # fmt: skip
+    on_ray = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert on_ray.exit_code == 0, on_ray.output
+    data = json.loads(on_ray.stdout)
+    assert (data["attributed"], data["blamed_agents"]) == (4, {"solver": 4})
+    here = json.loads(CliRunner().invoke(app, args).stdout)
+    assert (here["job"], here["attributed"], here["skipped"]) == (data["job"], 0, 4)
+    with TraceStore(db) as store:
+        assert all(len(store.attributions(r)) == 1 for r in ids)
