@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mascope._safeload import Limits, read_text
 from mascope.errors import ConfigError, did_you_mean
 from mascope.jobs import (
+    FAILED_STATUSES,
     LEASE_S,
     BatchProgress,
     BatchReport,
@@ -259,7 +260,7 @@ def eval_report(store: TraceStore, job_id: str, team: str) -> EvalReport:
             report.pending += 1
             continue
         if state.status != "done" or not state.result:
-            report.not_run[key] = "could not run"
+            report.not_run[key] = state.error or "could not run"
             continue
         r = state.result
         report.runs += 1
@@ -291,6 +292,9 @@ def queue_eval(
     queue = JobQueue(store)
     queue.ensure_job(job_id, kind="run-task", config=eval_config(spec, model, source))
     queue.enqueue(job_id, {t.key: {"task": t.task, "ground_truth": t.ground_truth, "line": t.line} for t in tasks})  # fmt: skip
+    # Tasks whose run could not be started last time are tried again.
+    failed = {k: s.attempts for k, s in queue.states(job_id).items() if s.status in FAILED_STATUSES}
+    queue.requeue(job_id, failed)
     store.recover_interrupted()  # runs of a killed eval on this host end as interrupted
     return job_id
 

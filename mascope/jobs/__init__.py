@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         Work,
         run_job,
     )
-    from ._queue import LEASE_S, Claimed, Completion, ItemState, JobQueue
+    from ._queue import FAILED_STATUSES, LEASE_S, Claimed, Completion, ItemState, JobQueue
     from ._ray import WorkerReport, check_ray, run_on_ray
     from ._registry import BuiltWork, WorkFactory, build_work, register_work, work_factory
     from ._run import drain_job
@@ -42,6 +42,7 @@ __getattr__, __dir__ = lazy_exports(
         "Work": "._executor",
         "run_job": "._executor",
         "LEASE_S": "._queue",
+        "FAILED_STATUSES": "._queue",
         "Claimed": "._queue",
         "Completion": "._queue",
         "ItemState": "._queue",
@@ -59,6 +60,7 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "FAILED_STATUSES",
     "LEASE_S",
     "BatchProgress",
     "BatchReport",

@@ -62,6 +62,7 @@ class ItemState(NamedTuple):
     run_steps: int | None
     claimed_by: str | None
     result: dict[str, Any] | None
+    error: str | None
 
 
 @dataclass
@@ -163,7 +164,7 @@ class JobQueue:
         """Items' states (all of the job's when `keys` is None)."""
         query = select(
             _ITEMS.c.run_id, _ITEMS.c.status, _ITEMS.c.attempts, _ITEMS.c.run_steps, _ITEMS.c.claimed_by,
-            _ITEMS.c.result,
+            _ITEMS.c.result, _ITEMS.c.error,
         ).where(_ITEMS.c.job_id == job_id)  # fmt: skip
         out: dict[str, ItemState] = {}
         with self._read.connect() as conn:

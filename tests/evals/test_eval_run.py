@@ -200,3 +200,36 @@ def _eval_jobs(store: TraceStore) -> list[str]:
         return [
             j for j in conn.execute(select(Job.__table__.c.id)).scalars() if j.startswith("eval-")
         ]  # type: ignore[attr-defined]
+
+
+FLAKY = """
+from pathlib import Path
+
+from mascope.errors import ConfigError
+
+
+def solve(ctx):
+    if Path(__file__).with_name("broken").exists():
+        raise ConfigError("the calculator is down")
+    return "ANSWER: 4"
+"""
+
+
+def test_tasks_that_could_not_run_are_named_and_tried_again_by_the_next_eval(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    (tmp_path / "broken").write_text("")
+    team = tmp_path / "team.yaml"
+    team.write_text(SLOW_TEAM.replace("slow-adder", "flaky").replace("slowmath", "flaky"))
+    tasks = write_tasks(tmp_path / "tasks.jsonl", ["4", "5", "4"])
+    args = ["eval", "run", str(team), "--tasks", str(tasks), "--db", str(tmp_path / "e.db"), "--json"]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 1, first.output
+    report = json.loads(first.stdout)
+    assert report["runs"] == 0 and report["not_run"] == dict.fromkeys(["t00", "t01", "t02"], "the calculator is down")  # fmt: skip
+    (tmp_path / "broken").unlink()
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    assert (report["runs"], report["succeeded"], report["not_run"]) == (3, 2, {})
