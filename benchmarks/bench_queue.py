@@ -140,7 +140,10 @@ def _wait_starts(log: Path, n: int, proc: subprocess.Popen[str]) -> None:
 def kill_trial(
     target: str, tmp: Path, trial: int, items: int, rng: random.Random
 ) -> tuple[int, int, int]:
-    job, log = f"kill-{trial}", tmp / f"kill-{trial}.log"
+    job = f"kill-{trial}"
+    log = (
+        tmp / f"kill-{trial}-{time.monotonic_ns()}.log"
+    )  # its own log: starts of other trials must not count
     ids = _queue(target, items, job, 0.2)
     first = _worker(target, job, 300, log)
     _wait_starts(log, rng.randint(1, items - 3), first)
@@ -155,7 +158,8 @@ def kill_trial(
 
 
 def stall_trial(target: str, tmp: Path, trial: int, items: int) -> tuple[int, int, int]:
-    job, log = f"stall-{trial}", tmp / f"stall-{trial}.log"
+    job = f"stall-{trial}"
+    log = tmp / f"stall-{trial}-{time.monotonic_ns()}.log"
     ids = _queue(target, items, job, 0.8)
     first = _worker(target, job, 1.0, log)
     _wait_starts(log, 2, first)
@@ -173,7 +177,8 @@ def stall_trial(target: str, tmp: Path, trial: int, items: int) -> tuple[int, in
 def ray_trial(target: str, tmp: Path, trial: int, items: int) -> tuple[int, int, int]:
     from mascope.jobs import run_on_ray
 
-    job, log = f"ray-{trial}", tmp / f"ray-{trial}.log"
+    job = f"ray-{trial}"
+    log = tmp / f"ray-{trial}-{time.monotonic_ns()}.log"
     ids = _queue(target, items, job, 0.2)
     os.environ.update(_env(MASCOPE_TEST_LOG=str(log)))
     killed: list[int] = []
@@ -262,7 +267,7 @@ Workers killed mid-job ({args.items} items a job, each 0.2 s of work whose resul
 attribution committed with the item's completion). Lost: items not done at the end; done
 twice: runs labelled more than once. Both must be 0.
 
-| trial | trials | items cut off / dropped | items lost | items done twice |
+| trial | trials | items the first worker had started (SIGKILL) / whose late results it had dropped (SIGSTOP) | items lost | items done twice |
 | --- | ---: | ---: | ---: | ---: |
 {chr(10).join(killed)}
 """
