@@ -18,6 +18,7 @@ from ._progress import (
     run_interruptible,
     stop_if_interrupted,
 )
+from ._workers import RayAddressOpt, WorkersOpt, ray_workers
 
 METHOD_HELP = (
     "all-at-once, step-by-step, binary-search, a2p, counterfactual (re-runs the team to verify) "
@@ -90,6 +91,8 @@ def attribute(
             min=0.001,
         ),
     ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -101,6 +104,7 @@ def attribute(
     from mascope.traces import TraceStore
 
     settings = Settings.load(db=db or None, model=model)
+    workers = ray_workers(workers, ray_address)
     store = TraceStore(settings.db, create=False, settings=settings, read_only=False)
     out = SafeConsole(highlight=False, width=None if Console().is_terminal else 200)
     if not run_ids and not all_runs:
@@ -146,6 +150,9 @@ def attribute(
             max_cost=max_cost,
             as_json=as_json,
             out=out,
+            workers=workers,
+            ray_address=ray_address,
+            model_ref=settings.model,
         )
         return
     results = []
@@ -193,9 +200,10 @@ def attribute(
 
 
 def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_truth: bool, max_replays: int,
-           concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console) -> None:  # fmt: skip
+           concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console,
+           workers: int | None = None, ray_address: str | None = None, model_ref: str = "") -> None:  # fmt: skip
 
-    from mascope.diagnosis._batch import aattribute_batch
+    from mascope.diagnosis._batch import aattribute_batch, attribute_on_ray
 
     async def main() -> Any:
         with progress_bar("attributing", len(ids)) as bar:
@@ -210,9 +218,20 @@ def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_tru
                 rpm=rpm,
                 max_cost=max_cost,
                 on_progress=lambda p: bar.set(p.done + p.skipped + p.failed, p.total),
+                model_ref=model_ref or None,
             )
 
-    report, signum = run_interruptible(main)
+    report: Any
+    signum: int | None = None
+    if workers is not None:
+        with progress_bar(f"attributing on {workers} Ray worker(s)", None):
+            report = attribute_on_ray(
+                store, ids, method=method, model=model_ref, model_id=llm.model_id, with_ground_truth=with_ground_truth,
+                max_replays=max_replays, workers=workers, ray_address=ray_address,
+                concurrency=concurrency, rpm=rpm, max_cost=max_cost,
+            )  # fmt: skip
+    else:
+        report, signum = run_interruptible(main)
     if report is None:
         stop_if_interrupted(signum, err, shown=False)
         return

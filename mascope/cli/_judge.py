@@ -15,6 +15,7 @@ from mascope.settings import Settings
 
 from ._common import DbOpt, JsonOpt, SafeConsole, err, user_errors
 from ._progress import end_batch, progress_bar, run_interruptible, stop_if_interrupted
+from ._workers import RayAddressOpt, WorkersOpt, ray_workers
 
 
 @user_errors
@@ -65,6 +66,8 @@ def judge(
             max=1.0,
         ),
     ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,6 +79,7 @@ def judge(
     from mascope.traces import TraceStore
 
     settings = Settings.load(db=db or None, model=model)
+    workers = ray_workers(workers, ray_address)
     if not run_ids and not all_runs:
         raise ConfigError(
             "name runs to judge, or pass --all (with --status failed to judge only failures)"
@@ -99,11 +103,28 @@ def judge(
         err.print(
             f"[yellow]warning:[/] no price is known for {llm.model_id}, so --max-cost cannot stop this job (set MASCOPE_PRICES)"
         )
-    report, signum = run_interruptible(
-        lambda: _with_progress(
-            store, ids, config, llm, concurrency=concurrency, rpm=rpm, max_cost=max_cost
+    report: Any
+    signum: int | None = None
+    if workers is not None:
+        from mascope.diagnosis._batch import judge_on_ray
+
+        with progress_bar(f"judging on {workers} Ray worker(s)", None):
+            report = judge_on_ray(
+                store,
+                ids,
+                config,
+                workers=workers,
+                ray_address=ray_address,
+                concurrency=concurrency,
+                rpm=rpm,
+                max_cost=max_cost,
+            )
+    else:
+        report, signum = run_interruptible(
+            lambda: _with_progress(
+                store, ids, config, llm, concurrency=concurrency, rpm=rpm, max_cost=max_cost
+            )
         )
-    )
     if report is None:
         stop_if_interrupted(signum, err, shown=False)
         return

@@ -63,9 +63,21 @@ def add_run_heartbeat(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE runs ADD COLUMN heartbeat_at {kind}"))
 
 
+def add_job_item_leases(conn: Connection) -> None:
+    """v5 -> v6: job items carry their claim's expiry (`lease_until`, set by the worker
+    that holds it), what the work needs (`payload`) and what it produced (`result`)."""
+    have = {c["name"] for c in inspect(conn).get_columns("job_items")}
+    for column, kind in (("lease_until", "TIMESTAMP"), ("payload", "JSON"), ("result", "JSON")):
+        if column not in have:
+            conn.execute(text(f"ALTER TABLE job_items ADD COLUMN {column} {kind}"))
+    # A claim taken before leases had an expiry lapses at once (NULL): no worker
+    # of an older mascope can still hold it, since it cannot open this store.
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _job_item_claims,
     2: add_step_inputs,
     3: add_annotation_status,
     4: add_run_heartbeat,
+    5: add_job_item_leases,
 }

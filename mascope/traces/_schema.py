@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
@@ -209,6 +209,12 @@ class JobItem(SQLModel, table=True):
     """When the claim was taken or last renewed; an older claim than the lease can be taken over."""
     run_steps: int | None = None
     """The run's step count when this item's result was recorded: a run that grew since is redone."""
+    lease_until: datetime | None = None
+    """When the claim lapses unless its worker heartbeats; then another worker may take the item."""
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    """What the work needs besides the item's key (an eval item's task and ground truth)."""
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    """What the work produced, committed with the item's completion (an eval item's run and score)."""
 
 
 class Meta(SQLModel, table=True):

@@ -1,0 +1,172 @@
+"""The job queue on SQLite and PostgreSQL: claims, leases, heartbeats, take-over and fenced completion."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mascope.errors import ConfigError
+from mascope.jobs import BatchReport, Completion, JobQueue, build_work, drain_job, run_job
+from mascope.traces import TraceStore
+
+from .workers import label_work
+
+
+def runs(store: TraceStore, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        rid = store.start_run(team="t", task=f"task {i}")
+        store.finish_run(rid, status="failed")
+        ids.append(rid)
+    return ids
+
+
+def attributions(store: TraceStore, ids: list[str]) -> dict[str, int]:
+    return {r: len(store.attributions(r)) for r in ids}
+
+
+def test_two_workers_never_claim_the_same_item(qstore: TraceStore) -> None:
+    a, b = JobQueue(qstore), JobQueue(qstore)
+    a.ensure_job("j-1", kind="tests.jobs.workers:label", config={})
+    assert a.enqueue("j-1", [f"k{i}" for i in range(10)]) == 10
+    assert a.enqueue("j-1", ["k0", "k1"]) == 0  # already queued: kept as they are
+    first = a.claim("j-1", 4)
+    second = b.claim("j-1", 4)
+    third = a.claim("j-1", 4)
+    assert (len(first), len(second), len(third)) == (4, 4, 2)  # at most the limit each
+    keys = [c.key for c in [*first, *second, *third]]
+    assert len(keys) == len(set(keys)) == 10
+    assert b.claim("j-1", 4) == []  # everything is held
+    assert a.pending("j-1") == 10
+
+
+def test_an_expired_lease_is_taken_over_and_the_late_worker_records_nothing(
+    qstore: TraceStore,
+) -> None:
+    ids = runs(qstore, 2)
+    slow, other = JobQueue(qstore), JobQueue(qstore)
+    slow.ensure_job("j-2", kind="tests.jobs.workers:label", config={})
+    slow.enqueue("j-2", ids)
+    assert {c.key for c in slow.claim("j-2", 2, lease_s=0.2)} == set(ids)
+    assert other.claim("j-2", 2, lease_s=60) == []  # held while the lease runs
+    time.sleep(0.4)  # the slow worker misses its heartbeat
+    taken = other.claim("j-2", 2, lease_s=60)
+    assert {c.key for c in taken} == set(ids)
+    row = {"method": "test", "annotator": "test"}
+    # The slow worker comes back and finishes: it no longer holds the items, so nothing of it is kept.
+    assert slow.complete("j-2", [Completion(r, attributions=[row]) for r in ids]) == []
+    assert slow.heartbeat("j-2", ids) == set()
+    assert other.complete("j-2", [Completion(r, attributions=[row]) for r in ids]) == ids
+    assert attributions(qstore, ids) == dict.fromkeys(ids, 1)
+    states = other.states("j-2")
+    assert {s.status for s in states.values()} == {"done"} and all(
+        s.attempts == 1 and s.claimed_by is None for s in states.values()
+    )
+    job = qstore.get_job("j-2")
+    assert job is not None and job.done == 2 and job.total == 2
+
+
+def test_a_heartbeat_keeps_the_items_of_a_live_worker(qstore: TraceStore) -> None:
+    live, other = JobQueue(qstore), JobQueue(qstore)
+    live.ensure_job("j-3", kind="tests.jobs.workers:label", config={})
+    live.enqueue("j-3", ["a", "b"])
+    live.claim("j-3", 2, lease_s=0.05)
+    time.sleep(0.1)
+    assert live.heartbeat("j-3", ["a", "b"], lease_s=60) == {"a", "b"}
+    assert other.claim("j-3", 2) == []
+    live.release("j-3", ["a"])
+    assert [c.key for c in other.claim("j-3", 2)] == ["a"]
+
+
+def test_a_completed_item_is_not_claimed_again_until_requeued(qstore: TraceStore) -> None:
+    q = JobQueue(qstore)
+    q.ensure_job("j-4", kind="tests.jobs.workers:label", config={})
+    q.enqueue("j-4", {"t1": {"task": "2 + 2"}, "t2": None})
+    claimed = {c.key: c for c in q.claim("j-4", 5)}
+    assert claimed["t1"].payload == {"task": "2 + 2"} and claimed["t2"].payload is None
+    assert q.complete("j-4", [Completion("t1", result={"ok": True}), Completion("t2", status="failed", error="bad")]) == ["t1", "t2"]  # fmt: skip
+    assert q.claim("j-4", 5) == []
+    seen = q.states("j-4")
+    assert seen["t1"].result == {"ok": True} and seen["t2"].status == "failed"
+    # Two schedulers decide to redo t2 from what they saw: it is redone once.
+    assert q.requeue("j-4", {"t2": seen["t2"].attempts}) == 1
+    assert q.requeue("j-4", {"t2": seen["t2"].attempts}) == 0
+    assert [c.key for c in q.claim("j-4", 5)] == ["t2"]
+
+
+def _drain(target: str, job: str, reports: list[BatchReport]) -> None:
+    with TraceStore(target) as store:  # each worker its own connections
+        reports.append(asyncio.run(drain_job(store, job, concurrency=3)))
+
+
+def test_two_workers_in_threads_share_a_job_and_label_each_item_once(
+    qstore: TraceStore, target: str
+) -> None:
+    ids = runs(qstore, 24)
+    q = JobQueue(qstore)
+    q.ensure_job("j-5", kind="tests.jobs.workers:label", config={"delay": 0.02})
+    q.enqueue("j-5", ids)
+    reports: list[BatchReport] = []
+    threads = [threading.Thread(target=_drain, args=(target, "j-5", reports)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(reports) == 2
+    assert sum(r.judged for r in reports) == 24 and sum(r.lost for r in reports) == 0
+    assert attributions(qstore, ids) == dict.fromkeys(ids, 1)
+    assert {s.status for s in q.states("j-5").values()} == {"done"}
+
+
+async def test_a_worker_waits_for_items_held_elsewhere_and_takes_them_over_when_the_lease_lapses(
+    qstore: TraceStore,
+) -> None:
+    ids = runs(qstore, 3)
+    gone = JobQueue(qstore)  # a worker that claimed and then vanished without a trace
+    gone.ensure_job("j-6", kind="tests.jobs.workers:label", config={})
+    gone.enqueue("j-6", ids)
+    gone.claim("j-6", 1, lease_s=0.5)
+    report = BatchReport(job_id="j-6", total=3)
+    built = build_work("tests.jobs.workers:label", qstore, {})
+    await run_job(qstore, job_id="j-6", work=built.work, report=report, lease_s=30)
+    assert report.judged == 3
+    assert attributions(qstore, ids) == dict.fromkeys(ids, 1)
+
+
+def test_unknown_work_names_what_is_registered(qstore: TraceStore) -> None:
+    assert label_work  # registered on import
+    with pytest.raises(ConfigError, match=r"no work registered as 'nope' \(known: .*judge"):
+        build_work("nope", qstore, {})
+
+
+def test_without_ray_workers_are_refused_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from mascope.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        "name: t\nagents: [{name: a, role: r}]\ntopology: {kind: pipeline, stages: [a]}\n"
+    )
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"task": "x"}\n')
+    db = tmp_path / "new.db"
+    for args in (
+        ["eval", "run", str(team), "--tasks", str(tasks), "--workers", "2", "--db", str(db)],
+        ["judge", "--all", "--workers", "2", "--db", str(db)],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            "error: --workers runs on Ray, which is not installed; pip install 'mascope[ray]'"
+        )
+    assert not db.exists()
