@@ -59,7 +59,7 @@ class _Cancelled(Exception):
 
 @contextlib.contextmanager
 def _stoppable(llama: Any, cancel: threading.Event) -> Iterator[None]:
-    """While held (under the model's lock), generation stops at the next token once `cancel` is set.
+    """While held (under the model's lock), generation stops at the next token (or prompt batch) once `cancel` is set.
 
     llama-cpp's chat handlers take no stopping criteria of their own, so the
     model's `create_completion` is wrapped for this one call to add one.
@@ -75,11 +75,22 @@ def _stoppable(llama: Any, cancel: threading.Event) -> Iterator[None]:
         )
         return original(*args, **kwargs)
 
+    # The prompt is read in batches before the first token: stop between them too.
+    context = llama._ctx
+    decode = context.decode
+
+    def stoppable_decode(batch: Any) -> Any:
+        if cancel.is_set():
+            raise _Cancelled  # before this batch: the model's state stays whole
+        return decode(batch)
+
     llama.create_completion = create_completion
+    context.decode = stoppable_decode
     try:
         yield
     finally:
-        del llama.create_completion  # the class's method again
+        del llama.create_completion  # the class's methods again
+        del context.decode
 
 
 class _Loaded:
