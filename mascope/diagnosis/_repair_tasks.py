@@ -126,6 +126,9 @@ def team_spec(shape: str, *, temperature: float = DEFAULT_TEMPERATURE) -> dict[s
             data["topology"] = {"kind": "pipeline", "stages": ["solver", "reviewer"]}
         elif shape != "solver-checker":
             raise ValueError(f"unknown shape {shape!r}")
+        # Exact: the last number the team states is its answer (the default,
+        # "the truth appears somewhere", passes working that merely mentions it).
+        data["scoring"] = {"match": "numeric", "extract": "last_number"}
     for agent in data["agents"]:
         agent["temperature"] = temperature
     return data

@@ -152,6 +152,8 @@ def test_generated_tasks_are_seeded_and_code_is_checked() -> None:
     spec = team_spec("planner-coder-tester", temperature=0.9)
     assert spec["scoring"]["function"].endswith(":code_passes")
     assert {a["temperature"] for a in spec["agents"]} == {0.9}
+    # Arithmetic is scored on the last number stated, not on the truth appearing somewhere.
+    assert team_spec("solver-checker")["scoring"] == {"match": "numeric", "extract": "last_number"}
 
 
 @pytest.mark.parametrize(
