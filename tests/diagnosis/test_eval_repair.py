@@ -176,3 +176,22 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert says in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not db.exists()
+
+
+@pytest.mark.slow
+async def test_the_demo_team_on_the_embedded_model_fails_and_is_repaired(tmp_path: Path) -> None:
+    # Real SmolLM2 runs at temperature 1.0: some tasks fail, and every repair and
+    # re-run of a failed one is a recorded child run of it.
+    r = await aevaluate_repair(
+        runs=1, seed=3, samples=1, methods=["reroll"], shapes=["solver-checker"],
+        temperature=1.0, reroll_samples=1, reroll_max_replays=3, max_attempts=8,
+        db=tmp_path / "r.db",
+    )  # fmt: skip
+    ok, n = r.attempts_by_shape["solver-checker"]
+    assert n == r.attempts and r.runs <= n - ok
+    if r.runs:
+        assert r.baseline.trials == 1 and r.methods[0].trials == 1
+        store = TraceStore(tmp_path / "r.db")
+        failed = store.list_runs(status="failed", limit=100)
+        assert any(store.child_runs(f.id) for f in failed if f.parent_run_id is None)
+        store.close()
