@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, write_section
 
 from mascope.diagnosis import RepairEval, aevaluate_repair
+from mascope.diagnosis._eval_repair import NEEDS_MODEL, parse_methods
 from mascope.models import get_model
 
 
@@ -64,12 +65,18 @@ def main() -> None:
     parser.add_argument("--reroll-samples", type=int, default=3)
     parser.add_argument("--reroll-max-replays", type=int, default=12)
     parser.add_argument("--max-replays", type=int, default=2, help="counterfactual's forks")
+    parser.add_argument("--methods", type=str, default=None, help="comma-separated (default: all)")
     parser.add_argument("--db", type=str, required=True)
+    parser.add_argument(
+        "--section", type=str, default="repair", help="section of --write to replace"
+    )
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
+    methods = parse_methods(args.methods)
     r = asyncio.run(
         aevaluate_repair(
-            runs=args.runs, seed=args.seed, samples=args.samples, model=get_model("local"),
+            runs=args.runs, seed=args.seed, samples=args.samples, methods=methods,
+            model=get_model("local") if any(m in NEEDS_MODEL for m in methods) else None,
             db=args.db, reroll_samples=args.reroll_samples,
             reroll_max_replays=args.reroll_max_replays, max_replays=args.max_replays,
         )
@@ -81,6 +88,7 @@ def main() -> None:
         f"mascope eval repair --runs {args.runs} --seed {args.seed} --samples {args.samples} "
         f"--reroll-samples {args.reroll_samples} --reroll-max-replays {args.reroll_max_replays} "
         f"--max-replays {args.max_replays} --db {Path(args.db).name}"
+        + (f" --methods {args.methods}" if args.methods else "")
     )
     body = "\n".join(
         [
@@ -102,7 +110,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section(args.write, "repair", body)
+        write_section(args.write, args.section, body)
 
 
 if __name__ == "__main__":
