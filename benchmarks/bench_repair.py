@@ -92,7 +92,9 @@ def main() -> None:
     )
     body = "\n".join(
         [
-            "## Repair rate of every attribution method",
+            "## Repair rate of every attribution method"
+            if args.methods is None
+            else f"## Repair rate of {', '.join(methods)} beside re-running from scratch (seed {args.seed})",
             "",
             f"Measured on {machine()}, shared with other jobs (`{command}`, or "
             f"`.venv/bin/python benchmarks/bench_repair.py` with the same settings). "
@@ -102,8 +104,12 @@ def main() -> None:
             f"correction, or a re-roll from the blamed step for methods that propose none; the baseline's "
             f"re-runs for a method that named no step) was re-run K={r.samples} times, beside K re-runs "
             "of the team from scratch. Replays/run and s/run are the diagnosis's own (reroll's re-rolls, "
-            "counterfactual's forks), not the K repair re-runs. The LLM methods use the embedded model "
-            "with the ground truth.",
+            "counterfactual's forks), not the K repair re-runs."
+            + (
+                " The LLM methods use the embedded model with the ground truth."
+                if any(m in NEEDS_MODEL for m in methods)
+                else ""
+            ),
             "",
             *table(r),
         ]
