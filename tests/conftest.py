@@ -114,9 +114,7 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
     bin_dir = postgres.find_bin()
     if bin_dir is None:
         if os.environ.get("CI"):
-            pytest.fail(
-                "PostgreSQL's initdb/pg_ctl are missing: .ci/run installs the postgresql package"
-            )
+            pytest.fail("PostgreSQL's initdb/pg_ctl are missing: .ci/run installs the postgresql package")
         pytest.skip("PostgreSQL binaries not installed (set MASCOPE_PG_BIN or install postgresql)")
     server = postgres.start(bin_dir)
     try:
