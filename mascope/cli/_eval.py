@@ -406,3 +406,159 @@ def _by_fault(title: str, who: str, kinds: list[str], rates: dict[str, dict[str,
     for name, by_kind in rates.items():
         table.add_row(name, *(_fmt(by_kind.get(k)) for k in kinds))
     return table
+
+
+@eval_app.command("repair")
+@user_errors
+def repair(
+    runs: Annotated[int, typer.Option(help="Failed runs to collect and repair.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the generated tasks.")] = 0,
+    samples: Annotated[
+        int, typer.Option(help="Re-runs of each repair, and of the baseline from scratch (K).")
+    ] = 4,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: reroll, counterfactual, a2p, all-at-once, step-by-step, "
+            "binary-search; or all (default)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="The model for the LLM methods (default $MASCOPE_MODEL or local)."
+        ),
+    ] = None,
+    shapes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated team shapes: solver-checker, solver-reviewer, "
+            "planner-coder-tester (default: all, in turn)."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Sampling temperature of the generated teams' agents (default 0.8)."),
+    ] = None,
+    reroll_samples: Annotated[int, typer.Option(help="Reroll: re-rolls that decide a step.")] = 4,
+    reroll_max_replays: Annotated[
+        int, typer.Option(help="Reroll: most re-rolls per failed run.")
+    ] = 16,
+    max_replays: Annotated[
+        int, typer.Option(help="Counterfactual: most forks per failed run.")
+    ] = 3,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(help="Most generated runs before giving up (default 10 x --runs)."),
+    ] = None,
+    with_ground_truth: Annotated[
+        bool, typer.Option("--with-ground-truth/--without-ground-truth")
+    ] = True,
+    concurrency: Annotated[int, typer.Option(help="Re-runs run at once.")] = 1,
+    db: Annotated[
+        str | None,  # a str: a Path would mangle a URL's `//`
+        typer.Option(
+            "--db",
+            help="Keep everything in this store, a path or URL, and reuse what it holds when "
+            "started again (default: a temporary store).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Repair rate of every attribution method on real failed runs, beside re-running from scratch."""
+
+    from mascope.diagnosis import aevaluate_repair
+    from mascope.diagnosis._eval_repair import NEEDS_MODEL, check_arguments, parse_methods
+    from mascope.errors import ConfigError
+    from mascope.models import get_model
+
+    chosen = parse_methods(methods)
+    shape_list = tuple(s.strip() for s in shapes.split(",") if s.strip()) if shapes else None
+    if shapes is not None and not shape_list:
+        raise ConfigError(
+            "--shapes is empty; choose from solver-checker, solver-reviewer, planner-coder-tester"
+        )
+    # Every argument is checked before a model is loaded or a store is opened.
+    check_arguments(runs, samples, chosen, shape_list or ("solver-checker",), temperature,
+           reroll_samples, reroll_max_replays, max_attempts, concurrency)  # fmt: skip
+    if max_replays < 1:
+        raise ConfigError(f"--max-replays must be at least 1 (got {max_replays})")
+    llm = None
+    if any(m in NEEDS_MODEL for m in chosen):
+        settings = Settings.load(model=model)
+        llm = get_model(settings.model, settings=settings)
+
+    async def main() -> Any:
+        with progress_bar("failed runs repaired", None) as bar:
+            return await aevaluate_repair(
+                runs=runs, seed=seed, samples=samples, methods=chosen, model=llm, db=db,
+                shapes=shape_list, temperature=temperature, reroll_samples=reroll_samples,
+                reroll_max_replays=reroll_max_replays, max_replays=max_replays,
+                max_attempts=max_attempts, with_ground_truth=with_ground_truth,
+                concurrency=concurrency, on_run=lambda i, n: bar.set(i, n),
+            )  # fmt: skip
+
+    r, signum = run_interruptible(main)
+    if r is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return
+    if as_json:
+        print(json.dumps(r.as_dict()))
+        stop_if_interrupted(signum, err)
+        return
+    out = Console(highlight=False, width=None if Console().is_terminal else 200)
+    out.print(repair_summary(r))
+    out.print(repair_table(r))
+    if r.runs < r.wanted and not r.interrupted:
+        out.print(
+            f"[yellow]only {r.runs} of {r.wanted} runs failed within {r.attempts} attempts; "
+            "raise --max-attempts or --temperature[/]"
+        )
+    stop_if_interrupted(signum, err)
+
+
+def repair_summary(r: Any) -> str:
+    """One line: what was generated and measured."""
+    shapes = ", ".join(
+        f"{shape} {n - ok}/{n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
+    )
+    partial = "interrupted; " if r.interrupted else ""
+    return (
+        f"{partial}{r.runs} failed runs repaired, from {r.attempts} generated runs ({shapes}); "
+        f"K={r.samples} re-runs per repair"
+        + (f"; teams at temperature {r.temperature:g}" if r.temperature is not None else "")
+        + (f"; model {r.model}" if r.model else "")
+        + (f"; {r.reused} result(s) reused from the store" if r.reused else "")
+        + f"; {r.seconds:.0f} s"
+    )
+
+
+def repair_table(r: Any) -> Table:
+    """Per method: repair rate with its Wilson interval, beside the baseline."""
+    table = Table(
+        title="Repair rate: re-runs of each method's repair that succeed (95% Wilson intervals)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in ("method", "repair rate", "x baseline", "runs repaired", "repairs (how)",
+                "replays/run", "model calls/run", "s/run"):  # fmt: skip
+        table.add_column(col)
+    base = r.baseline.as_dict()
+    rows = [*r.methods, r.baseline]
+    for score in rows:
+        d = score.as_dict()
+        ratio = (
+            f"{d['repair_rate'] / base['repair_rate']:.1f}"
+            if d["repair_rate"] is not None and base["repair_rate"]
+            else "-"
+        )
+        how = ", ".join(f"{n} {k}" for k, n in sorted(d["how"].items()))
+        name = f"{score.method} (baseline)" if score is r.baseline else score.method
+        table.add_row(
+            name, _fmt(d["repair_rate"], tuple(d["ci"])) + f" ({d['successes']}/{d['trials']})",
+            ratio, f"{d['repaired_runs']}/{d['runs']}", how,
+            "" if score is r.baseline else f"{d['replays_per_run']:.1f}" if d["replays_per_run"] is not None else "-",
+            "" if score is r.baseline else _fmt(d["model_calls_per_run"]),
+            "" if score is r.baseline else _fmt(d["seconds_per_run"]),
+        )  # fmt: skip
+    return table

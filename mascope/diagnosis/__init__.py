@@ -2,6 +2,7 @@
 
 from ._attribution import METHODS, aattribute, attribute
 from ._blame import AttributionResult
+from ._eval_repair import RepairEval, aevaluate_repair, evaluate_repair
 from ._judge import (
     LLM_PREFIX,
     PROMPT_VERSION,
@@ -27,12 +28,15 @@ __all__ = [
     "JudgeConfig",
     "Judgement",
     "ModeResult",
+    "RepairEval",
     "aattribute",
+    "aevaluate_repair",
     "ajudge_run",
     "answer_schema",
     "apply_rules",
     "attribute",
     "detect",
+    "evaluate_repair",
     "judge",
     "render_steps",
     "windows",

@@ -262,12 +262,18 @@ async def _model_candidates(
     a: _Asker, max_replays: int
 ) -> tuple[AttributionResult, dict[int, str]]:
     proposal = await _a2p(a)
-    asked: _Candidates = await a.ask(
-        f"Up to {max_replays} candidate steps, earliest first, each one whose correction might make the run succeed: "
-        "the step number and the corrected content it should have had (for a verifier's verdict: 'pass' or 'fail: why').",
-        _Candidates,
-    )
-    candidates = {c.step: c.correction for c in asked.candidates}
+    try:
+        asked: _Candidates = await a.ask(
+            f"Up to {max_replays} candidate steps, earliest first, each one whose correction might make the run succeed: "
+            "the step number and the corrected content it should have had (for a verifier's verdict: 'pass' or 'fail: why').",
+            _Candidates,
+        )
+        candidates = {c.step: c.correction for c in asked.candidates}
+    except StructuredOutputError as exc:
+        # A weak model's list can be cut off at its token limit: a2p's own
+        # proposal is still a candidate worth replaying.
+        proposal.notes.append(f"no further candidates: {exc}")
+        candidates = {}
     if proposal.step is not None and proposal.intervention:
         candidates.setdefault(proposal.step, proposal.intervention)
     return proposal, candidates
@@ -326,6 +332,7 @@ async def _counterfactual(
         proposal.reason,
         intervention=proposal.intervention,
         verified=False,
+        notes=[n for n in proposal.notes if n.startswith("no further candidates")],
     )
     for step in usable[:max_replays]:
         replay = await team.afork(a.run.id, step=step, content=candidates[step])

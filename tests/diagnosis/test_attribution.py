@@ -257,6 +257,31 @@ async def test_counterfactual_reports_unverified_when_no_replay_helps(tmp_path: 
     assert (result.step, result.agent) == (1, "solver")  # the a2p answer, unverified
 
 
+async def test_counterfactual_replays_a2p_when_the_candidate_list_is_unusable(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "cf3.db"
+    team = Team(
+        "sum",
+        [Agent("reader", fn=reader), Agent("solver", fn=solver)],
+        stages=["reader", {"agent": "solver", "verifier": "five", "max_rounds": 1}],
+        verifiers={"five": is_five},
+        store=db,
+    )
+    parent = await team.arun("Add 2 and 3.")
+    a2p = {
+        "abduction": "misread", "agent": "reader", "step": 0,
+        "action": "numbers: 2 and 3", "would_succeed": True, "prediction": "p",
+    }  # fmt: skip
+    # A weak model's candidate list cut off twice (the answer and its repair).
+    model = ScriptedModel([json.dumps(a2p), '{"candidates": [{"step": 0', '{"candidates": ['])
+    result = await aattribute(
+        TraceStore(db), parent.run_id, method="counterfactual", model=model, team=team
+    )
+    assert (result.step, result.verified) == (0, True)
+    assert any(n.startswith("no further candidates") for n in result.notes)
+
+
 def test_attribute_cli(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -1,0 +1,123 @@
+"""Repair rate of every attribution method on real failed runs of embedded-model teams.
+
+    .venv/bin/python benchmarks/bench_repair.py --runs 50 --db repair.db --write docs/benchmarks.md
+
+The same measurement as `mascope eval repair` (see its --help and
+docs/attribution.md), written into docs/benchmarks.md as a table. Everything
+is kept in --db: started again with the same store and settings, it reuses
+the generated runs and finished outcomes, so a long run can be stopped and
+its table written from what it measured (`--runs` no more than it finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import machine, write_section
+
+from mascope.diagnosis import RepairEval, aevaluate_repair
+from mascope.diagnosis._eval_repair import NEEDS_MODEL, parse_methods
+from mascope.models import get_model
+
+
+def pct(x: float | None, ci: list[float] | None = None) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.0f}" + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
+
+
+def table(r: RepairEval) -> list[str]:
+    base = r.baseline.as_dict()
+    out = [
+        "| method | repair rate % [95% Wilson] | re-runs | x baseline | runs repaired | repairs (how) | replays/run | model calls/run | s/run (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for score in [*r.methods, r.baseline]:
+        d = score.as_dict()
+        is_base = score is r.baseline
+        ratio = (
+            f"{d['repair_rate'] / base['repair_rate']:.1f}"
+            if d["repair_rate"] is not None and base["repair_rate"]
+            else "-"
+        )
+        how = ", ".join(f"{n} {k}" for k, n in sorted(d["how"].items()))
+        out.append(
+            f"| {score.method}{' (baseline)' if is_base else ''} | {pct(d['repair_rate'], d['ci'])} "
+            f"| {d['successes']}/{d['trials']} | {ratio} | {d['repaired_runs']}/{d['runs']} | {how} "
+            + (
+                "| | | |"
+                if is_base
+                else f"| {d['replays_per_run']:.1f} | {d['model_calls_per_run']:.1f} | {d['seconds_per_run']:.0f} |"
+            )
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=3, help="K re-runs per repair")
+    parser.add_argument("--reroll-samples", type=int, default=3)
+    parser.add_argument("--reroll-max-replays", type=int, default=12)
+    parser.add_argument("--max-replays", type=int, default=2, help="counterfactual's forks")
+    parser.add_argument("--methods", type=str, default=None, help="comma-separated (default: all)")
+    parser.add_argument("--db", type=str, required=True)
+    parser.add_argument(
+        "--section", type=str, default="repair", help="section of --write to replace"
+    )
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args()
+    methods = parse_methods(args.methods)
+    r = asyncio.run(
+        aevaluate_repair(
+            runs=args.runs, seed=args.seed, samples=args.samples, methods=methods,
+            model=get_model("local") if any(m in NEEDS_MODEL for m in methods) else None,
+            db=args.db, reroll_samples=args.reroll_samples,
+            reroll_max_replays=args.reroll_max_replays, max_replays=args.max_replays,
+        )
+    )  # fmt: skip
+    shapes = ", ".join(
+        f"{shape}: {n - ok} of {n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
+    )
+    command = (
+        f"mascope eval repair --runs {args.runs} --seed {args.seed} --samples {args.samples} "
+        f"--reroll-samples {args.reroll_samples} --reroll-max-replays {args.reroll_max_replays} "
+        f"--max-replays {args.max_replays} --db {Path(args.db).name}"
+        + (f" --methods {args.methods}" if args.methods else "")
+    )
+    body = "\n".join(
+        [
+            "## Repair rate of every attribution method"
+            if args.methods is None
+            else f"## Repair rate of {', '.join(methods)} beside re-running from scratch (seed {args.seed})",
+            "",
+            f"Measured on {machine()}, shared with other jobs (`{command}`, or "
+            f"`.venv/bin/python benchmarks/bench_repair.py` with the same settings). "
+            f"{r.runs} real failed runs of SmolLM2-135M teams at temperature {r.temperature:g} "
+            f"from {r.attempts} generated runs on seeded tasks with exact answers ({shapes}). "
+            f"Each method diagnosed each failed run; its repair (a fork at the blamed step with its "
+            f"correction, or a re-roll from the blamed step for methods that propose none; the baseline's "
+            f"re-runs for a method that named no step) was re-run K={r.samples} times, beside K re-runs "
+            "of the team from scratch. Replays/run and s/run are the diagnosis's own (reroll's re-rolls, "
+            "counterfactual's forks), not the K repair re-runs."
+            + (
+                " The LLM methods use the embedded model with the ground truth."
+                if any(m in NEEDS_MODEL for m in methods)
+                else ""
+            ),
+            "",
+            *table(r),
+        ]
+    )
+    print(body)
+    if args.write:
+        write_section(args.write, args.section, body)
+
+
+if __name__ == "__main__":
+    main()
