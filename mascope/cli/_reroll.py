@@ -58,4 +58,5 @@ def print_reroll(out: Console, result: Any) -> None:
         out.print(f"  suggested correction (replay {result.replay_run_id}):", markup=False)
         out.print(f"    {result.intervention[:500]}", markup=False)
     for note in result.notes:
-        out.print(f"  note: {note}", markup=False)
+        if note != result.reason:  # the undecided reason is already shown above
+            out.print(f"  note: {note}", markup=False)
