@@ -15,6 +15,7 @@ from ._eval import eval_app
 from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
+from ._serve import serve
 from ._taxonomy import taxonomy_app
 from ._team import team_app
 from ._tui import tui
@@ -51,6 +52,7 @@ app.command()(chat)
 app.command()(judge)
 app.command()(attribute)
 app.command()(tui)
+app.command()(serve)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")

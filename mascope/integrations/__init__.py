@@ -1,4 +1,4 @@
-"""OpenTelemetry in: the GenAI / OpenInference mapping, OTLP file import and the receiver.
+"""OpenTelemetry in: the GenAI / OpenInference mapping, OTLP file import and the receiver (`mascope serve`).
 
 from mascope.integrations import import_otlp
 import_otlp(store, ["traces.jsonl"])   # the collector file exporter's format
@@ -13,6 +13,7 @@ from mascope._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._otel_map import MappedRun, StepDraft, TraceIndex, map_trace, span_role
     from ._otlp_import import import_otlp, parse_otlp, read_otlp_file
+    from ._receiver import OtlpServer, Receiver
     from ._spans import SpanFormatError, SpanRecord, parse_json_request, parse_protobuf
 
 __getattr__, __dir__ = lazy_exports(
@@ -26,6 +27,8 @@ __getattr__, __dir__ = lazy_exports(
         "import_otlp": "._otlp_import",
         "parse_otlp": "._otlp_import",
         "read_otlp_file": "._otlp_import",
+        "OtlpServer": "._receiver",
+        "Receiver": "._receiver",
         "SpanFormatError": "._spans",
         "SpanRecord": "._spans",
         "parse_json_request": "._spans",
@@ -35,6 +38,8 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "MappedRun",
+    "OtlpServer",
+    "Receiver",
     "SpanFormatError",
     "SpanRecord",
     "StepDraft",
