@@ -599,6 +599,38 @@ def trace_steps(index: TraceIndex) -> list[StepDraft]:
     return [d[3] for d in sorted(drafts, key=lambda d: d[:3])]
 
 
+def _readable(value: Any, *, last: bool) -> str:
+    """A root span's input or output as text: a graph state's first (or last) message's
+    content, or the value's own `input`/`output`, rather than the whole JSON state."""
+    data = _json(value)
+    if isinstance(data, dict):
+        for key in ("messages", "input", "question", "query", "task", "output", "answer"):
+            if key in data:
+                data = data[key]
+                break
+    if isinstance(data, list) and data:
+        texts = [t for t in (_content_of(m) for m in data) if t]
+        if texts:
+            return texts[-1] if last else texts[0]
+    if isinstance(data, str):
+        return data
+    return _text(value)
+
+
+def _content_of(message: Any) -> str:
+    """The text of one message in the shapes frameworks serialise them in."""
+    if isinstance(message, str):
+        return message
+    if not isinstance(message, dict):
+        return ""
+    data = message.get("data")
+    inner: dict[str, Any] = data if isinstance(data, dict) else message  # LangChain's shape
+    content = inner.get("content")
+    if isinstance(content, list):  # content parts
+        return "\n".join(_text(p.get("text")) if isinstance(p, dict) else _text(p) for p in content)
+    return _text(content)
+
+
 def _nanos_time(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
@@ -616,7 +648,7 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
     else:
         inputs, _ = messages(root)
         users = [m for m in inputs if m.get("role") == "user"]
-        task = _text(_first(a, "input.value", "traceloop.entity.input")) or (
+        task = _readable(_first(a, "input.value", "traceloop.entity.input"), last=False) or (
             str(users[-1]["content"]) if users else ""
         )
         if not task:  # the first thing a user said to any model in the trace
@@ -627,9 +659,9 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
                 if said:
                     task = str(said[0]["content"])
                     break
-    answer = _text(_first(a, "output.value", "traceloop.entity.output")) or _message_text(
-        messages(root)[1]
-    )
+    answer = _readable(
+        _first(a, "output.value", "traceloop.entity.output"), last=True
+    ) or _message_text(messages(root)[1])
     if not answer:
         answer = next((s.content for s in reversed(steps) if s.kind == "message" and s.content), "")
     errors = [s for s in index.spans.values() if s.status_code == 2]
