@@ -111,6 +111,36 @@ def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
         assert steps[6].content == "2 + 3 = 5" and steps[6].model == "fault-model"
         assert [m.role for m in store.step_inputs(run.id, 6)][:2] == ["system", "user"]
         assert run.input_tokens == 33 and run.output_tokens == 9
+        asyncio.run(_diagnose_and_open(store, run.id))
+
+
+async def _diagnose_and_open(store: TraceStore, run_id: str) -> None:
+    """A received run is judged, attributed by a log-reading method and shown like a native one."""
+    from mascope.diagnosis import JudgeConfig, aattribute, ajudge_run, apply_rules
+    from mascope.models import ScriptedModel
+    from mascope.taxonomy import MAST
+    from mascope.tui import TraceApp
+    from tests.tui.conftest import screen_text
+
+    apply_rules(store, run_id)  # the rule detectors run on it (whatever they find)
+    verdict = json.dumps({
+        "summary": "the math agent never checked its sum", "task_completed": True,
+        "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [6] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
+    })  # fmt: skip
+    judged = await ajudge_run(
+        store, run_id, JudgeConfig(model="scripted"), model=ScriptedModel([verdict])
+    )
+    assert judged.present == ["FM-3.2"]
+    blame = json.dumps({"agent": "Math agent", "step": 6, "reason": "answered without checking"})
+    result = await aattribute(
+        store, run_id, method="all-at-once", model=ScriptedModel([blame]), with_ground_truth=False
+    )
+    assert (result.agent, result.step) == ("Math agent", 6)
+    app = TraceApp(store, run_id=run_id, poll_interval=0)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Math agent" in text and "FM-3.2" in text
 
 
 def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
