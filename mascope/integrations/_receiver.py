@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mascope._safeload import IMPORT_LIMITS, Limits, loads_json
-from mascope.errors import ConfigError, MascopeError
+from mascope.errors import ConfigError
 from mascope.traces import RunBase, RunBundle, TraceStore, new_id
 
 from ._otel_map import StepDraft, TraceIndex, map_trace, span_steps
@@ -52,6 +52,8 @@ class _Trace:
     """What each stored step of the run was written from, in order."""
     last_seen: float = field(default_factory=time.monotonic)
     described: tuple[str, str] = ("", "")
+    rooted: bool = False
+    """Its root span has arrived: later spans are late additions to a finished run."""
 
 
 class Receiver:
@@ -82,11 +84,10 @@ class Receiver:
         if trace is None:
             trace = self._start(trace_id, spans)
         trace.last_seen = time.monotonic()
-        root_ended = False
         for span in sorted(spans, key=lambda s: (s.end_ns, s.start_ns)):
             trace.index.add(span)
-            root_ended = root_ended or not span.parent_id
-        if root_ended:
+            trace.rooted = trace.rooted or not span.parent_id
+        if trace.rooted:
             self._finish(trace_id, complete=True)
             return
         # Provisional steps for what arrived; the finish maps the whole trace again.
@@ -130,7 +131,7 @@ class Receiver:
             trace.described = now
 
     def _finish(self, trace_id: str, *, complete: bool) -> None:
-        trace = self._live.pop(trace_id)
+        trace = self._live[trace_id]
         mapped = map_trace(list(trace.index.spans.values()), complete=complete)
         final = [d.as_kwargs() for d in mapped.steps]
         same = 0
@@ -149,6 +150,7 @@ class Receiver:
             termination_reason=mapped.termination_reason,
             metadata=mapped.metadata,
         )
+        del self._live[trace_id]  # only once finished: a failed finish is retried by the sweep
         self._closed[trace_id] = trace
         while len(self._closed) > _CLOSED_KEPT:
             self._closed.popitem(last=False)
@@ -263,8 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             srv.receiver.ingest(spans)
-        except MascopeError as exc:  # the store refused (locked too long, read-only): retryable
-            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        except Exception as exc:  # the store refused (locked too long, gone): the client retries
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"could not record the spans: {reason}")
             return
         srv.received_spans += len(spans)
         json_reply = self.headers.get("Content-Type", "").startswith("application/json")

@@ -272,3 +272,33 @@ def test_cli_port_in_use_leaves_no_store_behind(tmp_path: Path) -> None:
         assert not db.exists()
     finally:
         busy.close()
+
+
+def test_a_late_span_joins_its_finished_run_which_stays_finished(tmp_path: Path) -> None:
+    from mascope.integrations import parse_protobuf
+
+    with recording() as (tracer, finished):
+        with tracer.start_as_current_span("invoke_agent a") as agent:
+            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+            agent.set_attribute("gen_ai.agent.name", "a")
+            with tracer.start_as_current_span("chat") as chat:
+                chat.set_attribute("gen_ai.operation.name", "chat")
+                chat.set_attribute(
+                    "gen_ai.output.messages",
+                    json.dumps(
+                        [{"role": "assistant", "parts": [{"type": "text", "content": "late"}]}]
+                    ),
+                )
+        spans = finished()
+    child = [s for s in spans if s.parent is not None]
+    root = [s for s in spans if s.parent is None]
+    with TraceStore(tmp_path / "m.db") as store:
+        receiver = Receiver(store, idle_timeout_s=30)
+        receiver.ingest(parse_protobuf(otlp_protobuf(root)))  # the root first: finished at once
+        (run,) = store.list_runs(limit=5)
+        assert run.status == "unknown" and store.count_steps(run.id) == 1
+        receiver.ingest(parse_protobuf(otlp_protobuf(child)))
+        assert receiver.close_idle(now=time.monotonic() + 60) == []
+        again = store.get_run(run.id)
+        assert again.status == "unknown"
+        assert [(s.agent, s.content) for s in store.steps(run.id)] == [("a", "late")]
