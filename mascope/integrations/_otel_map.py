@@ -659,9 +659,11 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
                 if said:
                     task = str(said[0]["content"])
                     break
-    answer = _readable(
-        _first(a, "output.value", "traceloop.entity.output"), last=True
-    ) or _message_text(messages(root)[1])
+    answer = (
+        _text(a.get("mascope.run.final_answer"))
+        or _readable(_first(a, "output.value", "traceloop.entity.output"), last=True)
+        or _message_text(messages(root)[1])
+    )
     if not answer:
         answer = next((s.content for s in reversed(steps) if s.kind == "message" and s.content), "")
     errors = [s for s in index.spans.values() if s.status_code == 2]
