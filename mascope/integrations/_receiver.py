@@ -95,7 +95,10 @@ class Receiver:
             index = trace.index
             for draft in span_steps(span, index.agent_of(span), leaf=index.is_leaf(span)):
                 self._append(trace, draft)
-        self._describe(trace, map_trace(list(trace.index.spans.values()), complete=False))
+        if not trace.described[1]:
+            # Only this batch is mapped (the whole trace each time would cost O(n) per batch);
+            # the finish describes the run from the whole trace anyway.
+            self._describe(trace, map_trace(spans, complete=False))
 
     def _start(self, trace_id: str, spans: list[SpanRecord]) -> _Trace:
         mapped = map_trace(spans, complete=False)
@@ -125,9 +128,9 @@ class Receiver:
         trace.written.append(draft.as_kwargs())
 
     def _describe(self, trace: _Trace, mapped: Any) -> None:
-        now = (mapped.team, mapped.task)
+        now = (mapped.team or trace.described[0], mapped.task or trace.described[1])
         if now != trace.described:
-            self.store.describe_run(trace.run_id, team=mapped.team, task=mapped.task)
+            self.store.describe_run(trace.run_id, team=now[0], task=now[1])
             trace.described = now
 
     def _finish(self, trace_id: str, *, complete: bool) -> None:
