@@ -29,6 +29,7 @@ from mascope.errors import ConfigError
 from mascope.traces import RunBase, RunBundle, TraceStore, new_id
 
 from ._otel_map import StepDraft, TraceIndex, map_trace, span_steps
+from ._otlp_import import run_bundle
 from ._spans import SpanFormatError, SpanRecord, parse_json_request, parse_protobuf
 
 DEFAULT_PORT = 4318
@@ -81,6 +82,17 @@ class Receiver:
             trace = self._closed.pop(trace_id)
             self.store.reopen_run(trace.run_id)
             self._live[trace_id] = trace
+        if trace is None and any(not s.parent_id for s in spans):
+            # A whole trace in one request (the usual case with a batching exporter):
+            # one transaction, as an import writes it.
+            mapped = map_trace(spans, complete=True)
+            bundle = run_bundle(mapped)
+            written, _ = self.store.write_bundles([bundle])
+            if written:
+                done = _Trace(run_id=bundle.run.id, index=TraceIndex(spans), rooted=True)
+                done.written = [d.as_kwargs() for d in mapped.steps]
+                self._remember(trace_id, done)
+                return
         if trace is None:
             trace = self._start(trace_id, spans)
         trace.last_seen = time.monotonic()
@@ -154,6 +166,9 @@ class Receiver:
             metadata=mapped.metadata,
         )
         del self._live[trace_id]  # only once finished: a failed finish is retried by the sweep
+        self._remember(trace_id, trace)
+
+    def _remember(self, trace_id: str, trace: _Trace) -> None:
         self._closed[trace_id] = trace
         while len(self._closed) > _CLOSED_KEPT:
             self._closed.popitem(last=False)
