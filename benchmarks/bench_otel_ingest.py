@@ -161,7 +161,8 @@ def main() -> None:
         lat = latency(args.latency_samples, Path(tmp))
     body = f"""Receiver ingest (`mascope serve`, SQLite store), from the OpenTelemetry SDK's
 BatchSpanProcessor + OTLP/HTTP exporter on loopback, both in one process on {machine()}.
-Traces of 10 spans (an agent, 6 chats, 3 tools: 12 steps); run with
+Traces of 10 spans (an agent, 6 chats, 3 tools: 12 steps); the machine was shared with
+other work, so read the numbers as a floor. Run with
 `.venv/bin/python benchmarks/bench_otel_ingest.py --spans {args.spans} --write docs/benchmarks.md`.
 
 | measure | value |
