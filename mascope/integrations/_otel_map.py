@@ -168,7 +168,8 @@ def _genai_messages(value: Any) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         return [{"role": "user", "content": _text(items)}] if items else []
     out = []
-    for m in items:
+    for item in items:
+        m = _json(item)  # some emit an array of JSON-encoded messages
         if not isinstance(m, dict):
             out.append({"role": "user", "content": _text(m)})
             continue

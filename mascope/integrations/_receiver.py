@@ -240,6 +240,8 @@ def _inflate(body: bytes, wbits: int, max_body: int) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: OtlpServer
     protocol_version = "HTTP/1.1"
+    timeout = 60
+    """Seconds a client may take to send its request (a stalled one frees its thread)."""
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI reports
         pass
@@ -352,6 +354,9 @@ class OtlpServer(ThreadingHTTPServer):
             raise ConfigError(f"cannot listen on {host}:{port}: {why}") from None
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="mascope-serve-idle", daemon=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or stalled is its own problem: no traceback on the console."""
 
     @property
     def url(self) -> str:

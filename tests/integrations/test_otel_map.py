@@ -197,3 +197,24 @@ def test_unknown_spans_are_kept_as_events_and_errors_are_recorded() -> None:
     assert run.status == "error"
     http_step = next(s for s in run.steps if s.kind == "event")
     assert http_step.data["attributes"] == {"http.method": "POST"}
+
+
+def test_messages_given_as_an_array_of_json_strings() -> None:
+    with recording() as (tracer, finished):
+        with tracer.start_as_current_span("chat") as chat:
+            chat.set_attribute("gen_ai.operation.name", "chat")
+            chat.set_attribute(
+                "gen_ai.input.messages",
+                [json.dumps({"role": "user", "parts": [{"type": "text", "content": "hi"}]})],
+            )
+            chat.set_attribute(
+                "gen_ai.output.messages",
+                [
+                    json.dumps(
+                        {"role": "assistant", "parts": [{"type": "text", "content": "hello"}]}
+                    )
+                ],
+            )
+        run = _mapped(finished())
+    (step,) = run.steps
+    assert step.content == "hello" and step.inputs == [{"role": "user", "content": "hi"}]

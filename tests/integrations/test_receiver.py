@@ -302,3 +302,27 @@ def test_a_late_span_joins_its_finished_run_which_stays_finished(tmp_path: Path)
         again = store.get_run(run.id)
         assert again.status == "unknown"
         assert [(s.agent, s.content) for s in store.steps(run.id)] == [("a", "late")]
+
+
+def test_a_client_that_stalls_mid_body_does_not_hold_the_receiver(
+    served: tuple[OtlpServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mascope.integrations import _receiver
+
+    monkeypatch.setattr(_receiver._Handler, "timeout", 0.5)
+    server, db = served
+    host, port = server.server_address[:2]
+    stalled = socket.create_connection((str(host), int(port)))
+    try:
+        stalled.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\nabc"
+        )
+        body = otlp_protobuf(_spans())  # another client is served meanwhile
+        status, _ = _post(server, body, {"Content-Type": "application/x-protobuf"})
+        assert status == 200
+        stalled.settimeout(10)
+        assert stalled.recv(100) == b""  # the stalled connection is dropped, not answered
+    finally:
+        stalled.close()
+    with TraceStore(db) as reader:
+        assert reader.count_runs() == 1
