@@ -326,3 +326,43 @@ def test_a_client_that_stalls_mid_body_does_not_hold_the_receiver(
         stalled.close()
     with TraceStore(db) as reader:
         assert reader.count_runs() == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_live_then_finished_run_on_both_backends(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    from mascope.integrations import parse_protobuf
+
+    target = (
+        str(tmp_path / "m.db")
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    with recording() as (tracer, finished):
+        with tracer.start_as_current_span("invoke_agent a") as agent:
+            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+            agent.set_attribute("gen_ai.agent.name", "a")
+            for text in ("one", "two"):
+                with tracer.start_as_current_span("chat") as chat:
+                    chat.set_attribute("gen_ai.operation.name", "chat")
+                    chat.set_attribute(
+                        "gen_ai.input.messages",
+                        json.dumps(
+                            [{"role": "user", "parts": [{"type": "text", "content": "count"}]}]
+                        ),
+                    )
+                    chat.set_attribute(
+                        "gen_ai.output.messages",
+                        json.dumps(
+                            [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
+                        ),
+                    )
+        spans = finished()
+    with TraceStore(target) as store:
+        receiver = Receiver(store)
+        for span in spans:  # one span per request, as a SimpleSpanProcessor sends them
+            receiver.ingest(parse_protobuf(otlp_protobuf([span])))
+        (run,) = store.list_runs(limit=5)
+        assert (run.status, run.task, run.team) == ("unknown", "count", "demo-app")
+        assert [(s.agent, s.content) for s in store.steps(run.id)] == [("a", "one"), ("a", "two")]
