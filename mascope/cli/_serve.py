@@ -73,6 +73,7 @@ def serve(
             pass
         finally:
             server.server_close()
-        err.print(f"stopped; received {server.received_spans:,} spans")
+        n = server.received_spans
+        err.print(f"stopped; received {n:,} span{'s' if n != 1 else ''}")
     finally:
         store.close()

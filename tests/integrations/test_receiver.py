@@ -366,3 +366,50 @@ def test_live_then_finished_run_on_both_backends(
         (run,) = store.list_runs(limit=5)
         assert (run.status, run.task, run.team) == ("unknown", "count", "demo-app")
         assert [(s.agent, s.content) for s in store.steps(run.id)] == [("a", "one"), ("a", "two")]
+
+
+def test_serve_as_a_process_records_and_closes_open_traces_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mascope.integrations import parse_protobuf  # noqa: F401  (the extra is installed)
+    from tests.models.servers import free_port
+
+    db, port = tmp_path / "m.db", free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mascope.cli", "serve", "--port", str(port), "--db", str(db)],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        child_only = [s for s in _spans() if s.parent is not None]  # the app stops mid-trace
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/v1/traces", body=otlp_protobuf(child_only), headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        assert conn.getresponse().status == 200
+        conn.close()
+        with TraceStore(db) as reader:
+            (run,) = reader.list_runs(limit=5)
+            assert run.status == "running"  # live, and not taken for a dead process's run
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert (
+        "receiving OTLP traces at http://127.0.0.1:" in stderr
+        and "stopped; received 1 span" in stderr
+    )
+    with TraceStore(db) as reader:
+        (run,) = reader.list_runs(limit=5)
+        assert run.status == "interrupted" and run.metadata_["otel"]["complete"] is False
