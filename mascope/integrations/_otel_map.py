@@ -22,14 +22,20 @@ redacts it when written.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from mascope._safeload import IMPORT_LIMITS, loads_json
-
+from ._otel_messages import (
+    EVENT_ROLES,
+    MESSAGE_KEYS,
+    MESSAGE_PREFIXES,
+    as_text,
+    decode_json,
+    message_text,
+    messages,
+)
 from ._spans import SpanRecord
 
 SpanRole = Literal["llm", "tool", "agent", "chain", "other"]
@@ -112,7 +118,7 @@ def span_role(span: SpanRecord) -> SpanRole:
         _has_messages(a, "input")
         or _has_messages(a, "output")
         or any(k in a for k in ("gen_ai.prompt", "gen_ai.request.model", "gen_ai.system"))
-        or any(e.name.startswith("gen_ai.content.") or e.name in _EVENT_ROLES for e in span.events)
+        or any(e.name.startswith("gen_ai.content.") or e.name in EVENT_ROLES for e in span.events)
     ):
         return "llm"  # older gen_ai spans: no operation name, but a model, prompts, completions
     return "other"
@@ -135,243 +141,6 @@ def conventions(span: SpanRecord) -> set[str]:
     return found
 
 
-# -- messages -------------------------------------------------------------------
-
-
-def _json(value: Any) -> Any:
-    """A JSON-encoded attribute decoded (bounded), or the value itself when it is not JSON."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text or text[0] not in "[{":
-        return value
-    try:
-        return loads_json(text, source="span attribute", limits=IMPORT_LIMITS)
-    except Exception:  # untrusted text that only looks like JSON stays text
-        return value
-
-
-def _text(value: Any) -> str:
-    """Readable text of an attribute value (JSON stays JSON, compactly)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _genai_messages(value: Any) -> list[dict[str, Any]]:
-    """`gen_ai.input.messages` / `gen_ai.output.messages` (role + parts) as chat messages."""
-    items = _json(value)
-    if isinstance(items, dict):
-        items = [items]
-    if not isinstance(items, list):
-        return [{"role": "user", "content": _text(items)}] if items else []
-    out = []
-    for item in items:
-        m = _json(item)  # some emit an array of JSON-encoded messages
-        if not isinstance(m, dict):
-            out.append({"role": "user", "content": _text(m)})
-            continue
-        message: dict[str, Any] = {"role": str(m.get("role") or "")}
-        texts: list[str] = []
-        calls: list[dict[str, Any]] = []
-        parts = m.get("parts")
-        if parts is None and "content" in m:  # OpenAI-style messages (the older gen_ai.prompt)
-            parts = [{"type": "text", "content": m["content"]}]
-            calls = [_openai_call(c) for c in m.get("tool_calls") or [] if isinstance(c, dict)]
-            if m.get("tool_call_id"):
-                message["tool_call_id"] = str(m["tool_call_id"])
-        for p in parts if isinstance(parts, list) else []:
-            if not isinstance(p, dict):
-                texts.append(_text(p))
-                continue
-            kind = p.get("type")
-            if kind == "tool_call":
-                calls.append(
-                    {"id": p.get("id"), "name": p.get("name"), "arguments": p.get("arguments")}
-                )
-            elif kind == "tool_call_response":
-                message["tool_call_id"] = str(p.get("id") or "")
-                texts.append(_text(p.get("response")))
-            elif "content" in p:
-                texts.append(_text(p["content"]))
-        message["content"] = "\n".join(t for t in texts if t)
-        if calls:
-            message["tool_calls"] = calls
-        if m.get("name"):
-            message["name"] = str(m["name"])
-        if m.get("finish_reason"):
-            message["finish_reason"] = str(m["finish_reason"])
-        out.append(message)
-    return out
-
-
-def _openai_call(c: dict[str, Any]) -> dict[str, Any]:
-    fn: dict[str, Any] = c["function"] if isinstance(c.get("function"), dict) else c
-    return {"id": c.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments")}
-
-
-def _system_instructions(value: Any) -> list[dict[str, Any]]:
-    parts = _json(value)
-    if isinstance(parts, list):
-        text = "\n".join(
-            _text(p.get("content")) if isinstance(p, dict) else _text(p) for p in parts
-        )
-    else:
-        text = _text(parts)
-    return [{"role": "system", "content": text}] if text else []
-
-
-_INDEXED = re.compile(r"^(?P<i>\d+)\.(?P<rest>.+)$")
-
-
-def _indexed(a: dict[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
-    """Flattened `prefix.N.rest` attributes grouped by N: {N: {rest: value}}."""
-    out: dict[int, dict[str, Any]] = {}
-    for key, value in a.items():
-        if key.startswith(prefix):
-            m = _INDEXED.match(key[len(prefix) :])
-            if m:
-                out.setdefault(int(m["i"]), {})[m["rest"]] = value
-    return out
-
-
-def _openinference_messages(a: dict[str, Any], side: str) -> list[dict[str, Any]]:
-    out = []
-    for _, f in sorted(_indexed(a, f"llm.{side}_messages.").items()):
-        message: dict[str, Any] = {"role": str(f.get("message.role") or "")}
-        content = f.get("message.content")
-        if content is None:
-            parts = _indexed(f, "message.contents.")
-            content = "\n".join(
-                _text(p.get("message_content.text")) for _, p in sorted(parts.items())
-            )
-        message["content"] = _text(content)
-        calls = [
-            {
-                "id": c.get("tool_call.id"),
-                "name": c.get("tool_call.function.name"),
-                "arguments": c.get("tool_call.function.arguments"),
-            }
-            for _, c in sorted(_indexed(f, "message.tool_calls.").items())
-        ]
-        if f.get("message.function_call_name"):
-            calls.append(
-                {
-                    "id": None,
-                    "name": f["message.function_call_name"],
-                    "arguments": f.get("message.function_call_arguments_json"),
-                }
-            )
-        if calls:
-            message["tool_calls"] = calls
-        if f.get("message.tool_call_id"):
-            message["tool_call_id"] = str(f["message.tool_call_id"])
-        if f.get("message.name"):
-            message["name"] = str(f["message.name"])
-        out.append(message)
-    return out
-
-
-def _traceloop_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """OpenLLMetry's older indexed `gen_ai.prompt.N.*` / `gen_ai.completion.N.*`."""
-    out = []
-    for _, f in sorted(_indexed(a, prefix).items()):
-        message: dict[str, Any] = {
-            "role": str(f.get("role") or ""),
-            "content": _text(f.get("content")),
-        }
-        calls = [
-            {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("arguments")}
-            for _, c in sorted(_indexed(f, "tool_calls.").items())
-        ]
-        if calls:
-            message["tool_calls"] = calls
-        out.append(message)
-    return out
-
-
-_EVENT_ROLES = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-    "gen_ai.choice": "assistant",
-}
-
-
-def _event_messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Messages carried by the older prompt/completion span events."""
-    inputs: list[dict[str, Any]] = []
-    outputs: list[dict[str, Any]] = []
-    for e in span.events:
-        if e.name == "gen_ai.content.prompt":
-            inputs += _genai_messages(e.attributes.get("gen_ai.prompt"))
-        elif e.name == "gen_ai.content.completion":
-            outputs += _genai_messages(e.attributes.get("gen_ai.completion"))
-        elif e.name in _EVENT_ROLES:
-            body = _json(e.attributes.get("gen_ai.event.content"))
-            body = body if isinstance(body, dict) else dict(e.attributes)
-            if isinstance(body.get("message"), dict):  # gen_ai.choice: {"message": {...}}
-                body = body["message"]
-            message: dict[str, Any] = {
-                "role": str(body.get("role") or _EVENT_ROLES[e.name]),
-                "content": _text(body.get("content")),
-            }
-            calls = [_openai_call(c) for c in body.get("tool_calls") or [] if isinstance(c, dict)]
-            if calls:
-                message["tool_calls"] = calls
-            if body.get("id") and e.name == "gen_ai.tool.message":
-                message["tool_call_id"] = str(body["id"])
-            (outputs if e.name == "gen_ai.choice" else inputs).append(message)
-    return inputs, outputs
-
-
-_MESSAGE_KEYS = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-)
-_MESSAGE_PREFIXES = (
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-)
-
-
-def messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A model span's input and output messages, by whichever convention carries them."""
-    a = span.attributes
-    inputs = _system_instructions(a.get("gen_ai.system_instructions"))
-    inputs += _genai_messages(a.get("gen_ai.input.messages"))
-    outputs = _genai_messages(a.get("gen_ai.output.messages"))
-    inputs += (
-        _genai_messages(a.get("gen_ai.prompt")) if isinstance(a.get("gen_ai.prompt"), str) else []
-    )
-    if isinstance(a.get("gen_ai.completion"), str):
-        outputs += _genai_messages(a["gen_ai.completion"])
-    inputs += _openinference_messages(a, "input")
-    outputs += _openinference_messages(a, "output")
-    inputs += _traceloop_messages(a, "gen_ai.prompt.")
-    outputs += _traceloop_messages(a, "gen_ai.completion.")
-    ev_in, ev_out = _event_messages(span)
-    return inputs + ev_in, outputs + ev_out
-
-
-def _message_text(items: Sequence[dict[str, Any]]) -> str:
-    texts = []
-    for m in items:
-        if m.get("content"):
-            texts.append(str(m["content"]))
-        for c in m.get("tool_calls") or []:
-            texts.append(f"[tool call] {c.get('name')}({_text(c.get('arguments'))})")
-    return "\n".join(texts)
-
-
 # -- one span -> steps ------------------------------------------------------------------
 
 _CONSUMED = {
@@ -385,7 +154,7 @@ _CONSUMED = {
     "llm.token_count.completion", "llm.token_count.total", "tool.name", "tool_call.id", "tool.id",
     "agent.name", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
     "llm.usage.total_tokens", "mascope.step.kind", "mascope.step.content", "mascope.step.index",
-    *_MESSAGE_KEYS,
+    *MESSAGE_KEYS,
 }  # fmt: skip
 
 
@@ -393,7 +162,7 @@ def unmapped(attributes: dict[str, Any]) -> dict[str, Any]:
     """The attributes no mapping rule reads, values bounded."""
     out = {}
     for key, value in attributes.items():
-        if key in _CONSUMED or key.startswith(_MESSAGE_PREFIXES):
+        if key in _CONSUMED or key.startswith(MESSAGE_PREFIXES):
             continue
         out[key] = _bounded(value)
     return out
@@ -435,7 +204,7 @@ def own_agent_name(span: SpanRecord) -> str | None:
     if name is None and span_role(span) == "agent":
         name = _first(a, "traceloop.entity.name") or span.name.removeprefix("invoke_agent ").strip()
     if name is None:
-        meta = _json(a.get("metadata"))
+        meta = decode_json(a.get("metadata"))
         if isinstance(meta, dict) and meta.get("langgraph_node"):
             name = meta[
                 "langgraph_node"
@@ -468,7 +237,7 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     model = _first(a, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
     if role == "llm":
         inputs, outputs = messages(span)
-        content = _message_text(outputs) or _text(a.get("output.value"))
+        content = message_text(outputs) or as_text(a.get("output.value"))
         data = dict(base_data)
         calls = [c for m in outputs for c in m.get("tool_calls") or []]
         if calls:
@@ -481,7 +250,7 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
         if finish:
             data["finish_reason"] = finish[0] if isinstance(finish, list) else finish
         if not inputs and a.get("input.value") is not None:
-            inputs = [{"role": "user", "content": _text(a["input.value"])}]
+            inputs = [{"role": "user", "content": as_text(a["input.value"])}]
         return [
             StepDraft(
                 agent=agent,
@@ -512,25 +281,25 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
         marked = a.get("mascope.step.kind")
         steps = []
         if marked == "refusal":
-            return [StepDraft(agent, "refusal", _text(result or span.name), data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
+            return [StepDraft(agent, "refusal", as_text(result or span.name), data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
         if marked != "tool_result" and (
             args is not None or marked == "tool_call" or result is None
         ):
-            parsed = _json(args)
+            parsed = decode_json(args)
             call = {**data, "arguments": parsed} if args is not None else data
-            steps.append(StepDraft(agent, "tool_call", f"{tool}({_text(parsed) if args is not None else ''})", call, at_ns=span.start_ns))  # fmt: skip
+            steps.append(StepDraft(agent, "tool_call", f"{tool}({as_text(parsed) if args is not None else ''})", call, at_ns=span.start_ns))  # fmt: skip
         if marked != "tool_call" and (result is not None or error is not None):
-            steps.append(StepDraft(agent, "tool_result", _text(result) if result is not None else (error or ""), dict(data), latency_s=latency, error=error, at_ns=span.end_ns))  # fmt: skip
+            steps.append(StepDraft(agent, "tool_result", as_text(result) if result is not None else (error or ""), dict(data), latency_s=latency, error=error, at_ns=span.end_ns))  # fmt: skip
         return steps
     output = _first(a, "mascope.step.content", "output.value", "traceloop.entity.output")
     if output is None and _has_messages(a, "output"):
-        output = _message_text(messages(span)[1])
+        output = message_text(messages(span)[1])
     if not leaf:
         if error is None:
             return []
         return [StepDraft(agent, "error", error, base_data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
     kind = str(a.get("mascope.step.kind") or ("message" if role == "agent" else "event"))
-    content = _text(output) if output is not None else span.name
+    content = as_text(output) if output is not None else span.name
     return [
         StepDraft(
             agent=agent,
@@ -603,7 +372,7 @@ def trace_steps(index: TraceIndex) -> list[StepDraft]:
 def _readable(value: Any, *, last: bool) -> str:
     """A root span's input or output as text: a graph state's first (or last) message's
     content, or the value's own `input`/`output`, rather than the whole JSON state."""
-    data = _json(value)
+    data = decode_json(value)
     if isinstance(data, dict):
         for key in ("messages", "input", "question", "query", "task", "output", "answer"):
             if key in data:
@@ -615,7 +384,7 @@ def _readable(value: Any, *, last: bool) -> str:
             return texts[-1] if last else texts[0]
     if isinstance(data, str):
         return data
-    return _text(value)
+    return as_text(value)
 
 
 def _content_of(message: Any) -> str:
@@ -628,8 +397,10 @@ def _content_of(message: Any) -> str:
     inner: dict[str, Any] = data if isinstance(data, dict) else message  # LangChain's shape
     content = inner.get("content")
     if isinstance(content, list):  # content parts
-        return "\n".join(_text(p.get("text")) if isinstance(p, dict) else _text(p) for p in content)
-    return _text(content)
+        return "\n".join(
+            as_text(p.get("text")) if isinstance(p, dict) else as_text(p) for p in content
+        )
+    return as_text(content)
 
 
 def _nanos_time(ns: int) -> datetime:
@@ -645,7 +416,7 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
     a = root.attributes
     task = ""
     if "mascope.run.task" in a:
-        task = _text(a["mascope.run.task"])
+        task = as_text(a["mascope.run.task"])
     else:
         inputs, _ = messages(root)
         users = [m for m in inputs if m.get("role") == "user"]
@@ -661,9 +432,9 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
                     task = str(said[0]["content"])
                     break
     answer = (
-        _text(a.get("mascope.run.final_answer"))
+        as_text(a.get("mascope.run.final_answer"))
         or _readable(_first(a, "output.value", "traceloop.entity.output"), last=True)
-        or _message_text(messages(root)[1])
+        or message_text(messages(root)[1])
     )
     if not answer:
         answer = next((s.content for s in reversed(steps) if s.kind == "message" and s.content), "")
