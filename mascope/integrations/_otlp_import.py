@@ -109,8 +109,8 @@ def run_bundle(mapped: MappedRun, *, source: str = "otlp") -> RunBundle:
         source_key=f"otlp:{mapped.trace_id}",
         metadata_=mapped.metadata,
     )
-    from mascope.traces._inputs import encode_inputs
-    from mascope.traces._redact import Redactor
+    from mascope.traces import Redactor
+    from mascope.traces._inputs import encode_inputs  # the store re-cuts them on write
 
     blobs: dict[str, str] = {}
     redact = Redactor()
@@ -127,16 +127,29 @@ def parse_otlp(path: Path) -> list[RunBundle]:
 
 
 def import_otlp(store: TraceStore, paths: Sequence[str | Path]) -> ImportReport:
-    """Import OTLP JSON files (or folders of .json/.jsonl files) into `store`."""
+    """Import OTLP JSON files (or folders of .json/.jsonl files) into `store`.
+
+    Spans are grouped by trace id across all the files (a collector rotates its
+    file, so one trace may straddle two); each run is counted for the file its
+    trace first appears in.
+    """
     files = expand(paths, "otlp")
-    parsed = [(f, parse_otlp(f)) for f in files]  # everything validated before writing
+    per_file = [(f, read_otlp_file(f)) for f in files]  # everything validated before writing
+    traces: dict[str, list[SpanRecord]] = {}
+    first_file: dict[str, Path] = {}
+    for path, spans in per_file:
+        for trace_id, group in group_traces(spans).items():
+            traces.setdefault(trace_id, []).extend(group)
+            first_file.setdefault(trace_id, path)
+    bundles = {tid: run_bundle(map_trace(spans)) for tid, spans in traces.items()}
     report = ImportReport(files=len(files))
-    for path, bundles in parsed:
-        written, skipped = store.write_bundles(bundles)
+    for path, _ in per_file:
+        mine = [b for tid, b in bundles.items() if first_file[tid] == path]
+        written, skipped = store.write_bundles(mine) if mine else (0, 0)
         report.runs += written
         report.skipped += skipped
         if written:
-            report.steps += sum(len(b.steps) for b in bundles)
+            report.steps += sum(len(b.steps) for b in mine)
         report.per_file.append((str(path), written, skipped))
     return report
 
