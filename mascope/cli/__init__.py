@@ -16,6 +16,7 @@ from ._eval_run import eval_run
 from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
+from ._serve import serve
 from ._taxonomy import taxonomy_app
 from ._team import team_app
 from ._tui import tui
@@ -53,6 +54,7 @@ app.command()(judge)
 app.command()(attribute)
 app.command()(tui)
 eval_app.command("run")(eval_run)
+app.command()(serve)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)
 app.add_typer(runs_app, name="runs")

@@ -206,11 +206,15 @@ def _redacted(store: TraceStore, row: Any) -> Any:
     )
 
 
+IMPORT_CHOICES = (*IMPORT_FORMATS, "otlp")
+"""`otlp` (OpenTelemetry JSON) is read by `mascope.integrations`, which writes through the store."""
+
+
 @runs_app.command("import")
 @user_errors
 def import_runs(
     fmt: Annotated[
-        str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_FORMATS)}.")
+        str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_CHOICES)}.")
     ],
     paths: Annotated[
         list[Path], typer.Argument(help="Files, or folders to search for .json/.jsonl files.")
@@ -218,15 +222,20 @@ def import_runs(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import traces: Who&When files, MAD/MAST-Data records or mascope JSONL."""
+    """Import traces: Who&When files, MAD/MAST-Data records, mascope JSONL or OTLP JSON."""
     from mascope.traces import import_paths
 
-    if fmt not in IMPORT_FORMATS:
+    if fmt not in IMPORT_CHOICES:
         raise ConfigError(
-            f"unknown import format {fmt!r}{did_you_mean(fmt, IMPORT_FORMATS)}; use one of {', '.join(IMPORT_FORMATS)}"
+            f"unknown import format {fmt!r}{did_you_mean(fmt, IMPORT_CHOICES)}; use one of {', '.join(IMPORT_CHOICES)}"
         )
     with removed_if_failed(db), open_store(db, create=True, write=True) as store:
-        report = import_paths(store, fmt, paths)
+        if fmt == "otlp":
+            from mascope.integrations import import_otlp
+
+            report = import_otlp(store, paths)
+        else:
+            report = import_paths(store, fmt, paths)
     if as_json:
         print(
             json.dumps(

@@ -159,6 +159,14 @@ class Recorder:
             self._next_index.pop(run_id, None)
         self._track(run_id)
 
+    def describe_run(self, run_id: str, *, team: str, task: str) -> None:
+        with self.backend.write.begin() as conn:
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(team=self.redact.text(team), task=self.redact.text(task))
+            )
+
     def update_run_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         with self.backend.write.begin() as conn:
             current = conn.execute(select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)).scalar()

@@ -194,6 +194,10 @@ class TraceStore:
         """
         return self.recorder.recover_interrupted()
 
+    def describe_run(self, run_id: str, *, team: str, task: str) -> None:
+        """Set a run's team and task after it began (a receiver learns them late)."""
+        self.recorder.describe_run(run_id, team=team, task=task)
+
     def update_run_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         """Merge `values` into a run's metadata."""
         self.recorder.update_run_metadata(run_id, values)
