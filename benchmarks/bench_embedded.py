@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/bench_embedded.py report --results R.jsonl [--function F.jsonl ...] --write docs/benchmarks.md
 
 `run` measures the embedded family (`mascope eval planted --family embedded`) in
-chunks of cases, one seed per chunk (a chunk of 7 takes each team shape, fault
+chunks of cases, one seed per chunk (a chunk of 6 takes each team shape, fault
 kind and faulty agent once), and appends each chunk's raw scores to a JSONL
 file, so a long measurement can be stopped and continued, and split across
 processes by method. `report` pools the chunks, and adds the function family's
@@ -32,7 +32,7 @@ from mascope.diagnosis._eval_planted import AttributionScore, aevaluate_planted
 from mascope.diagnosis._metrics import wilson
 from mascope.models import get_model
 
-COMBOS = 7
+COMBOS = 6
 
 
 def run(args: argparse.Namespace) -> None:
@@ -208,7 +208,7 @@ def main() -> None:
     r.add_argument("--model", default="local", help="the LLM methods' model")
     r.add_argument("--fault-rate", type=float, default=0.5)
     r.add_argument(
-        "--chunk", type=int, default=COMBOS, help="cases per chunk (7: each combination once)"
+        "--chunk", type=int, default=COMBOS, help="cases per chunk (6: each combination once)"
     )
     r.add_argument("--chunks", type=int, default=5)
     r.add_argument("--first-seed", type=int, default=0)

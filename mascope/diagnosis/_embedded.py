@@ -294,7 +294,6 @@ _COMBOS: dict[str, list[tuple[EmbeddedFaultKind, str]]] = {
     "review": [("wrong-number", "solver"), ("dropped-output", "solver")],
     "relay": [
         ("wrong-number", "solver"),
-        ("wrong-number", "checker"),
         ("wrong-number", "reporter"),
         ("dropped-output", "solver"),
         ("dropped-output", "reporter"),

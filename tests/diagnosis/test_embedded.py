@@ -66,6 +66,12 @@ def test_cases_cover_every_shape_and_fault_with_exact_answers() -> None:
     assert cases == make_embedded_cases(n=14, seed=3, fault_rate=0.5)
 
 
+def test_every_case_builds_its_team(store: TraceStore) -> None:
+    for c in make_embedded_cases(n=12):
+        team, faulty = build_embedded_team(c.shape, fault=c.fault, store=store, model=calculator())
+        assert faulty is not None and team.agents[c.fault.agent].fn is faulty
+
+
 def test_corrupted_output_differs_from_the_real_one() -> None:
     rng = random.Random(0)
     real = "6 * 7 = 42\nANSWER: 42"
