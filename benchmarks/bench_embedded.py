@@ -88,6 +88,10 @@ def _pool(records: list[dict[str, Any]]) -> dict[str, AttributionScore]:
     return pooled
 
 
+def _model_name(model: str | None) -> str | None:
+    return "SmolLM2-135M" if model == "local" else model
+
+
 def pct(hits: int, n: int) -> str:
     if not n:
         return "-"
@@ -117,7 +121,7 @@ HEADER = [
 def report(args: argparse.Namespace) -> None:
     records = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
     rate = records[0]["fault_rate"] if records else None
-    model = next((r["model"] for r in records if r["model"]), None)
+    model = _model_name(next((r["model"] for r in records if r["model"]), None))
     table = list(HEADER)
     seen_baselines = False
     pooled_by_run: list[tuple[list[dict[str, Any]], dict[str, AttributionScore]]] = []
@@ -141,8 +145,6 @@ def report(args: argparse.Namespace) -> None:
         data = json.loads(Path(path).read_text())
         label = f"function, {path.name.split('_p')[-1].removesuffix('.json')}"
         for a in [*data["attribution"], *data["baselines"]]:
-            if a["method"].startswith("always") and "llm" in path.name:
-                continue
             hits_s, hits_a = round(a["step_accuracy"] * a["n"]), round(a["agent_accuracy"] * a["n"])
             replays = (
                 ""
@@ -155,7 +157,7 @@ def report(args: argparse.Namespace) -> None:
                 and a["method"] not in ("counterfactual+reference",)
                 and not a["method"].startswith("always")
             ):
-                who += f", {data['model']}"
+                who += f", {_model_name(data['model'])}"
             secs = (
                 ""
                 if a["seconds_per_run"] is None or a["method"].startswith("always")
