@@ -64,12 +64,15 @@ def run(args: argparse.Namespace) -> None:
             "shapes": r.shapes, "seconds": time.perf_counter() - started,
             "scores": [asdict(a) for a in [*r.attribution, *r.baselines]],
             "labels": [x.as_dict() for x in r.labelling],
+            "interrupted": r.interrupted,
         }  # fmt: skip
         with args.results.open("a") as f:
             f.write(json.dumps(record) + "\n")
         print(
             f"seed {seed}: {r.cases} cases, skipped {sum(map(len, r.skipped.values()))}", flush=True
         )
+        if r.interrupted:  # Ctrl-C: the finished cases are kept; the rest is for the next run
+            break
 
 
 def _pool(records: list[dict[str, Any]]) -> dict[str, AttributionScore]:
