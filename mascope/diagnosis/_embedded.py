@@ -314,7 +314,8 @@ def make_embedded_cases(
     combos = [(shape, kind, agent) for shape in EMBEDDED_SHAPES for kind, agent in _COMBOS[shape]]
     cases: list[EmbeddedCase] = []
     for i in range(n):
-        shape, kind, agent = combos[i % len(combos)]
+        # Rotated by the seed, so one case per seed also takes every combination in turn.
+        shape, kind, agent = combos[(i + seed) % len(combos)]
         if rng.random() < 0.5:
             a, op, b = rng.randint(2, 15), "+", rng.randint(2, 9)
         else:

@@ -64,6 +64,11 @@ def test_cases_cover_every_shape_and_fault_with_exact_answers() -> None:
         assert c.ground_truth == str(int(a) + int(b) if op == "+" else int(a) * int(b))
         assert c.fault.rate == 0.5
     assert cases == make_embedded_cases(n=14, seed=3, fault_rate=0.5)
+    # One case per seed (how the benchmark script checkpoints) still takes every combination.
+    singles = [make_embedded_cases(n=1, seed=s)[0] for s in range(6)]
+    assert {(c.shape, c.fault.kind, c.fault.agent) for c in singles} == {
+        (c.shape, c.fault.kind, c.fault.agent) for c in cases
+    }
 
 
 def test_every_case_builds_its_team(store: TraceStore) -> None:
