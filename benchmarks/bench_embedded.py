@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> None:
             "shapes": r.shapes, "seconds": time.perf_counter() - started,
             "scores": [asdict(a) for a in [*r.attribution, *r.baselines]],
             "labels": [x.as_dict() for x in r.labelling],
+            "samples": args.samples,
+            "max_replays": args.max_replays,
             "interrupted": r.interrupted,
         }  # fmt: skip
         with args.results.open("a") as f:
@@ -122,7 +124,12 @@ HEADER = [
 
 
 def report(args: argparse.Namespace) -> None:
-    records = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+    records = [
+        json.loads(line)
+        for path in args.results
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     rate = records[0]["fault_rate"] if records else None
     model = _model_name(next((r["model"] for r in records if r["model"]), None))
     table = list(HEADER)
@@ -184,13 +191,40 @@ def report(args: argparse.Namespace) -> None:
         [
             "## Attribution on embedded-model teams with injected faults",
             "",
-            f"Measured on {machine()} while three other sessions shared the two cores (so seconds are "
-            "several times an idle machine's). Reproduce: see the commands below the tables.",
+            f"Measured on {machine()} while three other sessions shared the two cores, so the seconds "
+            "are several times an idle machine's and the sample is what the time allowed. The embedded "
+            "family (`mascope eval planted --family embedded`, see docs/attribution.md): SmolLM2-135M "
+            "agents on generated sums and products, one agent's first turn corrupted with probability P; "
+            "the truth is the step of the faulty turn whose fault fired on the failed run. reroll ran with "
+            "a smaller budget than its defaults (4 re-rolls decide a step, at most 16 per run, 2 at once) "
+            "to fit the time; the LLM methods ran in a second process on their own planted runs of the "
+            "same cases (one case per seed, seeds 0, 1, 2, ...), so their case counts differ. Undecided "
+            "reroll runs and methods that gave no usable answer count as misses.",
             "",
-            f"The fault-free teams succeeded in {ok} of {runs} runs ({pct(ok, runs)} %) on the generated "
-            "questions. Skipped cases (no failed run the fault decided): "
-            + ("; ".join(f"{n} {why}" for why, n in skipped.items()) or "none")
+            f"Base success: the fault-free teams succeeded in {ok} of {runs} runs ({pct(ok, runs)} %). "
+            "Cases left out (no failed run that the fault decided): "
+            + ("; ".join(f"{n}: {why}" for why, n in skipped.items()) or "none")
             + ".",
+            "",
+            "Reproduce (`MASCOPE_LOCAL_THREADS=1` made each model call 2.6 times faster on the "
+            "oversubscribed machine):",
+            "",
+            "```",
+            "MASCOPE_LOCAL_THREADS=1 .venv/bin/python benchmarks/bench_embedded.py run --results R.jsonl "
+            "--methods reroll,counterfactual+reference,rules --samples 4 --max-replays 16 --concurrency 2 "
+            "--chunk 1 --chunks 36",
+            "MASCOPE_LOCAL_THREADS=1 .venv/bin/python benchmarks/bench_embedded.py run --results L.jsonl "
+            "--methods counterfactual,a2p,all-at-once,step-by-step,binary-search --chunk 1 --chunks 36",
+            "mascope eval planted --fault-rate P --methods counterfactual+reference,rules --json > fast_pP.json"
+            "          # P = 0.2, 0.8: all 132 cases",
+            "mascope eval planted --fault-rate P --methods counterfactual,a2p,all-at-once,step-by-step,"
+            "binary-search --limit N --json > llm_pP.json   # stratified sample",
+            ".venv/bin/python benchmarks/bench_embedded.py report --results R.jsonl L.jsonl "
+            "--function fast_p0.2.json llm_p0.2.json fast_p0.8.json llm_p0.8.json --write docs/benchmarks.md",
+            "```",
+            "",
+            "One command for the embedded family: `mascope eval planted --family embedded --fault-rate 0.5 "
+            "--methods all --limit N`. The function family's reroll rows are in the re-roll section above.",
             "",
             *table,
             "",
@@ -221,7 +255,7 @@ def main() -> None:
     r.add_argument("--max-replays", type=int, default=None)
     r.add_argument("--concurrency", type=int, default=4)
     p = sub.add_parser("report", help="pool the chunks and write the tables")
-    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--results", type=Path, nargs="+", required=True)
     p.add_argument("--function", type=Path, nargs="*", help="`mascope eval planted --json` outputs")
     p.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
