@@ -293,19 +293,35 @@ def planted(
         int | None, typer.Option(help="Reroll: most re-rolls per failed run (default 60).", min=1)
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Reroll: re-rolls run at once.", min=1)] = 4,
+    family: Annotated[
+        str,
+        typer.Option(
+            help="function: teams of deterministic function agents (132 cases); embedded: teams of "
+            "embedded-model agents on generated arithmetic, one agent's turn corrupted with the fault "
+            "rate (default 0.5; 60 cases unless --limit)."
+        ),
+    ] = "function",
     as_json: JsonOpt = False,
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
 
     from mascope.diagnosis._eval_planted import (
         CHOICES,
+        FAMILIES,
         NEEDS_MODEL,
         aevaluate_planted,
         parse_methods,
     )
+    from mascope.errors import ConfigError, did_you_mean
     from mascope.models import get_model
 
-    chosen = parse_methods(methods, stochastic=fault_rate is not None)
+    if family not in FAMILIES:  # before anything loads or runs
+        raise ConfigError(
+            f"unknown --family {family!r}{did_you_mean(family, FAMILIES)}; choose from {', '.join(FAMILIES)}"
+        )
+    if fault_rate is not None and not 0 < fault_rate < 1:
+        raise ConfigError(f"--fault-rate must be above 0 and below 1 (got {fault_rate:g})")
+    chosen = parse_methods(methods, stochastic=fault_rate is not None or family == "embedded")
     if not methods:
         rest = ",".join(m for m in CHOICES if m not in chosen and m != "reroll")
         err.print(
@@ -324,7 +340,7 @@ def planted(
                 methods=chosen, model=llm, limit=limit, seed=seed, max_replays=max_replays,
                 with_ground_truth=with_ground_truth, db=keep, on_case=lambda i, n: bar.set(i, n),
                 fault_rate=fault_rate, samples=samples, reroll_replays=reroll_max_replays,
-                concurrency=concurrency,
+                concurrency=concurrency, family=family,
             )  # fmt: skip
 
     r, signum = run_interruptible(main)
@@ -338,12 +354,22 @@ def planted(
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
     partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
+    rate = 0.5 if fault_rate is None and family == "embedded" else fault_rate
     out.print(
         f"{partial}{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
-        + (f"; faults fire with probability {fault_rate:g}" if fault_rate is not None else "")
+        + (f"; faults fire with probability {rate:g}" if rate is not None else "")
         + (f"; model {r.model}" if r.model else "")
-        + (f"; {len(r.not_decisive)} fault(s) did not make the run fail" if r.not_decisive else "")
+        + (
+            f"; {len(r.not_decisive)} fault(s) did not make the run fail"
+            if r.not_decisive and family != "embedded"
+            else ""
+        )
     )
+    if family == "embedded":
+        ok, runs = r.fault_free
+        out.print(f"fault-free team succeeded in {ok} of {runs} runs (its base success rate)")
+        for why, ids in r.skipped.items():
+            out.print(f"skipped {len(ids)} case(s): {why}")
     if r.attribution:
         table = Table(
             title="Attribution against the planted agent and step (95% Wilson intervals)",

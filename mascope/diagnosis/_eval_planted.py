@@ -26,6 +26,7 @@ from mascope.models import ChatModel, ScriptedModel
 from mascope.traces import Run, Step, TraceStore
 
 from ._attribution import Corrections, aattribute
+from ._embedded import EmbeddedCase, make_embedded_cases, plant_embedded
 from ._judge import JudgeConfig, ajudge_run
 from ._metrics import wilson
 from ._planted import Case, build_team, make_cases, stratified
@@ -44,6 +45,10 @@ ATTRIBUTION_METHODS = (
     "binary-search",
 )
 LABELLERS = ("rules", "judge")
+FAMILIES = ("function", "embedded")
+"""Teams of deterministic function agents (`_planted`), or of embedded-model agents (`_embedded`)."""
+EMBEDDED_CASES = 60
+"""Cases of the embedded family without --limit."""
 CHOICES = ATTRIBUTION_METHODS + LABELLERS
 NEEDS_MODEL = {"counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search", "judge"}
 
@@ -52,7 +57,7 @@ NEEDS_MODEL = {"counterfactual", "a2p", "all-at-once", "step-by-step", "binary-s
 class Planted:
     """One case run: its failed run, the reference run, and the truth."""
 
-    case: Case
+    case: Case | EmbeddedCase
     run_id: str
     reference_id: str
     agent: str
@@ -152,9 +157,16 @@ class PlantedEval:
     total: int = 0
     interrupted: bool = False
     """Cancelled part way (Ctrl-C): the scores cover the `done` cases only."""
+    family: str = "function"
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    """Why cases had no failed run to score (embedded family), each with its case ids."""
+    fault_free: tuple[int, int] = (0, 0)
+    """Fault-free runs that succeeded, of those run (embedded family: the team's base success)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "family": self.family, "skipped": self.skipped,
+            "fault_free": {"succeeded": self.fault_free[0], "runs": self.fault_free[1]},
             "cases": self.cases, "model": self.model, "shapes": self.shapes, "faults": self.faults,
             "not_decisive": self.not_decisive, "seconds": self.seconds,
             "attribution": [a.as_dict() for a in self.attribution],
@@ -279,19 +291,35 @@ async def aevaluate_planted(
     samples: int | None = None,
     reroll_replays: int | None = None,
     concurrency: int = 4,
+    family: str = "function",
+    team_model: str | ChatModel = "local",
 ) -> PlantedEval:
     """Run the planted-failure benchmark with `methods` (see CHOICES).
 
     `fault_rate` makes every fault fire with that probability each time its
     turn runs; `samples`, `reroll_replays` and `concurrency` tune `reroll`.
+    `family="embedded"` plants faults in teams of `team_model` agents instead
+    (fault rate 0.5 unless given; `limit` cases, 60 by default).
     """
+    if family not in FAMILIES:
+        raise ConfigError(
+            f"unknown family {family!r}{did_you_mean(family, FAMILIES)}; choose from {', '.join(FAMILIES)}"
+        )
     if fault_rate is not None and not 0 < fault_rate < 1:
         raise ConfigError(f"--fault-rate must be above 0 and below 1 (got {fault_rate:g})")
+    if family == "embedded":
+        fault_rate = 0.5 if fault_rate is None else fault_rate
     if any(m in NEEDS_MODEL for m in methods) and model is None:
         raise ConfigError(
             "the LLM methods need a model; pass --model or choose only rules/counterfactual+reference"
         )
-    cases = stratified(make_cases(seed=seed, fault_rate=fault_rate), limit)
+    cases: Sequence[Case | EmbeddedCase] = (
+        make_embedded_cases(n=limit or EMBEDDED_CASES, seed=seed, fault_rate=fault_rate or 0.5)
+        if family == "embedded"
+        else stratified(make_cases(seed=seed, fault_rate=fault_rate), limit)
+    )
+    skipped: dict[str, list[str]] = {}
+    fault_free = [0, 0]
     reroll = {"samples": samples, "max_replays": reroll_replays, "concurrency": concurrency}
     started = time.perf_counter()
     scores = {m: AttributionScore(m) for m in methods if m in ATTRIBUTION_METHODS}
@@ -305,7 +333,12 @@ async def aevaluate_planted(
         try:
             for i, case in enumerate(cases):
                 done = i
-                planted = await plant(store, case)
+                if isinstance(case, EmbeddedCase):
+                    planted = await _plant_embedded(
+                        store, case, team_model, seed * 100_003 + i, skipped, fault_free
+                    )
+                else:
+                    planted = await plant(store, case)
                 if planted is None:
                     not_decisive.append(case.id)
                 else:
@@ -343,7 +376,31 @@ async def aevaluate_planted(
         done=done,
         total=len(cases),
         interrupted=interrupted,
+        family=family,
+        skipped=skipped,
+        fault_free=(fault_free[0], fault_free[1]),
     )
+
+
+async def _plant_embedded(
+    store: TraceStore,
+    case: EmbeddedCase,
+    model: str | ChatModel,
+    seed: int,
+    skipped: dict[str, list[str]],
+    fault_free: list[int],
+) -> Planted | None:
+    """A case of the embedded family, or None (with the reason in `skipped`)."""
+    got = await plant_embedded(store, case, model=model, seed=seed)
+    fault_free[0] += got.reference_ok
+    fault_free[1] += 1
+    if got.skipped is not None or got.run_id is None or got.step is None:
+        skipped.setdefault(got.skipped or "no failed run", []).append(case.id)
+        return None
+    return Planted(
+        case, got.run_id, got.reference_id, case.fault.agent, got.step, store.steps(got.run_id),
+        team=got.team, attempts=got.attempts,
+    )  # fmt: skip
 
 
 async def _score_case(
@@ -360,9 +417,11 @@ async def _score_case(
 ) -> None:
     """Score one case; with `save`, its attributions and labels are kept in the store."""
     case = p.case
-    team = p.team or build_team(
-        case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store
-    )
+    if p.team is not None:
+        team = p.team
+    else:
+        assert isinstance(case, Case)  # an embedded case always keeps the team that ran it
+        team = build_team(case.shape, n_numbers=len(case.numbers), fault=case.fault, store=store)
     for method, score in scores.items():
         t0 = time.perf_counter()
         if method == "reroll":
