@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 
 
 def _proc_start(pid: int) -> str:
@@ -30,31 +31,43 @@ def owner_token() -> str:
     return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
 
 
+ProcessState = Literal["elsewhere", "unreadable", "gone", "running"]
+
+
+def process_state(owner: str) -> ProcessState:
+    """What this host can tell of the process an owner token names.
+
+    `elsewhere`: it runs on another host, so only its heartbeat can tell;
+    `unreadable`: the token names no pid; `gone`: it was a process of this
+    host that has exited (or whose pid now belongs to another process);
+    `running`: it is still there.
+    """
+    host, _, rest = owner.split("/", 1)[0].partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return "elsewhere"
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return "unreadable"
+    if pid <= 0:  # stored data: never signal a process group
+        return "unreadable"
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return "gone"
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    return "gone" if start and _proc_start(pid) != start else "running"
+
+
 def owner_alive(owner: str | None) -> bool:
-    """False when `owner` is certainly gone: empty, or a process of this host that has exited.
+    """False when `owner` is certainly gone: empty, unreadable, or a process of this host that has exited.
 
     A process on another host cannot be checked from here: it counts as alive,
     and its heartbeat decides.
     """
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid <= 0:  # stored data: never signal a process group
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        pass
-    return not start or _proc_start(pid) == start
+    return bool(owner) and process_state(owner or "") in ("elsewhere", "running")
 
 
-__all__ = ["owner_alive", "owner_token"]
+__all__ = ["ProcessState", "owner_alive", "owner_token", "process_state"]
