@@ -77,14 +77,18 @@ def _clean(redactor: Redactor, metadata: CheckpointMetadata) -> CheckpointMetada
     return cast(CheckpointMetadata, redactor.strings(dict(metadata)))
 
 
-class _RedactingSaver(AsyncSqliteSaver):
-    """The saver also redacts checkpoint metadata, which it writes as JSON beside
-    the serializer (some LangGraph versions put node outputs there, as `writes`)."""
+class _Redacting:
+    """Mixed into a LangGraph saver: it also redacts checkpoint metadata, which savers
+    write as JSON beside the serializer (some LangGraph versions put node outputs
+    there, as `writes`)."""
 
-    def __init__(self, conn: aiosqlite.Connection, redactor: Redactor):
-        super().__init__(conn)
+    serde: Any
+    redactor: Redactor
+
+    def __init__(self, conn: Any, redactor: Redactor):
+        super().__init__(conn)  # type: ignore[call-arg]
         self.redactor = redactor
-        self.serde = RedactingSerializer(self.serde, redactor)  # type: ignore[assignment]
+        self.serde = RedactingSerializer(self.serde, redactor)
 
     async def aput(
         self,
@@ -94,7 +98,11 @@ class _RedactingSaver(AsyncSqliteSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         clean = _clean(self.redactor, metadata)
-        return await super().aput(config, checkpoint, clean, new_versions)
+        return await super().aput(config, checkpoint, clean, new_versions)  # type: ignore[misc,no-any-return]
+
+
+class _RedactingSaver(_Redacting, AsyncSqliteSaver):
+    """LangGraph's async SQLite saver, redacting what it stores."""
 
 
 def checkpoint_saver(conn: aiosqlite.Connection, redactor: Redactor) -> AsyncSqliteSaver:
@@ -110,23 +118,8 @@ _set_up: set[str] = set()
 def _postgres_saver_class() -> type[Any]:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    class _RedactingPostgresSaver(AsyncPostgresSaver):
+    class _RedactingPostgresSaver(_Redacting, AsyncPostgresSaver):
         """LangGraph's PostgreSQL saver, redacting like the SQLite one."""
-
-        def __init__(self, conn: Any, redactor: Redactor):
-            super().__init__(conn)
-            self.redactor = redactor
-            self.serde = RedactingSerializer(self.serde, redactor)  # type: ignore[assignment]
-
-        async def aput(
-            self,
-            config: RunnableConfig,
-            checkpoint: Checkpoint,
-            metadata: CheckpointMetadata,
-            new_versions: ChannelVersions,
-        ) -> RunnableConfig:
-            clean = _clean(self.redactor, metadata)
-            return await super().aput(config, checkpoint, clean, new_versions)
 
     return _RedactingPostgresSaver
 
