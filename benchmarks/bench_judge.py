@@ -9,6 +9,7 @@
    beside human-human agreement and the published o1 figures.
 
     .venv/bin/python benchmarks/bench_judge.py [--runs 3] [--skip-local] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/bench_judge.py --throughput-only --concurrency 32 --runs 3
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ def judge_answer() -> str:
     )
 
 
-def throughput(concurrency: int, runs: int) -> list[float]:
-    fractions = []
+def throughput(concurrency: int, runs: int) -> tuple[list[float], list[float]]:
+    """Fractions of ideal, and this process's CPU milliseconds per run judged (the
+    event loop and its worker threads; the server is another process)."""
+    fractions, cpu_ms = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp, slow_server(Path(tmp)) as url:
             store = TraceStore(Path(tmp) / "t.db")
@@ -65,7 +68,7 @@ def throughput(concurrency: int, runs: int) -> list[float]:
                 store.finish_run(rid, status="failed")
                 ids.append(rid)
             model = OpenAIModel("judge", base_url=url, retry=RetryPolicy(max_retries=0))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             report = asyncio.run(
                 ajudge_batch(
                     store,
@@ -76,10 +79,11 @@ def throughput(concurrency: int, runs: int) -> list[float]:
                 )
             )
             elapsed = time.perf_counter() - started
+            cpu_ms.append(1000 * (time.process_time() - cpu) / n)
             assert report.judged == n, (report.stopped, list(report.failures.values())[:1])
             fractions.append((n / elapsed) / (concurrency / LATENCY))
             store.close()
-    return fractions
+    return fractions, cpu_ms
 
 
 @contextlib.contextmanager
@@ -197,10 +201,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="measure the batch only (print, no --write)"
+    )
     args = parser.parse_args()
 
-    tput = {c: median(throughput(c, args.runs)) for c in (1, 8, 32)}
+    measured = {c: throughput(c, args.runs) for c in args.concurrency}
+    tput = {c: median(f) for c, (f, _) in measured.items()}
+    cpu = {c: median(ms) for c, (_, ms) in measured.items()}
     print("throughput fraction of ideal:", {c: round(v, 3) for c, v in tput.items()})
+    print("CPU ms per run judged:", {c: round(v, 1) for c, v in cpu.items()})
+    if args.throughput_only:
+        for c, (f, ms) in measured.items():
+            print(
+                f"concurrency {c}: fractions {[round(x, 3) for x in f]}, CPU ms {[round(x, 1) for x in ms]}"
+            )
+        return
     scores, cases = detector_scores()
     print("detectors:", json.dumps(scores, default=str))
     local = None if args.skip_local else local_vs_humans()
@@ -217,9 +234,9 @@ def main() -> None:
             f"Judge batch throughput against a loopback OpenAI-compatible server answering every request after {int(LATENCY * 1000)} ms "
             f"(max(8, 3 x concurrency) runs, one request each; median of {args.runs}), as a fraction of the ideal concurrency / latency:",
             "",
-            "| concurrency | fraction of ideal |",
-            "| ---: | ---: |",
-            *(f"| {c} | {v:.2f} |" for c, v in tput.items()),
+            "| concurrency | fraction of ideal | CPU ms per run judged |",
+            "| ---: | ---: | ---: |",
+            *(f"| {c} | {v:.2f} | {cpu[c]:.1f} |" for c, v in tput.items()),
             "",
             f"Rule detectors on {cases} runs of the example teams driven by scripted models and function agents, each scenario built to have known failure modes (so these are checks of the detectors against planted truth, not against human judgement):",
             "",

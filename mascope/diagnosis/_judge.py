@@ -190,10 +190,12 @@ def label_rows(
     judgement: Judgement, config: JudgeConfig, job_id: str | None
 ) -> list[dict[str, Any]]:
     """One annotation per mode, as the store takes them."""
+    version = f"{PROMPT_VERSION}/{config.hash()}"  # once, not per mode: hashing walks the config
+    annotator = config.annotator
     return [
         {"taxonomy": config.taxonomy, "mode": mode, "present": r.present, "confidence": r.confidence,
-         "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": config.annotator,
-         "prompt_version": f"{PROMPT_VERSION}/{config.hash()}", "job_id": job_id,
+         "evidence_steps": r.evidence_steps, "rationale": r.rationale, "annotator": annotator,
+         "prompt_version": version, "job_id": job_id,
          "step_index": r.evidence_steps[0] if r.present and r.evidence_steps else None,
          "status": r.status, "status_reason": r.reason or None}
         for mode, r in judgement.modes.items()

@@ -2,7 +2,9 @@
 
 Bounded concurrency, a request rate, a cost cap, progress, and a heartbeat
 that keeps this process's leases alive. Finished items are committed together
-(a group commit), each with its results and only while its claim holds.
+(a group commit), each with its results and only while its claim holds; a
+worker queues its item's completion and takes the next item while the group
+is written, so writes never hold the workers up.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ async def run_job(
     in_flight = 0
     started = time.monotonic()
     pending: list[Completion] = []
-    flushing = asyncio.Lock()
+    outcomes: dict[str, Outcome] = {}
+    """Work done and queued for the next group commit, by item."""
     claiming = asyncio.Lock()
     claimed: list[Claimed] = []
     held: set[str] = set()
@@ -164,30 +167,63 @@ async def run_job(
             )
 
     def capped() -> bool:
-        if max_cost is not None and report.cost_usd >= max_cost:
-            report.stopped = (
-                report.stopped or f"cost cap reached (${report.cost_usd:.4f} of ${max_cost:.4f})"
-            )
+        # Work done but not yet written has been paid for too.
+        spent = report.cost_usd + sum(o.cost_usd or 0.0 for o in outcomes.values())
+        if max_cost is not None and spent >= max_cost:
+            report.stopped = report.stopped or f"cost cap reached (${spent:.4f} of ${max_cost:.4f})"
             stop.set()
             return True
         return False
 
-    lost: set[str] = set()
+    flusher: asyncio.Task[None] | None = None
+    failed: list[Exception] = []
 
-    async def commit(item: Completion) -> bool:
-        """Queue an item's completion and flush; True if it was recorded."""
-        pending.append(item)
-        async with flushing:
-            if pending:
-                batch = pending[:]
-                pending.clear()
+    async def flush() -> None:
+        """Commit what finished while the last group was being written, until none is left."""
+        while pending and not failed:
+            batch = pending[:]
+            pending.clear()
+            try:
                 recorded = set(await asyncio.to_thread(queue.complete, job_id, batch))
-                for c in batch:
-                    held.discard(c.key)
-                    if c.key not in recorded:
-                        report.lost += 1
-                        lost.add(c.key)
-        return item.key not in lost
+            except Exception as exc:  # rolled back: the items stay claimed, are given back below
+                failed.append(exc)
+                stop.set()
+                return
+            for c, outcome in ((c, outcomes.pop(c.key, None)) for c in batch):
+                held.discard(c.key)
+                if c.key not in recorded:
+                    # Another worker took it over when this one's lease lapsed; its result counts.
+                    report.lost += 1
+                elif outcome is not None:
+                    report.cost_usd += c.cost_usd
+                    report.judged += 1
+                    report.modes.update(outcome.labels)
+                    report.uncertain.update(outcome.uncertain)
+            progress()
+            capped()
+
+    def commit(item: Completion, outcome: Outcome | None = None) -> None:
+        """Queue an item's completion for the next group commit and go on: the worker
+        does not wait for the disk, and the report counts the item once it is written."""
+        nonlocal flusher
+        pending.append(item)
+        if outcome is not None:
+            outcomes[item.key] = outcome
+        if flusher is None or flusher.done():
+            flusher = asyncio.create_task(flush())
+
+    def writing() -> bool:
+        return bool(pending) or (flusher is not None and not flusher.done())
+
+    async def drain() -> None:
+        """Wait until every queued completion is written; raise what stopped a write."""
+        while writing() and not failed:
+            if flusher is None or flusher.done():
+                await flush()
+            else:
+                await asyncio.shield(flusher)
+        if failed:
+            raise failed[0]
 
     def took(got: list[Claimed]) -> None:
         now = time.monotonic()
@@ -215,6 +251,9 @@ async def run_job(
                 took(got)
                 claimed.extend(got)
                 return
+            if writing():  # some of what is pending is ours, being written
+                await drain()
+                continue
             if await asyncio.to_thread(queue.pending, job_id) == 0:
                 return
             # The rest is in flight, here or in other workers: wait for it to be
@@ -251,11 +290,11 @@ async def run_job(
         except (StructuredOutputError, UserError) as exc:
             report.not_judged += 1
             report.failures[item.key] = str(exc)
-            await commit(Completion(item.key, status=failed_status, error=str(exc)))
+            commit(Completion(item.key, status=failed_status, error=str(exc)))
             return
         except (EndpointError, AuthenticationError, ModelNotFoundError) as exc:
             report.failures[item.key] = str(exc)
-            await commit(Completion(item.key, status="error", error=str(exc)))
+            commit(Completion(item.key, status="error", error=str(exc)))
             report.stopped = report.stopped or f"the endpoint failed: {exc}"
             stop.set()
             return
@@ -269,14 +308,7 @@ async def run_job(
             item.key, cost_usd=cost, replace=outcome.replace, attributions=outcome.attributions,
             metadata=outcome.metadata, result=outcome.result, run_steps=outcome.run_steps,
         )  # fmt: skip
-        if not await commit(done):
-            progress()
-            return  # another worker took it over when this one's lease lapsed; its result counts
-        report.cost_usd += cost
-        report.judged += 1
-        report.modes.update(outcome.labels)
-        report.uncertain.update(outcome.uncertain)
-        progress()
+        commit(done, outcome)
         capped()
 
     async def worker() -> None:
@@ -300,7 +332,10 @@ async def run_job(
         report.stopped = report.stopped or "interrupted"
     finally:
         beat.cancel()
-        await asyncio.to_thread(queue.release, job_id)
+        try:
+            await drain()  # what finished is written, even when interrupted
+        finally:
+            await asyncio.to_thread(queue.release, job_id)
     report.elapsed_s = time.monotonic() - started
     queue.finish_job(job_id, status="stopped" if report.stopped else "done", error=report.stopped)
     return report

@@ -35,6 +35,22 @@ _ITEMS = JobItem.__table__  # type: ignore[attr-defined]
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _ANNOTATIONS = Annotation.__table__  # type: ignore[attr-defined]
 _ATTRIBUTIONS = Attribution.__table__  # type: ignore[attr-defined]
+# A group commit's per-item writes, each run once for the whole group (executemany).
+_MARK_DONE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.job_id == bindparam("b_job"), _ITEMS.c.run_id == bindparam("b_key"))
+    .values(
+        status=bindparam("b_status"), error=bindparam("b_error"), cost_usd=bindparam("b_cost"),
+        attempts=_ITEMS.c.attempts + 1, updated_at=bindparam("b_now"), run_steps=bindparam("b_steps"),
+        result=bindparam("b_result", type_=_ITEMS.c.result.type), claimed_by=None, claimed_at=None,
+        lease_until=None,
+    )
+)  # fmt: skip
+_SET_METADATA = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("b_id"))
+    .values(metadata=bindparam("b_metadata", type_=_RUNS.c.metadata.type))
+)
 # An item's key lives in `job_items.run_id`, named for the first kinds of work,
 # whose items are runs; an eval's items are tasks.
 
@@ -326,52 +342,92 @@ class JobQueue:
         if not completions:
             return []
         store = self.store
-        recorded: list[str] = []
+        first: dict[str, Completion] = {}
+        for c in completions:
+            first.setdefault(c.key, c)
         with self._write.begin() as conn:
             now = _db_now(conn)
-            for c in completions:
-                marked = conn.execute(
-                    update(_ITEMS)
-                    .where(
-                        _ITEMS.c.job_id == job_id,
-                        _ITEMS.c.run_id == c.key,
-                        _ITEMS.c.claimed_by == self.worker_id,
-                        _ITEMS.c.status == "pending",
-                    )
-                    .values(
-                        status=c.status, error=store.redact.optional(c.error), cost_usd=c.cost_usd,
-                        attempts=_ITEMS.c.attempts + 1, updated_at=now, run_steps=c.run_steps,
-                        result=None if c.result is None else store.redact.value(c.result),
-                        claimed_by=None, claimed_at=None, lease_until=None,
-                    )
-                )  # fmt: skip
-                if not marked.rowcount:
-                    continue  # not ours any more: whoever holds it records it
-                self._write_results(conn, c)
-                recorded.append(c.key)
-            self._count(conn, job_id, now)
-        return recorded
-
-    def _write_results(self, conn: Connection, c: Completion) -> None:
-        store = self.store
-        for prefix in c.replace:
-            conn.execute(
-                _ANNOTATIONS.delete().where(
-                    _ANNOTATIONS.c.run_id == c.key,
-                    _ANNOTATIONS.c.annotator.startswith(prefix, autoescape=True),
+            # Which items are still ours, locked (PostgreSQL) or under the write lock
+            # (SQLite) until the commit; then each kind of write as one statement for
+            # the whole group, not one per item (building statements is most of the cost).
+            keys = list(first)
+            mine: set[str] = set()
+            for start in range(0, len(keys), 500):
+                mine.update(
+                    conn.execute(
+                        select(_ITEMS.c.run_id)
+                        .where(
+                            _ITEMS.c.job_id == job_id,
+                            _ITEMS.c.run_id.in_(keys[start : start + 500]),
+                            _ITEMS.c.claimed_by == self.worker_id,
+                            _ITEMS.c.status == "pending",
+                        )
+                        .with_for_update()
+                    ).scalars()
                 )
-            )
+            done = [c for key, c in first.items() if key in mine]
+            if done:
+                conn.execute(
+                    _MARK_DONE,
+                    [
+                        {"b_job": job_id, "b_key": c.key, "b_status": c.status, "b_now": now,
+                         "b_error": store.redact.optional(c.error), "b_cost": c.cost_usd,
+                         "b_steps": c.run_steps,
+                         "b_result": None if c.result is None else store.redact.value(c.result)}
+                        for c in done
+                    ],
+                )  # fmt: skip
+                self._write_results(conn, done)
+            self._count(conn, job_id, now)
+        return [c.key for c in done]
+
+    def _write_results(self, conn: Connection, done: Sequence[Completion]) -> None:
+        store = self.store
+        by_prefix: dict[str, list[str]] = {}
+        for c in done:
+            for prefix in c.replace:
+                by_prefix.setdefault(prefix, []).append(c.key)
+        for prefix, keys in by_prefix.items():
+            for start in range(0, len(keys), 500):
+                conn.execute(
+                    _ANNOTATIONS.delete().where(
+                        _ANNOTATIONS.c.run_id.in_(keys[start : start + 500]),
+                        _ANNOTATIONS.c.annotator.startswith(prefix, autoescape=True),
+                    )
+                )
         rows = [
-            store.labels.annotation_row(c.key, a) for labels in c.replace.values() for a in labels
+            store.labels.annotation_row(c.key, a)
+            for c in done
+            for labels in c.replace.values()
+            for a in labels
         ]
         if rows:
             conn.execute(insert(_ANNOTATIONS), rows)
-        for attribution in c.attributions:
-            conn.execute(insert(_ATTRIBUTIONS), store.labels.attribution_row(c.key, attribution))
-        if c.metadata:
-            current = conn.execute(select(_RUNS.c.metadata).where(_RUNS.c.id == c.key)).scalar()
-            merged = {**(current or {}), **store.redact.value(c.metadata)}
-            conn.execute(update(_RUNS).where(_RUNS.c.id == c.key).values(metadata=merged))
+        attributions = [
+            store.labels.attribution_row(c.key, a) for c in done for a in c.attributions
+        ]
+        if attributions:
+            conn.execute(insert(_ATTRIBUTIONS), attributions)
+        with_meta = [c for c in done if c.metadata]
+        if with_meta:
+            ids = [c.key for c in with_meta]
+            current: dict[str, Any] = {}
+            for start in range(0, len(ids), 500):
+                current.update(
+                    conn.execute(
+                        select(_RUNS.c.id, _RUNS.c.metadata).where(
+                            _RUNS.c.id.in_(ids[start : start + 500])
+                        )
+                    ).all()
+                )
+            conn.execute(
+                _SET_METADATA,
+                [
+                    {"b_id": c.key,
+                     "b_metadata": {**(current.get(c.key) or {}), **store.redact.value(c.metadata)}}
+                    for c in with_meta if c.key in current
+                ],
+            )  # fmt: skip
 
     def _count(self, conn: Connection, job_id: str, now: datetime) -> None:
         counts: dict[str, int] = dict(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -92,11 +94,15 @@ class OpenAIModel(ChatModel):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            context = _ssl_context()
             client = AsyncOpenAI(
                 api_key=self._api_key,
                 base_url=self.base_url,
                 max_retries=0,  # tenacity does the retrying, so each retry is visible
                 timeout=self.retry.timeout,
+                http_client=None
+                if context is None
+                else openai.DefaultAsyncHttpxClient(verify=context, timeout=self.retry.timeout),
             )
             self._clients[loop] = client
         return client
@@ -301,6 +307,23 @@ class OpenAIModel(ChatModel):
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content
+
+
+_ssl: list[ssl.SSLContext | None] = []
+_ssl_lock = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    """The SDK's default TLS context, built once per process: loading the trusted
+    certificates takes 50-200 ms, which every new client (one per event loop, so
+    one per batch) would otherwise pay before its first request."""
+    with _ssl_lock:
+        if not _ssl:
+            # The SDK's HTTP library (httpx, or httpx2 in newer SDKs), as it builds its default.
+            base = openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0]
+            make = getattr(sys.modules.get(base), "create_ssl_context", None)
+            _ssl.append(make() if callable(make) else None)
+        return _ssl[0]
 
 
 def _fast_body(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,47 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_records_nothing(
     assert job is not None and job.done == 2 and job.total == 2
 
 
+def test_one_group_commit_writes_the_items_still_held_and_none_of_the_one_taken_over(
+    qstore: TraceStore,
+) -> None:
+    ids = runs(qstore, 3)
+    qstore.update_run_metadata(ids[0], {"kept": 1})
+    mine, other = JobQueue(qstore), JobQueue(qstore)
+    mine.ensure_job("j-g", kind="tests.jobs.workers:label", config={})
+    mine.enqueue("j-g", ids)
+    assert len(mine.claim("j-g", 2, lease_s=60, among=ids[:2])) == 2
+    assert len(mine.claim("j-g", 1, lease_s=0.2, among=ids[2:])) == 1
+    time.sleep(0.4)  # the lease on the third lapses
+    assert [c.key for c in other.claim("j-g", 3, lease_s=60)] == [ids[2]]
+
+    def done(run_id: str, mode: str) -> Completion:
+        label = {
+            "taxonomy": "mast",
+            "mode": mode,
+            "present": True,
+            "annotator": "llm:x",
+            "rationale": "r",
+        }
+        return Completion(run_id, cost_usd=0.5, replace={"llm:x": [label]}, metadata={"judge": {"mode": mode}},
+                          attributions=[{"method": "test", "annotator": "test"}], run_steps=0)  # fmt: skip
+
+    group = [done(ids[0], "FM-1.1"), done(ids[1], "FM-1.2"), done(ids[2], "FM-1.3")]
+    assert mine.complete("j-g", group) == ids[:2]
+    assert mine.complete("j-g", group) == []  # done already: nothing written twice
+    for run_id, mode in zip(ids[:2], ["FM-1.1", "FM-1.2"], strict=True):
+        assert [a.mode for a in qstore.annotations(run_id)] == [mode]
+        assert len(qstore.attributions(run_id)) == 1
+    assert qstore.get_run(ids[0]).metadata_ == {"kept": 1, "judge": {"mode": "FM-1.1"}}
+    assert qstore.get_run(ids[1]).metadata_ == {"judge": {"mode": "FM-1.2"}}
+    assert qstore.annotations(ids[2]) == [] and qstore.attributions(ids[2]) == []
+    assert qstore.get_run(ids[2]).metadata_ in ({}, None)
+    states = mine.states("j-g")
+    assert [states[r].status for r in ids] == ["done", "done", "pending"]
+    assert states[ids[2]].claimed_by == other.worker_id
+    job = qstore.get_job("j-g")
+    assert job is not None and job.done == 2 and job.cost_usd == 1.0
+
+
 def test_a_heartbeat_keeps_the_items_of_a_live_worker(qstore: TraceStore) -> None:
     live, other = JobQueue(qstore), JobQueue(qstore)
     live.ensure_job("j-3", kind="tests.jobs.workers:label", config={})
