@@ -279,23 +279,32 @@ def _failed_runs(url: str, items: int) -> None:
 
 
 class _Watch:
-    """Polls the job rows while a command runs: the earliest claim seen (epoch seconds)."""
+    """Polls the job rows while a command runs: each worker's first claim."""
 
     def __init__(self, url: str):
         import psycopg
 
         self.conn = psycopg.connect(url, autocommit=True)
-        self.first_claim: float | None = None
+        self.firsts: dict[str, float] = {}
+        """Each worker's earliest claim seen (epoch seconds)."""
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
         # A claim holds for the endpoint's latency (>= 1 s here), so a 50 ms poll sees the first.
         while not self.stop.wait(0.05):
-            row = self.conn.execute("SELECT extract(epoch from min(claimed_at)) FROM job_items").fetchone()  # fmt: skip
-            if row and row[0] is not None:
-                t = float(row[0])
-                self.first_claim = t if self.first_claim is None else min(self.first_claim, t)
+            rows = self.conn.execute("SELECT claimed_by, extract(epoch from min(claimed_at)) FROM job_items WHERE claimed_at IS NOT NULL GROUP BY claimed_by").fetchall()  # fmt: skip
+            for worker, at in rows:
+                self.firsts[worker] = min(self.firsts.get(worker, float(at)), float(at))
+
+    @property
+    def first_claim(self) -> float | None:
+        return min(self.firsts.values(), default=None)
+
+    @property
+    def all_claiming(self) -> float | None:
+        """When the last worker to start claimed its first item."""
+        return max(self.firsts.values(), default=None)
 
     def last_done(self) -> tuple[int, float]:
         row = self.conn.execute("SELECT count(*), extract(epoch from max(updated_at)) FROM job_items WHERE status = 'done'").fetchone()  # fmt: skip
@@ -328,6 +337,7 @@ def judge_case(server: object, endpoint: str, items: int, *extra: str) -> dict[s
     report = json.loads(done.stdout)
     first = watch.first_claim or started
     return {"done": count, "judged": float(report["judged"]), "startup_s": first - started,
+            "stagger_s": (watch.all_claiming or first) - first, "workers": len(watch.firsts),
             "busy_s": last - first, "items_s": count / (last - first), "wall_s": ended - started}  # fmt: skip
 
 
@@ -363,7 +373,7 @@ def ray_judge(
         ideal = slots / latency
         speed = median([g["items_s"] for g in got])
         each = ", ".join(f"{g['items_s']:.2f}" for g in got)
-        rows.append(f"| {name} | {slots} | {median([g['startup_s'] for g in got]):.1f} | {speed:.2f} | {ideal:.2f} | {speed / ideal:.2f} | {each} |")  # fmt: skip
+        rows.append(f"| {name} | {slots} | {median([g['startup_s'] for g in got]):.1f} | {median([g['stagger_s'] for g in got]):.1f} | {speed:.2f} | {ideal:.2f} | {speed / ideal:.2f} | {each} |")  # fmt: skip
         print(rows[-1], flush=True)
     return rows, median(loads)
 
@@ -383,11 +393,13 @@ answers every request with a valid judgement after {latency} s (one request per 
 workers wait on the endpoint, not on the 2 cores. Ideal: total concurrency / latency.
 items/s counts from the first item claimed to the last completed (from the job's rows);
 start-up is the command's start to the first claim (Python, the store, the job and, on
-Ray, the local Ray runtime and its workers). Median of {args.repeats}; each repeat's items/s
-in the last column.
+Ray, the local Ray runtime and its workers). Ray workers come up one after another, so
+the first claims its items before the others start: the fourth column is how long after
+the first claim the last worker made its first one (within the measured span). Median
+of {args.repeats}; each repeat's items/s in the last column.
 
-| executor | total concurrency | start-up s | items/s | ideal items/s | fraction of ideal | items/s each repeat |
-| --- | ---: | ---: | ---: | ---: | ---: | --- |
+| executor | total concurrency | start-up s | last worker's first claim, s after the first | items/s | ideal items/s | fraction of ideal | items/s each repeat |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {chr(10).join(rows)}
 """
     print(body)
