@@ -1,6 +1,7 @@
 """The job queue: `eval run` throughput, and workers killed mid-item as numbers.
 
     .venv/bin/python benchmarks/bench_queue.py --write docs/benchmarks.md
+    .venv/bin/python benchmarks/bench_queue.py --judge [--repeats 3] --write docs/benchmarks.md
 
 Throughput: `mascope eval run` of TASKS tasks on a one-agent team with a scripted
 model (so the runtime, the recorder and the queue are measured, not a model):
