@@ -1,6 +1,7 @@
 """The job queue: `eval run` throughput, and workers killed mid-item as numbers.
 
     .venv/bin/python benchmarks/bench_queue.py --write docs/benchmarks.md
+    .venv/bin/python benchmarks/bench_queue.py --judge [--repeats 3] --write docs/benchmarks.md
 
 Throughput: `mascope eval run` of TASKS tasks on a one-agent team with a scripted
 model (so the runtime, the recorder and the queue are measured, not a model):
@@ -15,12 +16,22 @@ finishes the job. Stall trials SIGSTOP the first worker instead (alive, no
 heartbeat, lease 1 s) and let it go on after the second worker finished, so its
 late completions must be dropped. Ray trials kill one Ray worker process mid-job.
 Lost: items not done at the end. Done twice: runs with more than one attribution.
+
+Judge on Ray (`--judge`, its own section): `mascope judge --all` of ITEMS failed
+runs in a PostgreSQL store against a loopback OpenAI-compatible server (its own
+process) that answers every request with a valid judgement after LATENCY s,
+with 1, 2 and 4 Ray workers of CONCURRENCY runs each, beside the in-process
+executor at the same total concurrency; a fresh database per case. items/s
+counts from the first claim to the last completion, read from the job's rows
+(a poller sees the first claim; the last completion is its `updated_at`), so
+the command's start-up (Python, the store, Ray) is reported apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,10 +41,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, write_section
+from _report import machine, median, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -233,6 +245,169 @@ def kills(trials: int, stalls: int, ray_trials: int, items: int, postgres: bool)
     return rows
 
 
+# -- judge on Ray, PostgreSQL -------------------------------------------------------
+
+
+def judge_answer() -> str:
+    """A valid judgement with every MAST mode absent: one request per one-step run."""
+    from mascope.taxonomy import MAST
+
+    modes = {m: {"present": False, "evidence_steps": [], "rationale": "r"} for m in MAST.mode_ids}
+    return json.dumps({"summary": "s", "task_completed": False, "modes": modes})
+
+
+@contextlib.contextmanager
+def judge_server(folder: Path, latency: float) -> Iterator[str]:
+    """The loopback judge in its own process (not sharing a GIL with any worker); its URL."""
+    answer = folder / "answer.json"
+    answer.write_text(judge_answer())
+    cmd = [sys.executable, "-m", "tests.models.servers", "--latency", str(latency), "--answer-file", str(answer)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=_env())  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def _failed_runs(url: str, items: int) -> None:
+    with TraceStore(url) as store:
+        for i in range(items):
+            rid = store.start_run(team="t", task=f"task {i}")
+            store.append_step(rid, agent="a", content=f"an answer {i}")
+            store.finish_run(rid, status="failed")
+
+
+class _Watch:
+    """Polls the job rows while a command runs: each worker's first claim."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.firsts: dict[str, float] = {}
+        """Each worker's earliest claim seen (epoch seconds)."""
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        # A claim holds for the endpoint's latency (>= 1 s here), so a 50 ms poll sees the first.
+        while not self.stop.wait(0.05):
+            rows = self.conn.execute("SELECT claimed_by, extract(epoch from min(claimed_at)) FROM job_items WHERE claimed_at IS NOT NULL GROUP BY claimed_by").fetchall()  # fmt: skip
+            for worker, at in rows:
+                self.firsts[worker] = min(self.firsts.get(worker, float(at)), float(at))
+
+    @property
+    def first_claim(self) -> float | None:
+        return min(self.firsts.values(), default=None)
+
+    @property
+    def all_claiming(self) -> float | None:
+        """When the last worker to start claimed its first item."""
+        return max(self.firsts.values(), default=None)
+
+    def last_done(self) -> tuple[int, float]:
+        row = self.conn.execute("SELECT count(*), extract(epoch from max(updated_at)) FROM job_items WHERE status = 'done'").fetchone()  # fmt: skip
+        assert row is not None
+        return int(row[0]), float(row[1] or 0.0)
+
+    def __enter__(self) -> _Watch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.conn.close()
+
+
+def judge_case(server: object, endpoint: str, items: int, *extra: str) -> dict[str, float]:
+    """One `mascope judge --all` on a fresh PostgreSQL database: start-up, items/s, items done."""
+    url = server.database()  # type: ignore[attr-defined]
+    _failed_runs(url, items)
+    cmd = [sys.executable, "-m", "mascope.cli", "judge", "--all", "--db", url,
+           "-m", f"openai:judge@{endpoint}", "--json", *extra]  # fmt: skip
+    with _Watch(url) as watch:
+        started = time.time()
+        done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=ROOT)  # fmt: skip
+        ended = time.time()
+        if done.returncode != 0:
+            raise SystemExit(f"judge {' '.join(extra)} failed: {done.stderr[-3000:]}")
+        count, last = watch.last_done()
+    report = json.loads(done.stdout)
+    first = watch.first_claim or started
+    return {"done": count, "judged": float(report["judged"]), "startup_s": first - started,
+            "stagger_s": (watch.all_claiming or first) - first, "workers": len(watch.firsts),
+            "busy_s": last - first, "items_s": count / (last - first), "wall_s": ended - started}  # fmt: skip
+
+
+def ray_judge(
+    items: int, latency: float, concurrency: int, ray_workers: list[int], repeats: int
+) -> tuple[list[str], float]:
+    """Rows of the judge-on-Ray table (medians over `repeats`), and the load average seen."""
+    from tests import postgres as pg
+
+    bin_dir = pg.find_bin()
+    if bin_dir is None:
+        raise SystemExit("no PostgreSQL binaries (initdb, pg_ctl): install Debian's postgresql")
+    rows = []
+    loads = []
+    cases = [(f"{w} Ray worker(s) x concurrency {concurrency}", w * concurrency, ("--workers", str(w), "--concurrency", str(concurrency))) for w in ray_workers]  # fmt: skip
+    cases += [(f"in-process, concurrency {w * concurrency}", w * concurrency, ("--concurrency", str(w * concurrency))) for w in ray_workers]  # fmt: skip
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
+    server = pg.start(bin_dir)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, judge_server(Path(tmp), latency) as endpoint:
+            for r in range(repeats):
+                for name, _, extra in cases:
+                    got = judge_case(server, endpoint, items, *extra)
+                    if got["done"] != items or got["judged"] != items:
+                        raise SystemExit(f"{name}: {got['done']} of {items} done")
+                    results[name].append(got)
+                    loads.append(os.getloadavg()[0])
+                    print(f"repeat {r + 1}: {name}: {got}", flush=True)
+    finally:
+        server.stop()
+    for name, slots, _ in cases:
+        got = results[name]
+        ideal = slots / latency
+        speed = median([g["items_s"] for g in got])
+        each = ", ".join(f"{g['items_s']:.2f}" for g in got)
+        rows.append(f"| {name} | {slots} | {median([g['startup_s'] for g in got]):.1f} | {median([g['stagger_s'] for g in got]):.1f} | {speed:.2f} | {ideal:.2f} | {speed / ideal:.2f} | {each} |")  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows, median(loads)
+
+
+def judge_main(args: argparse.Namespace, ray_workers: list[int]) -> None:
+    items, latency, c = args.judge_items, args.judge_latency, args.judge_concurrency
+    rows, load = ray_judge(items, latency, c, ray_workers, args.repeats)
+    body = f"""## Judge batch on Ray workers, PostgreSQL store
+
+Measured on {machine()} (median load average {load:.1f} during the runs: other sessions
+shared the 2 cores, so these are lower bounds) with
+`python benchmarks/bench_queue.py --judge --repeats {args.repeats} --write docs/benchmarks.md`.
+
+`mascope judge --all` of {items} failed one-step runs in a PostgreSQL 15 store (a fresh
+database per case) against a loopback OpenAI-compatible server in its own process that
+answers every request with a valid judgement after {latency} s (one request per run), so the
+workers wait on the endpoint, not on the 2 cores. Ideal: total concurrency / latency.
+items/s counts from the first item claimed to the last completed (from the job's rows);
+start-up is the command's start to the first claim (Python, the store, the job and, on
+Ray, the local Ray runtime and its workers). Ray workers come up one after another, so
+the first claims its items before the others start: the fourth column is how long after
+the first claim the last worker made its first one (within the measured span). Median
+of {args.repeats}; each repeat's items/s in the last column.
+
+| executor | total concurrency | start-up s | last worker's first claim, s after the first | items/s | ideal items/s | fraction of ideal | items/s each repeat |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+{chr(10).join(rows)}
+"""
+    print(body)
+    if args.write:
+        write_section(args.write, "queue-ray-judge", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=200)
@@ -244,8 +419,16 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--judge", action="store_true", help="only the judge on Ray, PostgreSQL")
+    parser.add_argument("--judge-items", type=int, default=128)
+    parser.add_argument("--judge-latency", type=float, default=1.5)
+    parser.add_argument("--judge-concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     ray_workers = [int(w) for w in args.ray_workers.split(",") if w]
+    if args.judge:
+        judge_main(args, ray_workers)
+        return
     speed = throughput(args.tasks, [int(c) for c in args.concurrency.split(",")], ray_workers)
     killed = kills(args.trials, args.stalls, args.ray_trials, args.items, not args.no_postgres)
     load = os.getloadavg()[0]

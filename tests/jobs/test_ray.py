@@ -79,10 +79,11 @@ def test_eval_run_on_ray_workers(tmp_path: Path) -> None:
         assert len(store.list_runs(limit=100)) == 10
 
 
-def test_judge_all_on_ray_workers_labels_each_run_once(tmp_path: Path) -> None:
+def test_judge_all_on_ray_workers_labels_each_run_once(tmp_path: Path, target: str) -> None:
+    # On SQLite and on PostgreSQL: each Ray worker opens the store from its address.
     from ..diagnosis.test_batch import GOOD
 
-    db = tmp_path / "judge.db"
+    db = target
     with TraceStore(db) as store:
         ids = []
         for i in range(8):
@@ -93,7 +94,7 @@ def test_judge_all_on_ray_workers_labels_each_run_once(tmp_path: Path) -> None:
         live = store.start_run(team="t", task="still going")  # left for a later batch
     script = tmp_path / "judge.json"
     script.write_text(json.dumps([GOOD] * 8))  # each worker builds its own scripted judge
-    args = ["judge", "--all", "--db", str(db), "-m", f"scripted:{script}", "--workers", "2", "--json"]  # fmt: skip
+    args = ["judge", "--all", "--db", db, "-m", f"scripted:{script}", "--workers", "2", "--json"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
