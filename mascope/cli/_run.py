@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 out = SafeConsole(highlight=False)
 
-DEMO_TASK = "A baker made 24 muffins. She sold 9 in the morning and 7 in the afternoon. How many muffins are left?"
-DEMO_ANSWER = "8"
+# Measured with the bundled team (solver at temperature 0.8, scored on the last
+# number it states): right 4 times in 10, so most demo runs fail and a re-roll
+# from the solver's step often succeeds, which is what the re-roll search needs.
+# The muffin word problem in the README was right 0 times in 16.
+DEMO_TASK = "What is 23 + 14?"
+DEMO_ANSWER = "37"
 
 ModelOpt = Annotated[
     str | None,

@@ -186,6 +186,23 @@ def out_of_role_tools(run: Run, steps: Sequence[Step]) -> list[Finding]:
     ]
 
 
+def _right(run: Run, answer: str | None, expected: str) -> bool:
+    """Whether `answer` is right, scored the way the run's team scores (a team that
+    scores on the last number must not be read as "the truth appears somewhere")."""
+    from mascope.graphs import answer_matches
+    from mascope.graphs._spec import ScoringSpec
+    from mascope.graphs._team import score_answer
+
+    raw = (run.spec or {}).get("scoring") if run.source == "native" else None
+    try:
+        scoring = ScoringSpec.model_validate(raw) if raw is not None else None
+    except ValueError:
+        scoring = None
+    if scoring is None or scoring.function is not None:  # never import from a stored spec here
+        return answer_matches(answer, expected)
+    return score_answer(answer, expected, scoring).matched
+
+
 def verifier_passed_wrong_answer(run: Run, steps: Sequence[Step]) -> list[Finding]:
     """FM-3.3: a verifier passed the final answer, but the answer is wrong against the ground truth."""
     if (run.metadata_ or {}).get("answer_correct") is not False:
@@ -194,12 +211,10 @@ def verifier_passed_wrong_answer(run: Run, steps: Sequence[Step]) -> list[Findin
     if not passed:
         return []
     if run.ground_truth is not None:
-        from mascope.graphs import answer_matches
-
         # What the verifier passed is the message just before its verdict. If that
         # was right, the mistake came later (a later agent broke a checked answer).
         checked = [s for s in steps if s.kind == "message" and s.index < passed[-1].index]
-        if checked and answer_matches(checked[-1].content, run.ground_truth):
+        if checked and _right(run, checked[-1].content, run.ground_truth):
             return []
     return [
         Finding(

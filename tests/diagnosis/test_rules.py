@@ -301,3 +301,26 @@ def test_an_agent_repeating_its_own_opening_line_is_repetition_not_a_restart(
     )  # fmt: skip
     rid = team_run(store, chat, "Plan the quarter for the whole team.")
     assert "FM-1.3" in modes(store, rid) and "FM-2.1" not in modes(store, rid)
+
+
+def test_a_passed_answer_is_judged_by_the_teams_own_scoring(store: TraceStore) -> None:
+    """A team scored on the last number: a checked message that mentions the truth on the
+    way to a wrong final number was a wrong answer, and passing it is FM-3.3."""
+    from mascope import Agent, Team
+
+    def solver(ctx: Any) -> str:
+        return "23 + 14 = 37, so the answer is 36"
+
+    def passes(candidate: str, ctx: Any) -> bool:
+        return True
+
+    for scoring, expected in (({"match": "numeric", "extract": "last_number"}, [1]), (None, None)):
+        team = Team(
+            "sum", [Agent("solver", fn=solver)], store=store,
+            verifiers={"check": passes}, stages=[{"agent": "solver", "verifier": "check"}],
+            scoring=scoring,
+        )  # fmt: skip
+        rid = team.run("What is 23 + 14?", ground_truth="37").run_id
+        found = modes(store, rid)
+        # With the default scoring ("37" appears) the run succeeds: nothing to find.
+        assert found.get("FM-3.3") == expected, (scoring, store.get_run(rid).status)
