@@ -23,6 +23,14 @@ eval_app = typer.Typer(
 )
 
 
+MethodModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="The model for the LLM methods (default $MASCOPE_MODEL or local)."
+    ),
+]
+
+
 def _fmt(x: float | None, ci: tuple[float, float] | None = None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -254,12 +262,7 @@ def planted(
             "that need no LLM (counterfactual+reference, rules; and reroll with --fault-rate)."
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", help="The model for the LLM methods (default $MASCOPE_MODEL or local)."
-        ),
-    ] = None,
+    model: MethodModelOpt = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -449,12 +452,7 @@ def repair(
             "binary-search; or all (default)."
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", help="The model for the LLM methods (default $MASCOPE_MODEL or local)."
-        ),
-    ] = None,
+    model: MethodModelOpt = None,
     shapes: Annotated[
         str | None,
         typer.Option(
