@@ -159,7 +159,8 @@ def test_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
                 r.fork_step is not None and (r.intervention or {}).get("kind") == "re-roll"
                 for r in replays
             )
-            assert f"{len(replays)} re-runs" in done.stdout
+            shown = " ".join(done.stdout.split())  # rich wraps at the terminal's width
+            assert f"{len(replays)} re-runs" in shown
         steps = store.steps(run.id)
         assert steps[0].agent == "solver" and steps[0].model == "local" and steps[0].output_tokens
         assert any(s.kind == "verdict" and s.agent == "checker" for s in steps)
