@@ -31,6 +31,18 @@ MethodModelOpt = Annotated[
 ]
 
 
+def _ended_early_or_json(result: Any, signum: int | None, as_json: bool) -> bool:
+    """Stop an interrupted evaluation with nothing to show, or print its JSON; True if done."""
+    if result is None:
+        stop_if_interrupted(signum, err, shown=False)
+        return True
+    if as_json:
+        print(json.dumps(result.as_dict()))
+        stop_if_interrupted(signum, err)
+        return True
+    return False
+
+
 def _fmt(x: float | None, ci: tuple[float, float] | None = None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -347,13 +359,9 @@ def planted(
             )  # fmt: skip
 
     r, signum = run_interruptible(main)
-    if r is None:
-        stop_if_interrupted(signum, err, shown=False)
+    if _ended_early_or_json(r, signum, as_json):
         return
-    if as_json:
-        print(json.dumps(r.as_dict()))
-        stop_if_interrupted(signum, err)
-        return
+    assert r is not None
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
     partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
@@ -523,13 +531,9 @@ def repair(
             )  # fmt: skip
 
     r, signum = run_interruptible(main)
-    if r is None:
-        stop_if_interrupted(signum, err, shown=False)
+    if _ended_early_or_json(r, signum, as_json):
         return
-    if as_json:
-        print(json.dumps(r.as_dict()))
-        stop_if_interrupted(signum, err)
-        return
+    assert r is not None
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     out.print(repair_summary(r))
     out.print(repair_table(r))
