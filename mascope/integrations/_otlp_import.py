@@ -13,8 +13,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from mascope._safeload import IMPORT_LIMITS, loads_json
-from mascope.errors import ImportFormatError
+from mascope._safeload import IMPORT_LIMITS, loads_json, read_text
+from mascope.errors import ConfigError, ImportFormatError
 from mascope.traces import ImportReport, RunBase, RunBundle, StepBase, TraceStore, new_id
 from mascope.traces._import import expand  # the same file and folder rules as every importer
 
@@ -24,19 +24,10 @@ from ._spans import SpanFormatError, SpanRecord, parse_json_request
 
 def read_otlp_file(path: Path) -> list[SpanRecord]:
     """Every span in one OTLP JSON file; a malformed file is one `ImportFormatError`."""
-    try:
-        size = path.stat().st_size
-        if size > IMPORT_LIMITS.max_bytes:
-            raise ImportFormatError(
-                f"{path}: {size:,} bytes is over the import limit of {IMPORT_LIMITS.max_bytes:,} bytes; split the file"
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportFormatError(f"{path}: not UTF-8 text, so not OTLP JSON") from None
+    try:  # bounded even if the file grows after its size was checked
+        text = read_text(path, what="OTLP file", limits=IMPORT_LIMITS)
+    except ConfigError as exc:  # an import's file errors are import errors
+        raise ImportFormatError(str(exc)) from None
     documents: list[tuple[str, object]] = []
     whole = None
     if text.lstrip().startswith("{") and "\n{" not in text.strip():
