@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import ipaddress
+import json
 import socket
 import threading
 import time
@@ -49,8 +51,9 @@ class BodyTooLarge(Exception):
 class _Trace:
     run_id: str
     index: TraceIndex
-    written: list[dict[str, Any]] = field(default_factory=list)
-    """What each stored step of the run was written from, in order."""
+    written: list[bytes] = field(default_factory=list)
+    """A digest of what each stored step of the run was written from, in order (the
+    content itself is in the store; a finished trace is kept for its late spans)."""
     last_seen: float = field(default_factory=time.monotonic)
     described: tuple[str, str] = ("", "")
     rooted: bool = False
@@ -90,7 +93,7 @@ class Receiver:
             written, _ = self.store.write_bundles([bundle])
             if written:
                 done = _Trace(run_id=bundle.run.id, index=TraceIndex(spans), rooted=True)
-                done.written = [d.as_kwargs() for d in mapped.steps]
+                done.written = [_digest(d) for d in mapped.steps]
                 self._remember(trace_id, done)
                 return
         if trace is None:
@@ -137,7 +140,7 @@ class Receiver:
 
     def _append(self, trace: _Trace, draft: StepDraft) -> None:
         self.store.append_step(trace.run_id, **draft.as_kwargs())
-        trace.written.append(draft.as_kwargs())
+        trace.written.append(_digest(draft))
 
     def _describe(self, trace: _Trace, mapped: Any) -> None:
         now = (mapped.team or trace.described[0], mapped.task or trace.described[1])
@@ -148,7 +151,7 @@ class Receiver:
     def _finish(self, trace_id: str, *, complete: bool) -> None:
         trace = self._live[trace_id]
         mapped = map_trace(list(trace.index.spans.values()), complete=complete)
-        final = [d.as_kwargs() for d in mapped.steps]
+        final = [_digest(d) for d in mapped.steps]
         same = 0
         while same < min(len(final), len(trace.written)) and final[same] == trace.written[same]:
             same += 1
@@ -188,6 +191,12 @@ class Receiver:
     def close_all(self) -> list[str]:
         """Finish every live run as incomplete (the receiver is stopping)."""
         return self.close_idle(now=float("inf"))
+
+
+def _digest(draft: StepDraft) -> bytes:
+    """What a step is written from, in 16 bytes: enough to tell whether a re-mapped step differs."""
+    text = json.dumps(draft.as_kwargs(), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -301,8 +310,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.METHOD_NOT_ALLOWED, "POST OTLP traces to /v1/traces")
 
     def _reply(self, status: HTTPStatus, reason: str, *, close: bool = False) -> None:
-        import json
-
         body = json.dumps({"code": 3 if status == HTTPStatus.BAD_REQUEST else 2, "message": reason})
         self._send(status, body.encode(), "application/json", close=close)
 
