@@ -96,8 +96,9 @@ class Receiver:
                 done.written = [_digest(d) for d in mapped.steps]
                 self._remember(trace_id, done)
                 return
+        started = trace is None
         if trace is None:
-            trace = self._start(trace_id, spans)
+            trace = self._start(trace_id, spans)  # described from this batch already
         trace.last_seen = time.monotonic()
         for span in sorted(spans, key=lambda s: (s.end_ns, s.start_ns)):
             trace.index.add(span)
@@ -110,7 +111,7 @@ class Receiver:
             index = trace.index
             for draft in span_steps(span, index.agent_of(span), leaf=index.is_leaf(span)):
                 self._append(trace, draft)
-        if not trace.described[1]:
+        if not started and not trace.described[1]:
             # Only this batch is mapped (the whole trace each time would cost O(n) per batch);
             # the finish describes the run from the whole trace anyway.
             self._describe(trace, map_trace(spans, complete=False))
