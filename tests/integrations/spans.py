@@ -13,7 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Span, Tracer
 
 
 @contextmanager
@@ -51,3 +51,38 @@ def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 def otlp_json_line(spans: Sequence[ReadableSpan]) -> str:
     return json.dumps(otlp_json(spans))
+
+
+def text_messages(role: str, text: str) -> str:
+    """A `gen_ai.input.messages` / `gen_ai.output.messages` value: one text message."""
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+
+
+@contextmanager
+def agent_span(tracer: Tracer, name: str) -> Iterator[Span]:
+    """A GenAI `invoke_agent` span naming the agent."""
+    with tracer.start_as_current_span(f"invoke_agent {name}") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        agent.set_attribute("gen_ai.agent.name", name)
+        yield agent
+
+
+@contextmanager
+def chat_span(
+    tracer: Tracer,
+    name: str = "chat",
+    *,
+    model: str | None = None,
+    said: str | None = None,
+    answer: str | None = None,
+) -> Iterator[Span]:
+    """A GenAI `chat` span: the user's text in, the assistant's text out, when given."""
+    with tracer.start_as_current_span(name) as chat:
+        chat.set_attribute("gen_ai.operation.name", "chat")
+        if model is not None:
+            chat.set_attribute("gen_ai.request.model", model)
+        if said is not None:
+            chat.set_attribute("gen_ai.input.messages", text_messages("user", said))
+        if answer is not None:
+            chat.set_attribute("gen_ai.output.messages", text_messages("assistant", answer))
+        yield chat

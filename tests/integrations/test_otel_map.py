@@ -8,7 +8,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mascope.integrations import map_trace, parse_protobuf
 
-from .spans import otlp_protobuf, recording
+from .spans import agent_span, chat_span, otlp_protobuf, recording
 
 
 def _mapped(spans):  # type: ignore[no-untyped-def]
@@ -17,9 +17,7 @@ def _mapped(spans):  # type: ignore[no-untyped-def]
 
 def test_genai_agent_chat_and_tool_become_steps_with_agent_model_tokens() -> None:
     with recording() as (tracer, finished):
-        with tracer.start_as_current_span("invoke_agent researcher") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "researcher")
+        with agent_span(tracer, "researcher"):
             with tracer.start_as_current_span("chat gpt-4o-mini") as chat:
                 chat.set_attribute("gen_ai.operation.name", "chat")
                 chat.set_attribute("gen_ai.provider.name", "openai")
@@ -179,11 +177,8 @@ def test_unknown_spans_are_kept_as_events_and_errors_are_recorded() -> None:
         with tracer.start_as_current_span("handle_request") as root:
             with tracer.start_as_current_span("POST /lookup") as http:
                 http.set_attribute("http.method", "POST")
-            with tracer.start_as_current_span("invoke_agent writer") as agent:
-                agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-                agent.set_attribute("gen_ai.agent.name", "writer")
-                with tracer.start_as_current_span("chat") as chat:
-                    chat.set_attribute("gen_ai.operation.name", "chat")
+            with agent_span(tracer, "writer"):
+                with chat_span(tracer) as chat:
                     chat.set_attribute("error.type", "RateLimitError")
                     chat.set_status(Status(StatusCode.ERROR, "429 too many requests"))
             root.set_status(Status(StatusCode.ERROR, "gave up"))

@@ -13,7 +13,7 @@ from mascope.errors import ImportFormatError
 from mascope.integrations import import_otlp
 from mascope.traces import TraceStore
 
-from .spans import otlp_json, recording
+from .spans import agent_span, chat_span, otlp_json, recording
 
 
 def _two_traces() -> list[str]:
@@ -21,34 +21,14 @@ def _two_traces() -> list[str]:
     lines = []
     for question in ("What is 2 + 3?", "Capital of France?"):
         with recording("shop-bot") as (tracer, finished):
-            with tracer.start_as_current_span("invoke_agent helper") as agent:
-                agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-                agent.set_attribute("gen_ai.agent.name", "helper")
-                with tracer.start_as_current_span("chat m") as chat:
-                    chat.set_attribute("gen_ai.operation.name", "chat")
-                    chat.set_attribute("gen_ai.request.model", "m")
-                    chat.set_attribute(
-                        "gen_ai.input.messages",
-                        json.dumps(
-                            [{"role": "user", "parts": [{"type": "text", "content": question}]}]
-                        ),
-                    )
-                    chat.set_attribute(
-                        "gen_ai.output.messages",
-                        json.dumps(
-                            [
-                                {
-                                    "role": "assistant",
-                                    "parts": [
-                                        {
-                                            "type": "text",
-                                            "content": "answer sk-proj-abcdefghijklmnopqrstuvwxyz0123456789",
-                                        }
-                                    ],
-                                }
-                            ]
-                        ),
-                    )
+            with agent_span(tracer, "helper"):
+                with chat_span(
+                    tracer,
+                    "chat m",
+                    model="m",
+                    said=question,
+                    answer="answer sk-proj-abcdefghijklmnopqrstuvwxyz0123456789",
+                ) as chat:
                     chat.set_attribute("gen_ai.usage.input_tokens", 4)
                     chat.set_attribute("gen_ai.usage.output_tokens", 2)
             lines.append(json.dumps(otlp_json(finished())))

@@ -24,7 +24,7 @@ from mascope.cli import app
 from mascope.integrations import OtlpServer, Receiver
 from mascope.traces import TraceStore
 
-from .spans import otlp_json, otlp_protobuf, recording
+from .spans import agent_span, chat_span, otlp_json, otlp_protobuf, recording
 
 
 @pytest.fixture
@@ -61,34 +61,15 @@ def test_sdk_exporter_to_serve_records_live_then_finishes_at_root_end(
     tracer, provider = _sdk_tracer(server.url, compression)
     reader = TraceStore(db)  # another reader of the store, as `mascope tui` would be
     try:
-        with tracer.start_as_current_span("invoke_agent planner") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "planner")
-            with tracer.start_as_current_span("chat gpt-4o") as chat:
-                chat.set_attribute("gen_ai.operation.name", "chat")
-                chat.set_attribute("gen_ai.request.model", "gpt-4o")
-                chat.set_attribute(
-                    "gen_ai.input.messages",
-                    json.dumps(
-                        [
-                            {
-                                "role": "user",
-                                "parts": [{"type": "text", "content": "Plan a trip to Rome"}],
-                            }
-                        ]
-                    ),
-                )
-                chat.set_attribute(
-                    "gen_ai.output.messages",
-                    json.dumps(
-                        [
-                            {
-                                "role": "assistant",
-                                "parts": [{"type": "text", "content": "Day 1: Colosseum"}],
-                            }
-                        ]
-                    ),
-                )
+        with agent_span(tracer, "planner"):
+            with chat_span(
+                tracer,
+                "chat gpt-4o",
+                model="gpt-4o",
+                said="Plan a trip to Rome",
+                answer="Day 1: Colosseum",
+            ):
+                pass
             # The chat span has been received: the run is visible while the agent still runs.
             (live,) = reader.list_runs(limit=5)
             assert live.status == "running" and live.source == "otlp"
@@ -193,17 +174,8 @@ def test_oversized_bodies_get_413_before_and_after_gzip(served: tuple[OtlpServer
 
 def test_a_trace_that_stops_midway_is_closed_as_incomplete(tmp_path: Path) -> None:
     with recording() as (tracer, finished):
-        with tracer.start_as_current_span("invoke_agent a") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "a")
-            with tracer.start_as_current_span("chat") as chat:
-                chat.set_attribute("gen_ai.operation.name", "chat")
-                chat.set_attribute(
-                    "gen_ai.output.messages",
-                    json.dumps(
-                        [{"role": "assistant", "parts": [{"type": "text", "content": "partial"}]}]
-                    ),
-                )
+        with agent_span(tracer, "a"), chat_span(tracer, answer="partial"):
+            pass
         child_only = [s for s in finished() if s.parent is not None]  # the root never arrives
     from mascope.integrations import parse_protobuf
 
@@ -278,17 +250,8 @@ def test_a_late_span_joins_its_finished_run_which_stays_finished(tmp_path: Path)
     from mascope.integrations import parse_protobuf
 
     with recording() as (tracer, finished):
-        with tracer.start_as_current_span("invoke_agent a") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "a")
-            with tracer.start_as_current_span("chat") as chat:
-                chat.set_attribute("gen_ai.operation.name", "chat")
-                chat.set_attribute(
-                    "gen_ai.output.messages",
-                    json.dumps(
-                        [{"role": "assistant", "parts": [{"type": "text", "content": "late"}]}]
-                    ),
-                )
+        with agent_span(tracer, "a"), chat_span(tracer, answer="late"):
+            pass
         spans = finished()
     child = [s for s in spans if s.parent is not None]
     root = [s for s in spans if s.parent is None]
@@ -340,24 +303,10 @@ def test_live_then_finished_run_on_both_backends(
         else str(request.getfixturevalue("postgres_url"))
     )
     with recording() as (tracer, finished):
-        with tracer.start_as_current_span("invoke_agent a") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "a")
+        with agent_span(tracer, "a"):
             for text in ("one", "two"):
-                with tracer.start_as_current_span("chat") as chat:
-                    chat.set_attribute("gen_ai.operation.name", "chat")
-                    chat.set_attribute(
-                        "gen_ai.input.messages",
-                        json.dumps(
-                            [{"role": "user", "parts": [{"type": "text", "content": "count"}]}]
-                        ),
-                    )
-                    chat.set_attribute(
-                        "gen_ai.output.messages",
-                        json.dumps(
-                            [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
-                        ),
-                    )
+                with chat_span(tracer, said="count", answer=text):
+                    pass
         spans = finished()
     with TraceStore(target) as store:
         receiver = Receiver(store)
