@@ -132,10 +132,12 @@ def import_otlp(store: TraceStore, paths: Sequence[str | Path]) -> ImportReport:
         for trace_id, group in group_traces(spans).items():
             traces.setdefault(trace_id, []).extend(group)
             first_file.setdefault(trace_id, path)
-    bundles = {tid: run_bundle(map_trace(spans)) for tid, spans in traces.items()}
+    owned: dict[Path, list[RunBundle]] = {path: [] for path, _ in per_file}
+    for tid, spans in traces.items():
+        owned[first_file[tid]].append(run_bundle(map_trace(spans)))
     report = ImportReport(files=len(files))
     for path, _ in per_file:
-        mine = [b for tid, b in bundles.items() if first_file[tid] == path]
+        mine = owned[path]
         written, skipped = store.write_bundles(mine) if mine else (0, 0)
         report.runs += written
         report.skipped += skipped
