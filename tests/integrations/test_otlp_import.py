@@ -142,18 +142,10 @@ def test_mascope_own_otel_export_reads_back_as_the_same_steps(
 
 def test_a_trace_split_across_two_files_is_one_run(store: TraceStore, tmp_path: Path) -> None:
     with recording("split") as (tracer, finished):
-        with tracer.start_as_current_span("invoke_agent a") as agent:
-            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
-            agent.set_attribute("gen_ai.agent.name", "a")
+        with agent_span(tracer, "a"):
             for text in ("first", "second"):
-                with tracer.start_as_current_span("chat") as chat:
-                    chat.set_attribute("gen_ai.operation.name", "chat")
-                    chat.set_attribute(
-                        "gen_ai.output.messages",
-                        json.dumps(
-                            [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
-                        ),
-                    )
+                with chat_span(tracer, answer=text):
+                    pass
         spans = list(finished())
     one = _write(tmp_path, [json.dumps(otlp_json(spans[:1]))], "1.jsonl")  # a rotated file
     two = _write(tmp_path, [json.dumps(otlp_json(spans[1:]))], "2.jsonl")
