@@ -501,17 +501,16 @@ def repair(
 
     from mascope.diagnosis import aevaluate_repair
     from mascope.diagnosis._eval_repair import NEEDS_MODEL, check_arguments, parse_methods
+    from mascope.diagnosis._repair_tasks import SHAPES
     from mascope.errors import ConfigError
     from mascope.models import get_model
 
     chosen = parse_methods(methods)
     shape_list = tuple(s.strip() for s in shapes.split(",") if s.strip()) if shapes else None
     if shapes is not None and not shape_list:
-        raise ConfigError(
-            "--shapes is empty; choose from solver-checker, solver-reviewer, planner-coder-tester"
-        )
+        raise ConfigError(f"--shapes is empty; choose from {', '.join(SHAPES)}")
     # Every argument is checked before a model is loaded or a store is opened.
-    check_arguments(runs, samples, chosen, shape_list or ("solver-checker",), temperature,
+    check_arguments(runs, samples, chosen, shape_list or SHAPES, temperature,
            reroll_samples, reroll_max_replays, max_attempts, concurrency)  # fmt: skip
     if max_replays < 1:
         raise ConfigError(f"--max-replays must be at least 1 (got {max_replays})")
