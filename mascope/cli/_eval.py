@@ -322,6 +322,7 @@ def planted(
 
     from mascope.diagnosis._eval_planted import (
         CHOICES,
+        EMBEDDED_FAULT_RATE,
         FAMILIES,
         NEEDS_MODEL,
         aevaluate_planted,
@@ -365,7 +366,7 @@ def planted(
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
     partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
-    rate = 0.5 if fault_rate is None and family == "embedded" else fault_rate
+    rate = EMBEDDED_FAULT_RATE if fault_rate is None and family == "embedded" else fault_rate
     out.print(
         f"{partial}{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
         + (f"; faults fire with probability {rate:g}" if rate is not None else "")
