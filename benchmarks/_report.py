@@ -12,6 +12,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def pct(x: float | None, ci: list[float] | None = None) -> str:
+    """A rate as a whole percentage, with its interval when given: `42 [30, 55]`."""
+    if x is None:
+        return "-"
+    return f"{100 * x:.0f}" + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
+
+
 def machine() -> str:
     import os
 

@@ -27,8 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, write_section
+from _report import pct as rate_pct
 
-from mascope.diagnosis._eval_planted import AttributionScore, aevaluate_planted
+from mascope.diagnosis._eval_planted import (
+    EMBEDDED_FAULT_RATE,
+    NEEDS_MODEL,
+    AttributionScore,
+    aevaluate_planted,
+    parse_methods,
+)
 from mascope.diagnosis._metrics import wilson
 from mascope.models import get_model
 
@@ -36,12 +43,8 @@ COMBOS = 6
 
 
 def run(args: argparse.Namespace) -> None:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    llm = (
-        get_model(args.model)
-        if any(m not in ("reroll", "counterfactual+reference", "rules") for m in methods)
-        else None
-    )
+    methods = parse_methods(args.methods, stochastic=True)
+    llm = get_model(args.model) if any(m in NEEDS_MODEL for m in methods) else None
     done = (
         {json.loads(line)["seed"] for line in args.results.read_text().splitlines()}
         if args.results.exists()
@@ -98,10 +101,7 @@ def _model_name(model: str | None) -> str | None:
 
 
 def pct(hits: int, n: int) -> str:
-    if not n:
-        return "-"
-    low, high = wilson(hits, n)
-    return f"{100 * hits / n:.0f} [{100 * low:.0f}, {100 * high:.0f}]"
+    return rate_pct(hits / n if n else None, list(wilson(hits, n)))
 
 
 def row(label: str, s: AttributionScore, model: str | None) -> str:
@@ -245,7 +245,7 @@ def main() -> None:
     r.add_argument("--results", type=Path, required=True)
     r.add_argument("--methods", default="reroll,counterfactual+reference,rules")
     r.add_argument("--model", default="local", help="the LLM methods' model")
-    r.add_argument("--fault-rate", type=float, default=0.5)
+    r.add_argument("--fault-rate", type=float, default=EMBEDDED_FAULT_RATE)
     r.add_argument(
         "--chunk", type=int, default=COMBOS, help="cases per chunk (6: each combination once)"
     )

@@ -17,17 +17,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import machine, write_section
+from _report import machine, pct, write_section
 
 from mascope.diagnosis import RepairEval, aevaluate_repair
 from mascope.diagnosis._eval_repair import NEEDS_MODEL, parse_methods
 from mascope.models import get_model
-
-
-def pct(x: float | None, ci: list[float] | None = None) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:.0f}" + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
 
 
 def table(r: RepairEval) -> list[str]:

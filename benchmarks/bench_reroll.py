@@ -20,19 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import machine, write_section
+from _report import machine, pct, write_section
 
 from mascope.diagnosis._eval_planted import PlantedEval, aevaluate_planted
 
 RATES = (0.5, 0.2, 0.8)
 METHODS = ["reroll", "counterfactual+reference"]
-
-
-def pct(x: float | None, ci: list[float] | None = None) -> str:
-    if x is None:
-        return "-"
-    text = f"{100 * x:.0f}"
-    return text + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
 
 
 def rows(r: PlantedEval, rate: float) -> list[str]:

@@ -322,6 +322,7 @@ def planted(
 
     from mascope.diagnosis._eval_planted import (
         CHOICES,
+        EMBEDDED_FAULT_RATE,
         FAMILIES,
         NEEDS_MODEL,
         aevaluate_planted,
@@ -365,7 +366,7 @@ def planted(
     out = Console(highlight=False, width=None if Console().is_terminal else 200)
     shapes = ", ".join(f"{n} {s}" for s, n in r.shapes.items())
     partial = f"{partial_note(r.done, r.total, 'cases')}; " if r.interrupted else ""
-    rate = 0.5 if fault_rate is None and family == "embedded" else fault_rate
+    rate = EMBEDDED_FAULT_RATE if fault_rate is None and family == "embedded" else fault_rate
     out.print(
         f"{partial}{r.cases} planted failures ({shapes}) in {r.seconds:.0f} s"
         + (f"; faults fire with probability {rate:g}" if rate is not None else "")
@@ -501,17 +502,16 @@ def repair(
 
     from mascope.diagnosis import aevaluate_repair
     from mascope.diagnosis._eval_repair import NEEDS_MODEL, check_arguments, parse_methods
+    from mascope.diagnosis._repair_tasks import SHAPES
     from mascope.errors import ConfigError
     from mascope.models import get_model
 
     chosen = parse_methods(methods)
     shape_list = tuple(s.strip() for s in shapes.split(",") if s.strip()) if shapes else None
     if shapes is not None and not shape_list:
-        raise ConfigError(
-            "--shapes is empty; choose from solver-checker, solver-reviewer, planner-coder-tester"
-        )
+        raise ConfigError(f"--shapes is empty; choose from {', '.join(SHAPES)}")
     # Every argument is checked before a model is loaded or a store is opened.
-    check_arguments(runs, samples, chosen, shape_list or ("solver-checker",), temperature,
+    check_arguments(runs, samples, chosen, shape_list or SHAPES, temperature,
            reroll_samples, reroll_max_replays, max_attempts, concurrency)  # fmt: skip
     if max_replays < 1:
         raise ConfigError(f"--max-replays must be at least 1 (got {max_replays})")

@@ -47,7 +47,9 @@ _SOLVER = AgentSpec(
     constraints=["ask questions back", "leave out the final ANSWER line"],
     max_tokens=200,
 )
-"""The demo team's solver (mascope/examples/solver_checker.yaml), word for word."""
+"""The demo team's solver (mascope/examples/solver_checker.yaml), word for word, but at
+the model's default temperature (the YAML's solver samples at 0.8; the faults here
+supply the failures, and the fault-free team should succeed)."""
 _RUBRIC = (
     "Every number used must come from the task, every calculation must be correct, "
     'and the last line must be "ANSWER: <number>" with the number that answers the question.'

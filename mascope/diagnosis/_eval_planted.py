@@ -49,6 +49,8 @@ FAMILIES = ("function", "embedded")
 """Teams of deterministic function agents (`_planted`), or of embedded-model agents (`_embedded`)."""
 EMBEDDED_CASES = 60
 """Cases of the embedded family without --limit."""
+EMBEDDED_FAULT_RATE = 0.5
+"""The embedded family's fault rate without --fault-rate (its faults are always stochastic)."""
 CHOICES = ATTRIBUTION_METHODS + LABELLERS
 NEEDS_MODEL = {"counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search", "judge"}
 
@@ -299,7 +301,7 @@ async def aevaluate_planted(
     `fault_rate` makes every fault fire with that probability each time its
     turn runs; `samples`, `reroll_replays` and `concurrency` tune `reroll`.
     `family="embedded"` plants faults in teams of `team_model` agents instead
-    (fault rate 0.5 unless given; `limit` cases, 60 by default).
+    (fault rate EMBEDDED_FAULT_RATE unless given; `limit` cases, EMBEDDED_CASES by default).
     """
     if family not in FAMILIES:
         raise ConfigError(
@@ -307,14 +309,16 @@ async def aevaluate_planted(
         )
     if fault_rate is not None and not 0 < fault_rate < 1:
         raise ConfigError(f"--fault-rate must be above 0 and below 1 (got {fault_rate:g})")
-    if family == "embedded":
-        fault_rate = 0.5 if fault_rate is None else fault_rate
     if any(m in NEEDS_MODEL for m in methods) and model is None:
         raise ConfigError(
             "the LLM methods need a model; pass --model or choose only rules/counterfactual+reference"
         )
     cases: Sequence[Case | EmbeddedCase] = (
-        make_embedded_cases(n=limit or EMBEDDED_CASES, seed=seed, fault_rate=fault_rate or 0.5)
+        make_embedded_cases(
+            n=limit or EMBEDDED_CASES,
+            seed=seed,
+            fault_rate=EMBEDDED_FAULT_RATE if fault_rate is None else fault_rate,
+        )
         if family == "embedded"
         else stratified(make_cases(seed=seed, fault_rate=fault_rate), limit)
     )

@@ -189,17 +189,16 @@ def out_of_role_tools(run: Run, steps: Sequence[Step]) -> list[Finding]:
 def _right(run: Run, answer: str | None, expected: str) -> bool:
     """Whether `answer` is right, scored the way the run's team scores (a team that
     scores on the last number must not be read as "the truth appears somewhere")."""
-    from mascope.graphs import answer_matches
     from mascope.graphs._spec import ScoringSpec
     from mascope.graphs._team import score_answer
 
     raw = (run.spec or {}).get("scoring") if run.source == "native" else None
     try:
-        scoring = ScoringSpec.model_validate(raw) if raw is not None else None
+        scoring = ScoringSpec.model_validate(raw or {})
     except ValueError:
-        scoring = None
-    if scoring is None or scoring.function is not None:  # never import from a stored spec here
-        return answer_matches(answer, expected)
+        scoring = ScoringSpec()
+    if scoring.function is not None:  # never import from a stored spec here: the default matcher
+        scoring = ScoringSpec()
     return score_answer(answer, expected, scoring).matched
 
 

@@ -213,13 +213,13 @@ class LocalModel(ChatModel):
         kwargs["messages"] = messages
         return kwargs, uses_tools
 
-    def _run(self, kwargs: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
+    def _run(self, kwargs: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
         loaded = _load(self.path, self.n_ctx, self.n_threads)
         with loaded.lock:
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 raise _Cancelled
             try:
-                with _stoppable(loaded.llama, cancel) if cancel else contextlib.nullcontext():
+                with _stoppable(loaded.llama, cancel):
                     return loaded.llama.create_chat_completion(**kwargs)  # type: ignore[no-any-return]
             except ValueError as exc:
                 text = str(exc)

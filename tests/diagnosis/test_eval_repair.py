@@ -188,10 +188,12 @@ async def test_the_demo_team_on_the_embedded_model_fails_and_is_repaired(tmp_pat
         db=tmp_path / "r.db",
     )  # fmt: skip
     ok, n = r.attempts_by_shape["solver-checker"]
-    assert n == r.attempts and r.runs <= n - ok
-    if r.runs:
-        assert r.baseline.trials == 1 and r.methods[0].trials == 1
-        store = TraceStore(tmp_path / "r.db")
-        failed = store.list_runs(status="failed", limit=100)
-        assert any(store.child_runs(f.id) for f in failed if f.parent_run_id is None)
-        store.close()
+    # At 1.0 the first task of seed 3 failed in each of the runs measured, and
+    # there are 8 tries: a failed run is collected (skipping the checks when
+    # none was would let this test pass having checked nothing).
+    assert n == r.attempts and r.runs == 1 <= n - ok
+    assert r.baseline.trials == 1 and r.methods[0].trials == 1
+    store = TraceStore(tmp_path / "r.db")
+    failed = store.list_runs(status="failed", limit=100)
+    assert any(store.child_runs(f.id) for f in failed if f.parent_run_id is None)
+    store.close()
