@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import machine, median, write_section
+from _report import machine, median, pct, write_section
 
 from mascope.diagnosis._eval_planted import PlantedEval, aevaluate_planted
 from mascope.diagnosis._eval_whowhen import PUBLISHED, aevaluate_whowhen
@@ -28,13 +28,6 @@ from mascope.models import get_model
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 LLM_METHODS = ["counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search"]
-
-
-def pct(x: float | None, ci: list[float] | None = None) -> str:
-    if x is None:
-        return "-"
-    text = f"{100 * x:.0f}"
-    return text + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
 
 
 def attribution_rows(r: PlantedEval, model: str) -> list[str]:

@@ -25,7 +25,6 @@ from mascope.models import get_model
 
 
 def table(r: RepairEval) -> list[str]:
-    base = r.baseline.as_dict()
     out = [
         "| method | repair rate % [95% Wilson] | re-runs | x baseline | runs repaired | repairs (how) | replays/run | model calls/run | s/run (median) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -33,11 +32,8 @@ def table(r: RepairEval) -> list[str]:
     for score in [*r.methods, r.baseline]:
         d = score.as_dict()
         is_base = score is r.baseline
-        ratio = (
-            f"{d['repair_rate'] / base['repair_rate']:.1f}"
-            if d["repair_rate"] is not None and base["repair_rate"]
-            else "-"
-        )
+        times = r.times_baseline(score)
+        ratio = "-" if times is None else f"{times:.1f}"
         how = ", ".join(f"{n} {k}" for k, n in sorted(d["how"].items()))
         out.append(
             f"| {score.method}{' (baseline)' if is_base else ''} | {pct(d['repair_rate'], d['ci'])} "

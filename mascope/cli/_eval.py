@@ -571,15 +571,11 @@ def repair_table(r: Any) -> Table:
     for col in ("method", "repair rate", "x baseline", "runs repaired", "repairs (how)",
                 "replays/run", "model calls/run", "s/run"):  # fmt: skip
         table.add_column(col)
-    base = r.baseline.as_dict()
     rows = [*r.methods, r.baseline]
     for score in rows:
         d = score.as_dict()
-        ratio = (
-            f"{d['repair_rate'] / base['repair_rate']:.1f}"
-            if d["repair_rate"] is not None and base["repair_rate"]
-            else "-"
-        )
+        times = r.times_baseline(score)
+        ratio = "-" if times is None else f"{times:.1f}"
         how = ", ".join(f"{n} {k}" for k, n in sorted(d["how"].items()))
         name = f"{score.method} (baseline)" if score is r.baseline else score.method
         table.add_row(

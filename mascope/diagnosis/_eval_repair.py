@@ -200,6 +200,12 @@ class RepairEval:
     """Generated runs and method outcomes taken from the store instead of redone."""
     interrupted: bool = False
 
+    def times_baseline(self, score: RepairScore) -> float | None:
+        """`score`'s repair rate as a multiple of re-running from scratch (None: no rate, or a zero baseline)."""
+        if score.rate is None or not self.baseline.rate:
+            return None
+        return score.rate / self.baseline.rate
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "runs": self.runs, "wanted": self.wanted, "attempts": self.attempts,
