@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mascope._safeload import Limits, read_text
+from mascope._safeload import Limits, loads_json, read_text
 from mascope.errors import ConfigError, did_you_mean
 from mascope.jobs import (
     FAILED_STATUSES,
@@ -73,7 +73,9 @@ def load_tasks(path: str | Path) -> list[EvalTask]:
             continue
         where = f"{path} line {number}"
         try:
-            data = json.loads(raw)
+            # Bounded like every other file mascope reads: a deeply nested line is a
+            # one-line error, not a RecursionError out of the JSON parser.
+            data = loads_json(raw, source=where, limits=TASK_FILE_LIMITS)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON ({exc.msg}); {_SHAPE}") from None
         if not isinstance(data, dict):
