@@ -52,18 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 from mascope.jobs import JobQueue  # noqa: E402
 from mascope.traces import TraceStore  # noqa: E402
+from tests.evals.test_eval_run import scripted_team  # noqa: E402
 
-TEAM = """
-name: adder
-model: scripted:{script}
-agents:
-  - name: solver
-    role: arithmetic solver
-    goal: Add the numbers.
-topology:
-  kind: pipeline
-  stages: [solver]
-"""
 KIND = "tests.jobs.workers:label"
 
 
@@ -74,10 +64,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def eval_case(tmp: Path, tasks: int, *extra: str) -> tuple[float, dict[str, object]]:
     """Seconds for one `mascope eval run` (fresh store) and its JSON report."""
-    script = tmp / "replies.json"
-    script.write_text(json.dumps(["ANSWER: 4"] * tasks))
-    team = tmp / "team.yaml"
-    team.write_text(TEAM.format(script=script))
+    team = scripted_team(tmp, tasks)  # the eval tests' one-agent team
     file = tmp / "tasks.jsonl"
     file.write_text("".join(json.dumps({"id": f"t{i:04d}", "task": f"What is {i % 3 + 2} + 2?", "ground_truth": str(i % 3 + 4)}) + "\n" for i in range(tasks)))  # fmt: skip
     db = tmp / f"eval-{time.monotonic_ns()}.db"
