@@ -46,6 +46,16 @@ _MARK_DONE = (
         lease_until=None,
     )
 )  # fmt: skip
+_REQUEUE = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.job_id == bindparam("b_job"),
+        _ITEMS.c.run_id == bindparam("b_key"),
+        _ITEMS.c.status != "pending",
+        _ITEMS.c.attempts == bindparam("b_attempts"),
+    )
+    .values(status="pending", claimed_by=None, claimed_at=None, lease_until=None)
+)
 _SET_METADATA = (
     update(_RUNS)
     .where(_RUNS.c.id == bindparam("b_id"))
@@ -198,21 +208,12 @@ class JobQueue:
         """Make items pending again to redo them, each only if it has not been
         completed since it was seen (`seen` maps a key to the attempts it had),
         so two schedulers deciding at once never redo an item twice."""
-        changed = 0
+        if not seen:
+            return 0
+        rows = [{"b_job": job_id, "b_key": k, "b_attempts": a} for k, a in seen.items()]
         with self._write.begin() as conn:
-            for key, attempts in seen.items():
-                done = conn.execute(
-                    update(_ITEMS)
-                    .where(
-                        _ITEMS.c.job_id == job_id,
-                        _ITEMS.c.run_id == key,
-                        _ITEMS.c.status != "pending",
-                        _ITEMS.c.attempts == attempts,
-                    )
-                    .values(status="pending", claimed_by=None, claimed_at=None, lease_until=None)
-                )
-                changed += int(done.rowcount or 0)
-        return changed
+            # One prebuilt statement for all the items (executemany), not one built per item.
+            return int(conn.execute(_REQUEUE, rows).rowcount or 0)
 
     def park(self, job_id: str, keys: Sequence[str]) -> None:
         """Keep pending items nobody holds from being claimed (`waiting`) until they
