@@ -431,16 +431,14 @@ class JobQueue:
             )  # fmt: skip
 
     def _count(self, conn: Connection, job_id: str, now: datetime) -> None:
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(_ITEMS.c.status, func.count())
-                .where(_ITEMS.c.job_id == job_id)
-                .group_by(_ITEMS.c.status)
-            ).all()
-        )
-        spent = conn.execute(
-            select(func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0)).where(_ITEMS.c.job_id == job_id)
-        ).scalar_one()
+        # One pass over the job's items for both the counts and the cost (every group commit).
+        rows = conn.execute(
+            select(_ITEMS.c.status, func.count(), func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0))
+            .where(_ITEMS.c.job_id == job_id)
+            .group_by(_ITEMS.c.status)
+        ).all()
+        counts: dict[str, int] = {status: n for status, n, _ in rows}
+        spent = sum(float(cost) for _, _, cost in rows)
         conn.execute(
             update(_JOBS)
             .where(_JOBS.c.id == job_id)
