@@ -53,8 +53,7 @@ sys.path.insert(0, str(ROOT))
 from mascope.jobs import JobQueue  # noqa: E402
 from mascope.traces import TraceStore  # noqa: E402
 from tests.evals.test_eval_run import scripted_team  # noqa: E402
-
-KIND = "tests.jobs.workers:label"
+from tests.jobs.test_workers import _queue_job  # noqa: E402
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -94,15 +93,6 @@ def throughput(tasks: int, concurrencies: list[int], ray_workers: list[int]) -> 
     return rows
 
 
-def _runs(store: TraceStore, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        rid = store.start_run(team="t", task=f"item {i}")
-        store.finish_run(rid, status="failed")
-        ids.append(rid)
-    return ids
-
-
 def _starts(log: Path) -> list[tuple[str, int]]:
     if not log.exists():
         return []
@@ -117,12 +107,8 @@ def _tally(store: TraceStore, job: str, ids: list[str]) -> tuple[int, int]:
 
 
 def _queue(target: str, items: int, job: str, delay: float) -> list[str]:
-    with TraceStore(target) as store:
-        ids = _runs(store, items)
-        q = JobQueue(store)
-        q.ensure_job(job, kind=KIND, config={"delay": delay})
-        q.enqueue(job, ids)
-    return ids
+    with TraceStore(target) as store:  # the queue tests' job of tests.jobs.workers:label items
+        return _queue_job(store, job, items, delay)
 
 
 def _worker(target: str, job: str, lease: float, log: Path) -> subprocess.Popen[str]:
