@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -41,11 +40,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, write_section
+from bench_judge import slow_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -221,29 +220,6 @@ def kills(trials: int, stalls: int, ray_trials: int, items: int, postgres: bool)
 # -- judge on Ray, PostgreSQL -------------------------------------------------------
 
 
-def judge_answer() -> str:
-    """A valid judgement with every MAST mode absent: one request per one-step run."""
-    from mascope.taxonomy import MAST
-
-    modes = {m: {"present": False, "evidence_steps": [], "rationale": "r"} for m in MAST.mode_ids}
-    return json.dumps({"summary": "s", "task_completed": False, "modes": modes})
-
-
-@contextlib.contextmanager
-def judge_server(folder: Path, latency: float) -> Iterator[str]:
-    """The loopback judge in its own process (not sharing a GIL with any worker); its URL."""
-    answer = folder / "answer.json"
-    answer.write_text(judge_answer())
-    cmd = [sys.executable, "-m", "tests.models.servers", "--latency", str(latency), "--answer-file", str(answer)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=_env())  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-
-
 def _failed_runs(url: str, items: int) -> None:
     with TraceStore(url) as store:
         for i in range(items):
@@ -331,7 +307,7 @@ def ray_judge(
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
     server = pg.start(bin_dir)
     try:
-        with tempfile.TemporaryDirectory() as tmp, judge_server(Path(tmp), latency) as endpoint:
+        with tempfile.TemporaryDirectory() as tmp, slow_server(Path(tmp), latency) as endpoint:
             for r in range(repeats):
                 for name, _, extra in cases:
                     got = judge_case(server, endpoint, items, *extra)
