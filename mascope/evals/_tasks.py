@@ -357,13 +357,10 @@ def eval_on_ray(
         store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency, lease_s=lease_s
     )  # fmt: skip
     batch = BatchReport(job_id=job_id, total=len(tasks), skipped=skipped)
-    batch.judged = sum(r.done for r in reports)
-    batch.not_judged = sum(r.failed for r in reports)
-    batch.lost = sum(r.lost for r in reports)
+    batch.add_workers(reports)
     # As in-process: the time the work took (the longest worker's), not Ray's start-up.
     batch.elapsed_s = max((r.elapsed_s for r in reports), default=time.monotonic() - started)
     report = eval_report(store, job_id, spec.name)
-    for r in reports:
-        report.not_run.update(r.failures)
+    report.not_run.update(batch.failures)
     report.batch = batch
     return report
