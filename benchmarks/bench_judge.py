@@ -87,12 +87,12 @@ def throughput(concurrency: int, runs: int) -> tuple[list[float], list[float]]:
 
 
 @contextlib.contextmanager
-def slow_server(folder: Path) -> Iterator[str]:
-    """The loopback server in its own process, so it does not share our GIL."""
+def slow_server(folder: Path, latency: float = LATENCY) -> Iterator[str]:
+    """The loopback server in its own process, so it does not share our GIL; its URL."""
     answer = folder / "answer.json"
     answer.write_text(judge_answer())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.models.servers", "--latency", str(LATENCY), "--answer-file", str(answer)],
+        [sys.executable, "-m", "tests.models.servers", "--latency", str(latency), "--answer-file", str(answer)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None
@@ -100,7 +100,7 @@ def slow_server(folder: Path) -> Iterator[str]:
         yield proc.stdout.readline().strip()
     finally:
         proc.stdin.close()
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
 
 
 # -- detectors on scenario runs -------------------------------------------------------

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -41,30 +40,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, write_section
+from bench_judge import slow_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mascope.jobs import JobQueue  # noqa: E402
 from mascope.traces import TraceStore  # noqa: E402
-
-TEAM = """
-name: adder
-model: scripted:{script}
-agents:
-  - name: solver
-    role: arithmetic solver
-    goal: Add the numbers.
-topology:
-  kind: pipeline
-  stages: [solver]
-"""
-KIND = "tests.jobs.workers:label"
+from tests.evals.test_eval_run import scripted_team  # noqa: E402
+from tests.jobs.test_workers import _queue_job  # noqa: E402
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -74,10 +62,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def eval_case(tmp: Path, tasks: int, *extra: str) -> tuple[float, dict[str, object]]:
     """Seconds for one `mascope eval run` (fresh store) and its JSON report."""
-    script = tmp / "replies.json"
-    script.write_text(json.dumps(["ANSWER: 4"] * tasks))
-    team = tmp / "team.yaml"
-    team.write_text(TEAM.format(script=script))
+    team = scripted_team(tmp, tasks)  # the eval tests' one-agent team
     file = tmp / "tasks.jsonl"
     file.write_text("".join(json.dumps({"id": f"t{i:04d}", "task": f"What is {i % 3 + 2} + 2?", "ground_truth": str(i % 3 + 4)}) + "\n" for i in range(tasks)))  # fmt: skip
     db = tmp / f"eval-{time.monotonic_ns()}.db"
@@ -107,15 +92,6 @@ def throughput(tasks: int, concurrencies: list[int], ray_workers: list[int]) -> 
     return rows
 
 
-def _runs(store: TraceStore, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        rid = store.start_run(team="t", task=f"item {i}")
-        store.finish_run(rid, status="failed")
-        ids.append(rid)
-    return ids
-
-
 def _starts(log: Path) -> list[tuple[str, int]]:
     if not log.exists():
         return []
@@ -130,12 +106,8 @@ def _tally(store: TraceStore, job: str, ids: list[str]) -> tuple[int, int]:
 
 
 def _queue(target: str, items: int, job: str, delay: float) -> list[str]:
-    with TraceStore(target) as store:
-        ids = _runs(store, items)
-        q = JobQueue(store)
-        q.ensure_job(job, kind=KIND, config={"delay": delay})
-        q.enqueue(job, ids)
-    return ids
+    with TraceStore(target) as store:  # the queue tests' job of tests.jobs.workers:label items
+        return _queue_job(store, job, items, delay)
 
 
 def _worker(target: str, job: str, lease: float, log: Path) -> subprocess.Popen[str]:
@@ -248,29 +220,6 @@ def kills(trials: int, stalls: int, ray_trials: int, items: int, postgres: bool)
 # -- judge on Ray, PostgreSQL -------------------------------------------------------
 
 
-def judge_answer() -> str:
-    """A valid judgement with every MAST mode absent: one request per one-step run."""
-    from mascope.taxonomy import MAST
-
-    modes = {m: {"present": False, "evidence_steps": [], "rationale": "r"} for m in MAST.mode_ids}
-    return json.dumps({"summary": "s", "task_completed": False, "modes": modes})
-
-
-@contextlib.contextmanager
-def judge_server(folder: Path, latency: float) -> Iterator[str]:
-    """The loopback judge in its own process (not sharing a GIL with any worker); its URL."""
-    answer = folder / "answer.json"
-    answer.write_text(judge_answer())
-    cmd = [sys.executable, "-m", "tests.models.servers", "--latency", str(latency), "--answer-file", str(answer)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=_env())  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-
-
 def _failed_runs(url: str, items: int) -> None:
     with TraceStore(url) as store:
         for i in range(items):
@@ -358,7 +307,7 @@ def ray_judge(
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
     server = pg.start(bin_dir)
     try:
-        with tempfile.TemporaryDirectory() as tmp, judge_server(Path(tmp), latency) as endpoint:
+        with tempfile.TemporaryDirectory() as tmp, slow_server(Path(tmp), latency) as endpoint:
             for r in range(repeats):
                 for name, _, extra in cases:
                     got = judge_case(server, endpoint, items, *extra)

@@ -134,18 +134,10 @@ def _on_ray(
 
     _, report, _ = _prepare(store, job_id=job_id, kind=kind, config=config, run_ids=run_ids)
     started = time.monotonic()
-    for w in run_on_ray(
+    report.add_workers(run_on_ray(
         store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency,
         lease_s=lease_s, rpm=rpm, max_cost=max_cost,
-    ):  # fmt: skip
-        report.judged += w.done
-        report.not_judged += w.failed
-        report.lost += w.lost
-        report.failures.update(w.failures)
-        report.modes.update(w.labels)
-        report.uncertain.update(w.uncertain)
-        report.cost_usd += w.cost_usd
-        report.cost_known = report.cost_known and w.cost_known
+    ))  # fmt: skip
     report.elapsed_s = time.monotonic() - started
     return report
 

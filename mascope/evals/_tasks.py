@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mascope._safeload import Limits, read_text
+from mascope._safeload import Limits, loads_json, read_text
 from mascope.errors import ConfigError, did_you_mean
 from mascope.jobs import (
     FAILED_STATUSES,
@@ -73,7 +73,9 @@ def load_tasks(path: str | Path) -> list[EvalTask]:
             continue
         where = f"{path} line {number}"
         try:
-            data = json.loads(raw)
+            # Bounded like every other file mascope reads: a deeply nested line is a
+            # one-line error, not a RecursionError out of the JSON parser.
+            data = loads_json(raw, source=where, limits=TASK_FILE_LIMITS)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON ({exc.msg}); {_SHAPE}") from None
         if not isinstance(data, dict):
@@ -355,13 +357,10 @@ def eval_on_ray(
         store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency, lease_s=lease_s
     )  # fmt: skip
     batch = BatchReport(job_id=job_id, total=len(tasks), skipped=skipped)
-    batch.judged = sum(r.done for r in reports)
-    batch.not_judged = sum(r.failed for r in reports)
-    batch.lost = sum(r.lost for r in reports)
+    batch.add_workers(reports)
     # As in-process: the time the work took (the longest worker's), not Ray's start-up.
     batch.elapsed_s = max((r.elapsed_s for r in reports), default=time.monotonic() - started)
     report = eval_report(store, job_id, spec.name)
-    for r in reports:
-        report.not_run.update(r.failures)
+    report.not_run.update(batch.failures)
     report.batch = batch
     return report

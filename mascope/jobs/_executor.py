@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ from ._queue import LEASE_S, Claimed, Completion, JobQueue
 
 if TYPE_CHECKING:
     from mascope.traces import TraceStore
+
+    from ._ray import WorkerReport
 
 
 @dataclass
@@ -66,6 +68,18 @@ class BatchReport:
     """Stopped by Ctrl-C or SIGTERM; the committed results are kept."""
     lost: int = 0
     """Items whose lease lapsed while this worker did them (another worker took them over)."""
+
+    def add_workers(self, workers: Iterable[WorkerReport]) -> None:
+        """Count in what other workers (Ray's) did for this job."""
+        for w in workers:
+            self.judged += w.done
+            self.not_judged += w.failed
+            self.lost += w.lost
+            self.failures.update(w.failures)
+            self.modes.update(w.labels)
+            self.uncertain.update(w.uncertain)
+            self.cost_usd += w.cost_usd
+            self.cost_known = self.cost_known and w.cost_known
 
     @property
     def nothing_done(self) -> bool:

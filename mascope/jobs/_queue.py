@@ -46,6 +46,16 @@ _MARK_DONE = (
         lease_until=None,
     )
 )  # fmt: skip
+_REQUEUE = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.job_id == bindparam("b_job"),
+        _ITEMS.c.run_id == bindparam("b_key"),
+        _ITEMS.c.status != "pending",
+        _ITEMS.c.attempts == bindparam("b_attempts"),
+    )
+    .values(status="pending", claimed_by=None, claimed_at=None, lease_until=None)
+)
 _SET_METADATA = (
     update(_RUNS)
     .where(_RUNS.c.id == bindparam("b_id"))
@@ -198,21 +208,12 @@ class JobQueue:
         """Make items pending again to redo them, each only if it has not been
         completed since it was seen (`seen` maps a key to the attempts it had),
         so two schedulers deciding at once never redo an item twice."""
-        changed = 0
+        if not seen:
+            return 0
+        rows = [{"b_job": job_id, "b_key": k, "b_attempts": a} for k, a in seen.items()]
         with self._write.begin() as conn:
-            for key, attempts in seen.items():
-                done = conn.execute(
-                    update(_ITEMS)
-                    .where(
-                        _ITEMS.c.job_id == job_id,
-                        _ITEMS.c.run_id == key,
-                        _ITEMS.c.status != "pending",
-                        _ITEMS.c.attempts == attempts,
-                    )
-                    .values(status="pending", claimed_by=None, claimed_at=None, lease_until=None)
-                )
-                changed += int(done.rowcount or 0)
-        return changed
+            # One prebuilt statement for all the items (executemany), not one built per item.
+            return int(conn.execute(_REQUEUE, rows).rowcount or 0)
 
     def park(self, job_id: str, keys: Sequence[str]) -> None:
         """Keep pending items nobody holds from being claimed (`waiting`) until they
@@ -430,16 +431,14 @@ class JobQueue:
             )  # fmt: skip
 
     def _count(self, conn: Connection, job_id: str, now: datetime) -> None:
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(_ITEMS.c.status, func.count())
-                .where(_ITEMS.c.job_id == job_id)
-                .group_by(_ITEMS.c.status)
-            ).all()
-        )
-        spent = conn.execute(
-            select(func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0)).where(_ITEMS.c.job_id == job_id)
-        ).scalar_one()
+        # One pass over the job's items for both the counts and the cost (every group commit).
+        rows = conn.execute(
+            select(_ITEMS.c.status, func.count(), func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0))
+            .where(_ITEMS.c.job_id == job_id)
+            .group_by(_ITEMS.c.status)
+        ).all()
+        counts: dict[str, int] = {status: n for status, n, _ in rows}
+        spent = sum(float(cost) for _, _, cost in rows)
         conn.execute(
             update(_JOBS)
             .where(_JOBS.c.id == job_id)

@@ -30,7 +30,8 @@ async def drain_job(
     queue = JobQueue(store)
     kind, config = queue.job_config(job_id)
     built = build_work(kind, store, config, **local)
-    report = BatchReport(job_id=job_id, total=len(queue.states(job_id)))
+    job = store.get_job(job_id)  # its item count, without reading every item's state
+    report = BatchReport(job_id=job_id, total=job.total if job is not None else 0)
     try:
         return await run_job(
             store, job_id=job_id, work=built.work, report=report, concurrency=concurrency,

@@ -134,6 +134,19 @@ def test_a_malformed_task_line_is_named_and_nothing_runs(
     assert not db.exists()  # nothing created
 
 
+def test_a_deeply_nested_task_line_is_refused_in_one_line(tmp_path: Path) -> None:
+    team = scripted_team(tmp_path, 1)
+    tasks = tmp_path / "tasks.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit in json.loads
+    tasks.write_text(f'{{"task": "2 + 2"}}\n{{"task": "x", "metadata": {{"a": {deep}}}}}\n')
+    db = tmp_path / "eval.db"
+    result = runner.invoke(app, ["eval", "run", str(team), "--tasks", str(tasks), "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{tasks} line 2: nests too deeply" in lines[0]
+    assert not db.exists()
+
+
 def test_an_empty_task_file_and_a_missing_one_are_refused(tmp_path: Path) -> None:
     team = scripted_team(tmp_path, 1)
     empty = tmp_path / "empty.jsonl"

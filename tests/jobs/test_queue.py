@@ -159,6 +159,7 @@ def test_two_workers_in_threads_share_a_job_and_label_each_item_once(
         t.join(120)
     assert len(reports) == 2
     assert sum(r.judged for r in reports) == 24 and sum(r.lost for r in reports) == 0
+    assert [r.total for r in reports] == [24, 24]  # each worker's progress counts the whole job
     assert attributions(qstore, ids) == dict.fromkeys(ids, 1)
     assert {s.status for s in q.states("j-5").values()} == {"done"}
 

@@ -132,6 +132,7 @@ def test_two_judge_processes_on_one_job_share_the_runs_without_duplicates(tmp_pa
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
     reports = [json.loads(o) for o, _ in outs]
     assert sum(r["judged"] for r in reports) == 16
+    assert all(r["judged"] > 0 for r in reports), reports  # both did some of the job
     assert all(r["judged"] + r["elsewhere"] + r["skipped"] == 16 for r in reports)
     with TraceStore(db) as store:
         for rid in ids:
