@@ -456,7 +456,9 @@ class JobQueue:
             conn.execute(
                 update(_JOBS)
                 .where(_JOBS.c.id == job_id)
-                .values(status=status, error=error, updated_at=_db_now(conn))
+                .values(
+                    status=status, error=self.store.redact.optional(error), updated_at=_db_now(conn)
+                )
             )
 
     def pending(self, job_id: str) -> int:

@@ -239,7 +239,7 @@ class Jobs:
             conn.execute(
                 update(_JOBS)
                 .where(_JOBS.c.id == job_id)
-                .values(status=status, error=error, updated_at=utcnow())
+                .values(status=status, error=self.redact.optional(error), updated_at=utcnow())
             )
 
     def get_job(self, job_id: str) -> Job | None:

@@ -212,3 +212,14 @@ def test_without_ray_workers_are_refused_naming_the_extra(
             "error: --workers runs on Ray, which is not installed; pip install 'mascope[ray]'"
         )
     assert not db.exists()
+
+
+def test_why_a_job_stopped_is_stored_without_secrets(qstore: TraceStore) -> None:
+    """A job stops with its endpoint's error text, which may echo a key back."""
+    key = "sk-proj-AbCdEf0123456789AbCdEf0123456789AbCdEf01"
+    queue = JobQueue(qstore)
+    queue.ensure_job("j-secret", kind="judge", config={})
+    queue.finish_job("j-secret", status="stopped", error=f"endpoint said 401 for key {key}")
+    job = qstore.get_job("j-secret")
+    assert job is not None and job.status == "stopped"
+    assert key not in (job.error or "") and "401" in (job.error or "")
