@@ -1,7 +1,7 @@
 """Job rows: a batch job (judge, attribute) and its items, one per run.
 
-The store keeps the rows and the atomic operations on them (claim, renew,
-release, finish with the item's labels in the same transaction); scheduling
+The store keeps the rows and the atomic operations on them (claim, finish
+with the item's labels in the same transaction); scheduling
 work over them is `mascope.jobs`'s and `mascope.diagnosis`'s business.
 """
 
@@ -149,27 +149,6 @@ class Jobs:
             )
         return {r: counts[r] for r in ids if r in counts}
 
-    def renew_job_claims(self, job_id: str, run_ids: Sequence[str]) -> None:
-        if run_ids:
-            with self.backend.write.begin() as conn:
-                conn.execute(
-                    update(_JOB_ITEMS)
-                    .where(
-                        _JOB_ITEMS.c.job_id == job_id,
-                        _JOB_ITEMS.c.run_id.in_(list(run_ids)),
-                        _JOB_ITEMS.c.claimed_by == self.worker_id,
-                    )
-                    .values(claimed_at=utcnow())
-                )
-
-    def release_job_claims(self, job_id: str) -> None:
-        with self.backend.write.begin() as conn:
-            conn.execute(
-                update(_JOB_ITEMS)
-                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.claimed_by == self.worker_id)
-                .values(claimed_by=None, claimed_at=None)
-            )
-
     def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         query = select(_JOB_ITEMS.c.run_id, _JOB_ITEMS.c.status).where(
             _JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id.in_(bindparam("ids", expanding=True))
@@ -232,14 +211,6 @@ class Jobs:
                     cost_usd=spent,
                     updated_at=utcnow(),
                 )
-            )
-
-    def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
-        with self.backend.write.begin() as conn:
-            conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id)
-                .values(status=status, error=error, updated_at=utcnow())
             )
 
     def get_job(self, job_id: str) -> Job | None:
