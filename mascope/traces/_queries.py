@@ -43,6 +43,8 @@ _RUN_SORTS: dict[str, Any] = {
     # (SQLite and PostgreSQL disagree on where NULLs go).
     "cost": func.coalesce(_RUNS.c.cost_usd, -1.0),
 }
+_ID_PAGE = 1000
+"""How many run ids `all_run_ids` reads per query."""
 
 
 @dataclass(frozen=True)
@@ -219,14 +221,20 @@ class Queries:
         )
 
     def all_run_ids(self, *, status: str | None = None, team: str | None = None) -> list[str]:
+        # Only the id column, keyset-paged in id order: whole rows (specs,
+        # metadata) would be read and dropped a thousand at a time.
+        base = self.filter(
+            select(_RUNS.c.id).order_by(_RUNS.c.id).limit(_ID_PAGE),
+            status=status, team=team, mode=None, source=None, search=None,
+        )  # fmt: skip
         ids: list[str] = []
-        cursor = None
-        while True:
-            page = self.page_runs(status=status, team=team, cursor=cursor, limit=1000)
-            ids.extend(r.id for r in page.runs)
-            if page.next is None:
-                return ids[::-1]
-            cursor = page.next
+        with self.backend.read.connect() as conn:
+            while True:
+                query = base.where(_RUNS.c.id > ids[-1]) if ids else base
+                page = list(conn.execute(query).scalars())
+                ids.extend(page)
+                if len(page) < _ID_PAGE:
+                    return ids
 
     def count_runs(
         self,

@@ -15,7 +15,15 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from mascope.errors import ConfigError, NotFoundError, StoreError
-from mascope.traces import SCHEMA_VERSION, RunSort, TraceStore, _engine, _migrations, new_id
+from mascope.traces import (
+    SCHEMA_VERSION,
+    RunSort,
+    TraceStore,
+    _engine,
+    _migrations,
+    _queries,
+    new_id,
+)
 
 from ..postgres import PostgresServer
 
@@ -139,6 +147,19 @@ def test_paging_and_filters(store: TraceStore) -> None:
     assert [r.id for r in store.list_runs(search="number 17")] == [ids[17]]
     assert store.count_runs(search="100%") == 0  # LIKE wildcards are literal
     assert store.modes_by_run([ids[4], ids[5]]) == {ids[4]: ["FM-1.3"], ids[5]: []}
+
+
+def test_all_run_ids_are_every_match_oldest_first_across_pages(
+    store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_queries, "_ID_PAGE", 2)  # several pages from a few runs
+    ids = [store.start_run(team="a" if i % 2 else "b", task=f"t{i}") for i in range(7)]
+    for i, rid in enumerate(ids):
+        store.finish_run(rid, status="failed" if i < 4 else "succeeded")
+    assert store.all_run_ids() == ids
+    assert store.all_run_ids(team="a") == ids[1::2]
+    assert store.all_run_ids(status="failed", team="b") == [ids[0], ids[2]]
+    assert store.all_run_ids(team="nobody") == []
 
 
 def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
