@@ -516,12 +516,17 @@ def test_a_server_without_the_database_is_one_line(postgres_server: PostgresServ
 def test_a_read_only_store_never_writes_on_either_backend(db_url: str) -> None:
     with TraceStore(db_url) as store:
         rid = store.start_run(task="kept")
+        gone = store.start_run(task="its recorder is gone")
+    # A run recover_interrupted would mark as interrupted, were it allowed to write.
+    stale = "2000-01-01 00:00:00+00:00"
+    _sql(db_url, f"UPDATE runs SET owner = 'far-away:1:1', heartbeat_at = '{stale}' WHERE id = '{gone}'")  # fmt: skip
     with TraceStore(db_url, read_only=True) as store:
-        assert [r.id for r in store.list_runs()] == [rid]
-        assert store.recover_interrupted() == []
+        assert [r.id for r in store.list_runs()] == [gone, rid]
+        store.recover_interrupted()
         with pytest.raises(StoreError, match="is read-only"):
             store.start_run(task="more")
         with pytest.raises(StoreError, match="is read-only"):
             store.add_annotations(rid, [{"mode": "FM-1.1", "present": True, "annotator": "h"}])
     with TraceStore(db_url) as store:
-        assert store.count_runs() == 1 and store.annotations(rid) == []
+        assert store.count_runs() == 2 and store.annotations(rid) == []
+        assert store.get_run(gone).status == "running"
