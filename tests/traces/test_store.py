@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -470,6 +471,29 @@ def _heartbeats_decide(db_url: str, extra: list[str]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _beats() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "mascope-run-heartbeat"}
+
+
+def test_the_heartbeat_thread_ends_with_the_last_run_and_returns_with_the_next(
+    db_url: str,
+) -> None:
+    with TraceStore(db_url) as store:
+        store.recorder.heartbeat_s = 0.05
+        before = _beats()
+        first = store.start_run(task="first")
+        (beat,) = _beats() - before
+        store.finish_run(first, status="succeeded")
+        beat.join(timeout=20)
+        assert not beat.is_alive(), "a store recording nothing keeps no thread"
+        second = store.start_run(task="second")
+        started = store.get_run(second).heartbeat_at
+        deadline = time.monotonic() + 20
+        while store.get_run(second).heartbeat_at == started:
+            assert time.monotonic() < deadline, "the next run must be heartbeating again"
+            time.sleep(0.05)
 
 
 def test_a_stale_heartbeat_frees_a_run_of_another_host(db_url: str) -> None:
