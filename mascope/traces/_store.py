@@ -69,7 +69,7 @@ class TraceStore:
         # A batch worker: the process plus this store object, so two workers in
         # one process (threads, tests) still claim items apart.
         self.worker_id = f"{self.recorder.owner}/{os.urandom(3).hex()}"
-        self.jobs = Jobs(self.engine, self.redact, self.labels, self.worker_id)
+        self.jobs = Jobs(self.engine, self.redact, self.worker_id)
 
     # -- opening -----------------------------------------------------------
 
@@ -276,13 +276,6 @@ class TraceStore:
     def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         """Each of these runs' item status in the job."""
         return self.jobs.job_item_states(job_id, run_ids)
-
-    def finish_job_items(self, job_id: str, items: Sequence[dict[str, Any]]) -> None:
-        """Store job items' results and their labels in one transaction, so a
-        killed job leaves either both or neither. Each item names its `run_id`,
-        `status` and optionally `error`, `cost_usd`, `metadata` and `replace`
-        (an annotator prefix mapped to the labels that replace that annotator's)."""
-        self.jobs.finish_job_items(job_id, items)
 
     def get_job(self, job_id: str) -> Job | None:
         """A job's row, or None."""
