@@ -55,6 +55,15 @@ class RunPage:
     next: str | None
 
 
+def _run_order(sort: str, ascending: bool) -> tuple[Any, list[Any]]:
+    """The sort key of an order of runs, and its ORDER BY (ties: newest first)."""
+    key = _RUN_SORTS[sort]
+    order = [key.asc() if ascending else key.desc()]
+    if sort != "time":
+        order.append(_RUNS.c.id.desc())
+    return key, order
+
+
 def _encode_cursor(sort: str, ascending: bool, key: Any, run_id: str) -> str:
     raw = json.dumps([sort, ascending, key, run_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -153,10 +162,7 @@ class Queries:
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        key = _RUN_SORTS[sort]
-        order = [key.asc() if ascending else key.desc()]
-        if sort != "time":
-            order.append(_RUNS.c.id.desc())  # ties: newest first
+        key, order = _run_order(sort, ascending)
         query = self.filter(
             select(Run, key.label("sort_key")).order_by(*order).limit(limit + 1),
             status=status,
@@ -197,10 +203,7 @@ class Queries:
         ascending: bool = False,
         offset: int = 0,
     ) -> list[Run]:
-        key = _RUN_SORTS[sort]
-        order = [key.asc() if ascending else key.desc()]
-        if sort != "time":
-            order.append(_RUNS.c.id.desc())
+        _, order = _run_order(sort, ascending)
         query = self.filter(
             select(Run).order_by(*order).limit(limit),
             status=status,
