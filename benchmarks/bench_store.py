@@ -186,26 +186,22 @@ def runtime_ms_per_step(target: str, turns: int) -> float:
     from mascope.models import ScriptedModel
 
     reply = "I have looked at what was said and I add one more small thought. " * 3
-    model = ScriptedModel([f"{reply} (turn {i})" for i in range(turns)])
     with TraceStore(target) as store:
-        team = Team(
-            "bench",
-            [Agent("alice", model=model), Agent("bob", model=model)],
-            topology="group_chat",
-            termination={"max_steps": turns},
-            store=store,
-        )
-        asyncio.run(team.arun("warm up the checkpointer"))  # set-up (tables, connections) once
-        model = ScriptedModel([f"{reply} (turn {i})" for i in range(turns)])
-        team = Team(
-            "bench",
-            [Agent("alice", model=model), Agent("bob", model=model)],
-            topology="group_chat",
-            termination={"max_steps": turns},
-            store=store,
-        )
+
+        def team() -> Team:  # a fresh script each time: a scripted model's replies run out
+            model = ScriptedModel([f"{reply} (turn {i})" for i in range(turns)])
+            return Team(
+                "bench",
+                [Agent("alice", model=model), Agent("bob", model=model)],
+                topology="group_chat",
+                termination={"max_steps": turns},
+                store=store,
+            )
+
+        asyncio.run(team().arun("warm up the checkpointer"))  # set-up (tables, connections) once
+        runner = team()
         started = time.perf_counter()
-        result = asyncio.run(team.arun("discuss"))
+        result = asyncio.run(runner.arun("discuss"))
         elapsed = time.perf_counter() - started
         assert result.step_count >= turns, result
         return elapsed / turns * 1e3

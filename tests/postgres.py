@@ -64,24 +64,15 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _psql(self, sql: str) -> None:
-        subprocess.run(
-            [*self.as_user, str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-
     def database(self) -> str:
         """A new empty database; its URL."""
+        # psycopg (the dev extras' postgres driver, which every store on this
+        # server needs anyway), in-process: a psql subprocess per test costs more than the test.
+        import psycopg
+
         name = f"t{os.getpid()}_{next(_counter)}"
-        try:
-            import psycopg
-        except ImportError:  # the postgres extra is missing: psql can still do it
-            self._psql(f"CREATE DATABASE {name}")
-        else:
-            # In-process: a psql subprocess per test costs more than the test.
-            with psycopg.connect(self.url(), autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {name}")
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
     def drop(self, url: str) -> None:

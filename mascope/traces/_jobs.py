@@ -1,8 +1,8 @@
 """Job rows: a batch job (judge, attribute) and its items, one per run.
 
-The store keeps the rows and the atomic operations on them (claim, renew,
-release, finish with the item's labels in the same transaction); scheduling
-work over them is `mascope.jobs`'s and `mascope.diagnosis`'s business.
+The store keeps the rows and a batch's view of them (which items need doing,
+an atomic claim); leasing, heartbeats and completing items with their results
+are `mascope.jobs`'s queue, scheduling work is `mascope.diagnosis`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from ._engine import Backend
-from ._labels import Labels
 from ._owners import owner_alive
 from ._redact import Redactor
 from ._schema import Job, JobItem, Run, utcnow
@@ -39,10 +38,9 @@ class JobItemView(NamedTuple):
 class Jobs:
     """Job and job-item rows; `worker_id` names this store object's claims."""
 
-    def __init__(self, backend: Backend, redact: Redactor, labels: Labels, worker_id: str):
+    def __init__(self, backend: Backend, redact: Redactor, worker_id: str):
         self.backend = backend
         self.redact = redact
-        self.labels = labels
         self.worker_id = worker_id
 
     def ensure_job(
@@ -149,98 +147,12 @@ class Jobs:
             )
         return {r: counts[r] for r in ids if r in counts}
 
-    def renew_job_claims(self, job_id: str, run_ids: Sequence[str]) -> None:
-        if run_ids:
-            with self.backend.write.begin() as conn:
-                conn.execute(
-                    update(_JOB_ITEMS)
-                    .where(
-                        _JOB_ITEMS.c.job_id == job_id,
-                        _JOB_ITEMS.c.run_id.in_(list(run_ids)),
-                        _JOB_ITEMS.c.claimed_by == self.worker_id,
-                    )
-                    .values(claimed_at=utcnow())
-                )
-
-    def release_job_claims(self, job_id: str) -> None:
-        with self.backend.write.begin() as conn:
-            conn.execute(
-                update(_JOB_ITEMS)
-                .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.claimed_by == self.worker_id)
-                .values(claimed_by=None, claimed_at=None)
-            )
-
     def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         query = select(_JOB_ITEMS.c.run_id, _JOB_ITEMS.c.status).where(
             _JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id.in_(bindparam("ids", expanding=True))
         )
         with self.backend.read.connect() as conn:
             return {r: st for r, st in conn.execute(query, {"ids": list(run_ids)})}
-
-    def finish_job_items(self, job_id: str, items: Sequence[dict[str, Any]]) -> None:
-        labels = self.labels
-        with self.backend.write.begin() as conn:
-            for item in items:
-                run_id = item["run_id"]
-                replace = item.get("replace") or {}
-                for prefix in replace:
-                    labels.replace_in(conn, run_id, prefix, [])
-                rows = [
-                    labels.annotation_row(run_id, a) for group in replace.values() for a in group
-                ]
-                labels.insert_in(conn, rows)
-                for attribution in item.get("attributions") or ():
-                    labels.add_attribution_in(conn, labels.attribution_row(run_id, attribution))
-                if item.get("metadata"):
-                    current = conn.execute(
-                        select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
-                    ).scalar()
-                    merged = {**(current or {}), **self.redact.value(item["metadata"])}
-                    conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(metadata=merged))
-                conn.execute(
-                    update(_JOB_ITEMS)
-                    .where(_JOB_ITEMS.c.job_id == job_id, _JOB_ITEMS.c.run_id == run_id)
-                    .values(
-                        status=item["status"],
-                        error=self.redact.optional(item.get("error")),
-                        cost_usd=item.get("cost_usd", 0.0),
-                        attempts=_JOB_ITEMS.c.attempts + 1,
-                        updated_at=utcnow(),
-                        run_steps=item.get("run_steps"),
-                        claimed_by=None,
-                        claimed_at=None,
-                    )
-                )
-            counts: dict[str, int] = dict(
-                conn.execute(
-                    select(_JOB_ITEMS.c.status, func.count())
-                    .where(_JOB_ITEMS.c.job_id == job_id)
-                    .group_by(_JOB_ITEMS.c.status)
-                ).all()
-            )
-            spent = conn.execute(
-                select(func.coalesce(func.sum(_JOB_ITEMS.c.cost_usd), 0.0)).where(
-                    _JOB_ITEMS.c.job_id == job_id
-                )
-            ).scalar_one()
-            conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id)
-                .values(
-                    done=counts.get("done", 0),
-                    failed=counts.get("not_judged", 0) + counts.get("error", 0),
-                    cost_usd=spent,
-                    updated_at=utcnow(),
-                )
-            )
-
-    def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
-        with self.backend.write.begin() as conn:
-            conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id)
-                .values(status=status, error=self.redact.optional(error), updated_at=utcnow())
-            )
 
     def get_job(self, job_id: str) -> Job | None:
         with Session(self.backend.read) as session:

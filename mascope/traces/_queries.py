@@ -43,6 +43,8 @@ _RUN_SORTS: dict[str, Any] = {
     # (SQLite and PostgreSQL disagree on where NULLs go).
     "cost": func.coalesce(_RUNS.c.cost_usd, -1.0),
 }
+_ID_PAGE = 1000
+"""How many run ids `all_run_ids` reads per query."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,15 @@ class RunPage:
 
     runs: list[Run]
     next: str | None
+
+
+def _run_order(sort: str, ascending: bool) -> tuple[Any, list[Any]]:
+    """The sort key of an order of runs, and its ORDER BY (ties: newest first)."""
+    key = _RUN_SORTS[sort]
+    order = [key.asc() if ascending else key.desc()]
+    if sort != "time":
+        order.append(_RUNS.c.id.desc())
+    return key, order
 
 
 def _encode_cursor(sort: str, ascending: bool, key: Any, run_id: str) -> str:
@@ -151,10 +162,7 @@ class Queries:
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        key = _RUN_SORTS[sort]
-        order = [key.asc() if ascending else key.desc()]
-        if sort != "time":
-            order.append(_RUNS.c.id.desc())  # ties: newest first
+        key, order = _run_order(sort, ascending)
         query = self.filter(
             select(Run, key.label("sort_key")).order_by(*order).limit(limit + 1),
             status=status,
@@ -195,10 +203,7 @@ class Queries:
         ascending: bool = False,
         offset: int = 0,
     ) -> list[Run]:
-        key = _RUN_SORTS[sort]
-        order = [key.asc() if ascending else key.desc()]
-        if sort != "time":
-            order.append(_RUNS.c.id.desc())
+        _, order = _run_order(sort, ascending)
         query = self.filter(
             select(Run).order_by(*order).limit(limit),
             status=status,
@@ -219,14 +224,20 @@ class Queries:
         )
 
     def all_run_ids(self, *, status: str | None = None, team: str | None = None) -> list[str]:
+        # Only the id column, keyset-paged in id order: whole rows (specs,
+        # metadata) would be read and dropped a thousand at a time.
+        base = self.filter(
+            select(_RUNS.c.id).order_by(_RUNS.c.id).limit(_ID_PAGE),
+            status=status, team=team, mode=None, source=None, search=None,
+        )  # fmt: skip
         ids: list[str] = []
-        cursor = None
-        while True:
-            page = self.page_runs(status=status, team=team, cursor=cursor, limit=1000)
-            ids.extend(r.id for r in page.runs)
-            if page.next is None:
-                return ids[::-1]
-            cursor = page.next
+        with self.backend.read.connect() as conn:
+            while True:
+                query = base.where(_RUNS.c.id > ids[-1]) if ids else base
+                page = list(conn.execute(query).scalars())
+                ids.extend(page)
+                if len(page) < _ID_PAGE:
+                    return ids
 
     def count_runs(
         self,

@@ -298,7 +298,8 @@ class Recorder:
     # -- heartbeat -----------------------------------------------------------
 
     def _track(self, run_id: str) -> None:
-        """Heartbeat `run_id` until it is finished (a daemon thread, one per store)."""
+        """Heartbeat `run_id` until it is finished (a daemon thread, one per store,
+        that ends once the store records no run and starts again with the next)."""
         if not self.backend.shared:  # nobody else can see an in-memory run: nothing to prove
             return
         with self._lock:
@@ -317,6 +318,12 @@ class Recorder:
 
     def _heartbeat(self) -> None:
         while not self._beat_stop.wait(self.heartbeat_s):
+            with self._lock:
+                # Nothing left to prove alive: end, rather than wake for ever and
+                # keep an idle (or forgotten, unclosed) store and its engine alive.
+                if not self._live:
+                    self._beat = None
+                    return
             self.beat()
 
     def beat(self) -> None:

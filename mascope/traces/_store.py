@@ -69,7 +69,7 @@ class TraceStore:
         # A batch worker: the process plus this store object, so two workers in
         # one process (threads, tests) still claim items apart.
         self.worker_id = f"{self.recorder.owner}/{os.urandom(3).hex()}"
-        self.jobs = Jobs(self.engine, self.redact, self.labels, self.worker_id)
+        self.jobs = Jobs(self.engine, self.redact, self.worker_id)
 
     # -- opening -----------------------------------------------------------
 
@@ -273,43 +273,9 @@ class TraceStore:
         """
         return self.jobs.claim_job_items(job_id, run_ids, lease_s=lease_s)
 
-    def renew_job_claims(self, job_id: str, run_ids: Sequence[str]) -> None:
-        """Extend this worker's claims on `run_ids` (a heartbeat)."""
-        self.jobs.renew_job_claims(job_id, run_ids)
-
-    def release_job_claims(self, job_id: str) -> None:
-        """Give back every claim this worker still holds in the job (stopped early)."""
-        self.jobs.release_job_claims(job_id)
-
     def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         """Each of these runs' item status in the job."""
         return self.jobs.job_item_states(job_id, run_ids)
-
-    def finish_job_item(
-        self,
-        job_id: str,
-        run_id: str,
-        *,
-        status: str,
-        error: str | None = None,
-        cost_usd: float = 0.0,
-        replace: dict[str, Sequence[dict[str, Any]]] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Store a job item's result and its labels in one transaction, so a
-        killed job leaves either both or neither. `replace` maps an annotator
-        prefix to the labels that replace that annotator's earlier ones."""
-        item = {"run_id": run_id, "status": status, "error": error, "cost_usd": cost_usd,
-                "replace": replace, "metadata": metadata}  # fmt: skip
-        self.jobs.finish_job_items(job_id, [item])
-
-    def finish_job_items(self, job_id: str, items: Sequence[dict[str, Any]]) -> None:
-        """`finish_job_item` for several runs in one transaction (a group commit)."""
-        self.jobs.finish_job_items(job_id, items)
-
-    def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
-        """Close a job with its final status."""
-        self.jobs.finish_job(job_id, status=status, error=error)
 
     def get_job(self, job_id: str) -> Job | None:
         """A job's row, or None."""

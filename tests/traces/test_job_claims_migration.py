@@ -20,12 +20,14 @@ def test_a_v1_store_gains_claims_and_keeps_items_done_after_their_run_ended(
         store.append_step(early, agent="a", content="x")
         store.ensure_job("judge-abc", kind="judge", config={}, config_hash="abc")
         store.add_job_items("judge-abc", [ended, early])
-        store.finish_job_items("judge-abc", [{"run_id": early, "status": "done"}])
         store.append_step(early, agent="a", content="the step the judge never saw")
         store.finish_run(early, status="failed")
-        store.finish_job_items("judge-abc", [{"run_id": ended, "status": "done"}])
-    # Make it the v1 file an older mascope wrote.
+    # Make it the v1 file an older mascope wrote: both items done, `early`'s
+    # while its run was still going, `ended`'s once its run had finished.
     con = sqlite3.connect(db)
+    done = "UPDATE job_items SET status = 'done', updated_at = (SELECT {} FROM runs WHERE id = ?) WHERE run_id = ?"
+    con.execute(done.format("started_at"), (early, early))
+    con.execute(done.format("finished_at"), (ended, ended))
     for column in ("claimed_by", "claimed_at", "run_steps"):
         con.execute(f"ALTER TABLE job_items DROP COLUMN {column}")
     con.execute("UPDATE mascope_meta SET value = '1' WHERE key = 'schema_version'")

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,15 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from mascope.errors import ConfigError, NotFoundError, StoreError
-from mascope.traces import SCHEMA_VERSION, RunSort, TraceStore, _engine, _migrations, new_id
+from mascope.traces import (
+    SCHEMA_VERSION,
+    RunSort,
+    TraceStore,
+    _engine,
+    _migrations,
+    _queries,
+    new_id,
+)
 
 from ..postgres import PostgresServer
 
@@ -139,6 +148,19 @@ def test_paging_and_filters(store: TraceStore) -> None:
     assert [r.id for r in store.list_runs(search="number 17")] == [ids[17]]
     assert store.count_runs(search="100%") == 0  # LIKE wildcards are literal
     assert store.modes_by_run([ids[4], ids[5]]) == {ids[4]: ["FM-1.3"], ids[5]: []}
+
+
+def test_all_run_ids_are_every_match_oldest_first_across_pages(
+    store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_queries, "_ID_PAGE", 2)  # several pages from a few runs
+    ids = [store.start_run(team="a" if i % 2 else "b", task=f"t{i}") for i in range(7)]
+    for i, rid in enumerate(ids):
+        store.finish_run(rid, status="failed" if i < 4 else "succeeded")
+    assert store.all_run_ids() == ids
+    assert store.all_run_ids(team="a") == ids[1::2]
+    assert store.all_run_ids(status="failed", team="b") == [ids[0], ids[2]]
+    assert store.all_run_ids(team="nobody") == []
 
 
 def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
@@ -451,6 +473,29 @@ def _heartbeats_decide(db_url: str, extra: list[str]) -> None:
             proc.wait()
 
 
+def _beats() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "mascope-run-heartbeat"}
+
+
+def test_the_heartbeat_thread_ends_with_the_last_run_and_returns_with_the_next(
+    db_url: str,
+) -> None:
+    with TraceStore(db_url) as store:
+        store.recorder.heartbeat_s = 0.05
+        before = _beats()
+        first = store.start_run(task="first")
+        (beat,) = _beats() - before
+        store.finish_run(first, status="succeeded")
+        beat.join(timeout=20)
+        assert not beat.is_alive(), "a store recording nothing keeps no thread"
+        second = store.start_run(task="second")
+        started = store.get_run(second).heartbeat_at
+        deadline = time.monotonic() + 20
+        while store.get_run(second).heartbeat_at == started:
+            assert time.monotonic() < deadline, "the next run must be heartbeating again"
+            time.sleep(0.05)
+
+
 def test_a_stale_heartbeat_frees_a_run_of_another_host(db_url: str) -> None:
     with TraceStore(db_url) as store:
         rid = store.start_run(task="t")
@@ -495,12 +540,17 @@ def test_a_server_without_the_database_is_one_line(postgres_server: PostgresServ
 def test_a_read_only_store_never_writes_on_either_backend(db_url: str) -> None:
     with TraceStore(db_url) as store:
         rid = store.start_run(task="kept")
+        gone = store.start_run(task="its recorder is gone")
+    # A run recover_interrupted would mark as interrupted, were it allowed to write.
+    stale = "2000-01-01 00:00:00+00:00"
+    _sql(db_url, f"UPDATE runs SET owner = 'far-away:1:1', heartbeat_at = '{stale}' WHERE id = '{gone}'")  # fmt: skip
     with TraceStore(db_url, read_only=True) as store:
-        assert [r.id for r in store.list_runs()] == [rid]
-        assert store.recover_interrupted() == []
+        assert [r.id for r in store.list_runs()] == [gone, rid]
+        store.recover_interrupted()
         with pytest.raises(StoreError, match="is read-only"):
             store.start_run(task="more")
         with pytest.raises(StoreError, match="is read-only"):
             store.add_annotations(rid, [{"mode": "FM-1.1", "present": True, "annotator": "h"}])
     with TraceStore(db_url) as store:
-        assert store.count_runs() == 1 and store.annotations(rid) == []
+        assert store.count_runs() == 2 and store.annotations(rid) == []
+        assert store.get_run(gone).status == "running"
