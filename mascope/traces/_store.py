@@ -11,7 +11,6 @@ process killed mid-run loses nothing it had recorded.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,8 +67,7 @@ class TraceStore:
         self.labels = Labels(self.engine, self.redact, self.queries.require_run)
         # A batch worker: the process plus this store object, so two workers in
         # one process (threads, tests) still claim items apart.
-        self.worker_id = f"{self.recorder.owner}/{os.urandom(3).hex()}"
-        self.jobs = Jobs(self.engine, self.redact, self.worker_id)
+        self.jobs = Jobs(self.engine)
 
     # -- opening -----------------------------------------------------------
 
@@ -246,36 +244,9 @@ class TraceStore:
 
     # -- batch jobs -------------------------------------------------------------
 
-    def ensure_job(
-        self, job_id: str, *, kind: str, config: dict[str, Any], config_hash: str
-    ) -> None:
-        """Create the job row if it does not exist yet (a rerun reuses it)."""
-        self.jobs.ensure_job(job_id, kind=kind, config=config, config_hash=config_hash)
-
-    def add_job_items(self, job_id: str, run_ids: Sequence[str]) -> None:
-        """Add runs to a job; runs already in it keep their state."""
-        self.jobs.add_job_items(job_id, run_ids)
-
     def job_item_view(self, job_id: str, run_ids: Sequence[str]) -> dict[str, JobItemView]:
         """Each run's item state beside the run's own status and step count."""
         return self.jobs.job_item_view(job_id, run_ids)
-
-    def claim_job_items(
-        self, job_id: str, run_ids: Sequence[str], *, lease_s: float = 300.0
-    ) -> dict[str, int]:
-        """Claim the items of `run_ids` that need doing and nobody else holds.
-
-        Needs doing: the run has finished and the item is not done, or was done
-        at another step count. Held: claimed by a live worker within the lease
-        (a claim of a dead process on this host is free at once). One atomic
-        UPDATE, so two workers never get the same item. Returns the claimed
-        runs with their step counts.
-        """
-        return self.jobs.claim_job_items(job_id, run_ids, lease_s=lease_s)
-
-    def job_item_states(self, job_id: str, run_ids: Sequence[str]) -> dict[str, str]:
-        """Each of these runs' item status in the job."""
-        return self.jobs.job_item_states(job_id, run_ids)
 
     def get_job(self, job_id: str) -> Job | None:
         """A job's row, or None."""

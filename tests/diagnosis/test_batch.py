@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from mascope.cli import app
 from mascope.diagnosis import JudgeConfig
 from mascope.diagnosis._batch import ajudge_batch
+from mascope.jobs import JobQueue
 from mascope.models import OpenAIModel, RetryPolicy
 from mascope.traces import TraceStore
 
@@ -105,7 +106,7 @@ async def test_schema_failures_are_marked_and_the_batch_goes_on(store: TraceStor
     assert (report.judged, report.not_judged) == (2, 1)
     (failed,) = report.failures
     assert "even after one repair" in report.failures[failed]
-    assert store.job_item_states(report.job_id, [failed]) == {failed: "not_judged"}
+    assert JobQueue(store).states(report.job_id, [failed])[failed].status == "not_judged"
 
 
 def test_endpoint_down_stops_with_a_message_and_a_rerun_continues(tmp_path: Path) -> None:

@@ -10,17 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
 from typer.testing import CliRunner
 
 from mascope.cli import app
 from mascope.diagnosis import JudgeConfig
 from mascope.diagnosis._batch import BatchReport, ajudge_batch, job_id_for
-from mascope.traces import JobItem, TraceStore
-from mascope.traces._schema import utcnow
+from mascope.traces import TraceStore
 
 from ..models.servers import Fault, FaultServer
 from .test_batch import GOOD, fill, model_for, slow
@@ -131,31 +128,6 @@ def test_two_judge_all_commands_started_together_judge_each_run_once(tmp_path: P
         assert all(llm_labels(store, r) == 14 for r in ids)
         job = store.get_job(reports[0]["job"])
         assert job is not None and job.done == 16
-
-
-def test_claims_of_live_workers_hold_until_their_lease_runs_out(store: TraceStore) -> None:
-    ids = fill(store, 3)
-    job = job_id_for(CONFIG)
-    store.ensure_job(job, kind="judge", config={}, config_hash="x")
-    store.add_job_items(job, ids)
-    # A worker on another machine (its process cannot be checked) holds the first run.
-    with store.engine.write.begin() as conn:
-        conn.execute(
-            update(JobItem.__table__)  # type: ignore[attr-defined]
-            .where(JobItem.__table__.c.run_id == ids[0])  # type: ignore[attr-defined]
-            .values(claimed_by="elsewhere:4242:1/abc", claimed_at=utcnow())
-        )
-    assert set(store.claim_job_items(job, ids)) == {ids[1], ids[2]}
-    with TraceStore(store.path) as other:
-        assert other.claim_job_items(job, ids) == {}  # all held now
-    with store.engine.write.begin() as conn:
-        conn.execute(
-            update(JobItem.__table__)  # type: ignore[attr-defined]
-            .where(JobItem.__table__.c.run_id == ids[0])  # type: ignore[attr-defined]
-            .values(claimed_at=utcnow() - timedelta(hours=1))
-        )
-    with TraceStore(store.path) as other:
-        assert set(other.claim_job_items(job, ids, lease_s=600)) == {ids[0]}
 
 
 def test_a_killed_batch_leaves_claims_that_the_next_batch_takes_over(tmp_path: Path) -> None:

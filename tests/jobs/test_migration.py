@@ -13,8 +13,9 @@ from mascope.traces import SCHEMA_VERSION, TraceStore
 def test_a_v5_store_upgrades_and_a_claim_taken_before_leases_is_free(tmp_path: Path) -> None:
     db = tmp_path / "v5.db"
     with TraceStore(db) as store:
-        store.ensure_job("judge-abc", kind="judge", config={}, config_hash="abc")
-        store.add_job_items("judge-abc", ["r1", "r2"])
+        queue = JobQueue(store)
+        queue.ensure_job("judge-abc", kind="judge", config={})
+        queue.enqueue("judge-abc", ["r1", "r2"])
     con = sqlite3.connect(db)
     for column in ("lease_until", "payload", "result"):
         con.execute(f"ALTER TABLE job_items DROP COLUMN {column}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from mascope.diagnosis._batch import _prepare
+from mascope.jobs import JobQueue
 from mascope.traces import SCHEMA_VERSION, TraceStore
 
 
@@ -18,8 +20,9 @@ def test_a_v1_store_gains_claims_and_keeps_items_done_after_their_run_ended(
         store.finish_run(ended, status="failed")
         early = store.start_run(team="t", task="judged while still running")
         store.append_step(early, agent="a", content="x")
-        store.ensure_job("judge-abc", kind="judge", config={}, config_hash="abc")
-        store.add_job_items("judge-abc", [ended, early])
+        queue = JobQueue(store)
+        queue.ensure_job("judge-abc", kind="judge", config={})
+        queue.enqueue("judge-abc", [ended, early])
         store.append_step(early, agent="a", content="the step the judge never saw")
         store.finish_run(early, status="failed")
     # Make it the v1 file an older mascope wrote: both items done, `early`'s
@@ -38,5 +41,8 @@ def test_a_v1_store_gains_claims_and_keeps_items_done_after_their_run_ended(
         assert store.schema_version == SCHEMA_VERSION
         views = store.job_item_view("judge-abc", [ended, early])
         assert views[ended].run_steps == 1 and views[early].run_steps is None
-        # Only the run judged before it ended is taken up again.
-        assert set(store.claim_job_items("judge-abc", [ended, early])) == {early}
+        # Only the run judged before it ended is taken up again by the next batch.
+        _, _, todo = _prepare(
+            store, job_id="judge-abc", kind="judge", config={}, run_ids=[ended, early]
+        )
+        assert todo == [early]
