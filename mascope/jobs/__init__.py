@@ -24,10 +24,11 @@ if TYPE_CHECKING:
         Outcome,
         RateLimiter,
         Work,
+        WorkerReport,
         run_job,
     )
     from ._queue import FAILED_STATUSES, LEASE_S, Claimed, Completion, ItemState, JobQueue
-    from ._ray import WorkerReport, check_ray, run_on_ray
+    from ._ray import check_ray, run_on_ray
     from ._registry import BuiltWork, WorkFactory, build_work, register_work, work_factory
     from ._run import drain_job
 
@@ -53,7 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         "register_work": "._registry",
         "work_factory": "._registry",
         "drain_job": "._run",
-        "WorkerReport": "._ray",
+        "WorkerReport": "._executor",
         "run_on_ray": "._ray",
         "check_ray": "._ray",
     },

@@ -29,7 +29,21 @@ from ._queue import LEASE_S, Claimed, Completion, JobQueue
 if TYPE_CHECKING:
     from mascope.traces import TraceStore
 
-    from ._ray import WorkerReport
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one Ray worker did."""
+
+    done: int
+    failed: int
+    lost: int
+    elapsed_s: float
+    failures: dict[str, str]
+    labels: dict[str, int]
+    """Tags the work counted (failure modes, blamed agents, run statuses)."""
+    uncertain: dict[str, int]
+    cost_usd: float
+    cost_known: bool
 
 
 @dataclass

@@ -11,31 +11,15 @@ retry of the task, take them over; completion is fenced, so nothing is done twic
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
 
+from ._executor import WorkerReport
 from ._queue import LEASE_S
 
 if TYPE_CHECKING:
     from mascope.traces import TraceStore
-
-
-@dataclass(frozen=True)
-class WorkerReport:
-    """What one Ray worker did."""
-
-    done: int
-    failed: int
-    lost: int
-    elapsed_s: float
-    failures: dict[str, str]
-    labels: dict[str, int]
-    """Tags the work counted (failure modes, blamed agents, run statuses)."""
-    uncertain: dict[str, int]
-    cost_usd: float
-    cost_known: bool
 
 
 def check_ray() -> None:
