@@ -106,7 +106,7 @@ async def _run_batch(
         return await run_job(
             store, job_id=job_id, work=built.work, report=report, among=todo, concurrency=concurrency,
             rpm=rpm, max_cost=max_cost, on_progress=on_progress, lease_s=lease_s, queue=queue,
-            failed_status="not_judged",
+            failed_status="not_judged", prefetch=built.prefetch,
         )  # fmt: skip
     finally:
         await built.aclose()
@@ -145,10 +145,30 @@ def _on_ray(
 # -- judging ---------------------------------------------------------------------
 
 
-def _load(store: TraceStore, run_id: str) -> tuple[Run, list[Step], list[Finding]]:
+Loaded = tuple[Run, list[Step], list[Finding]]
+
+PREFETCH_STEPS = 20_000
+"""Most steps read at once for one batch of claimed runs; longer runs are read one by one."""
+
+
+def _load(store: TraceStore, run_id: str) -> Loaded:
     run = store.get_run(run_id)
     steps = list(store.iter_steps(run_id))
     return run, steps, detect(run, steps)
+
+
+def _load_many(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Loaded]:
+    """Runs, steps and rule findings of a batch of runs in two queries; runs beyond
+    PREFETCH_STEPS steps in all are left out (the work reads them itself)."""
+    runs = store.get_runs(run_ids)
+    short, total = [], 0
+    for rid in run_ids:
+        run = runs.get(rid)
+        if run is not None and total + run.step_count <= PREFETCH_STEPS:
+            short.append(rid)
+            total += run.step_count
+    steps = store.steps_of(short)
+    return {rid: (runs[rid], steps[rid], detect(runs[rid], steps[rid])) for rid in short}
 
 
 def _rule_row(f: Finding) -> dict[str, Any]:
@@ -179,10 +199,16 @@ def judge_work(
     judge_config = _judge_config(config)
     llm = model or get_model(judge_config.model)
     job_id = job_id_for(judge_config)
+    ready: dict[str, Loaded] = {}
+
+    def prefetch(run_ids: Sequence[str]) -> None:
+        ready.update(_load_many(store, run_ids))
 
     async def work(item: Claimed, limiter: Limiter | None) -> Outcome:
         run_id = item.key
-        loaded = await asyncio.to_thread(_load, store, run_id)
+        loaded = ready.pop(run_id, None)
+        if loaded is None:
+            loaded = await asyncio.to_thread(_load, store, run_id)
         judgement = await ajudge_run(
             store,
             run_id,
@@ -216,7 +242,7 @@ def judge_work(
             run_steps=loaded[0].step_count,
         )
 
-    return BuiltWork(work, llm.aclose)  # its HTTP connections belong to this event loop
+    return BuiltWork(work, llm.aclose, prefetch)  # its HTTP connections belong to this event loop
 
 
 async def ajudge_batch(

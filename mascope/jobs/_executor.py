@@ -122,6 +122,8 @@ class Outcome:
 Limiter = Callable[[], Awaitable[None]]
 Work = Callable[[Claimed, Limiter | None], Awaitable[Outcome]]
 """What a job does to one item: given the claimed item and the rate limiter."""
+Prefetch = Callable[[Sequence[str]], None]
+"""Reads what a batch of claimed items' work will need at once (in a worker thread)."""
 
 
 class RateLimiter:
@@ -155,6 +157,7 @@ async def run_job(
     lease_s: float = LEASE_S,
     queue: JobQueue | None = None,
     failed_status: str = "failed",
+    prefetch: Prefetch | None = None,
 ) -> BatchReport:
     """Do `work` for the job's pending items until none is left to claim.
 
@@ -163,7 +166,8 @@ async def run_job(
     pending item of the job is done: items held by other workers are waited
     for, and taken over if their lease lapses. Cancelling the task (Ctrl-C)
     keeps what was committed, gives back the claims still held and returns
-    the report with `interrupted` set.
+    the report with `interrupted` set. `prefetch` hears the keys of each batch
+    of claimed items, in the claiming thread, before their work starts.
     """
     queue = queue or JobQueue(store)
     limiter = RateLimiter(rpm) if rpm else None
@@ -253,6 +257,12 @@ async def run_job(
         if failed:
             raise failed[0]
 
+    def claim(count: int, among: list[str] | None = None) -> list[Claimed]:
+        got = queue.claim(job_id, count, lease_s=lease_s, among=among)
+        if got and prefetch is not None:
+            prefetch([c.key for c in got])
+        return got
+
     def took(got: list[Claimed]) -> None:
         now = time.monotonic()
         held.update(c.key for c in got)
@@ -264,9 +274,7 @@ async def run_job(
             while not claimed and cursor < len(window) and not stop.is_set():
                 chunk = window[cursor : cursor + workers]
                 cursor += len(chunk)
-                got = await asyncio.to_thread(
-                    queue.claim, job_id, len(chunk), lease_s=lease_s, among=chunk
-                )
+                got = await asyncio.to_thread(claim, len(chunk), chunk)
                 took(got)
                 claimed.extend(got)
                 report.elsewhere += len(chunk) - len(got)
@@ -274,7 +282,7 @@ async def run_job(
                     progress()
             return
         while not claimed and not stop.is_set():
-            got = await asyncio.to_thread(queue.claim, job_id, workers, lease_s=lease_s)
+            got = await asyncio.to_thread(claim, workers)
             if got:
                 took(got)
                 claimed.extend(got)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
 
-from ._executor import Work
+from ._executor import Prefetch, Work
 
 if TYPE_CHECKING:
     from mascope.traces import TraceStore
@@ -30,6 +30,9 @@ class BuiltWork:
 
     work: Work
     aclose: Callable[[], Awaitable[None]] = _nothing
+    prefetch: Prefetch | None = None
+    """Called with each batch of claimed items before their work starts, in a
+    worker thread: read what they need in one query instead of one per item."""
 
 
 WorkFactory = Callable[..., BuiltWork]

@@ -36,6 +36,7 @@ async def drain_job(
         return await run_job(
             store, job_id=job_id, work=built.work, report=report, concurrency=concurrency,
             rpm=rpm, max_cost=max_cost, on_progress=on_progress, lease_s=lease_s, queue=queue,
+            prefetch=built.prefetch,
         )  # fmt: skip
     finally:
         await built.aclose()

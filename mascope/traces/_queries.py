@@ -149,6 +149,28 @@ class Queries:
             session.expunge(run)
             return run
 
+    def get_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """The rows of those of `run_ids` that exist, in one query."""
+        if not run_ids:
+            return {}
+        rows = self._scalars(select(Run).where(col(Run.id).in_(list(dict.fromkeys(run_ids)))))
+        return {r.id: r for r in rows}
+
+    def steps_of(self, run_ids: Sequence[str]) -> dict[str, list[Step]]:
+        """Every step of each of `run_ids`, in order, in one query (for short runs:
+        nothing pages the steps here)."""
+        out: dict[str, list[Step]] = {r: [] for r in dict.fromkeys(run_ids)}
+        if not out:
+            return out
+        query = (
+            select(Step)
+            .where(col(Step.run_id).in_(list(out)))
+            .order_by(col(Step.run_id), col(Step.index))
+        )
+        for step in self._scalars(query):
+            out[step.run_id].append(step)
+        return out
+
     def page_runs(
         self,
         *,

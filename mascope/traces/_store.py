@@ -262,6 +262,15 @@ class TraceStore:
         """A run's row (a `NotFoundError` naming the store if there is none)."""
         return self.queries.get_run(run_id)
 
+    def get_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """The rows of those of `run_ids` that exist, by id, read in one query."""
+        return self.queries.get_runs(run_ids)
+
+    def steps_of(self, run_ids: Sequence[str]) -> dict[str, list[Step]]:
+        """Every step of each of `run_ids`, in order, read in one query; for many
+        short runs at once (`iter_steps` pages one long run)."""
+        return self.queries.steps_of(run_ids)
+
     def page_runs(
         self,
         *,

@@ -109,6 +109,34 @@ async def test_schema_failures_are_marked_and_the_batch_goes_on(store: TraceStor
     assert JobQueue(store).states(report.job_id, [failed])[failed].status == "not_judged"
 
 
+async def test_runs_read_in_batches_or_one_by_one_are_each_judged_on_their_own_steps(
+    store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mascope.diagnosis import _batch
+
+    # A claimed batch reads its runs at once up to PREFETCH_STEPS steps in all;
+    # with 5 the first two runs of a batch are read together, the rest one by one.
+    monkeypatch.setattr(_batch, "PREFETCH_STEPS", 5)
+    ids = []
+    for i in range(6):
+        rid = store.start_run(team="t", task=f"task {i}")
+        for k in range(2):
+            store.append_step(rid, agent="a", content=f"run {i} says {k}")
+        store.finish_run(rid, status="failed")
+        ids.append(rid)
+    with FaultServer() as server:
+        server.default = Fault(answer=GOOD)
+        report = await ajudge_batch(
+            store, ids, JudgeConfig(model="openai:judge"), concurrency=3, model=model_for(server)
+        )
+    assert report.judged == 6
+    prompts = [json.dumps(body["messages"]) for body in server.requests]
+    for i, rid in enumerate(ids):
+        (mine,) = [p for p in prompts if f"run {i} says 0" in p]
+        assert f"run {i} says 1" in mine and f"task {i}" in mine
+        assert "FM-1.3" in {a.mode for a in store.annotations(rid) if a.present}
+
+
 def test_endpoint_down_stops_with_a_message_and_a_rerun_continues(tmp_path: Path) -> None:
     db = tmp_path / "down.db"
     with TraceStore(db) as store:

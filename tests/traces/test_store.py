@@ -163,6 +163,22 @@ def test_all_run_ids_are_every_match_oldest_first_across_pages(
     assert store.all_run_ids(team="nobody") == []
 
 
+def test_many_runs_and_their_steps_are_read_at_once(store: TraceStore) -> None:
+    ids = [store.start_run(team="t", task=f"t{i}") for i in range(3)]
+    for i, rid in enumerate(ids):
+        for k in range(i):  # 0, 1 and 2 steps
+            store.append_step(rid, agent=f"a{k}", content=f"{rid} step {k}")
+    wanted = [ids[2], "no-such-run", ids[0], ids[1]]
+    runs = store.get_runs(wanted)
+    assert sorted(runs) == sorted(ids) and runs[ids[2]].task == "t2"
+    steps = store.steps_of(wanted)
+    assert steps["no-such-run"] == [] and steps[ids[0]] == []
+    for rid in ids:  # each run's own steps, in order, as one run at a time reads them
+        assert [(s.index, s.content) for s in steps[rid]] == [
+            (s.index, s.content) for s in store.steps(rid)
+        ]
+
+
 def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
     ids = []
     for i, n in enumerate([3, 1, 2, 1]):
