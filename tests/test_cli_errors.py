@@ -134,7 +134,7 @@ def test_an_internal_error_is_one_line_with_exit_3(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("planted bug")
 
-    monkeypatch.setattr(TraceStore, "list_runs", broken)
+    monkeypatch.setattr(TraceStore, "page_runs", broken)
     result = runner.invoke(app, ["runs", "list", "--db", str(db)])
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()

@@ -116,6 +116,42 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert TraceStore(db).count_runs() == 0
 
 
+def test_list_pages_in_any_order_by_the_cursor_it_prints(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    with TraceStore(db) as store:
+        for i, steps in enumerate([3, 1, 4, 1, 5, 9, 2]):
+            rid = store.start_run(team="t", task=f"task {i}")
+            for k in range(steps):
+                store.append_step(rid, agent="a", content=f"{k}")
+            store.finish_run(rid, status="failed")
+    seen: list[int] = []
+    cursor: list[str] = []
+    while True:
+        result = runner.invoke(
+            app, ["runs", "list", "--sort", "steps", "--limit", "3", "--json", "--db", db, *cursor]
+        )
+        assert result.exit_code == 0, result.output
+        page = json.loads(result.stdout)
+        seen += [r["step_count"] for r in page["runs"]]
+        if page["next"] is None:
+            break
+        cursor = ["--cursor", page["next"]]
+    assert seen == [9, 5, 4, 3, 2, 1, 1]  # every run once, largest first, across pages
+    text = runner.invoke(
+        app, ["runs", "list", "--sort", "steps", "--asc", "--limit", "2", "--db", db]
+    )
+    assert text.exit_code == 0 and "2 of 7 runs; next page: --cursor " in text.stderr
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "list", "--sort", "step", "--db", db]),
+        "unknown order 'step'",
+        "steps",
+    )
+    assert_one_line_error(
+        runner.invoke(app, ["runs", "list", "--sort", "cost", "--cursor", cursor[1], "--db", db]),
+        "cursor",
+    )
+
+
 def test_show_a_step_with_the_messages_its_model_was_sent(tmp_path: Path) -> None:
     from mascope import Agent, Team
     from mascope.models import ScriptedModel

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
-from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_STATUSES
+from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_SORTS, RUN_STATUSES
 
 from ._common import MAX_COUNT, DbOpt, JsonOpt, SafeConsole, err, removed_if_failed, user_errors
 
@@ -54,24 +54,49 @@ def list_runs(
         str | None, typer.Option(help="Only runs whose task contains this text.")
     ] = None,
     limit: Annotated[int, typer.Option(help="How many runs to show.", min=1, max=MAX_COUNT)] = 20,
+    sort: Annotated[
+        str, typer.Option(help=f"Order: {', '.join(RUN_SORTS)} (largest or latest first).")
+    ] = "time",
+    asc: Annotated[bool, typer.Option("--asc", help="Smallest or oldest first.")] = False,
+    cursor: Annotated[
+        str | None,
+        typer.Option(
+            help="The next page: the cursor the previous page printed (same order and filters)."
+        ),
+    ] = None,
     before: Annotated[
-        str | None, typer.Option(help="Show runs older than this run id (the next page).")
+        str | None, typer.Option(help="Show runs older than this run id (newest-first order only).")
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (or in the order of --sort), a page at a time."""
     if status and status not in RUN_STATUSES:
         raise ConfigError(f"unknown status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+    if sort not in RUN_SORTS:
+        raise ConfigError(
+            f"unknown order {sort!r}{did_you_mean(sort, RUN_SORTS)}; use one of {', '.join(RUN_SORTS)}"
+        )
+    if before is not None and (cursor is not None or sort != "time" or asc):
+        raise ConfigError(
+            "--before pages the newest-first list only; use the --cursor a page printed instead"
+        )
     from ._render import runs_table
 
+    next_cursor: str | None = None
     with open_store(db) as store:
         store.recover_interrupted()
         if before is not None:  # a typo would silently list nothing (or everything)
             before = store.resolve_run_id(before)
-        runs = store.list_runs(
-            status=status, team=team, mode=mode, search=search, before=before, limit=limit
-        )
+            runs = store.list_runs(
+                status=status, team=team, mode=mode, search=search, before=before, limit=limit
+            )
+        else:
+            page = store.page_runs(
+                status=status, team=team, mode=mode, search=search, sort=sort,  # type: ignore[arg-type]
+                ascending=asc, limit=limit, cursor=cursor,
+            )  # fmt: skip
+            runs, next_cursor = page.runs, page.next
         runs = [_redacted(store, r) for r in runs]
         ids = [r.id for r in runs]
         modes = store.modes_by_run(ids)
@@ -86,7 +111,7 @@ def list_runs(
             if r.status == "running":
                 row["step_count"] = live.get(r.id, 0)
             rows.append(row)
-        print(json.dumps({"total": total, "runs": rows}, ensure_ascii=False))
+        print(json.dumps({"total": total, "runs": rows, "next": next_cursor}, ensure_ascii=False))
         return
     if not runs:
         where = (
@@ -96,8 +121,13 @@ def list_runs(
         return
     out.print(runs_table(runs, modes, live, width=out.width))
     shown = f"{len(runs)} of {total} run{'s' if total != 1 else ''}"
-    more = f"; older: --before {runs[-1].id}" if len(runs) == limit and total > limit else ""
-    err.print(f"[dim]{shown}{more}[/]")
+    if next_cursor is None and before is None:
+        more = ""
+    elif sort == "time" and not asc:  # newest first: the last id shown is the shorter hint
+        more = f"; older: --before {runs[-1].id}" if len(runs) == limit and total > limit else ""
+    else:
+        more = f"; next page: --cursor {next_cursor}"
+    err.print(f"[dim]{shown}{more}[/]", soft_wrap=True)
 
 
 @runs_app.command("show")

@@ -13,6 +13,8 @@ RUN_STATUSES: tuple[str, ...] = (
 """`unknown`: an imported run whose outcome its source did not say."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
+RUN_SORTS: tuple[str, ...] = ("time", "team", "status", "steps", "tokens", "cost")
+"""Orders runs can be listed in (`RunSort`); `time` is start time (ids sort by it)."""
 
 HOW_TO_MAKE_ONE = (
     "make one with `mascope demo`, `mascope run TEAM.yaml --task ...` "

@@ -13,13 +13,14 @@ import binascii
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from mascope.errors import ConfigError, NotFoundError, did_you_mean
 
+from ._constants import RUN_SORTS
 from ._engine import Backend
 from ._inputs import InputMessage, decode_inputs, gather
 from ._redact import Redactor
@@ -43,6 +44,7 @@ _RUN_SORTS: dict[str, Any] = {
     # (SQLite and PostgreSQL disagree on where NULLs go).
     "cost": func.coalesce(_RUNS.c.cost_usd, -1.0),
 }
+assert tuple(_RUN_SORTS) == RUN_SORTS == get_args(RunSort), "one list of orders"
 _ID_PAGE = 1000
 """How many run ids `all_run_ids` reads per query."""
 
