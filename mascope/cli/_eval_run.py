@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,7 +61,8 @@ def eval_run(
                 store, spec, dataset, workers=workers, ray_address=ray_address, model=model,
                 source=str(team_file), concurrency=concurrency,
             )  # fmt: skip
-        _finish(done, store, as_json, None)
+        interrupted = done.batch is not None and done.batch.interrupted
+        _finish(done, store, as_json, signal.SIGINT if interrupted else None)
         return
     extra = [TextColumn("[dim]{task.fields[flight]} running[/]")]
 

@@ -11,6 +11,7 @@ retry of the task, take them over; completion is fenced, so nothing is done twic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
@@ -89,7 +90,8 @@ def run_on_ray(
 ) -> list[WorkerReport]:
     """Drain a queued job with `workers` Ray workers: a local Ray runtime, or the
     cluster at `ray_address`. Blocks until the job has no pending item. A request
-    rate and a cost cap are shared out evenly among the workers."""
+    rate and a cost cap are shared out evenly among the workers. Ctrl-C stops the
+    workers and raises KeyboardInterrupt; what they finished is in the store."""
     ray = _import_ray()
     address = store_address(store, cluster=ray_address is not None)
     started_here = not ray.is_initialized()
@@ -115,7 +117,15 @@ def run_on_ray(
         refs = [
             remote.remote(address, job_id, concurrency, lease_s, *share) for _ in range(workers)
         ]
-        return list(ray.get(refs))
+        try:
+            return list(ray.get(refs))
+        except KeyboardInterrupt:
+            # Stop the workers too (on a cluster they would work on); what they
+            # committed stays, and their claims lapse or are taken over at once.
+            for ref in refs:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
     finally:
         if started_here:
             ray.shutdown()

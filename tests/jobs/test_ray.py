@@ -123,3 +123,46 @@ def test_attribute_all_on_ray_workers_is_the_same_job_as_in_process(tmp_path: Pa
     assert (here["job"], here["attributed"], here["skipped"]) == (data["job"], 0, 4)
     with TraceStore(db) as store:
         assert all(len(store.attributions(r)) == 1 for r in ids)
+
+
+def test_ctrl_c_stops_the_ray_workers_and_says_what_they_did(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ..diagnosis.test_batch import GOOD, fill
+    from ..models.servers import Fault, FaultServer
+
+    db = tmp_path / "stop.db"
+    with TraceStore(db) as store:
+        ids = fill(store, 12)
+
+    def judged() -> int:
+        with TraceStore(db) as store:
+            return sum(
+                any(a.annotator.startswith("llm:") for a in store.annotations(r)) for r in ids
+            )
+
+    with FaultServer() as server:
+        server.default = Fault(answer=GOOD, stall=0.5)
+        args = ["judge", "--all", "--db", str(db), "-m", f"openai:judge@{server.url}", "--json"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mascope.cli", *args, "--workers", "2", "--concurrency", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while judged() < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, errs = proc.communicate(timeout=120)
+        assert proc.returncode == 130, errs
+        report = json.loads(out)
+        assert report["interrupted"] is True
+        assert 2 <= report["judged"] < 12 and "Traceback" not in errs
+        # What the workers finished stays; the same command in this process does the rest.
+        server.default = Fault(answer=GOOD)
+        again = CliRunner().invoke(app, args)
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["skipped"] >= report["judged"]
+    with TraceStore(db) as store:
+        for rid in ids:
+            assert sum(a.annotator.startswith("llm:") for a in store.annotations(rid)) == 14
