@@ -476,3 +476,47 @@ def test_secrets_are_redacted_on_the_way_out(
     with TraceStore(db) as store:
         spans = run_spans(store, ids[0])
     assert SECRET not in json.dumps([json.loads(s.to_json()) for s in spans])
+
+
+def test_labels_and_attributions_sit_on_the_step_they_name(
+    store: TraceStore, tmp_path: Path
+) -> None:
+    """Diagnosis labels are evaluations too: on the named step's span, else the run's;
+    read back, they are not mistaken for verifier steps."""
+    rid = store.start_run(team="coders", task="write fizzbuzz")
+    store.append_step(rid, agent="coder", content="def fizzbuzz(): ...")
+    store.append_step(rid, agent="reviewer", content="looks fine")
+    store.add_annotations(
+        rid,
+        [
+            {"mode": "FM-3.3", "present": True, "annotator": "llm:judge", "confidence": 0.8,
+             "step_index": 1, "evidence_steps": [1], "rationale": "approved failing code"},
+            {"mode": "FM-1.5", "present": False, "annotator": "rule:step-limit"},
+        ],
+    )  # fmt: skip
+    store.add_attribution(
+        rid, {"method": "all_at_once", "agent": "reviewer", "step_index": 1, "reason": "r"}
+    )
+    store.finish_run(rid, status="failed", termination_reason="end")
+    spans = run_spans(store, rid)
+    root = spans[-1]
+    reviewer = next(s for s in spans if s.name == "invoke_agent reviewer")
+    assert [e.name for e in reviewer.events] == ["gen_ai.evaluation.result", "mascope.attribution"]
+    label = reviewer.events[0].attributes or {}
+    assert label[gen_ai.GEN_AI_EVALUATION_NAME] == "FM-3.3"
+    assert label[gen_ai.GEN_AI_EVALUATION_SCORE_LABEL] == "present"
+    assert label[names.ANNOTATOR] == "llm:judge"
+    ((run_label),) = [e.attributes or {} for e in root.events]
+    assert run_label[gen_ai.GEN_AI_EVALUATION_NAME] == "FM-1.5"
+    assert (root.attributes or {})[error_attributes.ERROR_TYPE] == "end"
+    out = tmp_path / "spans.jsonl"
+    from mascope.integrations import export_otel
+
+    export_otel(store, [rid], out)
+    with TraceStore(tmp_path / "back.db") as other:
+        import_otlp(other, [out])
+        (run,) = other.list_runs(limit=5)
+        assert [(s.agent, s.kind, s.content) for s in other.steps(run.id)] == [
+            ("coder", "message", "def fizzbuzz(): ..."),
+            ("reviewer", "message", "looks fine"),
+        ]
