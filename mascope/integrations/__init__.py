@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._otel_export import (
-        SendReport,
-        export_otel,
-        otel_document,
-        otlp_json,
-        run_spans,
-        send_otel,
-    )
+    from ._otel_export import export_otel, otel_document, otlp_json, run_spans
     from ._otel_map import MappedRun, StepDraft, TraceIndex, map_trace, span_role
+    from ._otel_send import SendReport, send_otel
     from ._otlp_import import import_otlp, parse_otlp, read_otlp_file
     from ._receiver import OtlpServer, Receiver
     from ._spans import SpanFormatError, SpanRecord, parse_json_request, parse_protobuf
@@ -30,12 +24,12 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "SendReport": "._otel_export",
+        "SendReport": "._otel_send",
         "export_otel": "._otel_export",
         "otel_document": "._otel_export",
         "otlp_json": "._otel_export",
         "run_spans": "._otel_export",
-        "send_otel": "._otel_export",
+        "send_otel": "._otel_send",
         "MappedRun": "._otel_map",
         "StepDraft": "._otel_map",
         "TraceIndex": "._otel_map",

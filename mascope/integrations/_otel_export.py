@@ -25,16 +25,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from mascope.errors import ConfigError, EndpointError
+from mascope.errors import ConfigError
 from mascope.traces import Redactor, RunBundle, StepBase, TraceStore, bundle, write_export
 
 from ._otel_map import (
@@ -82,9 +80,6 @@ from ._otel_messages import genai_input, genai_output
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-DEFAULT_SEND_TIMEOUT_S = 10.0
-_MAX_SPANS_PER_REQUEST = 512
-"""Spans per OTLP request when sending (a run's root span always goes last)."""
 _TOOL_KINDS = ("tool_call", "tool_result", "refusal")
 
 
@@ -517,8 +512,8 @@ class _Tracing:
         self.provider.shutdown()
 
 
-def _runs(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[ReadableSpan]]:
-    """The spans of each run, one run at a time (ids already resolved)."""
+def spans_by_run(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[ReadableSpan]]:
+    """The SDK spans of each run, one run at a time (ids already resolved; root last)."""
     tracing = _Tracing()
     try:
         for rid in run_ids:
@@ -531,7 +526,7 @@ def _runs(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[ReadableSp
 def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
     """One stored run as the OpenTelemetry SDK's finished spans (the root last)."""
     rid = store.resolve_run_id(run_id)
-    return next(_runs(store, [rid]))
+    return next(spans_by_run(store, [rid]))
 
 
 # -- OTLP JSON (the collector's file exporter format) -----------------------------------------
@@ -558,7 +553,7 @@ def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 def otel_document(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Any]:
     """Runs as one OTLP JSON document (`resourceSpans`) of GenAI spans."""
     ids = [store.resolve_run_id(r) for r in run_ids]
-    return otlp_json([s for spans in _runs(store, ids) for s in spans])
+    return otlp_json([s for spans in spans_by_run(store, ids) for s in spans])
 
 
 def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> int:
@@ -568,7 +563,7 @@ def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> i
     ids = [store.resolve_run_id(r) for r in run_ids]  # fail before writing anything
 
     def write(fh: IO[str]) -> None:
-        for spans in _runs(store, ids):
+        for spans in spans_by_run(store, ids):
             fh.write(json.dumps(otlp_json(spans), ensure_ascii=False))
             fh.write("\n")
 
@@ -576,147 +571,11 @@ def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> i
     return len(ids)
 
 
-# -- OTLP/HTTP ------------------------------------------------------------------------------
-
-
-def traces_url(endpoint: str) -> str:
-    """The OTLP/HTTP traces URL of an endpoint: a base URL (`http://host:4318`) gets the
-    standard `/v1/traces`; a URL with a path is used as it is."""
-    parts = urlsplit(endpoint.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"--endpoint {endpoint!r} is not an http(s) URL; "
-            "give the receiver's address, e.g. http://127.0.0.1:4318"
-        )
-    if parts.path in ("", "/"):
-        parts = parts._replace(path="/v1/traces")
-    return urlunsplit(parts)
-
-
-@dataclass
-class SendReport:
-    """What `send_otel` sent."""
-
-    endpoint: str
-    runs: int = 0
-    spans: int = 0
-
-
-class _Captured(logging.Handler):
-    """The exporter's own log lines: kept off the console (the reason goes in one line)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _watched_session() -> Any:
-    """A `requests` session for the exporter that remembers why its last request failed
-    (the exporter itself only logs it)."""
-    import requests
-
-    class Watched(requests.Session):
-        failure: str | None = None
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            try:
-                response = super().request(*args, **kwargs)
-            except requests.RequestException as exc:
-                self.failure = _describe(exc)
-                raise
-            if response.status_code >= 400:
-                said = ""
-                try:
-                    body = response.json()
-                    said = str(body.get("message") or "") if isinstance(body, dict) else ""
-                except ValueError:
-                    pass
-                reason = f"HTTP {response.status_code} {response.reason or ''}".strip()
-                self.failure = f"{reason} ({' '.join(said.split())[:200]})" if said else reason
-            return response
-
-    return Watched()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "unknown host"),
-        ("nodename nor servname", "unknown host"),
-        ("timed out", "timed out"),
-    ):
-        if needle in text:
-            return reason
-    return f"{type(exc).__name__}: {' '.join(text.split())[:200]}"
-
-
-def send_otel(
-    store: TraceStore,
-    run_ids: Sequence[str],
-    endpoint: str,
-    *,
-    timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
-) -> SendReport:
-    """Send runs' spans to an OTLP/HTTP endpoint with the SDK's OTLP exporter.
-
-    Headers come from the exporter's standard environment variables
-    (`OTEL_EXPORTER_OTLP_HEADERS`, e.g. `Authorization=Bearer TOKEN`). A run is sent
-    in requests of at most 512 spans, its root span last; the first request that fails
-    stops the export with an `EndpointError` naming the endpoint.
-    """
-    url = traces_url(endpoint)
-    ids = [store.resolve_run_id(r) for r in run_ids]  # fail before sending anything
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import SpanExportResult
-    except ImportError:
-        raise ConfigError(
-            "sending to an OTLP endpoint needs opentelemetry-exporter-otlp-proto-http; "
-            "install it with: pip install 'mascope[otel]'"
-        ) from None
-    report = SendReport(endpoint=url)
-    session = _watched_session()
-    exporter = OTLPSpanExporter(endpoint=url, timeout=timeout_s, session=session)
-    quiet = logging.getLogger("opentelemetry.exporter")
-    captured = _Captured()
-    propagate = quiet.propagate
-    quiet.addHandler(captured)
-    quiet.propagate = False  # its warnings would print; the reason goes in our one line
-    try:
-        for spans in _runs(store, ids):
-            for at in range(0, len(spans), _MAX_SPANS_PER_REQUEST):
-                batch = spans[at : at + _MAX_SPANS_PER_REQUEST]
-                if exporter.export(batch) is not SpanExportResult.SUCCESS:
-                    sent = (
-                        f"; {report.runs} of {len(ids)} runs were sent before"
-                        if report.runs
-                        else ""
-                    )
-                    raise EndpointError(
-                        f"cannot send spans to {url}: {session.failure or 'the exporter gave up'}{sent}; "
-                        "check that an OTLP/HTTP receiver (mascope serve, a collector) listens there"
-                    )
-                report.spans += len(batch)
-            report.runs += 1
-    finally:
-        quiet.removeHandler(captured)
-        quiet.propagate = propagate
-        exporter.shutdown()
-    return report
-
-
 __all__ = [
-    "DEFAULT_SEND_TIMEOUT_S",
-    "SendReport",
     "error_type",
     "export_otel",
     "otel_document",
     "otlp_json",
     "run_spans",
-    "send_otel",
-    "traces_url",
+    "spans_by_run",
 ]

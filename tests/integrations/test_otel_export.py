@@ -520,3 +520,32 @@ def test_labels_and_attributions_sit_on_the_step_they_name(
             ("coder", "message", "def fizzbuzz(): ..."),
             ("reviewer", "message", "looks fine"),
         ]
+
+
+def test_steps_stored_at_one_moment_keep_their_order(tmp_path: Path) -> None:
+    """Imported runs often stamp every step with one time; the order must survive."""
+    from datetime import UTC, datetime, timedelta
+
+    from mascope.integrations import export_otel
+    from mascope.traces import RunBase, RunBundle, StepBase, new_id
+
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    said = [("alice", "first"), ("bob", "second"), ("alice", "third"), ("carol", "fourth")]
+    bundle = RunBundle(
+        run=RunBase(
+            id=new_id(), team="t", task="talk", status="failed", started_at=moment - timedelta(1)
+        ),
+        steps=[
+            # later steps took longer: by their start times they would come first
+            StepBase(index=i, agent=agent, content=text, created_at=moment, latency_s=i + 0.5)
+            for i, (agent, text) in enumerate(said)
+        ],
+    )
+    out = tmp_path / "spans.jsonl"
+    with TraceStore(tmp_path / "a.db") as store:
+        store.write_bundles([bundle])
+        export_otel(store, [bundle.run.id], out)
+    with TraceStore(tmp_path / "b.db") as other:
+        import_otlp(other, [out])
+        (run,) = other.list_runs(limit=5)
+        assert [(s.agent, s.content) for s in other.steps(run.id)] == said
