@@ -307,7 +307,7 @@ class _Planner:
                 AGENT_NAME: run.team or None,
                 WORKFLOW_NAME: run.team or None,
                 CONVERSATION_ID: run.id,
-                INPUT_MESSAGES: _json([{"role": "user", "parts": [_text(run.task)]}]),
+                INPUT_MESSAGES: _json(genai_input([{"role": "user", "content": run.task}])[1]),
                 OUTPUT_MESSAGES: _json(genai_output(run.final_answer)),
                 INPUT_TOKENS: run.input_tokens,
                 OUTPUT_TOKENS: run.output_tokens,
@@ -397,10 +397,6 @@ class _Planner:
             target.events.append(
                 ("mascope.attribution", max(_ns(att.created_at), root.start), attrs)
             )
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "text", "content": text}
 
 
 # -- the SDK ---------------------------------------------------------------------------------
