@@ -309,7 +309,7 @@ def evaluation_steps(span: SpanRecord) -> list[StepDraft]:
                 input_tokens=_int(a.get(INPUT_TOKENS)),
                 output_tokens=_int(a.get(OUTPUT_TOKENS)),
                 error=str(a[ERROR_TYPE]) if a.get(ERROR_TYPE) else None,
-                at_ns=e.time_ns,
+                at_ns=max(e.time_ns, span.end_ns),  # a judgement follows what it judged
             )
         )
     return out
