@@ -502,7 +502,13 @@ class _Tracing:
             span.end(end_time=max(node.end, node.start))
 
         start(root, otel_context.Context())
-        return list(self.kept.get_finished_spans())
+        spans = list(self.kept.get_finished_spans())
+        if not spans:  # the SDK hands out no-op tracers when told to
+            raise ConfigError(
+                "the OpenTelemetry SDK is disabled (OTEL_SDK_DISABLED=true), so no span "
+                "can be built; unset it to export"
+            )
+        return spans
 
     def close(self) -> None:
         self.provider.shutdown()

@@ -549,3 +549,16 @@ def test_steps_stored_at_one_moment_keep_their_order(tmp_path: Path) -> None:
         import_otlp(other, [out])
         (run,) = other.list_runs(limit=5)
         assert [(s.agent, s.content) for s in other.steps(run.id)] == said
+
+
+def test_a_disabled_sdk_is_said_not_exported_as_nothing(
+    stored: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, ids = stored
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    out = tmp_path / "spans.jsonl"
+    result = CliRunner().invoke(
+        app, ["runs", "export", ids[0], "--format", "otel", "--out", str(out), "--db", str(db)]
+    )
+    assert result.exit_code == 2 and "OTEL_SDK_DISABLED" in result.stderr
+    assert not out.exists()
