@@ -440,11 +440,16 @@ class _Tracing:
                 return self.span_id
 
         unlimited = SpanLimits.UNSET  # a long prompt or many verdicts must not be cut
+        made = Resource.create({"service.name": "mascope", "service.version": __version__})
+        # Without the per-process instance id the SDK adds, the same runs export the same.
+        resource = Resource(
+            {k: v for k, v in made.attributes.items() if k != "service.instance.id"}
+        )
         self.ids = Planned()
         self.kept = InMemorySpanExporter()
         self.provider = TracerProvider(
             sampler=ALWAYS_ON,
-            resource=Resource.create({"service.name": "mascope", "service.version": __version__}),
+            resource=resource,
             id_generator=self.ids,
             span_limits=SpanLimits(
                 max_attributes=unlimited,

@@ -562,3 +562,13 @@ def test_a_disabled_sdk_is_said_not_exported_as_nothing(
     )
     assert result.exit_code == 2 and "OTEL_SDK_DISABLED" in result.stderr
     assert not out.exists()
+
+
+def test_the_same_runs_export_the_same_file(stored: tuple[Path, list[str]], tmp_path: Path) -> None:
+    from mascope.integrations import export_otel
+
+    db, ids = stored
+    with TraceStore(db) as store:
+        export_otel(store, ids, tmp_path / "a.jsonl")
+        export_otel(store, ids, tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
