@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from typer.testing import CliRunner
 
 from mascope import Agent, Team
-from mascope.agents import TurnContext
+from mascope.agents import Rubric, TurnContext
 from mascope.cli import app
 from mascope.integrations import OtlpServer, Receiver, import_otlp, run_spans
 from mascope.integrations import _otel_map as names
@@ -78,18 +78,22 @@ def _tools_run(db: Path) -> str:
     return team.run(f"Where is the capital of France? ({SECRET})").run_id
 
 
-def _five(candidate: str) -> tuple[bool, str]:
-    return ("5" in candidate, "" if "5" in candidate else "2 + 3 is not 6; recount")
-
-
 def _verified_run(db: Path) -> str:
-    """A solver whose first answer the verifier rejects and whose second it passes."""
+    """A solver whose first answer the (model-graded) verifier rejects and whose second
+    it passes."""
     solver = Agent("solver", model=ScriptedModel(["ANSWER: 6", "ANSWER: 5"]))
+    grader = ScriptedModel(
+        [
+            '{"passed": false, "score": 0.2, "feedback": "2 + 3 is not 6; recount"}',
+            '{"passed": true, "score": 0.9, "feedback": "correct"}',
+        ],
+        name="grader",
+    )
     team = Team(
         "math",
         [solver],
         stages=[{"agent": "solver", "verifier": "check", "max_rounds": 3}],
-        verifiers={"check": _five},
+        verifiers={"check": Rubric("the sum must be right", model=grader, name="check")},
         store=db,
     )
     return team.run("What is 2 + 3?").run_id
@@ -417,7 +421,11 @@ def test_verdicts_are_evaluation_events_on_the_judged_span(
         assert str(a[gen_ai.GEN_AI_EVALUATION_EXPLANATION]).startswith(
             "FAILED" if a[gen_ai.GEN_AI_EVALUATION_SCORE_LABEL] == "fail" else "PASSED"
         )
-    assert outcomes == [("ANSWER: 6", "fail", 0.0), ("ANSWER: 5", "pass", 1.0)]
+    assert outcomes == [("ANSWER: 6", "fail", 0.2), ("ANSWER: 5", "pass", 0.9)]
+    # the grader's own model call is on its verdict
+    assert all(
+        (s.events[0].attributes or {})[gen_ai.GEN_AI_REQUEST_MODEL] == "grader" for s in judged
+    )
 
 
 def test_failures_carry_error_type_and_an_error_status(stored: tuple[Path, list[str]]) -> None:
