@@ -26,8 +26,13 @@ _MAX_SPANS_PER_REQUEST = 512
 def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL of an endpoint: a base URL (`http://host:4318`) gets the
     standard `/v1/traces`; a URL with a path is used as it is."""
-    parts = urlsplit(endpoint.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(endpoint.strip())
+        _ = parts.port  # a port that is no number, or out of range, raises here
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in endpoint.strip()):
         raise ConfigError(
             f"--endpoint {endpoint!r} is not an http(s) URL; "
             "give the receiver's address, e.g. http://127.0.0.1:4318"

@@ -275,6 +275,10 @@ def test_a_receiver_that_refuses_is_reported_with_its_status(
     [
         (["--format", "jsonl", "--endpoint", "http://127.0.0.1:4318"], "use --format otel"),
         (["--endpoint", "ftp://x"], "is not an http(s) URL"),
+        (["--endpoint", "http://[::1"], "is not an http(s) URL"),
+        (["--endpoint", "http://127.0.0.1:99999"], "is not an http(s) URL"),
+        (["--endpoint", "http://exa mple.com"], "is not an http(s) URL"),
+        (["--endpoint", "127.0.0.1:4318"], "is not an http(s) URL"),
         (["--endpoint", "http://127.0.0.1:4318", "--out", "x.json"], "not both"),
         (["--format", "otle"], "did you mean 'otel'"),
     ],
