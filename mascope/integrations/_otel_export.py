@@ -533,7 +533,8 @@ def spans_by_run(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[Rea
 def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
     """One stored run as the OpenTelemetry SDK's finished spans (the root last)."""
     rid = store.resolve_run_id(run_id)
-    return next(spans_by_run(store, [rid]))
+    (spans,) = spans_by_run(store, [rid])  # run to the end: the provider is shut down
+    return spans
 
 
 # -- OTLP JSON (the collector's file exporter format) -----------------------------------------
