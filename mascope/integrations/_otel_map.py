@@ -395,8 +395,10 @@ def _own_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     output = _first(a, "mascope.step.content", "output.value", "traceloop.entity.output")
     if output is None and _has_messages(a, "output"):
         output = message_text(messages(span)[1])
+    if RUN_STATUS in a:  # a mascope run's own span: its outcome is the run's, never a step
+        return []
     if not leaf:
-        if error is None or RUN_STATUS in a:  # a mascope root's failure is its run's status
+        if error is None:
             return []
         return [StepDraft(agent, "error", error, base_data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
     kind = str(a.get(STEP_KIND) or ("message" if role == "agent" else "event"))
@@ -585,7 +587,9 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
         final_answer=answer or None,
         termination_reason=str(a.get(RUN_TERMINATION) or "")
         or (
-            "root span ended"
+            None  # a mascope run that had not ended says so by having none
+            if RUN_STATUS in a and complete
+            else "root span ended"
             if complete
             else "idle timeout: the trace stopped before its root span ended"
         ),
