@@ -584,3 +584,26 @@ def test_the_same_runs_export_the_same_file(stored: tuple[Path, list[str]], tmp_
         export_otel(store, ids, tmp_path / "a.jsonl")
         export_otel(store, ids, tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_a_run_without_steps_comes_back_without_steps(store: TraceStore, tmp_path: Path) -> None:
+    from mascope.integrations import export_otel
+
+    ended = store.start_run(team="t", task="never started")
+    store.finish_run(ended, status="error", termination_reason="error")
+    still = store.start_run(team="t", task="still going")
+    out = tmp_path / "spans.jsonl"
+    export_otel(store, [ended, still], out)
+    with TraceStore(tmp_path / "back.db") as other:
+        import_otlp(other, [out])
+        back = {r.task: r for r in other.list_runs(limit=5)}
+        assert other.steps(back["never started"].id) == []
+        assert other.steps(back["still going"].id) == []
+        assert (back["never started"].status, back["never started"].termination_reason) == (
+            "error",
+            "error",
+        )
+        assert (back["still going"].status, back["still going"].termination_reason) == (
+            "running",
+            None,
+        )
