@@ -292,24 +292,70 @@ def export(
         list[str] | None, typer.Argument(help="Run ids (or unique prefixes).")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help=f"One of: {', '.join(EXPORT_FORMATS)}.")
-    ] = "jsonl",
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of: {', '.join(EXPORT_FORMATS)} (default jsonl; otel with --endpoint).",
+        ),
+    ] = None,
     out_file: Annotated[
-        Path, typer.Option("--out", help="File to write (replaced atomically).")
-    ] = Path("runs.jsonl"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="File to write (replaced atomically; default runs.jsonl, or runs.otel.jsonl for otel).",
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="Send the OpenTelemetry spans to this OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318) "
+            "instead of writing a file; headers from OTEL_EXPORTER_OTLP_HEADERS.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Seconds to keep trying the endpoint."),
+    ] = 10.0,
     all_runs: Annotated[bool, typer.Option("--all", help="Export every run in the store.")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export runs as mascope JSONL (lossless) or OpenTelemetry GenAI spans (OTLP JSON)."""
+    """Export runs as mascope JSONL (lossless) or OpenTelemetry GenAI spans (OTLP JSON, or
+    sent to an OTLP endpoint)."""
     from mascope.traces import export_runs
 
+    fmt = fmt or ("otel" if endpoint else "jsonl")
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"unknown export format {fmt!r}{did_you_mean(fmt, EXPORT_FORMATS)}; use one of {', '.join(EXPORT_FORMATS)}"
+        )
+    if endpoint is not None and fmt != "otel":
+        raise ConfigError(
+            "--endpoint sends OpenTelemetry spans; use --format otel (or leave it out)"
+        )
+    if endpoint is not None and out_file is not None:
+        raise ConfigError(
+            "--endpoint sends the spans instead of writing a file; pass --out or --endpoint, not both"
+        )
     if not run_ids and not all_runs:
         raise ConfigError("name the runs to export, or pass --all")
+    target = out_file or Path("runs.otel.jsonl" if fmt == "otel" else "runs.jsonl")
     with open_store(db) as store:
         ids = list(run_ids or [])
         if all_runs:
             ids = store.all_run_ids()
-        count = export_runs(store, ids, fmt, out_file)
-    err.print(f"wrote {count} run{'s' if count != 1 else ''} to {out_file} ({fmt})")
+        if endpoint is not None:
+            from mascope.integrations import send_otel
+
+            sent = send_otel(store, ids, endpoint, timeout_s=timeout)
+            err.print(
+                f"sent {sent.runs} run{'s' if sent.runs != 1 else ''} ({sent.spans:,} spans) to {sent.endpoint}"
+            )
+            return
+        if fmt == "otel":
+            from mascope.integrations import export_otel
+
+            count = export_otel(store, ids, target)
+        else:
+            count = export_runs(store, ids, fmt, target)
+    err.print(f"wrote {count} run{'s' if count != 1 else ''} to {target} ({fmt})")

@@ -29,8 +29,11 @@ from typing import Any, Literal
 
 from ._otel_messages import (
     EVENT_ROLES,
+    INPUT_MESSAGES,
     MESSAGE_KEYS,
     MESSAGE_PREFIXES,
+    OUTPUT_MESSAGES,
+    SYSTEM_INSTRUCTIONS,
     as_text,
     decode_json,
     message_text,
@@ -39,6 +42,55 @@ from ._otel_messages import (
 from ._spans import SpanRecord
 
 SpanRole = Literal["llm", "tool", "agent", "chain", "other"]
+
+# -- the names both directions use ----------------------------------------------------------
+# The OpenTelemetry GenAI semantic conventions (checked against `opentelemetry.semconv`
+# by the tests), then mascope's own for what the conventions have no name for.
+
+OPERATION = "gen_ai.operation.name"
+AGENT_NAME = "gen_ai.agent.name"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_TYPE = "gen_ai.tool.type"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_NAME = "gen_ai.evaluation.name"
+EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
+EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
+EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+ERROR_TYPE = "error.type"
+ERROR_OTHER = "_OTHER"
+"""`error.type` when the error has no class name of its own (the conventions' fallback)."""
+
+OP_CHAT = "chat"
+OP_INVOKE_AGENT = "invoke_agent"
+OP_EXECUTE_TOOL = "execute_tool"
+OP_INVOKE_WORKFLOW = "invoke_workflow"
+
+PASS_LABELS = ("pass", "passed", "correct", "true")
+FAIL_LABELS = ("fail", "failed", "incorrect", "false")
+"""Evaluation labels read as a verdict that passed or failed (mascope writes the first)."""
+
+STEP_KIND = "mascope.step.kind"
+"""The kind of the mascope step a span is (`message`, `model_call`, `refusal`, ...)."""
+STEP_INDEX = "mascope.step.index"
+STEP_MODEL = "mascope.step.model"
+"""The mascope model string (`openai:gpt-4o-mini@URL`); the conventions' model is its name only."""
+RUN_STATUS = "mascope.run.status"
+"""On a mascope run's root span: the run's outcome (its failure is the run's, not a step)."""
+RUN_TEAM = "mascope.run.team"
+RUN_TERMINATION = "mascope.run.termination_reason"
+ANNOTATOR = "mascope.annotator"
+"""On an evaluation event: a diagnosis label about the run (not a verifier's verdict step)."""
+VERIFIER_KIND = "mascope.verifier.kind"
 
 _LLM_OPS = {"chat", "text_completion", "generate_content"}
 _OTHER_OPS = {"embeddings", "retrieval", "create_agent"}
@@ -101,23 +153,23 @@ class MappedRun:
 def span_role(span: SpanRecord) -> SpanRole:
     """Which of mascope's roles a span plays, by whichever convention it follows."""
     a = span.attributes
-    op = str(a.get("gen_ai.operation.name") or "").lower()
+    op = str(a.get(OPERATION) or "").lower()
     oi = str(a.get("openinference.span.kind") or "").upper()
     tl = str(a.get("traceloop.span.kind") or "").lower()
     if op in _LLM_OPS or oi == "LLM" or a.get("llm.request.type") in ("chat", "completion"):
         return "llm"
-    if op == "execute_tool" or oi == "TOOL" or tl == "tool":
+    if op == OP_EXECUTE_TOOL or oi == "TOOL" or tl == "tool":
         return "tool"
-    if op == "invoke_agent" or oi == "AGENT" or tl == "agent":
+    if op == OP_INVOKE_AGENT or oi == "AGENT" or tl == "agent":
         return "agent"
-    if op == "invoke_workflow" or oi == "CHAIN" or tl in ("workflow", "task"):
+    if op == OP_INVOKE_WORKFLOW or oi == "CHAIN" or tl in ("workflow", "task"):
         return "chain"
     if op in _OTHER_OPS or oi:
         return "other"
     if (
         _has_messages(a, "input")
         or _has_messages(a, "output")
-        or any(k in a for k in ("gen_ai.prompt", "gen_ai.request.model", "gen_ai.system"))
+        or any(k in a for k in ("gen_ai.prompt", REQUEST_MODEL, "gen_ai.system"))
         or any(e.name.startswith("gen_ai.content.") or e.name in EVENT_ROLES for e in span.events)
     ):
         return "llm"  # older gen_ai spans: no operation name, but a model, prompts, completions
@@ -153,7 +205,7 @@ _CONSUMED = {
     "output.mime_type", "llm.model_name", "llm.provider", "llm.system", "llm.token_count.prompt",
     "llm.token_count.completion", "llm.token_count.total", "tool.name", "tool_call.id", "tool.id",
     "agent.name", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
-    "llm.usage.total_tokens", "mascope.step.kind", "mascope.step.content", "mascope.step.index",
+    "llm.usage.total_tokens", STEP_KIND, "mascope.step.content", STEP_INDEX, STEP_MODEL,
     *MESSAGE_KEYS,
 }  # fmt: skip
 
@@ -200,7 +252,7 @@ def _first(a: dict[str, Any], *keys: str) -> Any:
 def own_agent_name(span: SpanRecord) -> str | None:
     """The agent a span names itself (an agent span's name counts)."""
     a = span.attributes
-    name = _first(a, "gen_ai.agent.name", "agent.name")
+    name = _first(a, AGENT_NAME, "agent.name")
     if name is None and span_role(span) == "agent":
         name = _first(a, "traceloop.entity.name") or span.name.removeprefix("invoke_agent ").strip()
     if name is None:
@@ -213,18 +265,63 @@ def own_agent_name(span: SpanRecord) -> str | None:
 
 
 def _error(span: SpanRecord) -> str | None:
-    if span.status_code != 2 and "error.type" not in span.attributes:
+    if span.status_code != 2 and ERROR_TYPE not in span.attributes:
         return None
     for e in span.events:
         if e.name == "exception":
             kind = e.attributes.get("exception.type")
             text = e.attributes.get("exception.message")
             return ": ".join(str(x) for x in (kind, text) if x) or "exception"
-    return span.status_message or str(span.attributes.get("error.type") or "error")
+    return span.status_message or str(span.attributes.get(ERROR_TYPE) or "error")
+
+
+def evaluation_steps(span: SpanRecord) -> list[StepDraft]:
+    """A span's `gen_ai.evaluation.result` events as verifier verdicts on what the span did.
+
+    mascope's own diagnosis labels (marked with the annotator) are about the run, not
+    steps of it, and are left out.
+    """
+    out = []
+    for e in span.events:
+        a = e.attributes
+        if e.name != EVALUATION_EVENT or ANNOTATOR in a:
+            continue
+        label = a.get(EVALUATION_SCORE_LABEL)
+        score = a.get(EVALUATION_SCORE_VALUE)
+        data: dict[str, Any] = {"span": span.name, "span_id": span.span_id}
+        if isinstance(label, str) and label.lower() in PASS_LABELS + FAIL_LABELS:
+            data["passed"] = label.lower() in PASS_LABELS
+        if label is not None:
+            data["label"] = label
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            data["score"] = score
+        if a.get(VERIFIER_KIND) is not None:
+            data["verifier"] = str(a[VERIFIER_KIND])
+        explanation = a.get(EVALUATION_EXPLANATION)
+        model = _first(a, STEP_MODEL, REQUEST_MODEL)
+        out.append(
+            StepDraft(
+                agent=str(a.get(EVALUATION_NAME) or "evaluator"),
+                kind="verdict",
+                content=as_text(explanation if explanation is not None else label),
+                data=data,
+                model=str(model) if model is not None else None,
+                input_tokens=_int(a.get(INPUT_TOKENS)),
+                output_tokens=_int(a.get(OUTPUT_TOKENS)),
+                error=str(a[ERROR_TYPE]) if a.get(ERROR_TYPE) else None,
+                at_ns=max(e.time_ns, span.end_ns),  # a judgement follows what it judged
+            )
+        )
+    return out
 
 
 def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
-    """The steps one span becomes (none for a structural span that did not fail)."""
+    """The steps one span becomes (none for a structural span that did not fail), with
+    the verdicts of the evaluation events it carries."""
+    return _own_steps(span, agent, leaf=leaf) + evaluation_steps(span)
+
+
+def _own_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     a = span.attributes
     role = span_role(span)
     latency = (span.end_ns - span.start_ns) / 1e9
@@ -234,17 +331,19 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     if extra:
         base_data["attributes"] = extra
     provider = _first(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-    model = _first(a, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+    model = _first(a, STEP_MODEL, REQUEST_MODEL, "gen_ai.response.model", "llm.model_name")
     if role == "llm":
         inputs, outputs = messages(span)
-        content = message_text(outputs) or as_text(a.get("output.value"))
+        # A step mascope exported carries its text exactly (its tool calls are in the data);
+        # other spans' tool calls are written into the content for the judge to read.
+        content = message_text(outputs, calls=STEP_KIND not in a) or as_text(a.get("output.value"))
         data = dict(base_data)
         calls = [c for m in outputs for c in m.get("tool_calls") or []]
         if calls:
             data["tool_calls"] = calls
         if provider:
             data["provider"] = str(provider)
-        finish = a.get("gen_ai.response.finish_reasons") or [
+        finish = a.get(FINISH_REASONS) or [
             m["finish_reason"] for m in outputs if m.get("finish_reason")
         ]
         if finish:
@@ -254,12 +353,12 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
         return [
             StepDraft(
                 agent=agent,
-                kind=str(a.get("mascope.step.kind") or "message"),
+                kind=str(a.get(STEP_KIND) or "message"),
                 content=content,
                 data=data,
                 model=str(model) if model is not None else None,
-                input_tokens=_int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")),
-                output_tokens=_int(_first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion")),
+                input_tokens=_int(_first(a, INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")),
+                output_tokens=_int(_first(a, OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion")),
                 latency_s=latency,
                 error=error,
                 inputs=[{k: v for k, v in m.items() if k != "finish_reason"} for m in inputs] or None,
@@ -268,20 +367,22 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
         ]  # fmt: skip
     if role == "tool":
         tool = str(
-            _first(a, "gen_ai.tool.name", "tool.name", "traceloop.entity.name")
+            _first(a, TOOL_NAME, "tool.name", "traceloop.entity.name")
             or span.name.removeprefix("execute_tool ").strip()
             or "tool"
         )
-        args = _first(a, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input")
-        result = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
-        call_id = _first(a, "gen_ai.tool.call.id", "tool_call.id", "tool.id")
+        args = _first(a, TOOL_CALL_ARGUMENTS, "input.value", "traceloop.entity.input")
+        result = _first(a, TOOL_CALL_RESULT, "output.value", "traceloop.entity.output")
+        call_id = _first(a, TOOL_CALL_ID, "tool_call.id", "tool.id")
         data = {**base_data, "tool": tool}
         if call_id is not None:
             data["call_id"] = str(call_id)
-        marked = a.get("mascope.step.kind")
+        marked = a.get(STEP_KIND)
         steps = []
-        if marked == "refusal":
-            return [StepDraft(agent, "refusal", as_text(result or span.name), data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
+        if marked == "refusal":  # the call (when the span has it), then the refusal
+            if args is not None:
+                steps.append(StepDraft(agent, "tool_call", f"{tool}({as_text(decode_json(args))})", {**data, "arguments": decode_json(args)}, at_ns=span.start_ns))  # fmt: skip
+            return [*steps, StepDraft(agent, "refusal", as_text(result or span.name), data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
         if marked != "tool_result" and (
             args is not None or marked == "tool_call" or result is None
         ):
@@ -294,11 +395,13 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     output = _first(a, "mascope.step.content", "output.value", "traceloop.entity.output")
     if output is None and _has_messages(a, "output"):
         output = message_text(messages(span)[1])
+    if RUN_STATUS in a:  # a mascope run's own span: its outcome is the run's, never a step
+        return []
     if not leaf:
         if error is None:
             return []
         return [StepDraft(agent, "error", error, base_data, latency_s=latency, error=error, at_ns=span.end_ns)]  # fmt: skip
-    kind = str(a.get("mascope.step.kind") or ("message" if role == "agent" else "event"))
+    kind = str(a.get(STEP_KIND) or ("message" if role == "agent" else "event"))
     content = as_text(output) if output is not None else span.name
     return [
         StepDraft(
@@ -307,8 +410,8 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
             content=content,
             data=base_data,
             model=str(model) if model is not None else None,
-            input_tokens=_int(_first(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt")),
-            output_tokens=_int(_first(a, "gen_ai.usage.output_tokens", "llm.token_count.completion")),
+            input_tokens=_int(_first(a, INPUT_TOKENS, "llm.token_count.prompt")),
+            output_tokens=_int(_first(a, OUTPUT_TOKENS, "llm.token_count.completion")),
             latency_s=latency,
             error=error,
             at_ns=span.end_ns,
@@ -436,15 +539,17 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
         or _readable(_first(a, "output.value", "traceloop.entity.output"), last=True)
         or message_text(messages(root)[1])
     )
-    if not answer:
+    if (
+        not answer and OUTPUT_MESSAGES not in a
+    ):  # a root that lists its output, even none, is believed
         answer = next((s.content for s in reversed(steps) if s.kind == "message" and s.content), "")
     errors = [s for s in index.spans.values() if s.status_code == 2]
-    status = str(a.get("mascope.run.status") or ("error" if root.status_code == 2 else "unknown"))
+    status = str(a.get(RUN_STATUS) or ("error" if root.status_code == 2 else "unknown"))
     if not complete:
         status = "interrupted"
     service = str(root.resource.get("service.name") or "")
     team = str(
-        a.get("mascope.run.team")
+        a.get(RUN_TEAM)
         or (service if service and not service.startswith("unknown_service") else "")
         or own_agent_name(root)
         or root.name
@@ -480,9 +585,11 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
         task=task,
         status=status,
         final_answer=answer or None,
-        termination_reason=str(a.get("mascope.run.termination_reason") or "")
+        termination_reason=str(a.get(RUN_TERMINATION) or "")
         or (
-            "root span ended"
+            None  # a mascope run that had not ended says so by having none
+            if RUN_STATUS in a and complete
+            else "root span ended"
             if complete
             else "idle timeout: the trace stopped before its root span ended"
         ),
@@ -515,9 +622,48 @@ def _framework(scopes: Sequence[str], resource: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "AGENT_NAME",
+    "ANNOTATOR",
+    "CONVERSATION_ID",
+    "ERROR_OTHER",
+    "ERROR_TYPE",
+    "EVALUATION_EVENT",
+    "EVALUATION_EXPLANATION",
+    "EVALUATION_NAME",
+    "EVALUATION_SCORE_LABEL",
+    "EVALUATION_SCORE_VALUE",
+    "FAIL_LABELS",
+    "FINISH_REASONS",
+    "INPUT_MESSAGES",
+    "INPUT_TOKENS",
+    "OPERATION",
+    "OP_CHAT",
+    "OP_EXECUTE_TOOL",
+    "OP_INVOKE_AGENT",
+    "OP_INVOKE_WORKFLOW",
+    "OUTPUT_MESSAGES",
+    "OUTPUT_TOKENS",
+    "PASS_LABELS",
+    "PROVIDER",
+    "REQUEST_MODEL",
+    "RUN_STATUS",
+    "RUN_TEAM",
+    "RUN_TERMINATION",
+    "STEP_INDEX",
+    "STEP_KIND",
+    "STEP_MODEL",
+    "SYSTEM_INSTRUCTIONS",
+    "TOOL_CALL_ARGUMENTS",
+    "TOOL_CALL_ID",
+    "TOOL_CALL_RESULT",
+    "TOOL_NAME",
+    "TOOL_TYPE",
+    "VERIFIER_KIND",
+    "WORKFLOW_NAME",
     "MappedRun",
     "StepDraft",
     "TraceIndex",
+    "evaluation_steps",
     "map_trace",
     "messages",
     "own_agent_name",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mascope._safeload import IMPORT_LIMITS, loads_json
@@ -210,10 +210,13 @@ def _event_messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[s
     return inputs, outputs
 
 
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 MESSAGE_KEYS = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
+    INPUT_MESSAGES,
+    OUTPUT_MESSAGES,
+    SYSTEM_INSTRUCTIONS,
     "gen_ai.prompt",
     "gen_ai.completion",
 )
@@ -228,9 +231,9 @@ MESSAGE_PREFIXES = (
 def messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A model span's input and output messages, by whichever convention carries them."""
     a = span.attributes
-    inputs = _system_instructions(a.get("gen_ai.system_instructions"))
-    inputs += _genai_messages(a.get("gen_ai.input.messages"))
-    outputs = _genai_messages(a.get("gen_ai.output.messages"))
+    inputs = _system_instructions(a.get(SYSTEM_INSTRUCTIONS))
+    inputs += _genai_messages(a.get(INPUT_MESSAGES))
+    outputs = _genai_messages(a.get(OUTPUT_MESSAGES))
     inputs += (
         _genai_messages(a.get("gen_ai.prompt")) if isinstance(a.get("gen_ai.prompt"), str) else []
     )
@@ -244,22 +247,102 @@ def messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return inputs + ev_in, outputs + ev_out
 
 
-def message_text(items: Sequence[dict[str, Any]]) -> str:
+def message_text(items: Sequence[dict[str, Any]], *, calls: bool = True) -> str:
+    """The text of messages, with their tool calls written out unless `calls` is False."""
     texts = []
     for m in items:
         if m.get("content"):
             texts.append(str(m["content"]))
-        for c in m.get("tool_calls") or []:
+        for c in m.get("tool_calls") or [] if calls else []:
             texts.append(f"[tool call] {c.get('name')}({as_text(c.get('arguments'))})")
     return "\n".join(texts)
 
 
+# -- writing them (the exporter) -------------------------------------------------------
+
+
+def text_part(text: str) -> dict[str, Any]:
+    """A GenAI message part holding text."""
+    return {"type": "text", "content": text}
+
+
+def tool_call_part(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A GenAI `tool_call` part from a recorded call (`id`, `name`, `arguments`)."""
+    return {
+        "type": "tool_call",
+        "id": call.get("id"),
+        "name": call.get("name"),
+        "arguments": call.get("arguments"),
+    }
+
+
+def genai_input(
+    chat: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Chat messages (role, content, tool_calls, tool_call_id, name) in the GenAI JSON
+    forms: the parts of `gen_ai.system_instructions` and the `gen_ai.input.messages`."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for m in chat:
+        role = str(m.get("role") or "")
+        content = m.get("content")
+        if role == "system":
+            if content:
+                system.append(text_part(str(content)))
+            continue
+        parts: list[dict[str, Any]] = []
+        if role == "tool":
+            parts.append(
+                {
+                    "type": "tool_call_response",
+                    "id": m.get("tool_call_id"),
+                    "response": "" if content is None else str(content),
+                }
+            )
+        else:
+            if content:
+                parts.append(text_part(str(content)))
+            parts += [tool_call_part(c) for c in m.get("tool_calls") or []]
+        message: dict[str, Any] = {"role": role, "parts": parts}
+        if m.get("name"):
+            message["name"] = str(m["name"])
+        out.append(message)
+    return system, out
+
+
+def genai_output(
+    text: str | None,
+    calls: Sequence[Mapping[str, Any]] = (),
+    *,
+    finish_reason: str | None = None,
+) -> list[dict[str, Any]]:
+    """One assistant answer as `gen_ai.output.messages` (empty when there is none)."""
+    if text is None and not calls:
+        return []
+    parts = [text_part(text)] if text or (text is not None and not calls) else []
+    parts += [tool_call_part(c) for c in calls]
+    return [
+        {
+            "role": "assistant",
+            "parts": parts,
+            "finish_reason": finish_reason or ("tool_call" if calls else "stop"),
+        }
+    ]
+
+
 __all__ = [
     "EVENT_ROLES",
+    "INPUT_MESSAGES",
     "MESSAGE_KEYS",
     "MESSAGE_PREFIXES",
+    "OUTPUT_MESSAGES",
+    "SYSTEM_INSTRUCTIONS",
     "as_text",
     "decode_json",
+    "genai_input",
+    "genai_output",
     "message_text",
     "messages",
+    "text_part",
+    "tool_call_part",
 ]

@@ -16,7 +16,7 @@ from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
-    from ._export import bundle, export_runs, otel_document, write_jsonl
+    from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
     from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
@@ -48,7 +48,7 @@ __getattr__, __dir__ = lazy_exports(
         "EXPORT_FORMATS": "._constants",
         "bundle": "._export",
         "export_runs": "._export",
-        "otel_document": "._export",
+        "write_export": "._export",
         "write_jsonl": "._export",
         "BUNDLE_FORMAT": "._formats",
         "RunBundle": "._formats",
@@ -117,9 +117,9 @@ __all__ = [
     "import_paths",
     "is_valid_id",
     "new_id",
-    "otel_document",
     "parse_jsonl",
     "parse_mad",
     "parse_whowhen",
+    "write_export",
     "write_jsonl",
 ]

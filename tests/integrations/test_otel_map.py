@@ -213,3 +213,31 @@ def test_messages_given_as_an_array_of_json_strings() -> None:
         run = _mapped(finished())
     (step,) = run.steps
     assert step.content == "hello" and step.inputs == [{"role": "user", "content": "hi"}]
+
+
+def test_evaluation_events_become_verdicts_on_what_they_judged() -> None:
+    """Any evaluator's `gen_ai.evaluation.result` event is a verdict step at its time;
+    mascope's own diagnosis labels (with an annotator) are not steps."""
+    with recording() as (tracer, finished):
+        with agent_span(tracer, "helper"):
+            with chat_span(tracer, "chat m", model="m", said="2+3?", answer="5") as chat:
+                chat.add_event(
+                    "gen_ai.evaluation.result",
+                    {
+                        "gen_ai.evaluation.name": "Correctness",
+                        "gen_ai.evaluation.score.value": 1.0,
+                        "gen_ai.evaluation.score.label": "correct",
+                        "gen_ai.evaluation.explanation": "2 + 3 is 5",
+                    },
+                )
+                chat.add_event(
+                    "gen_ai.evaluation.result",
+                    {"gen_ai.evaluation.name": "FM-3.3", "mascope.annotator": "llm:judge"},
+                )
+        mapped = _mapped(finished())
+    assert [(s.agent, s.kind, s.content) for s in mapped.steps] == [
+        ("helper", "message", "5"),
+        ("Correctness", "verdict", "2 + 3 is 5"),
+    ]
+    verdict = mapped.steps[1].data or {}
+    assert (verdict["passed"], verdict["score"], verdict["label"]) == (True, 1.0, "correct")

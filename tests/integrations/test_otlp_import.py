@@ -109,7 +109,7 @@ def test_cli_imports_otlp_and_refuses_bad_file_with_exit_2(tmp_path: Path) -> No
 def test_mascope_own_otel_export_reads_back_as_the_same_steps(
     store: TraceStore, tmp_path: Path
 ) -> None:
-    from mascope.traces import export_runs
+    from mascope.integrations import export_otel
 
     rid = store.start_run(team="calc", task="What is 2 + 3?")
     store.append_step(rid, agent="solver", content="I will add them.")
@@ -126,12 +126,16 @@ def test_mascope_own_otel_export_reads_back_as_the_same_steps(
         rid, status="succeeded", final_answer="5", termination_reason="verifier passed"
     )
     out = tmp_path / "spans.json"
-    export_runs(store, [rid], "otel", out)
+    export_otel(store, [rid], out)
     with TraceStore(tmp_path / "other.db") as other:
         assert import_otlp(other, [out]).runs == 1
         (run,) = other.list_runs(limit=5)
-        # (today's export carries no final answer: item 4 of issue 14 reworks it)
-        assert (run.team, run.task, run.status) == ("calc", "What is 2 + 3?", "succeeded")
+        assert (run.team, run.task, run.status, run.final_answer) == (
+            "calc",
+            "What is 2 + 3?",
+            "succeeded",
+            "5",
+        )
         assert [(s.agent, s.kind, s.content) for s in other.steps(run.id)] == [
             ("solver", "message", "I will add them."),
             ("solver", "tool_call", 'add({"a": 2, "b": 3})'),
