@@ -53,14 +53,15 @@ def judge_answer() -> str:
     )
 
 
-def throughput(concurrency: int, runs: int) -> tuple[list[float], list[float]]:
+def throughput(concurrency: int, runs: int, waves: int = 3) -> tuple[list[float], list[float]]:
     """Fractions of ideal, and this process's CPU milliseconds per run judged (the
-    event loop and its worker threads; the server is another process)."""
+    event loop and its worker threads; the server is another process), for batches
+    of `waves` x `concurrency` runs (at least 8)."""
     fractions, cpu_ms = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp, slow_server(Path(tmp)) as url:
             store = TraceStore(Path(tmp) / "t.db")
-            n = max(8, 3 * concurrency)
+            n = max(8, waves * concurrency)
             ids = []
             for i in range(n):
                 rid = store.start_run(team="t", task=f"task {i}")
@@ -205,13 +206,28 @@ def main() -> None:
     parser.add_argument(
         "--throughput-only", action="store_true", help="measure the batch only (print, no --write)"
     )
+    parser.add_argument(
+        "--waves", type=int, default=3, help="runs per batch, in multiples of the concurrency"
+    )
+    parser.add_argument(
+        "--long-waves",
+        type=int,
+        default=20,
+        help="a longer batch at the highest concurrency (0: none)",
+    )
     args = parser.parse_args()
 
-    measured = {c: throughput(c, args.runs) for c in args.concurrency}
+    measured = {c: throughput(c, args.runs, args.waves) for c in args.concurrency}
+    top = max(args.concurrency)
+    long = throughput(top, args.runs, args.long_waves) if args.long_waves else None
     tput = {c: median(f) for c, (f, _) in measured.items()}
     cpu = {c: median(ms) for c, (_, ms) in measured.items()}
     print("throughput fraction of ideal:", {c: round(v, 3) for c, v in tput.items()})
     print("CPU ms per run judged:", {c: round(v, 1) for c, v in cpu.items()})
+    if long is not None:
+        print(
+            f"concurrency {top}, {args.long_waves * top} runs: fraction {median(long[0]):.3f}, CPU ms {median(long[1]):.1f}"
+        )
     if args.throughput_only:
         for c, (f, ms) in measured.items():
             print(
@@ -232,11 +248,21 @@ def main() -> None:
             f"On {machine()}. Reproduce: `.venv/bin/python benchmarks/bench_judge.py --write docs/benchmarks.md`.",
             "",
             f"Judge batch throughput against a loopback OpenAI-compatible server answering every request after {int(LATENCY * 1000)} ms "
-            f"(max(8, 3 x concurrency) runs, one request each; median of {args.runs}), as a fraction of the ideal concurrency / latency:",
+            f"(batches of max(8, {args.waves} x concurrency) runs, one request each; median of {args.runs}), as a fraction of the ideal concurrency / latency:",
             "",
-            "| concurrency | fraction of ideal | CPU ms per run judged |",
-            "| ---: | ---: | ---: |",
-            *(f"| {c} | {v:.2f} | {cpu[c]:.1f} |" for c, v in tput.items()),
+            "| concurrency | runs per batch | fraction of ideal | CPU ms per run judged |",
+            "| ---: | ---: | ---: | ---: |",
+            *(
+                f"| {c} | {max(8, args.waves * c)} | {v:.2f} | {cpu[c]:.1f} |"
+                for c, v in tput.items()
+            ),
+            *(
+                [
+                    f"| {top} | {args.long_waves * top} | {median(long[0]):.2f} | {median(long[1]):.1f} |"
+                ]
+                if long is not None
+                else []
+            ),
             "",
             f"Rule detectors on {cases} runs of the example teams driven by scripted models and function agents, each scenario built to have known failure modes (so these are checks of the detectors against planted truth, not against human judgement):",
             "",
