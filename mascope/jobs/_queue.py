@@ -213,7 +213,10 @@ class JobQueue:
         rows = [{"b_job": job_id, "b_key": k, "b_attempts": a} for k, a in seen.items()]
         with self._write.begin() as conn:
             # One prebuilt statement for all the items (executemany), not one built per item.
-            return int(conn.execute(_REQUEUE, rows).rowcount or 0)
+            redone = int(conn.execute(_REQUEUE, rows).rowcount or 0)
+            if redone:  # done or failed items are pending again: count afresh
+                self._count(conn, job_id, _db_now(conn))
+            return redone
 
     def park(self, job_id: str, keys: Sequence[str]) -> None:
         """Keep pending items nobody holds from being claimed (`waiting`) until they
@@ -352,11 +355,11 @@ class JobQueue:
             # (SQLite) until the commit; then each kind of write as one statement for
             # the whole group, not one per item (building statements is most of the cost).
             keys = list(first)
-            mine: set[str] = set()
+            mine: dict[str, float] = {}  # key -> the cost it had (a redone item's earlier work)
             for start in range(0, len(keys), 500):
                 mine.update(
                     conn.execute(
-                        select(_ITEMS.c.run_id)
+                        select(_ITEMS.c.run_id, _ITEMS.c.cost_usd)
                         .where(
                             _ITEMS.c.job_id == job_id,
                             _ITEMS.c.run_id.in_(keys[start : start + 500]),
@@ -364,7 +367,7 @@ class JobQueue:
                             _ITEMS.c.status == "pending",
                         )
                         .with_for_update()
-                    ).scalars()
+                    ).all()
                 )
             done = [c for key, c in first.items() if key in mine]
             if done:
@@ -379,7 +382,20 @@ class JobQueue:
                     ],
                 )  # fmt: skip
                 self._write_results(conn, done)
-            self._count(conn, job_id, now)
+                # Pending items counted as neither done nor failed, so the job's
+                # counts move by exactly this group (a recount would read every
+                # item of the job at every commit).
+                conn.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id)
+                    .values(
+                        done=_JOBS.c.done + sum(c.status == "done" for c in done),
+                        failed=_JOBS.c.failed + sum(c.status in FAILED_STATUSES for c in done),
+                        cost_usd=_JOBS.c.cost_usd
+                        + sum(c.cost_usd - float(mine[c.key] or 0.0) for c in done),
+                        updated_at=now,
+                    )
+                )
         return [c.key for c in done]
 
     def _write_results(self, conn: Connection, done: Sequence[Completion]) -> None:
@@ -431,7 +447,7 @@ class JobQueue:
             )  # fmt: skip
 
     def _count(self, conn: Connection, job_id: str, now: datetime) -> None:
-        # One pass over the job's items for both the counts and the cost (every group commit).
+        # One pass over the job's items for both the counts and the cost.
         rows = conn.execute(
             select(_ITEMS.c.status, func.count(), func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0))
             .where(_ITEMS.c.job_id == job_id)

@@ -29,6 +29,34 @@ def attributions(store: TraceStore, ids: list[str]) -> dict[str, int]:
     return {r: len(store.attributions(r)) for r in ids}
 
 
+def test_the_jobs_counts_and_cost_follow_completions_requeues_and_redos(qstore: TraceStore) -> None:
+    q = JobQueue(qstore)
+    q.ensure_job("j-c", kind="tests.jobs.workers:label", config={})
+    q.enqueue("j-c", ["a", "b", "c", "d"])
+
+    def counts() -> tuple[int, int, float]:
+        job = qstore.get_job("j-c")
+        assert job is not None
+        return job.done, job.failed, round(job.cost_usd, 6)
+
+    q.claim("j-c", 4)
+    q.complete(
+        "j-c",
+        [Completion("a", cost_usd=0.5), Completion("b", status="failed", cost_usd=0.25, error="x")],
+    )
+    assert counts() == (1, 1, 0.75)
+    q.complete("j-c", [Completion("a", cost_usd=9.0)])  # done already: not ours to record again
+    assert counts() == (1, 1, 0.75)
+    q.complete("j-c", [Completion("c", cost_usd=1.0), Completion("d", status="not_judged")])
+    assert counts() == (2, 2, 1.75)
+    states = q.states("j-c")
+    assert q.requeue("j-c", {k: states[k].attempts for k in ("b", "d")}) == 2
+    assert counts() == (2, 0, 1.75)  # pending again, their earlier cost still spent
+    q.claim("j-c", 2)
+    q.complete("j-c", [Completion("b", cost_usd=0.5), Completion("d", cost_usd=0.0)])
+    assert counts() == (4, 0, 2.0)  # b's redo replaced its earlier cost, as a recount says
+
+
 def test_two_workers_never_claim_the_same_item(qstore: TraceStore) -> None:
     a, b = JobQueue(qstore), JobQueue(qstore)
     a.ensure_job("j-1", kind="tests.jobs.workers:label", config={})
