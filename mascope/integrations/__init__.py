@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from ._otel_map import MappedRun, StepDraft, TraceIndex, map_trace, span_role
     from ._otlp_import import import_otlp, parse_otlp, read_otlp_file
     from ._receiver import OtlpServer, Receiver
-    from ._spans import SpanFormatError, SpanRecord, parse_json_request, parse_protobuf
+    from ._spans import (
+        SpanFormatError,
+        SpanRecord,
+        from_sdk_spans,
+        parse_json_request,
+        parse_protobuf,
+    )
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -31,6 +37,7 @@ __getattr__, __dir__ = lazy_exports(
         "Receiver": "._receiver",
         "SpanFormatError": "._spans",
         "SpanRecord": "._spans",
+        "from_sdk_spans": "._spans",
         "parse_json_request": "._spans",
         "parse_protobuf": "._spans",
     },
@@ -44,6 +51,7 @@ __all__ = [
     "SpanRecord",
     "StepDraft",
     "TraceIndex",
+    "from_sdk_spans",
     "import_otlp",
     "map_trace",
     "parse_json_request",

@@ -223,6 +223,19 @@ def _error(span: SpanRecord) -> str | None:
     return span.status_message or str(span.attributes.get("error.type") or "error")
 
 
+def _handoff(span: SpanRecord) -> dict[str, str] | None:
+    """A handoff as the OpenAI Agents SDK's OpenInference instrumentation records it: a tool
+    span `handoff to B`, the agent handing off in `input.value`, the one taking over in
+    `output.value`."""
+    prefix = "handoff to "
+    if not span.name.lower().startswith(prefix):
+        return None
+    a = span.attributes
+    to = as_text(_first(a, "output.value") or span.name[len(prefix) :].strip())
+    source = _first(a, "input.value")
+    return {"from": as_text(source), "to": to} if source is not None else {"to": to}
+
+
 def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     """The steps one span becomes (none for a structural span that did not fail)."""
     a = span.attributes
@@ -278,6 +291,13 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
         data = {**base_data, "tool": tool}
         if call_id is not None:
             data["call_id"] = str(call_id)
+        handoff = _handoff(span)
+        if handoff is not None:  # the agents are not the tool's arguments and result
+            data["handoff"] = handoff
+            return [
+                StepDraft(agent, "tool_call", f"handoff to {handoff['to']}", data, at_ns=span.start_ns),
+                StepDraft(agent, "tool_result", handoff["to"], dict(data), latency_s=latency, error=error, at_ns=span.end_ns),
+            ]  # fmt: skip
         marked = a.get("mascope.step.kind")
         steps = []
         if marked == "refusal":
@@ -494,6 +514,9 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
 
 
 _FRAMEWORKS = (
+    # The GenAI utility several official instrumentations emit through
+    # (openai-v2, google-genai, ...): the scope does not say which.
+    ("opentelemetry.util.genai", "opentelemetry-genai"),
     ("langchain", "langgraph"),
     ("openai_agents", "openai-agents"),
     ("openai-agents", "openai-agents"),
