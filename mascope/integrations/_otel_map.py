@@ -152,7 +152,7 @@ _CONSUMED = {
     "openinference.span.kind", "input.value", "output.value", "input.mime_type",
     "output.mime_type", "llm.model_name", "llm.provider", "llm.system", "llm.token_count.prompt",
     "llm.token_count.completion", "llm.token_count.total", "tool.name", "tool_call.id", "tool.id",
-    "agent.name", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
+    "agent.name", "graph.node.id", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
     "llm.usage.total_tokens", "mascope.step.kind", "mascope.step.content", "mascope.step.index",
     *MESSAGE_KEYS,
 }  # fmt: skip
@@ -202,7 +202,12 @@ def own_agent_name(span: SpanRecord) -> str | None:
     a = span.attributes
     name = _first(a, "gen_ai.agent.name", "agent.name")
     if name is None and span_role(span) == "agent":
-        name = _first(a, "traceloop.entity.name") or span.name.removeprefix("invoke_agent ").strip()
+        # OpenInference's graph node names the agent where the span name is a method
+        # (AutoGen's `solver.on_messages_stream`).
+        name = (
+            _first(a, "traceloop.entity.name", "graph.node.id")
+            or span.name.removeprefix("invoke_agent ").strip()
+        )
     if name is None:
         meta = decode_json(a.get("metadata"))
         if isinstance(meta, dict) and meta.get("langgraph_node"):

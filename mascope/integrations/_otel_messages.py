@@ -130,6 +130,19 @@ def _openinference_messages(a: dict[str, Any], side: str) -> list[dict[str, Any]
                 as_text(p.get("message_content.text")) for _, p in sorted(parts.items())
             )
         message["content"] = as_text(content)
+        numbered = {
+            int(k[len("function.") :]): v
+            for k, v in f.items()
+            if k.startswith("function.") and k[len("function.") :].isdigit() and len(k) < 20
+        }
+        results = [decode_json(v) for _, v in sorted(numbered.items())]
+        if not message["content"] and results:  # AutoGen's tool results: {name, content, call_id}
+            message["content"] = "\n".join(
+                as_text(r.get("content")) if isinstance(r, dict) else as_text(r) for r in results
+            )
+            ids = [str(r["call_id"]) for r in results if isinstance(r, dict) and r.get("call_id")]
+            if ids:
+                message["tool_call_id"] = ids[0]
         calls = [
             {
                 "id": c.get("tool_call.id"),

@@ -200,6 +200,54 @@ def _add_with_a_tool(provider: TracerProvider, openai_class: Any) -> str:
     return str(second.choices[0].message.content or "")
 
 
+def autogen_round_robin(provider: TracerProvider) -> str:
+    """AutoGen AgentChat (OpenInference instrumentation): a solver with an `add` tool and a
+    checker take turns until the checker approves. Every reply has 11 prompt and 3
+    completion tokens."""
+    instrumentation = pytest.importorskip("openinference.instrumentation.autogen_agentchat")
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.conditions import TextMentionTermination
+    from autogen_agentchat.teams import RoundRobinGroupChat
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    instrumentor = instrumentation.AutogenAgentChatInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    script = [
+        tool_call("add", {"a": 2, "b": 3}, "call_add"),
+        Fault(answer="2 + 3 = 5"),
+        Fault(answer="APPROVED: 5"),
+    ]
+    model_info = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown", "structured_output": False}  # fmt: skip
+    try:
+        with FaultServer(script) as model_server:
+            client = OpenAIChatCompletionClient(
+                model="fault-model",
+                base_url=model_server.url,
+                api_key="test",
+                max_retries=0,
+                model_info=model_info,
+            )
+            solver = AssistantAgent(
+                "solver",
+                model_client=client,
+                tools=[add],
+                system_message="You add numbers.",
+                reflect_on_tool_use=True,
+            )
+            checker = AssistantAgent("checker", model_client=client, system_message="Check it.")
+            team = RoundRobinGroupChat(
+                [solver, checker], termination_condition=TextMentionTermination("APPROVED")
+            )
+            result = asyncio.run(team.run(task="What is 2 + 3?"))
+    finally:
+        instrumentor.uninstrument()
+    return str(getattr(result.messages[-1], "content", ""))
+
+
 @contextmanager
 def _environ(**values: str) -> Iterator[None]:
     """Environment variables set while the instrumentation reads its settings."""
@@ -227,3 +275,21 @@ def record(program: Program, *, service: str) -> tuple[str, Sequence[ReadableSpa
     finally:
         provider.shutdown()
     return answer, exporter.get_finished_spans()
+
+
+def save(program: Program, path: str, *, service: str) -> None:
+    """Record a program's spans to an OTLP JSON file (the collector's file exporter format),
+    for the tests to map where the framework cannot be installed."""
+    from pathlib import Path
+
+    from .spans import otlp_json_line
+
+    _, spans = record(program, service=service)
+    Path(path).write_text(otlp_json_line(spans) + "\n")
+
+
+if __name__ == "__main__":
+    # python -m tests.integrations.clients autogen_round_robin tests/integrations/recorded/autogen_round_robin.jsonl autogen-team
+    import sys
+
+    save(globals()[sys.argv[1]], sys.argv[2], service=sys.argv[3])

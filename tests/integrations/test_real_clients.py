@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from mascope.integrations import OtlpServer, Receiver
 from mascope.traces import TraceStore
 
-from .clients import Program, langgraph_two_nodes, openai_agents_handoff
+from .clients import Program, autogen_round_robin, langgraph_two_nodes, openai_agents_handoff
 
 
 @pytest.fixture
@@ -84,7 +84,9 @@ def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
         asyncio.run(_diagnose_and_open(store, run.id))
 
 
-async def _diagnose_and_open(store: TraceStore, run_id: str) -> None:
+async def _diagnose_and_open(
+    store: TraceStore, run_id: str, *, blame: tuple[str, int] = ("Math agent", 6)
+) -> None:
     """A received run is judged, attributed by a log-reading method and shown like a native one."""
     from mascope.diagnosis import JudgeConfig, aattribute, ajudge_run, apply_rules
     from mascope.models import ScriptedModel
@@ -92,25 +94,26 @@ async def _diagnose_and_open(store: TraceStore, run_id: str) -> None:
     from mascope.tui import TraceApp
     from tests.tui.conftest import screen_text
 
+    agent, step = blame
     apply_rules(store, run_id)  # the rule detectors run on it (whatever they find)
     verdict = json.dumps({
         "summary": "the math agent never checked its sum", "task_completed": True,
-        "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [6] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
+        "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [step] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
     })  # fmt: skip
     judged = await ajudge_run(
         store, run_id, JudgeConfig(model="scripted"), model=ScriptedModel([verdict])
     )
     assert judged.present == ["FM-3.2"]
-    blame = json.dumps({"agent": "Math agent", "step": 6, "reason": "answered without checking"})
+    said = json.dumps({"agent": agent, "step": step, "reason": "answered without checking"})
     result = await aattribute(
-        store, run_id, method="all-at-once", model=ScriptedModel([blame]), with_ground_truth=False
+        store, run_id, method="all-at-once", model=ScriptedModel([said]), with_ground_truth=False
     )
-    assert (result.agent, result.step) == ("Math agent", 6)
+    assert (result.agent, result.step) == (agent, step)
     app = TraceApp(store, run_id=run_id, poll_interval=0)
     async with app.run_test(size=(130, 40)) as pilot:
         await pilot.pause()
         text = screen_text(app)
-        assert "Math agent" in text and "FM-3.2" in text
+        assert agent in text and "FM-3.2" in text
 
 
 def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
@@ -142,3 +145,26 @@ def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
             "Known: Rome was founded in 753 BC.",
             "When was Rome founded?",
         ]
+
+
+def test_autogen_team_with_openinference_arrives_as_a_run(
+    served: tuple[OtlpServer, Path],
+) -> None:
+    server, db = served
+    assert _exported(autogen_round_robin, server, service="adders") == "APPROVED: 5"
+
+    with TraceStore(db) as store:
+        (run,) = store.list_runs(limit=5)
+        steps = store.steps(run.id)
+        assert run.status == "unknown" and run.team == "adders"
+        assert run.metadata_["otel"]["framework"] == "autogen"
+        assert [(s.agent, s.kind) for s in steps] == [
+            ("solver", "message"),
+            ("solver", "tool_call"),
+            ("solver", "tool_result"),
+            ("solver", "message"),
+            ("checker", "message"),
+        ]
+        assert (run.task, run.final_answer) == ("What is 2 + 3?", "APPROVED: 5")
+        assert run.input_tokens == 33 and run.output_tokens == 9
+        asyncio.run(_diagnose_and_open(store, run.id, blame=("solver", 3)))
