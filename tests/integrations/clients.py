@@ -150,10 +150,11 @@ def langgraph_two_nodes(provider: TracerProvider) -> str:
     return str(out["messages"][-1].content)
 
 
-def openai_client_genai(provider: TracerProvider) -> str:
+def openai_client_genai(provider: TracerProvider, *, content: bool = True) -> str:
     """The plain `openai` client with the OpenTelemetry GenAI instrumentation
-    (`opentelemetry-instrumentation-openai-v2`, message content on spans), inside an
-    app's own `invoke_agent` span: a tool call, the tool run by the app, the answer."""
+    (`opentelemetry-instrumentation-openai-v2`, message content on spans unless
+    `content` is false, its default), inside an app's own `invoke_agent` span: a tool
+    call, the tool run by the app, the answer."""
     instrumentation = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
     from openai import OpenAI
 
@@ -162,7 +163,7 @@ def openai_client_genai(provider: TracerProvider) -> str:
     # and at each call).
     with _environ(
         OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
-        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="SPAN_ONLY",
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="SPAN_ONLY" if content else "NO_CONTENT",
     ):
         instrumentor.instrument(tracer_provider=provider)
         try:

@@ -9,6 +9,7 @@ a user sees for what the program did.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,19 @@ def test_genai_run_task_answer_framework_and_unmapped(genai_run: MappedRun) -> N
     otel = run.metadata["otel"]
     assert otel["framework"] == "opentelemetry-genai" and otel["conventions"] == ["gen_ai"]
     assert otel["unmapped_attributes"]["gen_ai.response.id"] == "chatcmpl-test"
+
+
+def test_genai_without_message_content_still_gives_every_step() -> None:
+    """The instrumentation's default records no messages: the steps stay, without text."""
+    answer, run = _mapped(partial(openai_client_genai, content=False), "adder-app")
+    assert answer == "5"
+    assert [(s.agent, s.kind) for s in run.steps] == [
+        ("adder", "message"),
+        ("adder", "tool_call"),
+        ("adder", "tool_result"),
+        ("adder", "message"),
+    ]
+    said = [s for s in run.steps if s.kind == "message"]
+    assert all(s.content == "" and s.inputs is None for s in said)
+    assert all((s.model, s.input_tokens, s.output_tokens) == ("fault-model", 11, 3) for s in said)
+    assert run.task == "" and run.final_answer is None  # nothing said them
