@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mascope.integrations import MappedRun, from_sdk_spans, map_trace, read_otlp_file
+from mascope.integrations import (
+    MappedRun,
+    from_sdk_spans,
+    map_trace,
+    parse_protobuf,
+    read_otlp_file,
+)
 
 from .clients import (
     autogen_round_robin,
@@ -243,3 +249,14 @@ def test_genai_without_message_content_still_gives_every_step() -> None:
     assert all(s.content == "" and s.inputs is None for s in said)
     assert all((s.model, s.input_tokens, s.output_tokens) == ("fault-model", 11, 3) for s in said)
     assert run.task == "" and run.final_answer is None  # nothing said them
+
+
+def test_spans_read_in_process_are_what_the_exporter_would_send() -> None:
+    from .spans import agent_span, chat_span, otlp_protobuf, recording
+
+    with recording() as (tracer, finished):
+        with agent_span(tracer, "writer"), chat_span(tracer, said="hi", answer="hello"):
+            pass
+        spans = finished()
+    assert from_sdk_spans(spans) == parse_protobuf(otlp_protobuf(spans))
+    assert [s.name for s in from_sdk_spans(spans)] == ["chat", "invoke_agent writer"]
