@@ -241,8 +241,11 @@ MESSAGE_PREFIXES = (
 def messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A model span's input and output messages, by whichever convention carries them."""
     a = span.attributes
-    inputs = _system_instructions(a.get("gen_ai.system_instructions"))
-    inputs += _genai_messages(a.get("gen_ai.input.messages"))
+    given = _genai_messages(a.get("gen_ai.input.messages"))
+    said = {m["content"] for m in given if m.get("role") == "system"}
+    # Some instrumentations also keep the system prompt among the input messages.
+    inputs = [m for m in _system_instructions(a.get("gen_ai.system_instructions")) if m["content"] not in said]  # fmt: skip
+    inputs += given
     outputs = _genai_messages(a.get("gen_ai.output.messages"))
     inputs += (
         _genai_messages(a.get("gen_ai.prompt")) if isinstance(a.get("gen_ai.prompt"), str) else []

@@ -35,16 +35,26 @@ def tool_call(name: str, arguments: dict[str, object], call_id: str) -> Fault:
     return Fault(body=json.dumps(body))
 
 
-def openai_agents_handoff(provider: TracerProvider) -> str:
-    """OpenAI Agents SDK (OpenInference instrumentation): triage hands off to a maths agent,
-    which calls an `add` tool and answers. Every reply has 11 prompt and 3 completion tokens."""
+def openai_agents_handoff(provider: TracerProvider, *, genai: bool = False) -> str:
+    """OpenAI Agents SDK: triage hands off to a maths agent, which calls an `add` tool and
+    answers. Every reply has 11 prompt and 3 completion tokens. Traced by the OpenInference
+    instrumentation, or with `genai` by the official GenAI one
+    (`opentelemetry-instrumentation-openai-agents-v2`, message content on)."""
     agents = pytest.importorskip("agents")
-    instrumentation = pytest.importorskip("openinference.instrumentation.openai_agents")
+    module = (
+        "opentelemetry.instrumentation.openai_agents"
+        if genai
+        else "openinference.instrumentation.openai_agents"
+    )
+    instrumentation = pytest.importorskip(module)
     from openai import AsyncOpenAI
 
     agents.set_trace_processors([])  # nothing goes to OpenAI's own trace backend
     instrumentor = instrumentation.OpenAIAgentsInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
+    if genai:
+        instrumentor.instrument(tracer_provider=provider, capture_message_content="span_only")
+    else:
+        instrumentor.instrument(tracer_provider=provider)
 
     @agents.function_tool  # type: ignore[untyped-decorator]
     def add(a: int, b: int) -> int:

@@ -101,6 +101,52 @@ def test_openai_agents_run_task_answer_framework_and_unmapped(agents_run: Mapped
     assert add_call.data["attributes"]["tool.description"] == "Add two numbers."
 
 
+# -- the same OpenAI Agents SDK program, traced by the official GenAI instrumentation ---------
+
+
+@pytest.fixture(scope="module")
+def agents_genai_run() -> MappedRun:
+    answer, run = _mapped(partial(openai_agents_handoff, genai=True), "maths-desk")
+    assert answer == "2 + 3 = 5"
+    return run
+
+
+def test_openai_agents_gives_the_same_steps_under_either_instrumentation(
+    agents_run: MappedRun, agents_genai_run: MappedRun
+) -> None:
+    """Agents named by their `invoke_agent` spans (not the `gen_ai.agent.name` default the
+    instrumentation puts on every chat span), the `agent_handoff` span as the handoff, and
+    no steps from its structural `unknown` spans."""
+    for run in (agents_run, agents_genai_run):
+        assert [(s.agent, s.kind) for s in run.steps] == [
+            ("Triage", "message"),
+            ("Triage", "tool_call"),
+            ("Triage", "tool_result"),
+            ("Math agent", "message"),
+            ("Math agent", "tool_call"),
+            ("Math agent", "tool_result"),
+            ("Math agent", "message"),
+        ]
+        steps = run.steps
+        assert [steps[i].content for i in (1, 2, 4, 5, 6)] == [
+            "handoff to Math agent",
+            "Math agent",
+            'add({"a": 2, "b": 3})',
+            "5",
+            "2 + 3 = 5",
+        ]
+        assert steps[1].data is not None
+        assert steps[1].data["handoff"] == {"from": "Triage", "to": "Math agent"}
+        said = [s for s in steps if s.kind == "message"]
+        assert all((s.model, s.input_tokens, s.output_tokens) == ("fault-model", 11, 3) for s in said)  # fmt: skip
+        assert (run.task, run.final_answer) == ("What is 2 + 3?", "2 + 3 = 5")
+        assert run.metadata["otel"]["framework"] == "openai-agents"
+    assert agents_genai_run.metadata["otel"]["conventions"] == ["gen_ai"]
+    sent = agents_genai_run.steps[-1].inputs or []
+    assert [m["role"] for m in sent][:2] == ["system", "user"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "5"
+
+
 # -- OpenInference: LangGraph with the LangChain instrumentation ----------------------------
 
 
