@@ -1,19 +1,25 @@
 """`mascope serve` ingest: spans/s and steps/s from the OpenTelemetry SDK's own OTLP/HTTP
 exporter on loopback, beside `runs import jsonl` of the same runs; the latency from a
-span's end to its step being readable in the store; peak memory while ingesting.
+span's end to its step being readable in the store; the receiver's memory while it
+ingests 100,000 spans.
 
-The load generator (the SDK with a BatchSpanProcessor, as apps use it) and the receiver
-run in one process here, sharing the machine's cores.
+For the rate and the latency, the load generator (the SDK with a BatchSpanProcessor, as
+apps use it) and the receiver run in one process, sharing the machine's cores. For the
+memory, the receiver is the real `mascope serve` in a process of its own, so its resident
+set is the receiver's alone (read from /proc, Linux only).
 
-    .venv/bin/python benchmarks/bench_otel_ingest.py [--spans 20000] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/bench_otel_ingest.py [--spans 20000] [--memory-spans 100000] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -150,20 +156,110 @@ def latency(samples: int, tmp: Path) -> dict[str, float]:
     }
 
 
+def _status_kb(pid: int, field: str) -> int:
+    """A memory figure of a process from /proc/PID/status (VmRSS, VmHWM), in kB."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    return int(match[1]) if match else 0
+
+
+def _start_serve(db: Path) -> tuple[subprocess.Popen[str], str]:
+    """`mascope serve` in its own process on a free port; its process and URL."""
+    cmd = [sys.executable, "-m", "mascope.cli", "serve", "--db", str(db), "--port", "0",
+           "--idle-timeout", "3600", "--max-body", str(64 * 1024 * 1024)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # "receiving OTLP traces at http://127.0.0.1:PORT/v1/traces ..."
+    match = re.search(r"(http://\S+)/v1/traces", line)
+    if match is None:
+        proc.kill()
+        raise SystemExit(f"mascope serve did not start: {line}{proc.stderr.read()}")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # never let it block
+    return proc, match[1]
+
+
+def receiver_memory(spans: int, tmp: Path) -> dict[str, float]:
+    """The `mascope serve` process's resident memory while `spans` spans arrive from the
+    SDK's OTLP exporter: idle, at each quarter of the traces recorded, peak, and after."""
+    traces = max(1, spans // SPANS_PER_TRACE)
+    db = tmp / "memory.db"
+    proc, url = _start_serve(db)
+    try:
+        time.sleep(1.0)  # settled after start-up
+        idle = _status_kb(proc.pid, "VmRSS")
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=f"{url}/v1/traces"), max_queue_size=1_000_000
+            )
+        )
+        tracer = provider.get_tracer("bench")
+        quarters: dict[int, float] = {}
+        finished = threading.Event()
+
+        def sample() -> None:  # while the spans arrive, not after
+            with TraceStore(db) as reader:
+                while True:
+                    done = reader.count_runs(status="unknown")
+                    rss = _status_kb(proc.pid, "VmRSS") / 1024
+                    for q in (1, 2, 3, 4):
+                        if done >= traces * q // 4 and q not in quarters:
+                            quarters[q] = rss
+                    if done >= traces:
+                        finished.set()
+                        return
+                    time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        began = time.perf_counter()
+        sampler.start()
+        for i in range(traces):
+            _trace(tracer, i)
+        provider.force_flush()
+        finished.wait()
+        took = time.perf_counter() - began
+        provider.shutdown()
+        time.sleep(1.0)
+        after = _status_kb(proc.pid, "VmRSS")
+        peak = _status_kb(proc.pid, "VmHWM")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the server closes cleanly
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {
+        "spans": traces * SPANS_PER_TRACE,
+        "traces": traces,
+        "seconds": took,
+        "spans_s": traces * SPANS_PER_TRACE / took,
+        "idle_mb": idle / 1024,
+        "peak_mb": peak / 1024,
+        "growth_mb": (peak - idle) / 1024,
+        "after_mb": after / 1024,
+        **{f"q{q}_mb": v for q, v in quarters.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument(
+        "--memory-spans", type=int, default=100_000, help="0 skips the memory measurement"
+    )
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--note", default="", help="what else ran on the machine, for the record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rate = ingest_rate(args.spans, Path(tmp))
         lat = latency(args.latency_samples, Path(tmp))
+        mem = receiver_memory(args.memory_spans, Path(tmp)) if args.memory_spans else None
     body = f"""Receiver ingest (`mascope serve`, SQLite store), from the OpenTelemetry SDK's
 BatchSpanProcessor + OTLP/HTTP exporter on loopback, both in one process on {machine()}.
 Traces of 10 spans (an agent, 6 chats, 3 tools: 12 steps); the machine was shared with
 other work, so read the numbers as a floor. Run with
-`.venv/bin/python benchmarks/bench_otel_ingest.py --spans {args.spans} --write docs/benchmarks.md`.
+`.venv/bin/python benchmarks/bench_otel_ingest.py --spans {args.spans} --memory-spans {args.memory_spans} --write docs/benchmarks.md`.
 
 | measure | value |
 |---|---|
@@ -175,6 +271,23 @@ other work, so read the numbers as a floor. Run with
 | span end -> step readable, p99 | {lat["p99_ms"]:.1f} ms |
 | peak RSS of the process (generator + receiver) | {rate["rss_mb"]:,.0f} MB (+{rate["rss_growth_mb"]:,.0f} MB while ingesting) |
 """
+    if mem is not None:
+        body += f"""
+Memory of the receiver alone: `mascope serve` (SQLite store) in its own process, fed
+{mem["spans"]:,.0f} spans ({mem["traces"]:,.0f} traces of the same shape) by the SDK's
+BatchSpanProcessor + OTLP/HTTP exporter in another process, resident set read from
+/proc while it ingested ({mem["spans_s"]:,.0f} spans/s this way, {mem["seconds"]:,.0f} s).
+
+| `mascope serve` resident memory | MB |
+|---|---|
+| idle, after start-up | {mem["idle_mb"]:,.0f} |
+| after 25% / 50% / 75% / 100% of the traces recorded | {" / ".join(f"{mem.get(f'q{q}_mb', 0):,.0f}" for q in (1, 2, 3, 4))} |
+| peak (VmHWM) | {mem["peak_mb"]:,.0f} |
+| growth, peak minus idle | +{mem["growth_mb"]:,.0f} |
+| after the last trace, exporter shut down | {mem["after_mb"]:,.0f} |
+"""
+    if args.note:
+        body += f"\n{args.note}\n"
     print(body)
     if args.write:
         write_section(args.write, "otel-ingest", body)

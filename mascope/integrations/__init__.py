@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from ._otel_send import SendReport, send_otel
     from ._otlp_import import import_otlp, parse_otlp, read_otlp_file
     from ._receiver import OtlpServer, Receiver
-    from ._spans import SpanFormatError, SpanRecord, parse_json_request, parse_protobuf
+    from ._spans import (
+        SpanFormatError,
+        SpanRecord,
+        from_sdk_spans,
+        parse_json_request,
+        parse_protobuf,
+    )
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -42,6 +48,7 @@ __getattr__, __dir__ = lazy_exports(
         "Receiver": "._receiver",
         "SpanFormatError": "._spans",
         "SpanRecord": "._spans",
+        "from_sdk_spans": "._spans",
         "parse_json_request": "._spans",
         "parse_protobuf": "._spans",
     },
@@ -57,6 +64,7 @@ __all__ = [
     "StepDraft",
     "TraceIndex",
     "export_otel",
+    "from_sdk_spans",
     "import_otlp",
     "map_trace",
     "otel_document",

@@ -169,10 +169,12 @@ def span_role(span: SpanRecord) -> SpanRole:
     if (
         _has_messages(a, "input")
         or _has_messages(a, "output")
-        or any(k in a for k in ("gen_ai.prompt", REQUEST_MODEL, "gen_ai.system"))
+        or "gen_ai.prompt" in a
         or any(e.name.startswith("gen_ai.content.") or e.name in EVENT_ROLES for e in span.events)
     ):
-        return "llm"  # older gen_ai spans: no operation name, but a model, prompts, completions
+        return "llm"  # older gen_ai spans: no (known) operation name, but prompts, completions
+    if not op and any(k in a for k in (REQUEST_MODEL, "gen_ai.system")):
+        return "llm"  # ... or a model alone; not when another operation is named (a handoff)
     return "other"
 
 
@@ -201,10 +203,11 @@ _CONSUMED = {
     "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
     "gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.call.arguments",
     "gen_ai.tool.call.result", "gen_ai.response.finish_reasons", "error.type",
+    "gen_ai.handoff.from_agent", "gen_ai.handoff.to_agent",
     "openinference.span.kind", "input.value", "output.value", "input.mime_type",
     "output.mime_type", "llm.model_name", "llm.provider", "llm.system", "llm.token_count.prompt",
     "llm.token_count.completion", "llm.token_count.total", "tool.name", "tool_call.id", "tool.id",
-    "agent.name", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
+    "agent.name", "graph.node.id", "traceloop.span.kind", "traceloop.entity.name", "llm.request.type",
     "llm.usage.total_tokens", STEP_KIND, "mascope.step.content", STEP_INDEX, STEP_MODEL,
     *MESSAGE_KEYS,
 }  # fmt: skip
@@ -254,14 +257,23 @@ def own_agent_name(span: SpanRecord) -> str | None:
     a = span.attributes
     name = _first(a, AGENT_NAME, "agent.name")
     if name is None and span_role(span) == "agent":
-        name = _first(a, "traceloop.entity.name") or span.name.removeprefix("invoke_agent ").strip()
+        # OpenInference's graph node names the agent where the span name is a method
+        # (AutoGen's `solver.on_messages_stream`).
+        name = (
+            _first(a, "traceloop.entity.name", "graph.node.id")
+            or span.name.removeprefix("invoke_agent ").strip()
+        )
     if name is None:
-        meta = decode_json(a.get("metadata"))
-        if isinstance(meta, dict) and meta.get("langgraph_node"):
-            name = meta[
-                "langgraph_node"
-            ]  # LangGraph's node, as the langchain instrumentation records it
+        name = _langgraph_node(span)
     return str(name) if name not in (None, "") else None
+
+
+def _langgraph_node(span: SpanRecord) -> str | None:
+    """LangGraph's node, as the langchain instrumentation records it in `metadata`."""
+    meta = decode_json(span.attributes.get("metadata"))
+    if isinstance(meta, dict) and meta.get("langgraph_node"):
+        return str(meta["langgraph_node"])
+    return None
 
 
 def _error(span: SpanRecord) -> str | None:
@@ -315,6 +327,39 @@ def evaluation_steps(span: SpanRecord) -> list[StepDraft]:
     return out
 
 
+def _handoff(span: SpanRecord) -> dict[str, str] | None:
+    """A handoff from one agent to another: `gen_ai.handoff.from_agent` / `to_agent` (the
+    GenAI instrumentation of the OpenAI Agents SDK), or a tool span `handoff to B` with the
+    agent handing off in `input.value` and the one taking over in `output.value`
+    (its OpenInference instrumentation)."""
+    a = span.attributes
+    prefix = "handoff to "
+    if a.get("gen_ai.handoff.to_agent") not in (None, ""):
+        to, source = a["gen_ai.handoff.to_agent"], a.get("gen_ai.handoff.from_agent")
+    elif span_role(span) == "tool" and span.name.lower().startswith(prefix):
+        to = _first(a, "output.value") or span.name[len(prefix) :].strip()
+        source = _first(a, "input.value")
+    else:
+        return None
+    if source in (None, ""):
+        return {"to": as_text(to)}
+    return {"from": as_text(source), "to": as_text(to)}
+
+
+def _handoff_steps(span: SpanRecord, agent: str, handoff: dict[str, str]) -> list[StepDraft]:
+    """A handoff as the tool call it is to the model (`transfer_to_...`) and its result."""
+    data: dict[str, Any] = {"span": span.name, "span_id": span.span_id, "tool": span.name}
+    data["handoff"] = handoff
+    extra = unmapped(span.attributes)
+    if extra:
+        data["attributes"] = extra
+    latency, error = (span.end_ns - span.start_ns) / 1e9, _error(span)
+    return [
+        StepDraft(agent, "tool_call", f"handoff to {handoff['to']}", data, at_ns=span.start_ns),
+        StepDraft(agent, "tool_result", handoff["to"], dict(data), latency_s=latency, error=error, at_ns=span.end_ns),
+    ]  # fmt: skip
+
+
 def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
     """The steps one span becomes (none for a structural span that did not fail), with
     the verdicts of the evaluation events it carries."""
@@ -322,6 +367,9 @@ def span_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
 
 
 def _own_steps(span: SpanRecord, agent: str, *, leaf: bool) -> list[StepDraft]:
+    handoff = _handoff(span)
+    if handoff is not None:  # the agents are not a tool's arguments and result
+        return _handoff_steps(span, agent, handoff)
     a = span.attributes
     role = span_role(span)
     latency = (span.end_ns - span.start_ns) / 1e9
@@ -441,7 +489,18 @@ class TraceIndex:
         return not self.children.get(span.span_id)
 
     def agent_of(self, span: SpanRecord) -> str:
-        """The agent a span acts for: its own name, else the nearest named ancestor's."""
+        """The agent a span acts for: an agent span's own name; else, for any other span,
+        its LangGraph node or the agent span it runs under (the GenAI conventions name an
+        agent on its `invoke_agent` span; a chat span's own `gen_ai.agent.name` can be an
+        instrumentation's default); else its own name or the nearest named ancestor's."""
+        if span_role(span) == "agent":
+            name = own_agent_name(span)
+            if name:
+                return name
+        else:
+            name = _langgraph_node(span) or self._enclosing_agent(span)
+            if name:
+                return name
         seen: set[str] = set()
         node: SpanRecord | None = span
         while node is not None and node.span_id not in seen:
@@ -453,6 +512,19 @@ class TraceIndex:
         a = span.attributes
         provider = _first(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
         return str(provider) if provider and span_role(span) == "llm" else span.name or "unknown"
+
+    def _enclosing_agent(self, span: SpanRecord) -> str | None:
+        """The name of the nearest agent span above a span, if any."""
+        seen = {span.span_id}
+        node = self.spans.get(span.parent_id) if span.parent_id else None
+        while node is not None and node.span_id not in seen:
+            seen.add(node.span_id)
+            if span_role(node) == "agent":
+                name = own_agent_name(node)
+                if name:
+                    return name
+            node = self.spans.get(node.parent_id) if node.parent_id else None
+        return None
 
     def roots(self) -> list[SpanRecord]:
         return sorted(
@@ -601,6 +673,9 @@ def map_trace(spans: Sequence[SpanRecord], *, complete: bool = True) -> MappedRu
 
 
 _FRAMEWORKS = (
+    # The GenAI utility several official instrumentations emit through
+    # (openai-v2, google-genai, ...): the scope does not say which.
+    ("opentelemetry.util.genai", "opentelemetry-genai"),
     ("langchain", "langgraph"),
     ("openai_agents", "openai-agents"),
     ("openai-agents", "openai-agents"),

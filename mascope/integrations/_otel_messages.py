@@ -130,6 +130,19 @@ def _openinference_messages(a: dict[str, Any], side: str) -> list[dict[str, Any]
                 as_text(p.get("message_content.text")) for _, p in sorted(parts.items())
             )
         message["content"] = as_text(content)
+        numbered = {
+            int(k[len("function.") :]): v
+            for k, v in f.items()
+            if k.startswith("function.") and k[len("function.") :].isdigit() and len(k) < 20
+        }
+        results = [decode_json(v) for _, v in sorted(numbered.items())]
+        if not message["content"] and results:  # AutoGen's tool results: {name, content, call_id}
+            message["content"] = "\n".join(
+                as_text(r.get("content")) if isinstance(r, dict) else as_text(r) for r in results
+            )
+            ids = [str(r["call_id"]) for r in results if isinstance(r, dict) and r.get("call_id")]
+            if ids:
+                message["tool_call_id"] = ids[0]
         calls = [
             {
                 "id": c.get("tool_call.id"),
@@ -231,8 +244,11 @@ MESSAGE_PREFIXES = (
 def messages(span: SpanRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A model span's input and output messages, by whichever convention carries them."""
     a = span.attributes
-    inputs = _system_instructions(a.get(SYSTEM_INSTRUCTIONS))
-    inputs += _genai_messages(a.get(INPUT_MESSAGES))
+    given = _genai_messages(a.get(INPUT_MESSAGES))
+    said = {m["content"] for m in given if m.get("role") == "system"}
+    # Some instrumentations also keep the system prompt among the input messages.
+    inputs = [m for m in _system_instructions(a.get(SYSTEM_INSTRUCTIONS)) if m["content"] not in said]  # fmt: skip
+    inputs += given
     outputs = _genai_messages(a.get(OUTPUT_MESSAGES))
     inputs += (
         _genai_messages(a.get("gen_ai.prompt")) if isinstance(a.get("gen_ai.prompt"), str) else []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,23 @@ def parse_protobuf(body: bytes) -> list[SpanRecord]:
     except (DecodeError, RecursionError, ValueError) as exc:
         raise SpanFormatError(f"not an OTLP protobuf ExportTraceServiceRequest ({exc})") from None
     return _spans(request)
+
+
+def from_sdk_spans(spans: Sequence[Any]) -> list[SpanRecord]:
+    """Finished spans of the OpenTelemetry SDK (`ReadableSpan`) as plain spans.
+
+    Encoded by the SDK's own OTLP encoder, exactly as its OTLP exporter would
+    send them, and read back like a received request, so spans recorded
+    in-process map the same as spans that arrive over the wire.
+    """
+    try:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    except ImportError:
+        raise ConfigError(
+            "reading OpenTelemetry SDK spans needs opentelemetry-exporter-otlp-proto-common; "
+            "install it with: pip install 'mascope[otel]'"
+        ) from None
+    return _spans(encode_spans(spans))
 
 
 def parse_json_request(data: Any, *, where: str = "") -> list[SpanRecord]:
@@ -220,6 +238,7 @@ __all__ = [
     "SpanEvent",
     "SpanFormatError",
     "SpanRecord",
+    "from_sdk_spans",
     "parse_json_request",
     "parse_protobuf",
 ]

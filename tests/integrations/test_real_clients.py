@@ -21,14 +21,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from mascope.integrations import OtlpServer, Receiver
 from mascope.traces import TraceStore
-from tests.models.servers import Fault, FaultServer, completion
 
-
-def _tool_call(name: str, arguments: dict[str, object], call_id: str) -> Fault:
-    body = completion("", tool_call={"name": name, "arguments": arguments})
-    body["choices"][0]["message"]["tool_calls"][0]["id"] = call_id
-    body["choices"][0]["finish_reason"] = "tool_calls"
-    return Fault(body=json.dumps(body))
+from .clients import Program, autogen_round_robin, langgraph_two_nodes, openai_agents_handoff
 
 
 @pytest.fixture
@@ -47,47 +41,23 @@ def served(tmp_path: Path) -> Iterator[tuple[OtlpServer, Path]]:
         store.close()
 
 
-def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
-    served: tuple[OtlpServer, Path],
-) -> None:
-    agents = pytest.importorskip("agents")
-    instrumentation = pytest.importorskip("openinference.instrumentation.openai_agents")
-    from openai import AsyncOpenAI
-
-    server, db = served
-    provider = TracerProvider(resource=Resource.create({"service.name": "maths-desk"}))
+def _exported(program: Program, server: OtlpServer, *, service: str) -> str:
+    """Run a real program whose spans go to `mascope serve` by the standard OTLP/HTTP exporter."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(
         SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", timeout=10))
     )
-    agents.set_trace_processors([])  # nothing goes to OpenAI's own trace backend
-    instrumentor = instrumentation.OpenAIAgentsInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-
-    @agents.function_tool
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
-    script = [
-        _tool_call("transfer_to_math_agent", {}, "call_h"),
-        _tool_call("add", {"a": 2, "b": 3}, "call_add"),
-        Fault(answer="2 + 3 = 5"),
-    ]
     try:
-        with FaultServer(script) as model_server:
-            client = AsyncOpenAI(base_url=model_server.url, api_key="test", max_retries=0)
-            model = agents.OpenAIChatCompletionsModel(model="fault-model", openai_client=client)
-            math = agents.Agent(
-                name="Math agent", instructions="You add numbers.", tools=[add], model=model
-            )
-            triage = agents.Agent(
-                name="Triage", instructions="Hand maths over.", handoffs=[math], model=model
-            )
-            result = asyncio.run(agents.Runner.run(triage, "What is 2 + 3?"))
-        assert result.final_output == "2 + 3 = 5"
+        return program(provider)
     finally:
-        instrumentor.uninstrument()
         provider.shutdown()
+
+
+def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
+    served: tuple[OtlpServer, Path],
+) -> None:
+    server, db = served
+    assert _exported(openai_agents_handoff, server, service="maths-desk") == "2 + 3 = 5"
 
     with TraceStore(db) as store:
         (run,) = store.list_runs(limit=5)
@@ -114,7 +84,9 @@ def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
         asyncio.run(_diagnose_and_open(store, run.id))
 
 
-async def _diagnose_and_open(store: TraceStore, run_id: str) -> None:
+async def _diagnose_and_open(
+    store: TraceStore, run_id: str, *, blame: tuple[str, int] = ("Math agent", 6)
+) -> None:
     """A received run is judged, attributed by a log-reading method and shown like a native one."""
     from mascope.diagnosis import JudgeConfig, aattribute, ajudge_run, apply_rules
     from mascope.models import ScriptedModel
@@ -122,102 +94,34 @@ async def _diagnose_and_open(store: TraceStore, run_id: str) -> None:
     from mascope.tui import TraceApp
     from tests.tui.conftest import screen_text
 
+    agent, step = blame
     apply_rules(store, run_id)  # the rule detectors run on it (whatever they find)
     verdict = json.dumps({
         "summary": "the math agent never checked its sum", "task_completed": True,
-        "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [6] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
+        "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [step] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
     })  # fmt: skip
     judged = await ajudge_run(
         store, run_id, JudgeConfig(model="scripted"), model=ScriptedModel([verdict])
     )
     assert judged.present == ["FM-3.2"]
-    blame = json.dumps({"agent": "Math agent", "step": 6, "reason": "answered without checking"})
+    said = json.dumps({"agent": agent, "step": step, "reason": "answered without checking"})
     result = await aattribute(
-        store, run_id, method="all-at-once", model=ScriptedModel([blame]), with_ground_truth=False
+        store, run_id, method="all-at-once", model=ScriptedModel([said]), with_ground_truth=False
     )
-    assert (result.agent, result.step) == ("Math agent", 6)
+    assert (result.agent, result.step) == (agent, step)
     app = TraceApp(store, run_id=run_id, poll_interval=0)
     async with app.run_test(size=(130, 40)) as pilot:
         await pilot.pause()
         text = screen_text(app)
-        assert "Math agent" in text and "FM-3.2" in text
+        assert agent in text and "FM-3.2" in text
 
 
 def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
     served: tuple[OtlpServer, Path],
 ) -> None:
-    instrumentation = pytest.importorskip("openinference.instrumentation.langchain")
-    from typing import Any, TypedDict
-
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
-    from langgraph.graph import END, START, StateGraph
-    from openai import OpenAI
-
-    class EndpointChat(BaseChatModel):
-        """A LangChain chat model over any OpenAI-compatible endpoint (the scripted one here)."""
-
-        base_url: str
-        model_name: str = "fault-model"
-
-        @property
-        def _llm_type(self) -> str:
-            return "openai-compatible"
-
-        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:  # fmt: skip
-            client = OpenAI(base_url=self.base_url, api_key="test", max_retries=0)
-            roles = {"human": "user", "ai": "assistant", "system": "system"}
-            reply = client.chat.completions.create(
-                model=self.model_name,
-                messages=[
-                    {"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages
-                ],  # type: ignore[misc]
-            )
-            text = reply.choices[0].message.content or ""
-            usage = reply.usage
-            message = AIMessage(
-                content=text,
-                usage_metadata={
-                    "input_tokens": usage.prompt_tokens if usage else 0,
-                    "output_tokens": usage.completion_tokens if usage else 0,
-                    "total_tokens": usage.total_tokens if usage else 0,
-                },
-            )
-            return ChatResult(generations=[ChatGeneration(message=message)])
-
-    # The functional form: annotations in a function body are strings here, which
-    # LangGraph cannot resolve.
-    State = TypedDict("State", {"messages": list[BaseMessage]})  # noqa: UP013
-
     server, db = served
-    provider = TracerProvider(resource=Resource.create({"service.name": "essay-team"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", timeout=10))
-    )
-    instrumentor = instrumentation.LangChainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with FaultServer([Fault(answer="Rome was founded in 753 BC."), Fault(answer="Essay: Rome, 753 BC.")]) as model_server:  # fmt: skip
-            llm = EndpointChat(base_url=model_server.url)
-
-            def researcher(state: State) -> State:
-                return {"messages": [*state["messages"], llm.invoke(state["messages"])]}
-
-            def writer(state: State) -> State:
-                return {"messages": [*state["messages"], llm.invoke(state["messages"])]}
-
-            graph = StateGraph(State)
-            graph.add_node("researcher", researcher)
-            graph.add_node("writer", writer)
-            graph.add_edge(START, "researcher")
-            graph.add_edge("researcher", "writer")
-            graph.add_edge("writer", END)
-            out = graph.compile().invoke({"messages": [HumanMessage("When was Rome founded?")]})
-        assert out["messages"][-1].content == "Essay: Rome, 753 BC."
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    answer = _exported(langgraph_two_nodes, server, service="essay-team")
+    assert answer == "Essay: Rome, 753 BC."
 
     with TraceStore(db) as store:
         (run,) = store.list_runs(limit=5)
@@ -231,5 +135,36 @@ def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
         ]
         assert run.task == "When was Rome founded?"
         assert run.final_answer == "Essay: Rome, 753 BC."
-        assert all(s.model == "fault-model" and s.input_tokens == 11 for s in steps)
-        assert [m.content for m in store.step_inputs(run.id, 0)] == ["When was Rome founded?"]
+        assert [(s.agent, s.kind) for s in steps[:2]] == [
+            ("researcher", "tool_call"),
+            ("researcher", "tool_result"),
+        ]
+        said = [s for s in steps if s.kind == "message"]
+        assert all(s.model == "fault-model" and s.input_tokens == 11 for s in said)
+        assert [m.content for m in store.step_inputs(run.id, said[0].index)] == [
+            "Known: Rome was founded in 753 BC.",
+            "When was Rome founded?",
+        ]
+
+
+def test_autogen_team_with_openinference_arrives_as_a_run(
+    served: tuple[OtlpServer, Path],
+) -> None:
+    server, db = served
+    assert _exported(autogen_round_robin, server, service="adders") == "APPROVED: 5"
+
+    with TraceStore(db) as store:
+        (run,) = store.list_runs(limit=5)
+        steps = store.steps(run.id)
+        assert run.status == "unknown" and run.team == "adders"
+        assert run.metadata_["otel"]["framework"] == "autogen"
+        assert [(s.agent, s.kind) for s in steps] == [
+            ("solver", "message"),
+            ("solver", "tool_call"),
+            ("solver", "tool_result"),
+            ("solver", "message"),
+            ("checker", "message"),
+        ]
+        assert (run.task, run.final_answer) == ("What is 2 + 3?", "APPROVED: 5")
+        assert run.input_tokens == 33 and run.output_tokens == 9
+        asyncio.run(_diagnose_and_open(store, run.id, blame=("solver", 3)))
