@@ -47,44 +47,108 @@ def table(r: RepairEval) -> list[str]:
     return out
 
 
+def measured(db: str, seed: int, methods: list[str]) -> int:
+    """How many of the store's failed runs of `seed` have an outcome for every method
+    (they are measured in order, so these are the first ones)."""
+    from mascope.diagnosis._eval_repair import BASELINE, LEDGER, OUTCOMES
+    from mascope.traces import TraceStore
+
+    with TraceStore(db, create=False) as store:
+        count = 0
+        for run in sorted(store.list_runs(status="failed", limit=100_000), key=lambda r: r.id):
+            meta = run.metadata_ or {}
+            if run.parent_run_id is None and (meta.get(LEDGER) or {}).get("seed") == seed:
+                done = meta.get(OUTCOMES) or {}
+                count += all(m in done for m in [BASELINE, *methods])
+        return count
+
+
+def merged(parts: list[RepairEval]) -> RepairEval:
+    """One evaluation from several (different seeds, measured in separate processes)."""
+    first, *rest = parts
+    for part in rest:
+        first.runs += part.runs
+        first.wanted += part.wanted
+        first.attempts += part.attempts
+        first.seconds = max(first.seconds, part.seconds)
+        first.reused += part.reused
+        for shape, (ok, n) in part.attempts_by_shape.items():
+            tally = first.attempts_by_shape.setdefault(shape, [0, 0])
+            tally[0] += ok
+            tally[1] += n
+        for mine, theirs in zip(
+            [*first.methods, first.baseline], [*part.methods, part.baseline], strict=True
+        ):
+            assert mine.method == theirs.method
+            mine.runs += theirs.runs
+            mine.successes += theirs.successes
+            mine.trials += theirs.trials
+            mine.repaired_runs += theirs.repaired_runs
+            mine.replays += theirs.replays
+            mine.model_calls += theirs.model_calls
+            mine.seconds += theirs.seconds
+            mine.how.update(theirs.how)
+            mine.errors += theirs.errors
+            for shape, (ok, n) in theirs.by_shape.items():
+                tally = mine.by_shape.setdefault(shape, [0, 0])
+                tally[0] += ok
+                tally[1] += n
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=[0], nargs="+")
     parser.add_argument("--samples", type=int, default=3, help="K re-runs per repair")
     parser.add_argument("--reroll-samples", type=int, default=3)
     parser.add_argument("--reroll-max-replays", type=int, default=12)
     parser.add_argument("--max-replays", type=int, default=2, help="counterfactual's forks")
     parser.add_argument("--methods", type=str, default=None, help="comma-separated (default: all)")
-    parser.add_argument("--db", type=str, required=True)
+    parser.add_argument(
+        "--db", type=str, required=True, nargs="+",
+        help="one store per --seed, in the same order (several processes can measure different seeds at once)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--measured-only", action="store_true",
+        help="report the failed runs each store has finished measuring, and measure nothing new",
+    )  # fmt: skip
     parser.add_argument(
         "--section", type=str, default="repair", help="section of --write to replace"
     )
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     methods = parse_methods(args.methods)
-    r = asyncio.run(
-        aevaluate_repair(
-            runs=args.runs, seed=args.seed, samples=args.samples, methods=methods,
-            model=get_model("local") if any(m in NEEDS_MODEL for m in methods) else None,
-            db=args.db, reroll_samples=args.reroll_samples,
-            reroll_max_replays=args.reroll_max_replays, max_replays=args.max_replays,
-        )
-    )  # fmt: skip
+    if len(args.db) != len(args.seed):
+        parser.error("give one --seed per --db")
+    model = get_model("local") if any(m in NEEDS_MODEL for m in methods) else None
+    parts = []
+    for db, seed in zip(args.db, args.seed, strict=True):
+        runs = measured(db, seed, methods) if args.measured_only else args.runs
+        if runs:
+            parts.append(asyncio.run(
+                aevaluate_repair(
+                    runs=runs, seed=seed, samples=args.samples, methods=methods, model=model, db=db,
+                    reroll_samples=args.reroll_samples, reroll_max_replays=args.reroll_max_replays,
+                    max_replays=args.max_replays,
+                )
+            ))  # fmt: skip
+    r = merged(parts)
     shapes = ", ".join(
         f"{shape}: {n - ok} of {n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
     )
-    command = (
-        f"mascope eval repair --runs {args.runs} --seed {args.seed} --samples {args.samples} "
+    command = "; ".join(
+        f"mascope eval repair --runs {part.runs} --seed {seed} --samples {args.samples} "
         f"--reroll-samples {args.reroll_samples} --reroll-max-replays {args.reroll_max_replays} "
-        f"--max-replays {args.max_replays} --db {Path(args.db).name}"
+        f"--max-replays {args.max_replays} --db {Path(db).name}"
         + (f" --methods {args.methods}" if args.methods else "")
+        for part, db, seed in zip(parts, args.db, args.seed, strict=False)
     )
     body = "\n".join(
         [
             "## Repair rate of every attribution method"
             if args.methods is None
-            else f"## Repair rate of {', '.join(methods)} beside re-running from scratch (seed {args.seed})",
+            else f"## Repair rate of {', '.join(methods)} beside re-running from scratch (seeds {', '.join(map(str, args.seed))})",
             "",
             f"Measured on {machine()}, shared with other jobs (`{command}`, or "
             f"`.venv/bin/python benchmarks/bench_repair.py` with the same settings). "
