@@ -362,3 +362,47 @@ def test_serve_as_a_process_records_and_closes_open_traces_on_ctrl_c(tmp_path: P
     with TraceStore(db) as reader:
         (run,) = reader.list_runs(limit=5)
         assert run.status == "interrupted" and run.metadata_["otel"]["complete"] is False
+
+
+def test_judging_and_listing_the_store_work_while_it_ingests(
+    served: tuple[OtlpServer, Path], tmp_path: Path
+) -> None:
+    from ..diagnosis.test_batch import GOOD
+
+    server, db = served
+    with TraceStore(db) as store:  # a run already there, to judge while spans arrive
+        rid = store.start_run(team="t", task="earlier")
+        store.append_step(rid, agent="a", content="an answer")
+        store.finish_run(rid, status="failed")
+    tracer, provider = _sdk_tracer(server.url)
+    judging_done = threading.Event()
+    traces: list[int] = []
+
+    def stream() -> None:  # traces one after another until the judging is over
+        while not judging_done.is_set() or len(traces) < 5:
+            i = len(traces)
+            with agent_span(tracer, f"agent{i}"):
+                for k in range(2):
+                    with chat_span(tracer, said=f"task {i}", answer=f"reply {i}.{k}"):
+                        pass
+            traces.append(i)
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps([GOOD] * 3))
+    try:
+        for _ in range(3):  # each while the receiver is writing
+            judged = CliRunner().invoke(
+                app, ["judge", rid, "-m", f"scripted:{script}", "--db", str(db)]
+            )
+            assert judged.exit_code == 0, judged.output
+            listed = CliRunner().invoke(app, ["runs", "list", "--db", str(db), "--json"])
+            assert listed.exit_code == 0, listed.output
+    finally:
+        judging_done.set()
+        sender.join(timeout=120)
+        provider.shutdown()
+    with TraceStore(db) as store:
+        assert store.count_runs() == len(traces) + 1  # every trace arrived meanwhile
+        assert sum(a.present for a in store.annotations(rid) if a.annotator.startswith("llm:")) >= 1
