@@ -9,8 +9,6 @@ attribute names checked against `opentelemetry.semconv`.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from typer.testing import CliRunner
 from mascope import Agent, Team
 from mascope.agents import Rubric, TurnContext
 from mascope.cli import app
-from mascope.integrations import OtlpServer, Receiver, import_otlp, run_spans
+from mascope.integrations import OtlpServer, import_otlp, run_spans
 from mascope.integrations import _otel_map as names
 from mascope.models import ScriptedModel, ScriptedReply, ToolCall
 from mascope.traces import Step, TraceStore
@@ -201,23 +199,6 @@ def test_export_to_a_file_reads_back_as_the_same_runs_and_steps(
         assert import_otlp(other, [out]).runs == 3
         _assert_same_runs(db, ids, other)
         assert import_otlp(other, [out]).skipped == 3  # the same trace ids again
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[OtlpServer, Path]]:
-    """A real `mascope serve` receiver on a free loopback port."""
-    db = tmp_path / "received.db"
-    store = TraceStore(db)
-    server = OtlpServer(Receiver(store, idle_timeout_s=3600), port=0)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server, db
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        store.close()
 
 
 def test_export_to_an_endpoint_reaches_serve_as_the_same_runs_and_steps(

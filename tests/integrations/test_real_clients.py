@@ -9,36 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from mascope.integrations import OtlpServer, Receiver
+from mascope.integrations import OtlpServer
 from mascope.traces import TraceStore
 
 from .clients import Program, autogen_round_robin, langgraph_two_nodes, openai_agents_handoff
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[OtlpServer, Path]]:
-    db = tmp_path / "mascope.db"
-    store = TraceStore(db)
-    server = OtlpServer(Receiver(store, idle_timeout_s=3600), port=0)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server, db
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        store.close()
 
 
 def _exported(program: Program, server: OtlpServer, *, service: str) -> str:

@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,6 @@ from mascope.integrations import OtlpServer, Receiver
 from mascope.traces import TraceStore
 
 from .spans import agent_span, chat_span, otlp_json, otlp_protobuf, recording
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[OtlpServer, Path]]:
-    """A receiver on a free loopback port recording into a fresh SQLite store."""
-    db = tmp_path / "mascope.db"
-    store = TraceStore(db)
-    server = OtlpServer(Receiver(store, idle_timeout_s=3600), port=0, max_body=64 * 1024)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server, db
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        store.close()
 
 
 def _sdk_tracer(
