@@ -14,6 +14,7 @@ from mascope.agents import (
     Verdict,
     Verifier,
     VerifyContext,
+    current_sample,
     verdict_text,
 )
 from mascope.models import Message
@@ -121,6 +122,10 @@ class RunContext:
     ) -> int:
         """Record one step of this run (and tell the live display)."""
         meta = dict(data or {})
+        sample = current_sample()
+        if sample is not None:
+            # Candidates drawn concurrently interleave their steps; each says whose it is.
+            meta.setdefault("sample", sample)
         if kind == "message" and agent in self._notes:
             meta.update(self._notes.pop(agent))
         if self.node is not None:
