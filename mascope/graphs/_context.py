@@ -173,14 +173,20 @@ class RunContext:
     # -- what nodes do ------------------------------------------------------
 
     async def turn(
-        self, agent: Agent, state: TeamState, prompt: str, *, sample: int = 0
+        self,
+        agent: Agent,
+        state: TeamState,
+        prompt: str,
+        *,
+        sample: int = 0,
+        transcript: Sequence[TranscriptEntry] | None = None,
     ) -> TurnResult:
         team = self.team
         ctx = TurnContext(
             task=state["task"],
             agent=agent.name,
             prompt=prompt,
-            transcript=self.transcript,
+            transcript=self.transcript if transcript is None else transcript,
             outputs=state.get("outputs", {}),
             last_output=state.get("last_output"),
             feedback=state.get("feedback") if state.get("feedback_for") == agent.name else None,

@@ -158,8 +158,12 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     turn = await run.turn(agent, state, prompt)
                     return AgentProduct(turn.output, turn.final)
 
+                # Candidates are independent: each sees the conversation as it was
+                # before the first draw, not the other candidates' messages.
+                history = list(run.transcript)
+
                 async def draw(sample: int) -> Any:
-                    return await run.turn(agent, state, prompt, sample=sample)
+                    return await run.turn(agent, state, prompt, sample=sample, transcript=history)
 
                 async def check(candidate: str) -> Verdict:
                     outputs = {**state.get("outputs", {}), agent.name: candidate}

@@ -336,3 +336,21 @@ def test_a_draw_that_fails_cancels_the_others_and_the_run_ends_in_error(db: Path
     assert TraceStore(db).get_run(result.run_id).status == "error"
     assert_dense(db, result.run_id)
     assert not [s for s in TraceStore(db).steps(result.run_id) if s.kind == "message"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_each_candidate_sees_the_conversation_from_before_the_draws(
+    db: Path, concurrency: int
+) -> None:
+    def solver(ctx: TurnContext) -> str:
+        seen = [e.agent for e in ctx.transcript if e.kind == "message"]
+        return f"{ctx.sample} saw {', '.join(seen)}"
+
+    team = Team(
+        "m", [Agent("planner", fn=lambda ctx: "plan"), Agent("solver", fn=solver)],
+        stages=["planner", {"agent": "solver", "strategy": {"kind": "self_consistency", "n": 3, "concurrency": concurrency}}],
+        store=db,
+    )  # fmt: skip
+    result = team.run("?")
+    messages = [s.content for s in TraceStore(db).steps(result.run_id) if s.kind == "message"]
+    assert sorted(messages[1:]) == ["0 saw planner", "1 saw planner", "2 saw planner"]
