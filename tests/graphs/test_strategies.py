@@ -231,6 +231,16 @@ def test_best_of_n_with_graded_scores_stops_at_the_confidence_share_of_n(db: Pat
     assert selection(db, result.run_id).data["samples_used"] == 8  # ceil(0.75 * 10)
 
 
+def test_the_best_of_n_share_is_not_thrown_off_by_float_rounding(db: Path) -> None:
+    team = Team(
+        "m", [Agent("solver", fn=lambda ctx: f"candidate {ctx.sample}")],
+        stages=[{"agent": "solver", "verifier": "c", "strategy": {"kind": "best_of_n", "n": 25, "stop_confidence": 0.56, "concurrency": 1}}],
+        verifiers={"c": lambda cand: Verdict(passed=False, score=0.3)}, store=db,
+    )  # fmt: skip
+    result = team.run("?")
+    assert selection(db, result.run_id).data["samples_used"] == 14  # 0.56 * 25 = 14 exactly
+
+
 def test_a_team_file_with_the_new_fields_runs_end_to_end(tmp_path: Path) -> None:
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(["so 5"] * 5))
