@@ -106,19 +106,11 @@ def test_retry_from_an_earlier_stage(db: Path) -> None:
 
 def test_best_of_n_keeps_the_passing_candidate(db: Path) -> None:
     answers = iter(["ANSWER: 4", "ANSWER: 5", "ANSWER: 9"])
+    # One draw at a time: the third is never started.
     team = Team(
-        "m",
-        [Agent("solver", fn=lambda ctx: next(answers))],
-        stages=[
-            {
-                "agent": "solver",
-                "verifier": "c",
-                "strategy": {"kind": "best_of_n", "n": 3, "concurrency": 1},
-            }
-        ],
-        verifiers={"c": is_five},
-        store=db,
-    )  # fmt: skip  (one draw at a time: the third is never started)
+        "m", [Agent("solver", fn=lambda ctx: next(answers))],
+        stages=[{"agent": "solver", "verifier": "c", "strategy": {"kind": "best_of_n", "n": 3, "concurrency": 1}}], verifiers={"c": is_five}, store=db,
+    )  # fmt: skip
     result = team.run("2+3?")
     assert result.answer == "ANSWER: 5" and result.status == "succeeded"
     kinds = [s.kind for s in TraceStore(db).steps(result.run_id)]
