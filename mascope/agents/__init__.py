@@ -13,7 +13,15 @@ from ._matching import (
 )
 from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
-from ._strategies import Budget, Selection, StrategyKind, StrategySpec, run_strategy
+from ._strategies import (
+    Budget,
+    Selection,
+    StrategyKind,
+    StrategySpec,
+    current_sample,
+    run_strategy,
+    vote_settled,
+)
 from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
 from ._verifiers import (
     AnswerMatch,
@@ -59,6 +67,7 @@ __all__ = [
     "Verifier",
     "VerifyContext",
     "as_verifier",
+    "current_sample",
     "extract_answer",
     "extract_code",
     "final_answer_tool",
@@ -73,4 +82,5 @@ __all__ = [
     "sampling",
     "tool",
     "verdict_text",
+    "vote_settled",
 ]

@@ -5,26 +5,40 @@
 * `best_of_majority`: draw n, verify each, majority vote among those that
   passed (among all if none passed).
 
-Each stops early when its budget (tokens, cost, seconds) runs out. A verifier
-that passes wrong answers caps what resampling can reach, which is why every
-verdict is recorded: its false-positive rate can be estimated from the store.
+Candidates are drawn concurrently, at most `concurrency` at a time, and
+results are taken in sample order, never finish order, so the same candidates
+give the same selection however the draws overlap. Each strategy stops early
+when its budget (tokens, cost, seconds) runs out, and with `stop_confidence`
+once its winner is settled. A verifier that passes wrong answers caps what
+resampling can reach, which is why every verdict is recorded: its
+false-positive rate can be estimated from the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._agent import TurnResult
 from ._matching import Extract, extract_answer, normalise
 from ._verifiers import Verdict
 
 StrategyKind = Literal["single", "best_of_n", "self_consistency", "best_of_majority"]
+
+_SAMPLE: ContextVar[int | None] = ContextVar("mascope_strategy_sample", default=None)
+
+
+def current_sample() -> int | None:
+    """The sample index of the strategy draw running in this task (None outside one)."""
+    return _SAMPLE.get()
 
 
 class Budget(BaseModel):
@@ -60,19 +74,55 @@ class StrategySpec(BaseModel):
     extract: Extract = "all"
     """How self-consistency reads an answer out of a candidate."""
     budget: Budget | None = None
-    """Stop drawing candidates when this budget is spent."""
+    """Stop drawing candidates when this budget is spent (checked as candidates finish; draws already running finish and count)."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Most candidates drawn at once for this stage (1 draws one after another; the embedded model runs one call at a time anyway)."""
+    first_finish: bool = False
+    """best_of_n: take the first candidate to finish that passes with full score and cancel the rest (faster; which one wins may vary from run to run)."""
+    stop_confidence: float | None = Field(default=None, gt=0.5, lt=1)
+    """Stop drawing once the winner is settled with this confidence, e.g. 0.95 (rules in docs/runtime.md); the samples used are recorded."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> StrategySpec:
+        if self.first_finish and self.kind != "best_of_n":
+            raise ValueError(
+                f"first_finish works only with kind best_of_n, not {self.kind}; remove first_finish or set kind: best_of_n"
+            )
+        if self.stop_confidence is not None and self.kind == "single":
+            raise ValueError(
+                "stop_confidence needs several samples; set kind to best_of_n, self_consistency or best_of_majority, or remove stop_confidence"
+            )
+        return self
 
 
 @dataclass
 class Selection:
     output: str
     index: int
-    """Which candidate was chosen (0-based)."""
+    """Which sample was chosen (0-based sample index)."""
     verdict: Verdict | None
     candidates: list[str] = field(default_factory=list)
+    """The outputs the choice was made among, in sample order."""
     votes: dict[str, int] = field(default_factory=dict)
     stopped_by_budget: bool = False
     final: bool = False
+    samples: list[int] = field(default_factory=list)
+    """The sample index of each of `candidates`."""
+    settled: bool = False
+    """Drawing stopped early because the winner was settled (or first_finish found one)."""
+    dropped: list[int] = field(default_factory=list)
+    """Samples started but left out: cancelled mid-draw, or finished after the winner was settled."""
+
+    @property
+    def samples_used(self) -> int:
+        """How many candidates the choice was made among."""
+        return len(self.candidates)
+
+
+@dataclass
+class _Drawn:
+    turn: TurnResult
+    verdict: Verdict | None
 
 
 async def run_strategy(
@@ -80,68 +130,157 @@ async def run_strategy(
     draw: Callable[[int], Awaitable[TurnResult]],
     verify: Callable[[str], Awaitable[Verdict]] | None,
 ) -> Selection:
-    """Draw candidates with `draw(sample_index)` and select one per `spec`."""
-    started = time.monotonic()
-    tokens = 0
-    cost = 0.0
-    outputs: list[str] = []
-    verdicts: list[Verdict | None] = []
-    finals: list[bool] = []
-    stopped = False
+    """Draw candidates with `draw(sample_index)` and select one per `spec`.
+
+    Each draw (and its verification) runs in its own task, where
+    `current_sample()` gives its index, so steps it records can say which
+    candidate they belong to. A draw that raises cancels the others and the
+    error propagates.
+    """
     n = 1 if spec.kind == "single" else spec.n
-    for i in range(n):
-        if i and _over(spec.budget, tokens, cost, time.monotonic() - started):
-            stopped = True
-            break
+    limit = min(spec.concurrency, n)
+    checks = verify if spec.kind != "self_consistency" else None
+    started = time.monotonic()
+    tokens, cost = 0, 0.0
+    results: dict[int, _Drawn] = {}
+    running: dict[asyncio.Task[_Drawn], int] = {}
+    launched = checked = 0
+    stopped = False
+    used: int | None = None  # a settled prefix of samples: only these are chosen among
+    first: int | None = None  # first_finish's winner
+
+    async def one(i: int) -> _Drawn:
+        _SAMPLE.set(i)  # this task's own context: its steps carry the sample index
         turn = await draw(i)
-        tokens += turn.input_tokens + turn.output_tokens
-        cost += turn.cost_usd
-        outputs.append(turn.output)
-        finals.append(turn.final)
-        verdicts.append(
-            await verify(turn.output)
-            if verify is not None and spec.kind != "self_consistency"
-            else None
-        )
-        if (
-            spec.kind == "best_of_n"
-            and verdicts[-1] is not None
-            and verdicts[-1].passed
-            and (verdicts[-1].score or 1.0) >= 1.0
-        ):
-            break  # a perfect candidate: more samples cannot beat it
+        return _Drawn(turn, await checks(turn.output) if checks is not None else None)
 
-    if spec.kind in ("single", "best_of_n"):
+    try:
+        while True:
+            while launched < n and len(running) < limit and not stopped:
+                if launched and _over(spec.budget, tokens, cost, time.monotonic() - started):
+                    stopped = True
+                    break
+                running[asyncio.create_task(one(launched))] = launched
+                launched += 1
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: running[t]):
+                i = running.pop(task)
+                results[i] = got = task.result()
+                tokens += got.turn.input_tokens + got.turn.output_tokens
+                cost += got.turn.cost_usd
+                if spec.first_finish and first is None and _perfect(got.verdict):
+                    first = i
+            if first is not None:
+                break
+            # Settling is judged on each new whole prefix of samples, in order,
+            # so it stops at the same sample however the draws overlapped.
+            while checked in results:
+                checked += 1
+                if _settled(spec, [results[i] for i in range(checked)], n, checks):
+                    used = checked
+                    break
+            if used is not None:
+                break
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
-        def score(i: int) -> tuple[int, float, int]:
-            v = verdicts[i]
-            if v is None:
-                return (0, 0.0, -i)
-            return (int(v.passed), v.score if v.score is not None else float(v.passed), -i)
+    if first is not None:
+        samples = sorted(results)
+    elif used is not None:
+        samples = list(range(used))
+    else:
+        samples = sorted(results)
+    dropped = sorted(set(range(launched)) - set(samples))
+    outputs = [results[i].turn.output for i in samples]
+    verdicts = [results[i].verdict for i in samples]
+    finals = [results[i].turn.final for i in samples]
+    early = first is not None or used is not None
 
-        best = max(range(len(outputs)), key=score)
+    def pick(at: int, votes: dict[str, int] | None = None) -> Selection:
         return Selection(
-            outputs[best],
-            best,
-            verdicts[best],
-            outputs,
-            stopped_by_budget=stopped,
-            final=finals[best],
-        )
+            outputs[at], samples[at], verdicts[at], outputs, dict(votes or {}), stopped,
+            finals[at], samples, early, dropped,
+        )  # fmt: skip
 
-    pool = list(range(len(outputs)))
-    if spec.kind == "best_of_majority":
-        passed = [i for i in pool if verdicts[i] is not None and verdicts[i].passed]  # type: ignore[union-attr]
-        pool = passed or pool
-    keys = {i: normalise(extract_answer(outputs[i], spec.extract)) for i in pool}
+    if first is not None:
+        return pick(samples.index(first))
+    if spec.kind in ("single", "best_of_n"):
+        return pick(max(range(len(outputs)), key=lambda p: _score(verdicts[p], p)))
+    pool = _pool(spec, verdicts)
+    keys = {p: normalise(extract_answer(outputs[p], spec.extract)) for p in pool}
     votes = Counter(keys.values())
-    winner_key, _ = max(
-        votes.items(), key=lambda kv: (kv[1], -min(i for i in pool if keys[i] == kv[0]))
-    )
-    chosen = min(i for i in pool if keys[i] == winner_key)
-    return Selection(
-        outputs[chosen], chosen, verdicts[chosen], outputs, dict(votes), stopped, finals[chosen]
-    )
+    winner_key = max(votes, key=lambda k: (votes[k], -min(p for p in pool if keys[p] == k)))
+    return pick(min(p for p in pool if keys[p] == winner_key), votes)
+
+
+def _score(v: Verdict | None, position: int) -> tuple[int, float, int]:
+    if v is None:
+        return (0, 0.0, -position)
+    return (int(v.passed), v.score if v.score is not None else float(v.passed), -position)
+
+
+def _perfect(v: Verdict | None) -> bool:
+    return v is not None and v.passed and (v.score if v.score is not None else 1.0) >= 1.0
+
+
+def _pool(spec: StrategySpec, verdicts: list[Verdict | None]) -> list[int]:
+    everyone = list(range(len(verdicts)))
+    if spec.kind != "best_of_majority":
+        return everyone
+    return [p for p in everyone if verdicts[p] is not None and verdicts[p].passed] or everyone  # type: ignore[union-attr]
+
+
+def _settled(
+    spec: StrategySpec,
+    drawn: list[_Drawn],
+    n: int,
+    verify: Callable[[str], Awaitable[Verdict]] | None,
+) -> bool:
+    """Whether the first `len(drawn)` samples already decide the winner (see docs/runtime.md)."""
+    k = len(drawn)
+    if spec.kind == "best_of_n" and _perfect(drawn[-1].verdict):
+        return (
+            True  # the earliest perfect candidate: later ones only tie, and ties go to the earlier
+        )
+    confidence = spec.stop_confidence
+    if confidence is None or spec.kind == "single":
+        return False
+    if spec.kind == "best_of_n":
+        # No verifier: every candidate ties and the first wins. Otherwise, for
+        # exchangeable draws the best of all n is among the first k with
+        # probability k/n, whatever the score distribution.
+        return verify is None or k >= confidence * n - 1e-9  # 0.56 * 25 is 14.000000000000002
+    verdicts = [d.verdict for d in drawn]
+    if spec.kind == "best_of_majority" and not any(v is not None and v.passed for v in verdicts):
+        return False  # nothing verified yet: the vote is not among the right pool
+    pool = _pool(spec, verdicts)
+    keys = Counter(normalise(extract_answer(drawn[p].turn.output, spec.extract)) for p in pool)
+    top = [*sorted(keys.values(), reverse=True), 0]
+    return vote_settled(top[0], top[1], n - k, confidence)
+
+
+def vote_settled(leader: int, runner_up: int, remaining: int, confidence: float) -> bool:
+    """Whether a vote of `leader` to `runner_up` is settled at `confidence`.
+
+    Settled when the runner-up can no longer catch up even if it won every
+    `remaining` draw, or when, under a uniform prior on how the two top
+    answers split, the posterior probability that the leader is the likelier
+    one, P(Beta(leader+1, runner_up+1) > 1/2), reaches `confidence` (the
+    stopping rule of Adaptive-Consistency, Aggarwal et al. 2023). That
+    probability is computed exactly as P(Binomial(leader+runner_up+1, 1/2) <= leader).
+    """
+    if leader > runner_up + remaining:
+        return True
+    if leader <= runner_up:
+        return False
+    m = leader + runner_up + 1
+    below = sum(math.comb(m, j) for j in range(leader + 1))
+    return below / (1 << m) >= confidence
 
 
 def _over(budget: Budget | None, tokens: int, cost: float, seconds: float) -> bool:

@@ -14,6 +14,7 @@ from mascope.agents import (
     Verdict,
     Verifier,
     VerifyContext,
+    current_sample,
     verdict_text,
 )
 from mascope.models import Message
@@ -121,6 +122,10 @@ class RunContext:
     ) -> int:
         """Record one step of this run (and tell the live display)."""
         meta = dict(data or {})
+        sample = current_sample()
+        if sample is not None:
+            # Candidates drawn concurrently interleave their steps; each says whose it is.
+            meta.setdefault("sample", sample)
         if kind == "message" and agent in self._notes:
             meta.update(self._notes.pop(agent))
         if self.node is not None:
@@ -168,14 +173,20 @@ class RunContext:
     # -- what nodes do ------------------------------------------------------
 
     async def turn(
-        self, agent: Agent, state: TeamState, prompt: str, *, sample: int = 0
+        self,
+        agent: Agent,
+        state: TeamState,
+        prompt: str,
+        *,
+        sample: int = 0,
+        transcript: Sequence[TranscriptEntry] | None = None,
     ) -> TurnResult:
         team = self.team
         ctx = TurnContext(
             task=state["task"],
             agent=agent.name,
             prompt=prompt,
-            transcript=self.transcript,
+            transcript=self.transcript if transcript is None else transcript,
             outputs=state.get("outputs", {}),
             last_output=state.get("last_output"),
             feedback=state.get("feedback") if state.get("feedback_for") == agent.name else None,

@@ -158,8 +158,12 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     turn = await run.turn(agent, state, prompt)
                     return AgentProduct(turn.output, turn.final)
 
+                # Candidates are independent: each sees the conversation as it was
+                # before the first draw, not the other candidates' messages.
+                history = list(run.transcript)
+
                 async def draw(sample: int) -> Any:
-                    return await run.turn(agent, state, prompt, sample=sample)
+                    return await run.turn(agent, state, prompt, sample=sample, transcript=history)
 
                 async def check(candidate: str) -> Verdict:
                     outputs = {**state.get("outputs", {}), agent.name: candidate}
@@ -171,13 +175,24 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                 run.record(
                     agent=agent.name,
                     kind="event",
-                    content=f"{stage.strategy.kind}: chose candidate {chosen.index + 1} of {len(chosen.candidates)}"
-                    + (" (budget ran out)" if chosen.stopped_by_budget else ""),
+                    content=f"{stage.strategy.kind}: chose candidate {chosen.index + 1}, "
+                    f"{chosen.samples_used} of {stage.strategy.n} used"
+                    + (" (settled early)" if chosen.settled else "")
+                    + (" (budget ran out)" if chosen.stopped_by_budget else "")
+                    + (
+                        f"; samples {', '.join(str(i + 1) for i in chosen.dropped)} left out"
+                        if chosen.dropped
+                        else ""
+                    ),
                     data={
                         "event": "selection",
                         "strategy": stage.strategy.kind,
                         "chosen": chosen.index,
                         "votes": chosen.votes,
+                        "samples_used": chosen.samples_used,
+                        "samples": chosen.samples,
+                        "settled": chosen.settled,
+                        "dropped": chosen.dropped,
                     },
                 )
                 return AgentProduct(chosen.output, chosen.final, chosen.verdict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ class ScriptedModel(ChatModel):
     `expect`, raises `ScriptError` describing the call. `unused` lists the
     replies never consumed; `assert_all_used()` fails if there are any.
     A reply may be a string, a `ScriptedReply`, a `Message`, a full
-    `ChatResponse`, an exception to raise, or a function of the request.
+    `ChatResponse`, an exception to raise, or a function (sync or async) of the request.
     """
 
     backend = "scripted"
@@ -82,6 +83,8 @@ class ScriptedModel(ChatModel):
         self._next += 1
         if callable(reply) and not isinstance(reply, BaseModel | Exception):
             reply = reply(request)
+            if inspect.isawaitable(reply):  # an async reply can wait on other calls
+                reply = await reply
         if isinstance(reply, Exception):
             raise reply
         if (

@@ -106,9 +106,10 @@ def test_retry_from_an_earlier_stage(db: Path) -> None:
 
 def test_best_of_n_keeps_the_passing_candidate(db: Path) -> None:
     answers = iter(["ANSWER: 4", "ANSWER: 5", "ANSWER: 9"])
+    # One draw at a time: the third is never started.
     team = Team(
         "m", [Agent("solver", fn=lambda ctx: next(answers))],
-        stages=[{"agent": "solver", "verifier": "c", "strategy": {"kind": "best_of_n", "n": 3}}], verifiers={"c": is_five}, store=db,
+        stages=[{"agent": "solver", "verifier": "c", "strategy": {"kind": "best_of_n", "n": 3, "concurrency": 1}}], verifiers={"c": is_five}, store=db,
     )  # fmt: skip
     result = team.run("2+3?")
     assert result.answer == "ANSWER: 5" and result.status == "succeeded"
@@ -153,7 +154,7 @@ def test_strategy_budget_stops_sampling(db: Path) -> None:
     model = ScriptedModel(["ANSWER: 1", "ANSWER: 2", "ANSWER: 3", "ANSWER: 4"])
     team = Team(
         "m", [Agent("solver", model=model)],
-        stages=[{"agent": "solver", "strategy": {"kind": "self_consistency", "n": 4, "budget": {"tokens": 10}}}], store=db,
+        stages=[{"agent": "solver", "strategy": {"kind": "self_consistency", "n": 4, "budget": {"tokens": 10}, "concurrency": 1}}], store=db,
     )  # fmt: skip
     result = team.run("count " * 20)
     assert len(model.calls) < 4
