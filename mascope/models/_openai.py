@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import ssl
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import openai
@@ -81,9 +82,9 @@ class OpenAIModel(ChatModel):
                 )
             api_key = "not-needed"
         self._api_key = api_key
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncOpenAI, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
 
     @property
     def model_id(self) -> str:
@@ -93,8 +94,8 @@ class OpenAIModel(ChatModel):
 
     def _client(self) -> AsyncOpenAI:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        held = self._clients.get(loop)
+        if held is None:
             context = _ssl_context()
             client = AsyncOpenAI(
                 api_key=self._api_key,
@@ -103,17 +104,19 @@ class OpenAIModel(ChatModel):
                 timeout=self.retry.timeout,
                 http_client=_http_client(context, self.retry.timeout),
             )
-            self._clients[loop] = client
-        return client
+            held = self._clients[loop] = (client, _closed_with_loop(client))
+        return held[0]
 
     async def _release_loop_resources(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover
             return
-        client = self._clients.pop(loop, None)
-        if client is not None:
+        held = self._clients.pop(loop, None)
+        if held is not None:
+            client, closer = held
             await client.close()
+            await closer.aclose()
 
     # -- one call ---------------------------------------------------------
 
@@ -311,6 +314,31 @@ class OpenAIModel(ChatModel):
 
 _ssl: list[ssl.SSLContext | None] = []
 _ssl_lock = threading.Lock()
+
+
+def _closed_with_loop(client: AsyncOpenAI) -> AsyncGenerator[None, None]:
+    """A started async generator whose end closes `client`. `asyncio.run` closes every
+    unfinished async generator of its loop before the loop ends, so the client's
+    connections are released in their own loop even when nobody calls `aclose`
+    (a team run through its sync twin, a CLI command); the aiohttp transport
+    complains of every session left open."""
+
+    async def hold() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    closer = hold()
+    # The first step registers it with the running loop's async-generator hooks.
+    started = asyncio.ensure_future(closer.__anext__())
+    _starting.add(started)
+    started.add_done_callback(_starting.discard)
+    return closer
+
+
+_starting: set[asyncio.Future[None]] = set()
 
 
 def _refusal(exc: BaseException) -> BaseException | None:

@@ -129,3 +129,33 @@ async def test_async_call_reports_retries_too() -> None:
     assert reply.text == "async ok"
     assert reply.retries[0].status_code == 502
     assert reply.usage.input_tokens == 11 and reply.usage.output_tokens == 3
+
+
+def test_connections_left_open_are_closed_with_their_loop_without_a_warning() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A user who runs calls in asyncio.run (or the sync twins) and never closes the
+    # model must not get "Unclosed client session" on stderr at exit.
+    program = """
+import asyncio, gc, sys, warnings
+warnings.simplefilter("always")
+from mascope.models import OpenAIModel
+m = OpenAIModel("m", base_url=sys.argv[1])
+print(m.chat("hi").text)
+async def main():
+    return (await m.achat("again")).text
+print(asyncio.run(main()))
+del m
+gc.collect()
+"""
+    with FaultServer() as server:
+        server.default = ok("fine")
+        done = subprocess.run(
+            [sys.executable, "-c", program, server.url],
+            capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fine", "fine"]
+    assert "Unclosed" not in done.stderr, done.stderr
