@@ -133,16 +133,17 @@ def main() -> None:
                     max_replays=args.max_replays,
                 )
             ))  # fmt: skip
+    counts = [part.runs for part in parts]  # before merging adds them into the first
     r = merged(parts)
     shapes = ", ".join(
         f"{shape}: {n - ok} of {n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
     )
     command = "; ".join(
-        f"mascope eval repair --runs {part.runs} --seed {seed} --samples {args.samples} "
+        f"mascope eval repair --runs {part} --seed {seed} --samples {args.samples} "
         f"--reroll-samples {args.reroll_samples} --reroll-max-replays {args.reroll_max_replays} "
         f"--max-replays {args.max_replays} --db {Path(db).name}"
         + (f" --methods {args.methods}" if args.methods else "")
-        for part, db, seed in zip(parts, args.db, args.seed, strict=False)
+        for part, db, seed in zip(counts, args.db, args.seed, strict=False)
     )
     body = "\n".join(
         [
