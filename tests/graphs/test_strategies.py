@@ -94,12 +94,14 @@ def test_a_spent_budget_starts_no_new_draw_and_the_running_ones_finish(db: Path)
     assert event.data["samples_used"] == 2 and event.data["dropped"] == []
 
 
-def test_first_finish_takes_the_first_perfect_candidate_and_cancels_the_rest(db: Path) -> None:
-    never = asyncio.Event()
+async def test_first_finish_takes_the_first_perfect_candidate_and_cancels_the_rest(
+    db: Path,
+) -> None:
+    release = asyncio.Event()
 
     async def solver(ctx: TurnContext) -> str:
         if ctx.sample != 2:
-            await never.wait()  # still drawing when sample 2 passes
+            await release.wait()  # still drawing when sample 2 passes
         return f"ANSWER: {5 if ctx.sample == 2 else 4}"
 
     team = Team(
@@ -107,7 +109,12 @@ def test_first_finish_takes_the_first_perfect_candidate_and_cancels_the_rest(db:
         stages=[{"agent": "solver", "verifier": "c", "strategy": {"kind": "best_of_n", "n": 4, "first_finish": True}}],
         verifiers={"c": lambda cand: "5" in cand}, store=db,
     )  # fmt: skip
-    result = team.run("2+3?")
+    result = await team.arun("2+3?")
+    # A draw left running would now finish and write into the finished run
+    # (asyncio.run would cancel it on exit, so this needs a loop that lives on).
+    release.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
     assert result.answer == "ANSWER: 5" and result.status == "succeeded"
     store = TraceStore(db)
     steps = store.steps(result.run_id)
@@ -328,20 +335,23 @@ def test_impossible_strategy_settings_are_refused_before_any_model_loads(
     assert not db.exists()
 
 
-def test_a_draw_that_fails_cancels_the_others_and_the_run_ends_in_error(db: Path) -> None:
-    never = asyncio.Event()
+async def test_a_draw_that_fails_cancels_the_others_and_the_run_ends_in_error(db: Path) -> None:
+    release = asyncio.Event()
 
     async def solver(ctx: TurnContext) -> str:
         if ctx.sample == 1:
             raise RuntimeError("tool server went away")
-        await never.wait()  # would hang the run if not cancelled
+        await release.wait()
         return "ANSWER: 5"
 
     team = Team(
         "m", [Agent("solver", fn=solver)],
         stages=[{"agent": "solver", "strategy": {"kind": "self_consistency", "n": 3}}], store=db,
     )  # fmt: skip
-    result = team.run("?")
+    result = await team.arun("?")
+    release.set()  # a draw left running would now finish and record its message
+    for _ in range(10):
+        await asyncio.sleep(0)
     assert result.status == "error"
     assert TraceStore(db).get_run(result.run_id).status == "error"
     assert_dense(db, result.run_id)
