@@ -189,12 +189,8 @@ async def run_strategy(
         if running:
             await asyncio.gather(*running, return_exceptions=True)
 
-    if first is not None:
-        samples = sorted(results)
-    elif used is not None:
-        samples = list(range(used))
-    else:
-        samples = sorted(results)
+    # Settled in sample order: only that prefix is chosen among; otherwise every draw that finished.
+    samples = list(range(used)) if used is not None else sorted(results)
     dropped = sorted(set(range(launched)) - set(samples))
     outputs = [results[i].turn.output for i in samples]
     verdicts = [results[i].verdict for i in samples]
