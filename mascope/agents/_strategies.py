@@ -20,7 +20,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -207,11 +207,9 @@ async def run_strategy(
         return pick(samples.index(first))
     if spec.kind in ("single", "best_of_n"):
         return pick(max(range(len(outputs)), key=lambda p: _score(verdicts[p], p)))
-    pool = _pool(spec, verdicts)
-    keys = {p: normalise(extract_answer(outputs[p], spec.extract)) for p in pool}
-    votes = Counter(keys.values())
-    winner_key = max(votes, key=lambda k: (votes[k], -min(p for p in pool if keys[p] == k)))
-    return pick(min(p for p in pool if keys[p] == winner_key), votes)
+    keys, votes = _tally(spec, outputs, verdicts)
+    winner_key = max(votes, key=lambda k: (votes[k], -min(p for p in keys if keys[p] == k)))
+    return pick(min(p for p in keys if keys[p] == winner_key), votes)
 
 
 def _score(v: Verdict | None, position: int) -> tuple[int, float, int]:
@@ -224,11 +222,18 @@ def _perfect(v: Verdict | None) -> bool:
     return v is not None and v.passed and (v.score if v.score is not None else 1.0) >= 1.0
 
 
-def _pool(spec: StrategySpec, verdicts: list[Verdict | None]) -> list[int]:
-    everyone = list(range(len(verdicts)))
-    if spec.kind != "best_of_majority":
-        return everyone
-    return [p for p in everyone if verdicts[p] is not None and verdicts[p].passed] or everyone  # type: ignore[union-attr]
+def _tally(
+    spec: StrategySpec, outputs: Sequence[str], verdicts: Sequence[Verdict | None]
+) -> tuple[dict[int, str], Counter[str]]:
+    """Each voter's answer by position, and the votes for each answer.
+
+    best_of_majority votes among the candidates that passed (among all if none did).
+    """
+    voters: Sequence[int] = range(len(outputs))
+    if spec.kind == "best_of_majority":
+        voters = [p for p in voters if (v := verdicts[p]) is not None and v.passed] or voters
+    keys = {p: normalise(extract_answer(outputs[p], spec.extract)) for p in voters}
+    return keys, Counter(keys.values())
 
 
 def _settled(
@@ -240,9 +245,8 @@ def _settled(
     """Whether the first `len(drawn)` samples already decide the winner (see docs/runtime.md)."""
     k = len(drawn)
     if spec.kind == "best_of_n" and _perfect(drawn[-1].verdict):
-        return (
-            True  # the earliest perfect candidate: later ones only tie, and ties go to the earlier
-        )
+        # The earliest perfect candidate: later ones only tie, and ties go to the earlier.
+        return True
     confidence = spec.stop_confidence
     if confidence is None or spec.kind == "single":
         return False
@@ -254,9 +258,8 @@ def _settled(
     verdicts = [d.verdict for d in drawn]
     if spec.kind == "best_of_majority" and not any(v is not None and v.passed for v in verdicts):
         return False  # nothing verified yet: the vote is not among the right pool
-    pool = _pool(spec, verdicts)
-    keys = Counter(normalise(extract_answer(drawn[p].turn.output, spec.extract)) for p in pool)
-    top = [*sorted(keys.values(), reverse=True), 0]
+    _, votes = _tally(spec, [d.turn.output for d in drawn], verdicts)
+    top = [*sorted(votes.values(), reverse=True), 0]
     return vote_settled(top[0], top[1], n - k, confidence)
 
 
