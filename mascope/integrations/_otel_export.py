@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
 from mascope.traces import Redactor, RunBundle, StepBase, TraceStore, bundle, write_export
+from mascope.traces._inputs import decode_inputs  # the bundle already holds the texts
 
 from ._otel_map import (
     AGENT_NAME,
@@ -184,7 +185,7 @@ class _Planner:
         data = step.data or {}
         attrs = {OPERATION: OP_CHAT, **self._common(step), **self._model(step)}
         attrs.update(self._usage(step))
-        sent = [m.model_dump() for m in self.store.step_inputs(self.run.id, step.index)]
+        sent = [m.model_dump() for m in decode_inputs(step.inputs, self.b.blobs)]
         if sent:
             system, chat = genai_input(self.store.redact.value(sent))
             attrs[SYSTEM_INSTRUCTIONS] = _json(system) if system else None
