@@ -36,9 +36,11 @@ from .clients import (
 RECORDED = Path(__file__).parent / "recorded"
 
 
-def _mapped(program, service: str) -> tuple[str, MappedRun]:  # type: ignore[no-untyped-def]
-    answer, spans = record(program, service=service)
-    return answer, map_trace(from_sdk_spans(spans))
+def _mapped(program, service: str, *, answer: str) -> MappedRun:  # type: ignore[no-untyped-def]
+    """A program run with its spans kept in memory, its own answer checked, its spans mapped."""
+    said, spans = record(program, service=service)
+    assert said == answer
+    return map_trace(from_sdk_spans(spans))
 
 
 def _steps(run: MappedRun) -> list[tuple[str, str, str]]:
@@ -50,9 +52,7 @@ def _steps(run: MappedRun) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def agents_run() -> MappedRun:
-    answer, run = _mapped(openai_agents_handoff, "maths-desk")
-    assert answer == "2 + 3 = 5"
-    return run
+    return _mapped(openai_agents_handoff, "maths-desk", answer="2 + 3 = 5")
 
 
 def test_openai_agents_turns_handoff_and_tool_become_steps(agents_run: MappedRun) -> None:
@@ -101,9 +101,7 @@ def test_openai_agents_run_task_answer_framework_and_unmapped(agents_run: Mapped
 
 @pytest.fixture(scope="module")
 def agents_genai_run() -> MappedRun:
-    answer, run = _mapped(partial(openai_agents_handoff, genai=True), "maths-desk")
-    assert answer == "2 + 3 = 5"
-    return run
+    return _mapped(partial(openai_agents_handoff, genai=True), "maths-desk", answer="2 + 3 = 5")
 
 
 def test_openai_agents_gives_the_same_steps_under_either_instrumentation(
@@ -136,9 +134,7 @@ def test_openai_agents_gives_the_same_steps_under_either_instrumentation(
 
 @pytest.fixture(scope="module")
 def langgraph_run() -> MappedRun:
-    answer, run = _mapped(langgraph_two_nodes, "essay-team")
-    assert answer == "Essay: Rome, 753 BC."
-    return run
+    return _mapped(langgraph_two_nodes, "essay-team", answer="Essay: Rome, 753 BC.")
 
 
 def test_langgraph_nodes_are_agents_and_tool_and_model_calls_are_steps(
@@ -182,11 +178,9 @@ def autogen_run() -> MappedRun:
     (`python -m tests.integrations.clients autogen_round_robin FILE autogen-team`): AutoGen
     pins protobuf 5, which the dev environment does not take (docs/integrations.md)."""
     try:
-        answer, run = _mapped(autogen_round_robin, "autogen-team")
+        return _mapped(autogen_round_robin, "autogen-team", answer="APPROVED: 5")
     except pytest.skip.Exception:
         return map_trace(read_otlp_file(RECORDED / "autogen_round_robin.jsonl"))
-    assert answer == "APPROVED: 5"
-    return run
 
 
 def test_autogen_agents_are_named_by_their_graph_node_not_the_method(
@@ -213,9 +207,7 @@ def test_autogen_model_tokens_and_the_tool_result_it_was_sent(autogen_run: Mappe
 
 @pytest.fixture(scope="module")
 def genai_run() -> MappedRun:
-    answer, run = _mapped(openai_client_genai, "adder-app")
-    assert answer == "5"
-    return run
+    return _mapped(openai_client_genai, "adder-app", answer="5")
 
 
 def test_genai_chat_spans_under_the_apps_agent_span_become_its_steps(genai_run: MappedRun) -> None:
@@ -256,8 +248,7 @@ def test_genai_run_task_answer_framework_and_unmapped(genai_run: MappedRun) -> N
 
 def test_genai_without_message_content_still_gives_every_step() -> None:
     """The instrumentation's default records no messages: the steps stay, without text."""
-    answer, run = _mapped(partial(openai_client_genai, content=False), "adder-app")
-    assert answer == "5"
+    run = _mapped(partial(openai_client_genai, content=False), "adder-app", answer="5")
     assert [(s.agent, s.kind) for s in run.steps] == [
         ("adder", "message"),
         ("adder", "tool_call"),
