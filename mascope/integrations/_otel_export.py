@@ -559,12 +559,6 @@ def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     return data
 
 
-def otel_document(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Any]:
-    """Runs as one OTLP JSON document (`resourceSpans`) of GenAI spans."""
-    ids = [store.resolve_run_id(r) for r in run_ids]
-    return otlp_json([s for spans in spans_by_run(store, ids) for s in spans])
-
-
 def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> int:
     """Write runs to `out` as OTLP JSON, one `ExportTraceServiceRequest` line per run
     (what `mascope runs import otlp` and the collector's file exporter read); atomic,
@@ -583,7 +577,6 @@ def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> i
 __all__ = [
     "error_type",
     "export_otel",
-    "otel_document",
     "otlp_json",
     "run_spans",
     "spans_by_run",
