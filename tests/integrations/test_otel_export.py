@@ -558,12 +558,20 @@ def test_a_disabled_sdk_is_said_not_exported_as_nothing(
 
 
 def test_the_same_runs_export_the_same_file(stored: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Exported by two processes, which the SDK would give two instance ids."""
+    import os
+    import subprocess
+    import sys
+
     from mascope.integrations import export_otel
 
     db, ids = stored
     with TraceStore(db) as store:
         export_otel(store, ids, tmp_path / "a.jsonl")
-        export_otel(store, ids, tmp_path / "b.jsonl")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "mascope.cli", "runs", "export", *ids, "--format", "otel",
+           "--out", str(tmp_path / "b.jsonl"), "--db", str(db)]  # fmt: skip
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
