@@ -475,6 +475,9 @@ class _Tracing:
         self.ids.trace_id = _seeded(run_id, 128)
 
         def clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
+            # The bundle's texts are redacted already, but not as the JSON the message and
+            # argument attributes are: the text rules catch `"db_password": 12345678` there,
+            # which the field-name rule leaves (it masks strings only).
             out: dict[str, Any] = {}
             for key, value in attrs.items():
                 if value is None:
