@@ -596,3 +596,15 @@ def test_a_run_without_steps_comes_back_without_steps(store: TraceStore, tmp_pat
             "running",
             None,
         )
+
+
+def test_secret_named_values_are_masked_in_the_json_attributes(store: TraceStore) -> None:
+    """A secret-named argument that is no string is not masked in the store (the field-name
+    rule masks strings); in the JSON of `gen_ai.tool.call.arguments` the text rules see it."""
+    rid = store.start_run(team="t", task="connect")
+    call = {"tool": "connect", "call_id": "c1", "arguments": {"db_password": 12345678}}
+    store.append_step(rid, agent="a", kind="tool_call", content="connect(...)", data=call)
+    store.finish_run(rid, status="succeeded")
+    (tool,) = [s for s in run_spans(store, rid) if _op(s) == "execute_tool"]
+    arguments = str((tool.attributes or {})[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS])
+    assert "12345678" not in arguments and "db_password" in arguments
