@@ -147,8 +147,8 @@ def _json(value: Any) -> str:
 class _Planner:
     """Plans the span tree of one run from its (redacted) bundle."""
 
-    def __init__(self, store: TraceStore, b: RunBundle):
-        self.store, self.b = store, b
+    def __init__(self, b: RunBundle, redact: Redactor):
+        self.b, self.redact = b, redact
         self.run = b.run
         self.start = _ns(b.run.started_at)
         self.times = _step_times(b.steps, self.start)
@@ -187,7 +187,7 @@ class _Planner:
         attrs.update(self._usage(step))
         sent = [m.model_dump() for m in decode_inputs(step.inputs, self.b.blobs)]
         if sent:
-            system, chat = genai_input(self.store.redact.value(sent))
+            system, chat = genai_input(self.redact.value(sent))
             attrs[SYSTEM_INSTRUCTIONS] = _json(system) if system else None
             attrs[INPUT_MESSAGES] = _json(chat)
         calls = [c for c in data.get("tool_calls") or [] if isinstance(c, Mapping)]
@@ -528,7 +528,7 @@ def spans_by_run(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[Rea
     tracing = _Tracing()
     try:
         for rid in run_ids:
-            root = _Planner(store, bundle(store, rid)).plan()
+            root = _Planner(bundle(store, rid), store.redact).plan()
             yield tracing.emit(rid, root, store.redact)
     finally:
         tracing.close()
