@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._otel_export import export_otel, otel_document, otlp_json, run_spans
+    from ._otel_export import export_otel, otlp_json, run_spans
     from ._otel_map import MappedRun, StepDraft, TraceIndex, map_trace, span_role
     from ._otel_send import SendReport, send_otel
     from ._otlp_import import import_otlp, parse_otlp, read_otlp_file
@@ -32,7 +32,6 @@ __getattr__, __dir__ = lazy_exports(
     {
         "SendReport": "._otel_send",
         "export_otel": "._otel_export",
-        "otel_document": "._otel_export",
         "otlp_json": "._otel_export",
         "run_spans": "._otel_export",
         "send_otel": "._otel_send",
@@ -67,7 +66,6 @@ __all__ = [
     "from_sdk_spans",
     "import_otlp",
     "map_trace",
-    "otel_document",
     "otlp_json",
     "parse_json_request",
     "parse_otlp",

@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
 from mascope.traces import Redactor, RunBundle, StepBase, TraceStore, bundle, write_export
+from mascope.traces._inputs import decode_inputs  # the bundle already holds the texts
 
 from ._otel_map import (
     AGENT_NAME,
@@ -146,8 +147,8 @@ def _json(value: Any) -> str:
 class _Planner:
     """Plans the span tree of one run from its (redacted) bundle."""
 
-    def __init__(self, store: TraceStore, b: RunBundle):
-        self.store, self.b = store, b
+    def __init__(self, b: RunBundle, redact: Redactor):
+        self.b, self.redact = b, redact
         self.run = b.run
         self.start = _ns(b.run.started_at)
         self.times = _step_times(b.steps, self.start)
@@ -184,9 +185,9 @@ class _Planner:
         data = step.data or {}
         attrs = {OPERATION: OP_CHAT, **self._common(step), **self._model(step)}
         attrs.update(self._usage(step))
-        sent = [m.model_dump() for m in self.store.step_inputs(self.run.id, step.index)]
+        sent = [m.model_dump() for m in decode_inputs(step.inputs, self.b.blobs)]
         if sent:
-            system, chat = genai_input(self.store.redact.value(sent))
+            system, chat = genai_input(self.redact.value(sent))
             attrs[SYSTEM_INSTRUCTIONS] = _json(system) if system else None
             attrs[INPUT_MESSAGES] = _json(chat)
         calls = [c for c in data.get("tool_calls") or [] if isinstance(c, Mapping)]
@@ -474,6 +475,9 @@ class _Tracing:
         self.ids.trace_id = _seeded(run_id, 128)
 
         def clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
+            # The bundle's texts are redacted already, but not as the JSON the message and
+            # argument attributes are: the text rules catch `"db_password": 12345678` there,
+            # which the field-name rule leaves (it masks strings only).
             out: dict[str, Any] = {}
             for key, value in attrs.items():
                 if value is None:
@@ -524,7 +528,7 @@ def spans_by_run(store: TraceStore, run_ids: Sequence[str]) -> Iterator[list[Rea
     tracing = _Tracing()
     try:
         for rid in run_ids:
-            root = _Planner(store, bundle(store, rid)).plan()
+            root = _Planner(bundle(store, rid), store.redact).plan()
             yield tracing.emit(rid, root, store.redact)
     finally:
         tracing.close()
@@ -558,12 +562,6 @@ def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     return data
 
 
-def otel_document(store: TraceStore, run_ids: Sequence[str]) -> dict[str, Any]:
-    """Runs as one OTLP JSON document (`resourceSpans`) of GenAI spans."""
-    ids = [store.resolve_run_id(r) for r in run_ids]
-    return otlp_json([s for spans in spans_by_run(store, ids) for s in spans])
-
-
 def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> int:
     """Write runs to `out` as OTLP JSON, one `ExportTraceServiceRequest` line per run
     (what `mascope runs import otlp` and the collector's file exporter read); atomic,
@@ -582,7 +580,6 @@ def export_otel(store: TraceStore, run_ids: Sequence[str], out: str | Path) -> i
 __all__ = [
     "error_type",
     "export_otel",
-    "otel_document",
     "otlp_json",
     "run_spans",
     "spans_by_run",

@@ -493,11 +493,7 @@ class TraceIndex:
         its LangGraph node or the agent span it runs under (the GenAI conventions name an
         agent on its `invoke_agent` span; a chat span's own `gen_ai.agent.name` can be an
         instrumentation's default); else its own name or the nearest named ancestor's."""
-        if span_role(span) == "agent":
-            name = own_agent_name(span)
-            if name:
-                return name
-        else:
+        if span_role(span) != "agent":  # an agent span's own name comes first, below
             name = _langgraph_node(span) or self._enclosing_agent(span)
             if name:
                 return name

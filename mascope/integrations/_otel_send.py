@@ -51,17 +51,6 @@ class SendReport:
     spans: int = 0
 
 
-class _Captured(logging.Handler):
-    """The exporter's own log lines: kept off the console (the reason goes in one line)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def _watched_session() -> Any:
     """A `requests` session for the exporter that remembers why its last request failed
     (the exporter itself only logs it)."""
@@ -131,10 +120,12 @@ def send_otel(
     session = _watched_session()
     exporter = OTLPSpanExporter(endpoint=url, timeout=timeout_s, session=session)
     quiet = logging.getLogger("opentelemetry.exporter")
-    captured = _Captured()
+    # Its warnings would print (through logging's last-resort handler when nothing else
+    # handles them); the reason goes in our one line. The session keeps that reason.
+    swallow = logging.NullHandler()
     propagate = quiet.propagate
-    quiet.addHandler(captured)
-    quiet.propagate = False  # its warnings would print; the reason goes in our one line
+    quiet.addHandler(swallow)
+    quiet.propagate = False
     try:
         for spans in spans_by_run(store, ids):
             for at in range(0, len(spans), _MAX_SPANS_PER_REQUEST):
@@ -152,7 +143,7 @@ def send_otel(
                 report.spans += len(batch)
             report.runs += 1
     finally:
-        quiet.removeHandler(captured)
+        quiet.removeHandler(swallow)
         quiet.propagate = propagate
         exporter.shutdown()  # type: ignore[no-untyped-call]
     return report

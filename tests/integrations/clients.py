@@ -35,6 +35,18 @@ def tool_call(name: str, arguments: dict[str, object], call_id: str) -> Fault:
     return Fault(body=json.dumps(body))
 
 
+HANDOFF_STEPS = [
+    ("Triage", "message", "[tool call] transfer_to_math_agent()"),
+    ("Triage", "tool_call", "handoff to Math agent"),
+    ("Triage", "tool_result", "Math agent"),
+    ("Math agent", "message", '[tool call] add({"a": 2, "b": 3})'),
+    ("Math agent", "tool_call", 'add({"a": 2, "b": 3})'),
+    ("Math agent", "tool_result", "5"),
+    ("Math agent", "message", "2 + 3 = 5"),
+]
+"""The steps `openai_agents_handoff` gives under OpenInference: (agent, kind, content)."""
+
+
 def openai_agents_handoff(provider: TracerProvider, *, genai: bool = False) -> str:
     """OpenAI Agents SDK: triage hands off to a maths agent, which calls an `add` tool and
     answers. Every reply has 11 prompt and 3 completion tokens. Traced by the OpenInference
@@ -80,6 +92,15 @@ def openai_agents_handoff(provider: TracerProvider, *, genai: bool = False) -> s
     finally:
         instrumentor.uninstrument()
     return str(result.final_output)
+
+
+LANGGRAPH_STEPS = [
+    ("researcher", "tool_call", "founding_year(Rome)"),
+    ("researcher", "tool_result", "753 BC"),
+    ("researcher", "message", "Rome was founded in 753 BC."),
+    ("writer", "message", "Essay: Rome, 753 BC."),
+]
+"""The steps `langgraph_two_nodes` gives: (agent, kind, content)."""
 
 
 def langgraph_two_nodes(provider: TracerProvider) -> str:
@@ -209,6 +230,16 @@ def _add_with_a_tool(provider: TracerProvider, openai_class: Any) -> str:
             model="fault-model", messages=[*asked, reply, answered]
         )
     return str(second.choices[0].message.content or "")
+
+
+AUTOGEN_STEPS = [
+    ("solver", "message", '[tool call] add({"a": 2, "b": 3})'),
+    ("solver", "tool_call", 'add({"a": 2, "b": 3})'),
+    ("solver", "tool_result", "5"),
+    ("solver", "message", "2 + 3 = 5"),
+    ("checker", "message", "APPROVED: 5"),
+]
+"""The steps `autogen_round_robin` gives: (agent, kind, content)."""
 
 
 def autogen_round_robin(provider: TracerProvider) -> str:

@@ -558,12 +558,20 @@ def test_a_disabled_sdk_is_said_not_exported_as_nothing(
 
 
 def test_the_same_runs_export_the_same_file(stored: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Exported by two processes, which the SDK would give two instance ids."""
+    import os
+    import subprocess
+    import sys
+
     from mascope.integrations import export_otel
 
     db, ids = stored
     with TraceStore(db) as store:
         export_otel(store, ids, tmp_path / "a.jsonl")
-        export_otel(store, ids, tmp_path / "b.jsonl")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "mascope.cli", "runs", "export", *ids, "--format", "otel",
+           "--out", str(tmp_path / "b.jsonl"), "--db", str(db)]  # fmt: skip
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
@@ -588,3 +596,15 @@ def test_a_run_without_steps_comes_back_without_steps(store: TraceStore, tmp_pat
             "running",
             None,
         )
+
+
+def test_secret_named_values_are_masked_in_the_json_attributes(store: TraceStore) -> None:
+    """A secret-named argument that is no string is not masked in the store (the field-name
+    rule masks strings); in the JSON of `gen_ai.tool.call.arguments` the text rules see it."""
+    rid = store.start_run(team="t", task="connect")
+    call = {"tool": "connect", "call_id": "c1", "arguments": {"db_password": 12345678}}
+    store.append_step(rid, agent="a", kind="tool_call", content="connect(...)", data=call)
+    store.finish_run(rid, status="succeeded")
+    (tool,) = [s for s in run_spans(store, rid) if _op(s) == "execute_tool"]
+    arguments = str((tool.attributes or {})[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS])
+    assert "12345678" not in arguments and "db_password" in arguments

@@ -19,7 +19,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from mascope.integrations import OtlpServer
 from mascope.traces import TraceStore
 
-from .clients import Program, autogen_round_robin, langgraph_two_nodes, openai_agents_handoff
+from .clients import (
+    AUTOGEN_STEPS,
+    HANDOFF_STEPS,
+    LANGGRAPH_STEPS,
+    Program,
+    autogen_round_robin,
+    langgraph_two_nodes,
+    openai_agents_handoff,
+)
 
 
 def _exported(program: Program, server: OtlpServer, *, service: str) -> str:
@@ -47,17 +55,8 @@ def test_openai_agents_sdk_handoff_and_tool_arrive_as_a_run(
         assert run.task == "What is 2 + 3?" and run.final_answer == "2 + 3 = 5"
         assert run.team == "maths-desk"
         assert run.metadata_["otel"]["framework"] == "openai-agents"
-        seen = [(s.agent, s.kind) for s in steps]
-        assert seen == [
-            ("Triage", "message"),
-            ("Triage", "tool_call"),
-            ("Triage", "tool_result"),
-            ("Math agent", "message"),
-            ("Math agent", "tool_call"),
-            ("Math agent", "tool_result"),
-            ("Math agent", "message"),
-        ]
-        assert "transfer_to_math_agent" in steps[0].content
+        # what arrives over the wire maps as the same program mapped in-process
+        assert [(s.agent, s.kind, s.content) for s in steps] == HANDOFF_STEPS
         assert steps[4].data["arguments"] == {"a": 2, "b": 3} and steps[5].content == "5"
         assert steps[6].content == "2 + 3 = 5" and steps[6].model == "fault-model"
         assert [m.role for m in store.step_inputs(run.id, 6)][:2] == ["system", "user"]
@@ -109,17 +108,9 @@ def test_langgraph_graph_with_openinference_langchain_arrives_as_a_run(
         steps = store.steps(run.id)
         assert run.status == "unknown" and run.team == "essay-team"
         assert run.metadata_["otel"]["framework"] == "langgraph"
-        messages = [(s.agent, s.content) for s in steps if s.kind == "message"]
-        assert messages == [
-            ("researcher", "Rome was founded in 753 BC."),
-            ("writer", "Essay: Rome, 753 BC."),
-        ]
+        assert [(s.agent, s.kind, s.content) for s in steps] == LANGGRAPH_STEPS
         assert run.task == "When was Rome founded?"
         assert run.final_answer == "Essay: Rome, 753 BC."
-        assert [(s.agent, s.kind) for s in steps[:2]] == [
-            ("researcher", "tool_call"),
-            ("researcher", "tool_result"),
-        ]
         said = [s for s in steps if s.kind == "message"]
         assert all(s.model == "fault-model" and s.input_tokens == 11 for s in said)
         assert [m.content for m in store.step_inputs(run.id, said[0].index)] == [
@@ -139,13 +130,7 @@ def test_autogen_team_with_openinference_arrives_as_a_run(
         steps = store.steps(run.id)
         assert run.status == "unknown" and run.team == "adders"
         assert run.metadata_["otel"]["framework"] == "autogen"
-        assert [(s.agent, s.kind) for s in steps] == [
-            ("solver", "message"),
-            ("solver", "tool_call"),
-            ("solver", "tool_result"),
-            ("solver", "message"),
-            ("checker", "message"),
-        ]
+        assert [(s.agent, s.kind, s.content) for s in steps] == AUTOGEN_STEPS
         assert (run.task, run.final_answer) == ("What is 2 + 3?", "APPROVED: 5")
         assert run.input_tokens == 33 and run.output_tokens == 9
         asyncio.run(_diagnose_and_open(store, run.id, blame=("solver", 3)))
