@@ -16,7 +16,7 @@ from mascope.errors import ConfigError, did_you_mean
 
 from ._constants import EXPORT_FORMATS
 from ._formats import RunBundle
-from ._inputs import gather
+from ._inputs import decode_inputs, encode_inputs, gather
 from ._schema import AnnotationBase, AttributionBase, RunBase, StepBase
 from ._store import TraceStore
 
@@ -35,8 +35,8 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
     def clean(row: dict[str, Any]) -> dict[str, Any]:
         # Text fields by the text rules; structured fields (spec, metadata, step
         # data) also by field name, as the store does when it writes them.
-        # `inputs` holds content hashes, which must stay exact (their texts are
-        # redacted below).
+        # `inputs` holds content hashes of the texts a model was sent: they are
+        # re-encoded below from the redacted texts, so new hashes match them.
         return {
             k: v
             if k == "inputs"
@@ -46,7 +46,15 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
             for k, v in row.items()
         }
 
-    steps = [StepBase.model_validate(clean(s.model_dump())) for s in store.iter_steps(run_id)]
+    stored = list(store.iter_steps(run_id))
+    texts = gather((ref for s in stored for ref in s.inputs or ()), store.blobs)
+    steps, blobs = [], {}
+    for s in stored:
+        row = clean(s.model_dump())
+        if s.inputs:  # a secret known only now is masked in what the model was sent, too
+            row["inputs"], fresh = encode_inputs(decode_inputs(s.inputs, texts), store.redact)
+            blobs.update(fresh)
+        steps.append(StepBase.model_validate(row))
     return RunBundle(
         run=RunBase.model_validate(clean(run.model_dump())),
         steps=steps,
@@ -59,7 +67,7 @@ def bundle(store: TraceStore, run_id: str) -> RunBundle:
             AttributionBase.model_validate(clean(a.model_dump()))
             for a in store.attributions(run_id)
         ],
-        blobs=gather((ref for s in steps for ref in s.inputs or ()), store.blobs),
+        blobs=blobs,
     )
 
 

@@ -47,3 +47,32 @@ def test_export_never_replaces_the_store_a_database_or_a_non_file(tmp_path: Path
             assert (out.stat().st_mode, out.read_bytes() if out.is_file() else b"") == before
         assert [r.id for r in store.list_runs()] == [rid]
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_secret_known_only_at_export_is_masked_in_what_models_were_sent_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mascope.traces import import_paths
+
+    secret = "acme-late-4242-zeta-omega"
+    db = tmp_path / "m.db"
+    with TraceStore(db) as store:  # recorded before the secret was in the environment
+        rid = store.start_run(team="t", task="t")
+        store.append_step(
+            rid, agent="a", content="done",
+            inputs=[{"role": "system", "content": f"use {secret} to log in"}, {"role": "user", "content": "go"}],
+        )  # fmt: skip
+        store.finish_run(rid, status="succeeded")
+    monkeypatch.setenv("ACME_LATE_TOKEN", secret)
+    out = tmp_path / "runs.jsonl"
+    with TraceStore(db) as store:
+        assert export_runs(store, [rid], "jsonl", out) == 1
+    assert secret not in out.read_text()
+    monkeypatch.delenv("ACME_LATE_TOKEN")  # what reads back is the file's own doing
+    with TraceStore(tmp_path / "back.db") as back:  # and the export still reads back whole
+        import_paths(back, "jsonl", [out])
+        (run,) = back.list_runs()
+        sent = back.step_inputs(run.id, 0)
+        assert [m.role for m in sent] == ["system", "user"]
+        assert sent[1].content == "go" and secret not in (sent[0].content or "")
+        assert sent[0].content.startswith("use ")
