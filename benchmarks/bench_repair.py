@@ -50,50 +50,15 @@ def table(r: RepairEval) -> list[str]:
 def measured(db: str, seed: int, methods: list[str]) -> int:
     """How many of the store's failed runs of `seed` have an outcome for every method
     (they are measured in order, so these are the first ones)."""
-    from mascope.diagnosis._eval_repair import BASELINE, LEDGER, OUTCOMES
+    from mascope.diagnosis._eval_repair import BASELINE, OUTCOMES, _ledger
     from mascope.traces import TraceStore
 
     with TraceStore(db, create=False) as store:
-        count = 0
-        for run in sorted(store.list_runs(status="failed", limit=100_000), key=lambda r: r.id):
-            meta = run.metadata_ or {}
-            if run.parent_run_id is None and (meta.get(LEDGER) or {}).get("seed") == seed:
-                done = meta.get(OUTCOMES) or {}
-                count += all(m in done for m in [BASELINE, *methods])
-        return count
-
-
-def merged(parts: list[RepairEval]) -> RepairEval:
-    """One evaluation from several (different seeds, measured in separate processes)."""
-    first, *rest = parts
-    for part in rest:
-        first.runs += part.runs
-        first.wanted += part.wanted
-        first.attempts += part.attempts
-        first.seconds = max(first.seconds, part.seconds)
-        first.reused += part.reused
-        for shape, (ok, n) in part.attempts_by_shape.items():
-            tally = first.attempts_by_shape.setdefault(shape, [0, 0])
-            tally[0] += ok
-            tally[1] += n
-        for mine, theirs in zip(
-            [*first.methods, first.baseline], [*part.methods, part.baseline], strict=True
-        ):
-            assert mine.method == theirs.method
-            mine.runs += theirs.runs
-            mine.successes += theirs.successes
-            mine.trials += theirs.trials
-            mine.repaired_runs += theirs.repaired_runs
-            mine.replays += theirs.replays
-            mine.model_calls += theirs.model_calls
-            mine.seconds += theirs.seconds
-            mine.how.update(theirs.how)
-            mine.errors += theirs.errors
-            for shape, (ok, n) in theirs.by_shape.items():
-                tally = mine.by_shape.setdefault(shape, [0, 0])
-                tally[0] += ok
-                tally[1] += n
-    return first
+        return sum(
+            run.status == "failed"
+            and all(m in ((run.metadata_ or {}).get(OUTCOMES) or {}) for m in [BASELINE, *methods])
+            for run in _ledger(store, seed).values()  # the seed's generated runs, by task
+        )
 
 
 def main() -> None:
@@ -122,28 +87,31 @@ def main() -> None:
     if len(args.db) != len(args.seed):
         parser.error("give one --seed per --db")
     model = get_model("local") if any(m in NEEDS_MODEL for m in methods) else None
-    parts = []
+    parts: list[tuple[str, int, RepairEval]] = []  # (store, seed, what it measured)
     for db, seed in zip(args.db, args.seed, strict=True):
         runs = measured(db, seed, methods) if args.measured_only else args.runs
         if runs:
-            parts.append(asyncio.run(
+            parts.append((db, seed, asyncio.run(
                 aevaluate_repair(
                     runs=runs, seed=seed, samples=args.samples, methods=methods, model=model, db=db,
                     reroll_samples=args.reroll_samples, reroll_max_replays=args.reroll_max_replays,
                     max_replays=args.max_replays,
                 )
-            ))  # fmt: skip
-    counts = [part.runs for part in parts]  # before merging adds them into the first
-    r = merged(parts)
-    shapes = ", ".join(
-        f"{shape}: {n - ok} of {n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
-    )
-    command = "; ".join(
-        f"mascope eval repair --runs {part} --seed {seed} --samples {args.samples} "
+            )))  # fmt: skip
+    if not parts:
+        parser.error("no store has a failed run measured with every method yet")
+    command = "; ".join(  # each part's own runs: before merging adds them into the first
+        f"mascope eval repair --runs {part.runs} --seed {seed} --samples {args.samples} "
         f"--reroll-samples {args.reroll_samples} --reroll-max-replays {args.reroll_max_replays} "
         f"--max-replays {args.max_replays} --db {Path(db).name}"
         + (f" --methods {args.methods}" if args.methods else "")
-        for part, db, seed in zip(counts, args.db, args.seed, strict=False)
+        for db, seed, part in parts
+    )
+    r = parts[0][2]
+    for _, _, part in parts[1:]:
+        r.merge(part)
+    shapes = ", ".join(
+        f"{shape}: {n - ok} of {n} failed" for shape, (ok, n) in sorted(r.attempts_by_shape.items())
     )
     body = "\n".join(
         [

@@ -21,7 +21,6 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from mascope.jobs import (
-    FAILED_STATUSES,
     LEASE_S,
     BatchProgress,
     BatchReport,
@@ -133,20 +132,13 @@ def _on_ray(
 
     from mascope.jobs import run_on_ray
 
-    queue, report, todo = _prepare(store, job_id=job_id, kind=kind, config=config, run_ids=run_ids)
+    _, report, _ = _prepare(store, job_id=job_id, kind=kind, config=config, run_ids=run_ids)
     started = time.monotonic()
-    try:
-        report.add_workers(run_on_ray(
-            store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency,
-            lease_s=lease_s, rpm=rpm, max_cost=max_cost,
-        ))  # fmt: skip
-    except KeyboardInterrupt:
-        # The workers' own reports are lost with them; the store says what they did.
-        report.interrupted = True
-        report.stopped = "interrupted"
-        states = queue.states(job_id, todo)
-        report.judged = sum(states[r].status == "done" for r in todo)
-        report.not_judged = sum(states[r].status in FAILED_STATUSES for r in todo)
+    # Ctrl-C stops the workers and comes back as a report marked interrupted.
+    report.add_workers(run_on_ray(
+        store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency,
+        lease_s=lease_s, rpm=rpm, max_cost=max_cost,
+    ))  # fmt: skip
     report.elapsed_s = time.monotonic() - started
     return report
 

@@ -131,6 +131,14 @@ class Outcome:
         )  # fmt: skip
 
 
+def _add_tallies(into: dict[str, list[int]], more: dict[str, list[int]]) -> None:
+    """Add `more`'s [successes, tries] per key into `into`."""
+    for key, (ok, n) in more.items():
+        tally = into.setdefault(key, [0, 0])
+        tally[0] += ok
+        tally[1] += n
+
+
 @dataclass
 class RepairScore:
     """A method's repair rate over the failed runs (or the baseline's)."""
@@ -162,6 +170,21 @@ class RepairScore:
         tally = self.by_shape.setdefault(shape, [0, 0])
         tally[0] += o.trial.successes
         tally[1] += o.trial.n
+
+    def merge(self, other: RepairScore) -> None:
+        """Count in `other`: the same method on other failed runs (another seed or store)."""
+        if other.method != self.method:
+            raise ValueError(f"cannot count {other.method!r}'s score in {self.method!r}'s")
+        self.runs += other.runs
+        self.successes += other.successes
+        self.trials += other.trials
+        self.repaired_runs += other.repaired_runs
+        self.replays += other.replays
+        self.model_calls += other.model_calls
+        self.seconds += other.seconds
+        self.how.update(other.how)
+        self.errors += other.errors
+        _add_tallies(self.by_shape, other.by_shape)
 
     @property
     def rate(self) -> float | None:
@@ -199,6 +222,21 @@ class RepairEval:
     reused: int = 0
     """Generated runs and method outcomes taken from the store instead of redone."""
     interrupted: bool = False
+
+    def merge(self, other: RepairEval) -> None:
+        """Count in `other`: the same methods and settings on another seed, measured
+        apart (in its own store, often at the same time: the wall time is the longer one)."""
+        self.runs += other.runs
+        self.wanted += other.wanted
+        self.attempts += other.attempts
+        self.seconds = max(self.seconds, other.seconds)
+        self.reused += other.reused
+        self.interrupted = self.interrupted or other.interrupted
+        _add_tallies(self.attempts_by_shape, other.attempts_by_shape)
+        for mine, theirs in zip(
+            [*self.methods, self.baseline], [*other.methods, other.baseline], strict=True
+        ):
+            mine.merge(theirs)
 
     def times_baseline(self, score: RepairScore) -> float | None:
         """`score`'s repair rate as a multiple of re-running from scratch (None: no rate, or a zero baseline)."""

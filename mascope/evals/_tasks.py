@@ -353,17 +353,11 @@ def eval_on_ray(
     job_id = queue_eval(store, spec, tasks, model=model, source=source)
     skipped = len(tasks) - JobQueue(store).pending(job_id)
     started = time.monotonic()
-    interrupted = False
-    try:
-        reports = run_on_ray(
-            store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency, lease_s=lease_s
-        )  # fmt: skip
-    except KeyboardInterrupt:  # the workers are stopped; the report is read from the store
-        reports, interrupted = [], True
+    reports = run_on_ray(
+        store, job_id, workers=workers, ray_address=ray_address, concurrency=concurrency, lease_s=lease_s
+    )  # fmt: skip
     batch = BatchReport(job_id=job_id, total=len(tasks), skipped=skipped)
-    batch.add_workers(reports)
-    if interrupted:
-        batch.interrupted, batch.stopped = True, "interrupted"
+    batch.add_workers(reports)  # Ctrl-C: one report, marked interrupted
     # As in-process: the time the work took (the longest worker's), not Ray's start-up.
     batch.elapsed_s = max((r.elapsed_s for r in reports), default=time.monotonic() - started)
     report = eval_report(store, job_id, spec.name)

@@ -44,6 +44,8 @@ class WorkerReport:
     uncertain: dict[str, int]
     cost_usd: float
     cost_known: bool
+    interrupted: bool = False
+    """Stopped by Ctrl-C: the counts and cost are the job's own, read from the store."""
 
 
 @dataclass
@@ -94,6 +96,9 @@ class BatchReport:
             self.uncertain.update(w.uncertain)
             self.cost_usd += w.cost_usd
             self.cost_known = self.cost_known and w.cost_known
+            if w.interrupted:
+                self.interrupted = True
+                self.stopped = self.stopped or "interrupted"
 
     @property
     def nothing_done(self) -> bool:

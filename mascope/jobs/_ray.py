@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from mascope.errors import ConfigError
@@ -90,8 +91,11 @@ def run_on_ray(
 ) -> list[WorkerReport]:
     """Drain a queued job with `workers` Ray workers: a local Ray runtime, or the
     cluster at `ray_address`. Blocks until the job has no pending item. A request
-    rate and a cost cap are shared out evenly among the workers. Ctrl-C stops the
-    workers and raises KeyboardInterrupt; what they finished is in the store."""
+    rate and a cost cap are shared out evenly among the workers.
+
+    Ctrl-C stops the workers; what they committed stays, and, as the in-process
+    executor does when cancelled, one report marked `interrupted` comes back.
+    """
     ray = _import_ray()
     address = store_address(store, cluster=ray_address is not None)
     started_here = not ray.is_initialized()
@@ -108,6 +112,7 @@ def run_on_ray(
                 )
         except ConnectionError as exc:
             raise ConfigError(f"cannot join the Ray cluster at {ray_address}: {exc}") from None
+    started, before = time.monotonic(), _counts(store, job_id)
     try:
         remote = ray.remote(num_cpus=1, max_retries=3)(drain_on)
         share = (
@@ -125,7 +130,18 @@ def run_on_ray(
             for ref in refs:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
-            raise
     finally:
         if started_here:
             ray.shutdown()
+    # Ctrl-C: the stopped workers' own reports are lost with them; the job's counts,
+    # which every completion moves, say what they finished.
+    after = _counts(store, job_id)
+    done, failed, cost = after[0] - before[0], after[1] - before[1], after[2] - before[2]
+    elapsed = time.monotonic() - started
+    return [WorkerReport(done, failed, 0, elapsed, {}, {}, {}, cost, True, interrupted=True)]
+
+
+def _counts(store: TraceStore, job_id: str) -> tuple[int, int, float]:
+    """The job's done and failed items and what they cost, so far."""
+    job = store.get_job(job_id)
+    return (0, 0, 0.0) if job is None else (job.done, job.failed, job.cost_usd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 RUN_STATUSES: tuple[str, ...] = (
     "running",
     "succeeded",
@@ -13,8 +15,9 @@ RUN_STATUSES: tuple[str, ...] = (
 """`unknown`: an imported run whose outcome its source did not say."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
-RUN_SORTS: tuple[str, ...] = ("time", "team", "status", "steps", "tokens", "cost")
-"""Orders runs can be listed in (`RunSort`); `time` is start time (ids sort by it)."""
+RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]
+"""Orders runs can be listed in (`time` is the run id: ids sort by start time)."""
+RUN_SORTS: tuple[RunSort, ...] = get_args(RunSort)
 
 HOW_TO_MAKE_ONE = (
     "make one with `mascope demo`, `mascope run TEAM.yaml --task ...` "

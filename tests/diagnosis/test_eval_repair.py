@@ -130,6 +130,38 @@ async def test_started_again_it_reuses_what_the_store_holds(tmp_path: Path) -> N
     assert again.baseline.as_dict() == first.baseline.as_dict()
 
 
+def test_evaluations_measured_apart_merge_into_the_one_over_all_their_runs() -> None:
+    from mascope.diagnosis._eval_repair import BASELINE, Outcome, RepairEval, RepairScore, Trial
+
+    # (shape, baseline successes, reroll's successes, its diagnosis's replays, its error)
+    runs = [("a", 1, 3, 2, None), ("b", 0, 0, 5, "no step"), ("a", 2, 1, 1, None)]
+
+    def evaluation(part: list[tuple[str, int, int, int, str | None]]) -> RepairEval:
+        baseline, reroll = RepairScore(BASELINE), RepairScore("reroll")
+        tried: dict[str, list[int]] = {}
+        for shape, base, fixed, replays, error in part:
+            baseline.add(
+                shape,
+                Outcome(BASELINE, None, None, None, 0, 0, 0.0, Trial(BASELINE, None, base, 3)),
+            )
+            how = "re-roll" if error is None else BASELINE
+            trial = Trial(how, 0, fixed, 3)
+            reroll.add(
+                shape, Outcome("reroll", "r", 0, None, replays, 0, 2.0 * replays, trial, error)
+            )
+            tried.setdefault(shape, [0, 0])[1] += 2  # one success before each failed run
+            tried[shape][0] += 1
+        return RepairEval(
+            runs=len(part), wanted=len(part), attempts=2 * len(part), attempts_by_shape=tried,
+            baseline=baseline, methods=[reroll], samples=3, temperature=0.8, model=None,
+            seconds=10.0, reused=len(part),
+        )  # fmt: skip
+
+    merged = evaluation(runs[:1])
+    merged.merge(evaluation(runs[1:]))
+    assert merged.as_dict() == evaluation(runs).as_dict()
+
+
 async def test_a_method_that_names_no_step_gets_the_baseline(tmp_path: Path) -> None:
     # Unusable answers twice (the second is the repair re-ask): no step named.
     model = ScriptedModel(["not json", "still not json"])

@@ -166,3 +166,40 @@ def test_ctrl_c_stops_the_ray_workers_and_says_what_they_did(tmp_path: Path) -> 
     with TraceStore(db) as store:
         for rid in ids:
             assert sum(a.annotator.startswith("llm:") for a in store.annotations(rid)) == 14
+
+
+def test_ctrl_c_stops_an_eval_on_ray_and_counts_the_tasks_its_workers_ran(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ..evals.test_eval_run import SLOW_TEAM, SLOWMATH
+
+    # A second a task, one at a time on each of two workers: Ctrl-C lands mid-eval.
+    (tmp_path / "slowmath.py").write_text(SLOWMATH.replace("0.4", "1.0"))
+    team = tmp_path / "team.yaml"
+    team.write_text(SLOW_TEAM)
+    tasks = write_tasks(tmp_path / "tasks.jsonl", ["4"] * 12)
+    db = tmp_path / "eval.db"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mascope.cli", "eval", "run", str(team), "--tasks", str(tasks),
+         "--db", str(db), "--workers", "2", "--concurrency", "1", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def finished() -> int:
+        if not db.exists():
+            return 0
+        with TraceStore(db) as store:
+            return sum(r.status == "succeeded" for r in store.list_runs(limit=100))
+
+    deadline = time.monotonic() + 120
+    while finished() < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, errs = proc.communicate(timeout=120)
+    assert proc.returncode == 130, errs
+    report = json.loads(out)
+    assert report["interrupted"] is True and "Traceback" not in errs
+    # The tasks run now are the ones the stopped workers finished, as the store says.
+    assert 2 <= report["ran_now"] == report["runs"] < 12

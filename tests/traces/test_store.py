@@ -25,6 +25,7 @@ from mascope.traces import (
     _queries,
     new_id,
 )
+from mascope.traces._constants import RUN_SORTS
 
 from ..postgres import PostgresServer
 
@@ -197,7 +198,7 @@ def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
     assert store.child_runs(ids[1]) == []
 
 
-@pytest.mark.parametrize("sort", ["time", "team", "status", "steps", "tokens", "cost"])
+@pytest.mark.parametrize("sort", RUN_SORTS)  # every order there is, each with its own key
 @pytest.mark.parametrize("ascending", [False, True])
 def test_every_order_pages_by_an_opaque_cursor(
     store: TraceStore, sort: RunSort, ascending: bool
