@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -231,8 +230,6 @@ def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_tru
                 max_replays=max_replays, workers=workers, ray_address=ray_address,
                 concurrency=concurrency, rpm=rpm, max_cost=max_cost,
             )  # fmt: skip
-        if report.interrupted:  # Ctrl-C stopped the Ray workers: show what they did
-            signum = signal.SIGINT
     else:
         report, signum = run_interruptible(main)
     if report is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -120,8 +119,6 @@ def judge(
                 rpm=rpm,
                 max_cost=max_cost,
             )
-        if report.interrupted:  # Ctrl-C stopped the Ray workers: show what they did
-            signum = signal.SIGINT
     else:
         report, signum = run_interruptible(
             lambda: _with_progress(

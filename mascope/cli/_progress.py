@@ -138,6 +138,8 @@ def end_batch(report: Any, signum: int | None, err: Console, *, verb: str) -> No
     error when the endpoint gave out, 1 when there was work and none of it got done."""
     from mascope.errors import EndpointError
 
+    if signum is None and report.interrupted:  # Ctrl-C stopped Ray workers, not this loop
+        signum = signal.SIGINT
     stop_if_interrupted(signum, err)
     if report.stopped and report.stopped.startswith("the endpoint failed"):
         raise EndpointError(

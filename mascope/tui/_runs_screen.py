@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 from mascope.errors import MascopeError
 from mascope.taxonomy import MAST
 from mascope.traces import HOW_TO_MAKE_ONE, RUN_STATUSES, Run, RunSort, TraceStore
+from mascope.traces._constants import RUN_SORTS
 
 from ._format import cost, first_line, status_text, tokens
 from ._navigation import Navigator
@@ -31,7 +32,7 @@ _COLUMNS: list[tuple[str, str, int | None]] = [
     ("cost", "cost", 8),
     ("modes", "failure modes", None),
 ]
-_SORTS: tuple[RunSort, ...] = ("time", "team", "status", "steps", "tokens", "cost")
+_SORTS = RUN_SORTS  # the store's orders, in the order `s` cycles through them
 
 
 class RunTable(DataTable[Any]):
