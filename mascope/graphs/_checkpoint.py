@@ -8,8 +8,10 @@ pending writes, forked state) whatever method of the saver writes it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +24,7 @@ from pydantic import BaseModel
 
 from mascope.errors import StoreError
 from mascope.traces import Redactor
+from mascope.traces._engine import use_wal
 
 
 class RedactingSerializer:
@@ -124,6 +127,11 @@ def _postgres_saver_class() -> type[Any]:
     return _RedactingPostgresSaver
 
 
+def _switch_to_wal(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
+        use_wal(con)
+
+
 @contextlib.asynccontextmanager
 async def open_saver(location: Path | str, redactor: Redactor) -> AsyncIterator[Any]:
     """A redacting LangGraph saver where a store keeps its checkpoints.
@@ -157,9 +165,9 @@ async def open_saver(location: Path | str, redactor: Redactor) -> AsyncIterator[
                 _set_up.add(location)
             yield saver
         return
+    await asyncio.to_thread(_switch_to_wal, location)  # runs starting together race on a new file
     async with aiosqlite.connect(location, timeout=30) as conn:
         # WAL with synchronous=NORMAL: durable against a killed process (what
         # resume needs) without an fsync per checkpoint.
-        await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         yield checkpoint_saver(conn, redactor)

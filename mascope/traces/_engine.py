@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -255,7 +257,7 @@ class SqliteBackend(Backend):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout = 30000")
             if wal:
-                cur.execute("PRAGMA journal_mode = WAL")
+                use_wal(dbapi_conn)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = OFF")
             cur.close()
@@ -499,6 +501,29 @@ class ServerBackend(Backend):
                 "check the server is running and the URL (--db / MASCOPE_DB)"
             )
         return super().explain(exc)
+
+
+def use_wal(con: sqlite3.Connection, *, wait_s: float = 30.0) -> None:
+    """Put the SQLite file behind `con` in WAL mode, unless it already is.
+
+    WAL is a property of the file, so only its first opening switches it. The
+    switch needs the file to itself and SQLite reports "database is locked" at
+    once, without its busy timeout, when another connection opens the same new
+    file at that moment (runs of one eval starting together, two workers): the
+    switch is tried again until `wait_s` has passed.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay + random.random() * delay)
+        delay = min(delay * 2, 0.2)
 
 
 def _first_line(exc: object) -> str:

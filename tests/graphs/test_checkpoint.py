@@ -1,13 +1,16 @@
-"""The checkpointer's serializer: what LangGraph writes is redacted, and reads back as the same types."""
+"""The checkpointer: what LangGraph writes is redacted and reads back as the same types, and a new file opens however many runs open it at once."""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from mascope.graphs._checkpoint import RedactingSerializer
-from mascope.traces import MASK, Redactor
+from mascope.graphs._checkpoint import RedactingSerializer, open_saver
+from mascope.traces import MASK, Redactor, TraceStore
 
 KEY = "sk-proj-Zq8vX2mN4pL7rT1wY6uB3cD9eF0gH5jK"
 
@@ -61,3 +64,36 @@ def test_a_checkpoints_bookkeeping_is_left_exact() -> None:
     assert {k: v for k, v in back.items() if k != "channel_values"} == {
         k: v for k, v in checkpoint.items() if k != "channel_values"
     }
+
+
+def test_runs_opening_a_new_checkpoint_file_together_all_open(tmp_path: Path) -> None:
+    # The first opening switches the file to WAL; SQLite answers "database is
+    # locked" at once, busy timeout or not, to others opening it at that moment.
+    async def open_it(path: Path) -> str:
+        async with open_saver(path, Redactor({})) as saver:
+            await saver.setup()
+            async with saver.conn.execute("PRAGMA journal_mode") as cur:
+                row = await cur.fetchone()
+                return str(row[0]) if row else ""
+
+    async def many() -> list[str]:
+        modes: list[str] = []
+        for i in range(40):
+            path = tmp_path / f"checkpoints{i}.db"
+            modes += await asyncio.gather(*[open_it(path) for _ in range(4)])
+        return modes
+
+    assert set(asyncio.run(many())) == {"wal"}
+
+
+def test_processes_opening_a_new_store_together_all_open(tmp_path: Path) -> None:
+    def open_it(path: Path) -> str:
+        with TraceStore(path) as store:
+            return store.start_run(team="t", task="x")
+
+    with ThreadPoolExecutor(4) as pool:
+        for i in range(20):
+            path = tmp_path / f"runs{i}.db"
+            ids = list(pool.map(open_it, [path] * 4))
+            with TraceStore(path) as store:
+                assert all(store.get_run(r) is not None for r in ids)
