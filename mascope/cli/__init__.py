@@ -12,7 +12,7 @@ from ._attribute import attribute
 from ._chat import chat
 from ._common import EXIT_CODES_HELP, OneLineGroup
 from ._eval import eval_app
-from ._eval_run import eval_run
+from ._eval_run import eval_run, eval_tasks
 from ._judge import judge
 from ._run import demo, fork, resume, run
 from ._runs import runs_app
@@ -54,6 +54,7 @@ app.command()(judge)
 app.command()(attribute)
 app.command()(tui)
 eval_app.command("run")(eval_run)
+eval_app.command("tasks")(eval_tasks)
 app.command()(serve)
 runs_app.command("resume")(resume)
 runs_app.command("fork")(fork)

@@ -135,3 +135,60 @@ def _summary(report: Any, store: Any) -> None:
         )
     where = "" if str(store.path) == "mascope.db" else f" --db {store.path or store.url}"
     out.print(f"next:    mascope runs list --team {report.team}{where}", markup=False)
+
+
+@user_errors
+def eval_tasks(
+    suite: Annotated[
+        str,
+        typer.Argument(
+            metavar="SUITE",
+            help="humaneval (OpenAI's HumanEval, hidden tests as ground truth) or words (generated word problems).",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The JSONL file to write (default: stdout).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="humaneval: at most this many problems.", min=1)
+    ] = None,
+    start: Annotated[int, typer.Option(help="humaneval: the first problem's index.", min=0)] = 0,
+    count: Annotated[int, typer.Option(help="words: how many problems.", min=1)] = 30,
+    steps: Annotated[
+        int, typer.Option(help="words: arithmetic steps per problem.", min=1, max=8)
+    ] = 2,
+    seed: Annotated[int, typer.Option(help="words: the generator's seed.")] = 0,
+) -> None:
+    """Write a task set for `mascope eval run`: HumanEval problems or word problems.
+
+    HumanEval tasks name their problem as ground truth; score them with
+    `scoring: mascope.evals:humaneval_passes`, which runs the official tests
+    (see mascope/examples/humaneval_coder.yaml).
+    """
+    import os
+    import tempfile
+
+    from mascope.errors import ConfigError
+    from mascope.evals import humaneval_tasks, word_problems
+
+    if suite == "humaneval":
+        rows = humaneval_tasks(limit, start)
+    elif suite == "words":
+        rows = word_problems(count, seed=seed, steps=steps)
+    else:
+        raise ConfigError(f"unknown task suite {suite!r}; use humaneval or words")
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    err.print(f"{len(rows)} task(s) written to {out}")

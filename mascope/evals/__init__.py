@@ -1,6 +1,9 @@
 """Evaluations as a library: a team over a dataset of tasks (`mascope eval run`).
 
 from mascope.evals import aeval_run, load_tasks
+
+Task sets to run: `humaneval_tasks` (scored by `humaneval_passes` against the
+official hidden tests) and `word_problems`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._suites import humaneval_passes, humaneval_tasks, visible_examples, word_problems
     from ._tasks import (
         EvalReport,
         EvalTask,
@@ -32,6 +36,10 @@ __getattr__, __dir__ = lazy_exports(
         "eval_on_ray": "._tasks",
         "queue_eval": "._tasks",
         "load_tasks": "._tasks",
+        "humaneval_passes": "._suites",
+        "humaneval_tasks": "._suites",
+        "visible_examples": "._suites",
+        "word_problems": "._suites",
     },
 )
 
@@ -42,6 +50,10 @@ __all__ = [
     "eval_job_id",
     "eval_on_ray",
     "eval_report",
+    "humaneval_passes",
+    "humaneval_tasks",
     "load_tasks",
     "queue_eval",
+    "visible_examples",
+    "word_problems",
 ]
