@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,67 @@ def test_the_best_candidate_of_all_wins_even_when_refinements_get_worse(db: Path
     assert selection(db, result.run_id).data["winner"] == {
         "sample": 0, "round": 0, "parent": None, "passed": False, "score": 0.5,
     }  # fmt: skip
+
+
+def test_the_search_does_not_depend_on_which_draw_finishes_first(tmp_path: Path) -> None:
+    async def solver(ctx: TurnContext) -> str:
+        for _ in range(12 - ctx.sample):  # later candidates finish first
+            await asyncio.sleep(0)
+        return plus_solver(ctx)
+
+    def grade(candidate: str) -> Verdict:
+        # d1 and d3 lead; three pluses on d3 pass with full score (in round 3).
+        score = {"d1": 0.3, "d3": 0.3}.get(candidate[:2], 0.0) + 0.2 * candidate.count("+")
+        if candidate == "d3+++":
+            return Verdict(passed=True, score=1.0)
+        return Verdict(passed=False, score=round(score, 3), feedback="more")
+
+    seen = []
+    for concurrency in (1, 3, 6):
+        db = tmp_path / f"c{concurrency}.db"
+        team = Team(
+            "m", [Agent("solver", fn=solver)],
+            stages=[{"agent": "solver", "verifier": "g", "max_rounds": 1,
+                     "strategy": {"kind": "review_refine", "n": 5, "keep": 2, "rounds": 4, "concurrency": concurrency}}],
+            verifiers={"g": grade}, store=db,
+        )  # fmt: skip
+        result = team.run("?")
+        event = selection(db, result.run_id)
+        seen.append((result.answer, event.data["winner"], event.data["candidates"]))
+    assert seen[0] == seen[1] == seen[2]
+    answer, winner, candidates = seen[0]
+    assert answer == "d3+++" and winner["round"] == 3
+    # Kept each round: d1, d3 (ties go to the earliest), then their refinements.
+    assert [(c["sample"], c["parent"]) for c in candidates[5:]] == [
+        (5, 1), (6, 3), (7, 5), (8, 6), (9, 7), (10, 8),
+    ]  # fmt: skip
+
+
+async def test_a_refinement_that_fails_ends_the_run_in_error(db: Path) -> None:
+    release = asyncio.Event()
+
+    async def solver(ctx: TurnContext) -> str:
+        if ctx.feedback is None:
+            return f"d{ctx.sample}"
+        if ctx.sample == 2:
+            raise RuntimeError("tool server went away")
+        await release.wait()
+        return "late"
+
+    team = Team(
+        "m", [Agent("solver", fn=solver)],
+        stages=[{"agent": "solver", "verifier": "g", "strategy": {"kind": "review_refine", "n": 2}}],
+        verifiers={"g": lambda c: False}, store=db,
+    )  # fmt: skip
+    result = await team.arun("?")
+    release.set()  # a refinement left running would now finish and record its message
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert result.status == "error"
+    messages = steps(db, result.run_id, "message")
+    assert [m.content for m in messages] == ["d0", "d1"]
+    indexes = [s.index for s in TraceStore(db).steps(result.run_id)]
+    assert indexes == list(range(len(indexes)))
 
 
 def test_a_spent_budget_starts_no_refinement_round(db: Path) -> None:
