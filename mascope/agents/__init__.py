@@ -15,10 +15,13 @@ from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import (
     Budget,
+    Refined,
     Selection,
     StrategyKind,
     StrategySpec,
+    current_refinement,
     current_sample,
+    run_review_refine,
     run_strategy,
     vote_settled,
 )
@@ -54,6 +57,7 @@ __all__ = [
     "MatchMode",
     "MatchResult",
     "Recorder",
+    "Refined",
     "Rubric",
     "Selection",
     "StrategyKind",
@@ -67,6 +71,7 @@ __all__ = [
     "Verifier",
     "VerifyContext",
     "as_verifier",
+    "current_refinement",
     "current_sample",
     "extract_answer",
     "extract_code",
@@ -76,6 +81,7 @@ __all__ = [
     "normalise",
     "parse_verdict_text",
     "render_system_prompt",
+    "run_review_refine",
     "run_strategy",
     "run_tests",
     "samples",

@@ -3,7 +3,9 @@
 * `best_of_n`: draw n, verify each, keep the best-scoring (first passing wins ties);
 * `self_consistency`: draw n, extract each answer, keep the majority answer;
 * `best_of_majority`: draw n, verify each, majority vote among those that
-  passed (among all if none passed).
+  passed (among all if none passed);
+* `review_refine`: draw n, verify each, keep the best m and ask the agent to
+  refine each on its verifier feedback, for up to r rounds (`run_review_refine`).
 
 Candidates are drawn concurrently, at most `concurrency` at a time, and
 results are taken in sample order, never finish order, so the same candidates
@@ -23,6 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,14 +34,37 @@ from ._agent import TurnResult
 from ._matching import Extract, extract_answer, normalise
 from ._verifiers import Verdict
 
-StrategyKind = Literal["single", "best_of_n", "self_consistency", "best_of_majority"]
+StrategyKind = Literal[
+    "single", "best_of_n", "self_consistency", "best_of_majority", "review_refine"
+]
+
+REFINE_KEEP = 2
+"""review_refine keeps this many candidates each round unless the stage sets `keep`."""
+REFINE_ROUNDS = 2
+"""review_refine refines for at most this many rounds unless the stage sets `rounds`."""
 
 _SAMPLE: ContextVar[int | None] = ContextVar("mascope_strategy_sample", default=None)
+_LINEAGE: ContextVar[tuple[int, int | None] | None] = ContextVar(
+    "mascope_strategy_lineage", default=None
+)
 
 
 def current_sample() -> int | None:
     """The sample index of the strategy draw running in this task (None outside one)."""
     return _SAMPLE.get()
+
+
+def current_refinement() -> dict[str, int]:
+    """`round` and `parent` of the review_refine candidate drawn in this task (empty outside one).
+
+    First drafts are round 0 and have no parent; a refinement names the
+    candidate (sample index) it refines.
+    """
+    lineage = _LINEAGE.get()
+    if lineage is None:
+        return {}
+    round_, parent = lineage
+    return {"round": round_} if parent is None else {"round": round_, "parent": parent}
 
 
 class Budget(BaseModel):
@@ -68,7 +94,7 @@ class StrategySpec(BaseModel):
     )
 
     kind: StrategyKind = "single"
-    """`single` (one attempt), `best_of_n` (best verified), `self_consistency` (majority answer) or `best_of_majority`."""
+    """`single` (one attempt), `best_of_n` (best verified), `self_consistency` (majority answer), `best_of_majority` or `review_refine` (refine the best on verifier feedback)."""
     n: int = Field(default=3, ge=1, le=64)
     """How many candidates to draw."""
     extract: Extract = "all"
@@ -81,6 +107,10 @@ class StrategySpec(BaseModel):
     """best_of_n: take the first candidate to finish that passes with full score and cancel the rest (faster; which one wins may vary from run to run)."""
     stop_confidence: float | None = Field(default=None, gt=0.5, lt=1)
     """Stop drawing once the winner is settled with this confidence, e.g. 0.95 (rules in docs/runtime.md); the samples used are recorded."""
+    keep: int | None = Field(default=None, ge=1, le=64)
+    """review_refine: how many of the best candidates are kept and refined each round, at most n (default 2, or 1 when n is 1)."""
+    rounds: int | None = Field(default=None, ge=1, le=16)
+    """review_refine: most rounds of refinement (default 2); it stops sooner once a candidate passes with full score."""
 
     @model_validator(mode="after")
     def _coherent(self) -> StrategySpec:
@@ -92,7 +122,27 @@ class StrategySpec(BaseModel):
             raise ValueError(
                 "stop_confidence needs several samples; set kind to best_of_n, self_consistency or best_of_majority, or remove stop_confidence"
             )
+        self._check_refine()
         return self
+
+    def _check_refine(self) -> None:
+        # None until given (defaults resolve at run time), so a stored spec reloads as written.
+        given = [name for name in ("keep", "rounds") if getattr(self, name) is not None]
+        if self.kind != "review_refine":
+            if given:
+                fields = " and ".join(given)
+                raise ValueError(
+                    f"{fields} {'works' if len(given) == 1 else 'work'} only with kind review_refine, not {self.kind}; remove {fields} or set kind: review_refine"
+                )
+            return
+        if self.keep is not None and self.keep > self.n:
+            raise ValueError(
+                f"keep ({self.keep}) is more than n ({self.n}): review_refine keeps at most the n candidates it draws; set keep to {self.n} or less, or raise n"
+            )
+        if self.stop_confidence is not None:
+            raise ValueError(
+                "stop_confidence does not apply to review_refine (it stops once a candidate passes with full score); remove stop_confidence"
+            )
 
 
 @dataclass
@@ -210,6 +260,136 @@ async def run_strategy(
     keys, votes = _tally(spec, outputs, verdicts)
     winner_key = max(votes, key=lambda k: (votes[k], -min(p for p in keys if keys[p] == k)))
     return pick(min(p for p in keys if keys[p] == winner_key), votes)
+
+
+@dataclass
+class Refined(Selection):
+    """What review_refine chose, and the search that led there."""
+
+    rounds: int = 0
+    """Refinement rounds run (0 when a first draft passed with full score or the budget ran out first)."""
+    max_rounds: int = 0
+    """Refinement rounds the stage allowed."""
+    lineage: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    """Each candidate's round and the candidate it refines (None for first drafts), by sample index."""
+    verdicts: list[Verdict] = field(default_factory=list)
+    """The verdict of each of `candidates`."""
+
+
+@dataclass
+class _Candidate:
+    turn: TurnResult
+    verdict: Verdict
+
+
+async def run_review_refine(
+    spec: StrategySpec,
+    draw: Callable[[int], Awaitable[TurnResult]],
+    verify: Callable[[str], Awaitable[Verdict]],
+    refine: Callable[[int, str, Verdict], Awaitable[TurnResult]],
+) -> Refined:
+    """Draw n candidates, then refine the best `keep` on their verifier feedback, round by round.
+
+    Candidates are numbered in the order they are asked for: first drafts
+    0..n-1 with `draw(index)`, then each round's refinements,
+    `refine(index, parent_output, parent_verdict)`, best kept candidate
+    first. Each round's pool is the kept candidates plus their refinements,
+    and the best `keep` of it go on. The search stops after `rounds` rounds,
+    at the earliest candidate (in index order) that passes with full score,
+    or when the budget is spent; the best-scoring candidate of all is chosen
+    (ties: the earliest). Steps recorded while drawing or verifying a
+    candidate carry its `sample`, `round` and `parent` (see
+    `current_refinement`).
+    """
+    keep = min(spec.keep or REFINE_KEEP, spec.n)
+    rounds_cap = spec.rounds or REFINE_ROUNDS
+    limit = spec.concurrency
+    started = time.monotonic()
+    tokens, cost = 0, 0.0
+    drawn: dict[int, _Candidate] = {}
+    lineage: dict[int, tuple[int, int | None]] = {}
+    dropped: list[int] = []
+    stopped = False
+    perfect: int | None = None
+
+    async def one(i: int, make: Callable[[], Awaitable[TurnResult]]) -> _Candidate:
+        _SAMPLE.set(i)  # this task's own context: its steps say which candidate they are
+        _LINEAGE.set(lineage[i])
+        turn = await make()
+        return _Candidate(turn, await verify(turn.output))
+
+    async def batch(jobs: list[tuple[int, Callable[[], Awaitable[TurnResult]]]]) -> None:
+        """Draw and verify `jobs` concurrently, as run_strategy draws: bounded, budgeted, in index order."""
+        nonlocal tokens, cost, stopped, perfect
+        order = [i for i, _ in jobs]
+        makers = dict(jobs)
+        results: dict[int, _Candidate] = {}
+        running: dict[asyncio.Task[_Candidate], int] = {}
+        launched: list[int] = []
+        checked = 0
+        try:
+            while True:
+                while len(launched) < len(order) and len(running) < limit and not stopped:
+                    if (drawn or launched) and _over(
+                        spec.budget, tokens, cost, time.monotonic() - started
+                    ):
+                        stopped = True
+                        break
+                    i = order[len(launched)]
+                    running[asyncio.create_task(one(i, makers[i]))] = i
+                    launched.append(i)
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: running[t]):
+                    i = running.pop(task)
+                    results[i] = got = task.result()
+                    tokens += got.turn.input_tokens + got.turn.output_tokens
+                    cost += got.turn.cost_usd
+                # Judged on the whole prefix in index order, so the same candidates
+                # stop the search at the same place however the draws overlapped.
+                while checked < len(order) and order[checked] in results:
+                    checked += 1
+                    if _perfect(results[order[checked - 1]].verdict):
+                        perfect = order[checked - 1]
+                        break
+                if perfect is not None:
+                    break
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        kept = order[:checked] if perfect is not None else [i for i in order if i in results]
+        drawn.update((i, results[i]) for i in kept)
+        dropped.extend(i for i in launched if i not in kept)
+
+    lineage.update((i, (0, None)) for i in range(spec.n))
+    await batch([(i, partial(draw, i)) for i in range(spec.n)])
+    pool = sorted(drawn)
+    rounds = 0
+    while perfect is None and not stopped and rounds < rounds_cap and pool:
+        if _over(spec.budget, tokens, cost, time.monotonic() - started):
+            stopped = True
+            break
+        rounds += 1
+        best = sorted(pool, key=lambda p: _score(drawn[p].verdict, p), reverse=True)[:keep]
+        first = len(lineage)
+        jobs: list[tuple[int, Callable[[], Awaitable[TurnResult]]]] = []
+        for i, parent in enumerate(best, start=first):
+            lineage[i] = (rounds, parent)
+            jobs.append((i, partial(refine, i, drawn[parent].turn.output, drawn[parent].verdict)))
+        await batch(jobs)
+        pool = best + [i for i, _ in jobs if i in drawn]
+
+    samples = sorted(drawn)
+    winner = max(samples, key=lambda p: _score(drawn[p].verdict, p))
+    chosen = drawn[winner]
+    return Refined(
+        chosen.turn.output, winner, chosen.verdict, [drawn[i].turn.output for i in samples], {},
+        stopped, chosen.turn.final, samples, perfect is not None, sorted(dropped),
+        rounds, rounds_cap, {i: lineage[i] for i in samples}, [drawn[i].verdict for i in samples],
+    )  # fmt: skip
 
 
 def _score(v: Verdict | None, position: int) -> tuple[int, float, int]:

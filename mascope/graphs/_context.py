@@ -14,6 +14,7 @@ from mascope.agents import (
     Verdict,
     Verifier,
     VerifyContext,
+    current_refinement,
     current_sample,
     verdict_text,
 )
@@ -126,6 +127,8 @@ class RunContext:
         if sample is not None:
             # Candidates drawn concurrently interleave their steps; each says whose it is.
             meta.setdefault("sample", sample)
+        for key, value in current_refinement().items():
+            meta.setdefault(key, value)  # review_refine: the round, and the candidate refined
         if kind == "message" and agent in self._notes:
             meta.update(self._notes.pop(agent))
         if self.node is not None:

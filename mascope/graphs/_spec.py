@@ -394,7 +394,7 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 raise ConfigError(
                     f"{source}: topology.stages[{i}].retry_from: {s.retry_from!r} is not this stage or an earlier one ({', '.join(stage_agents[: i + 1])})"
                 )
-            if s.strategy.kind in ("best_of_n", "best_of_majority") and s.verifier is None:
+            if s.strategy.kind not in ("single", "self_consistency") and s.verifier is None:
                 raise ConfigError(
                     f"{source}: topology.stages[{i}].strategy: {s.strategy.kind} needs a verifier on the stage"
                 )

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from mascope.agents import Verdict, run_strategy
+from mascope.agents import Verdict, run_review_refine, run_strategy
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
@@ -152,6 +152,7 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                 prompt = f"Task: {state['task']}"
                 if context:
                     prompt += f"\n\n{context}"
+                head = prompt  # review_refine's refinements show their own feedback instead
                 prompt += _feedback_block(state, agent.name)
                 prompt += f"\n\nNow do your part as {agent.name}."
                 if stage.strategy.kind == "single":
@@ -169,6 +170,10 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     outputs = {**state.get("outputs", {}), agent.name: candidate}
                     return await run.verify(stage.verifier, verifier, candidate, state, outputs)
 
+                if stage.strategy.kind == "review_refine":
+                    return await _review_refine(
+                        run, agent, stage, state, head, history, draw, check
+                    )
                 chosen = await run_strategy(
                     stage.strategy, draw, check if verifier is not None else None
                 )
@@ -279,6 +284,87 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                 )
 
     return Compiled(nodes, wire)
+
+
+async def _review_refine(
+    run: RunContext,
+    agent: Any,
+    stage: Any,
+    state: TeamState,
+    head: str,
+    history: list[Any],
+    draw: Callable[[int], Awaitable[Any]],
+    check: Callable[[str], Awaitable[Verdict]],
+) -> AgentProduct:
+    """A review_refine stage: draw, verify, refine the best on their feedback; record the choice."""
+    spec = stage.strategy
+
+    async def refine(sample: int, candidate: str, verdict: Verdict) -> Any:
+        # The candidate and its feedback reach the agent the way any rejected answer
+        # does: the same prompt block and the same turn fields, nothing spliced in apart.
+        shown = cast(
+            TeamState,
+            {
+                **state,
+                "outputs": {**state.get("outputs", {}), agent.name: candidate},
+                "feedback": _refine_feedback(verdict),
+                "feedback_for": agent.name,
+            },
+        )
+        prompt = f"{head}{_feedback_block(shown, agent.name)}\n\nNow do your part as {agent.name}."
+        return await run.turn(agent, shown, prompt, sample=sample, transcript=history)
+
+    chosen = await run_review_refine(spec, draw, check, refine)
+    round_, parent = chosen.lineage[chosen.index]
+    where = (
+        "a first draft" if parent is None else f"round {round_}, refining candidate {parent + 1}"
+    )
+    candidates = [
+        {
+            "sample": i,
+            "round": chosen.lineage[i][0],
+            "parent": chosen.lineage[i][1],
+            "passed": v.passed,
+            "score": v.score,
+        }
+        for i, v in zip(chosen.samples, chosen.verdicts, strict=True)
+    ]
+    run.record(
+        agent=agent.name,
+        kind="event",
+        content=f"review_refine: chose candidate {chosen.index + 1} ({where}) after "
+        f"{chosen.rounds} of {chosen.max_rounds} round(s), {chosen.samples_used} candidates"
+        + (" (passed with full score)" if chosen.settled else "")
+        + (" (budget ran out)" if chosen.stopped_by_budget else "")
+        + (
+            f"; candidates {', '.join(str(i + 1) for i in chosen.dropped)} left out"
+            if chosen.dropped
+            else ""
+        ),
+        data={
+            "event": "selection",
+            "strategy": "review_refine",
+            "chosen": chosen.index,
+            "winner": candidates[chosen.samples.index(chosen.index)],
+            "rounds": chosen.rounds,
+            "votes": {},
+            "samples_used": chosen.samples_used,
+            "samples": chosen.samples,
+            "settled": chosen.settled,
+            "dropped": chosen.dropped,
+            "candidates": candidates,
+        },
+    )
+    return AgentProduct(chosen.output, chosen.final, chosen.verdict)
+
+
+def _refine_feedback(verdict: Verdict) -> str:
+    """What a kept candidate is told to fix: its verifier's feedback, or why a pass is not enough."""
+    if not verdict.passed:
+        return verdict.feedback or "it did not pass verification"
+    points = verdict.score if verdict.score is not None else 1.0
+    score = f"it scored {points:g} of 1, short of full marks"  # a full pass ends the search
+    return f"{score}; {verdict.feedback}" if verdict.feedback else score
 
 
 # -- group chat -------------------------------------------------------------------
