@@ -15,10 +15,12 @@ from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import (
     Budget,
+    Deferral,
     Selection,
     StrategyKind,
     StrategySpec,
     current_sample,
+    run_draft_defer,
     run_strategy,
     vote_settled,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "Budget",
     "CallableVerifier",
     "CodeTests",
+    "Deferral",
     "Ensemble",
     "Extract",
     "JsonSchemaCheck",
@@ -76,6 +79,7 @@ __all__ = [
     "normalise",
     "parse_verdict_text",
     "render_system_prompt",
+    "run_draft_defer",
     "run_strategy",
     "run_tests",
     "samples",
