@@ -331,6 +331,9 @@ async def _draft_defer(
             "strategy": "draft_defer",
             "drafter": drafter.name,
             "strong": agent.name,
+            # Where each answer is, so a calibration can score them against a ground truth.
+            "draft_step": got.draft.message_step,
+            "strong_step": got.strong.message_step if got.strong else None,
             "score": got.score,
             "tau": got.tau,
             "deferred": got.deferred,
