@@ -87,7 +87,7 @@ class StrategySpec(BaseModel):
     drafter: str | None = None
     """draft_defer: the agent (typically on a cheaper model) that drafts the stage's answer first; the stage's own agent is the strong one it defers to."""
     tau: float | None = Field(default=None, ge=0, le=1)
-    """draft_defer: keep the draft when its verifier score (1/0 from passed when the verifier gives no score) is at least tau; below tau, defer to the stage's agent."""
+    """draft_defer: keep the draft when its verifier score (1/0 from passed when the verifier gives no score) is at least tau; below tau, defer to the stage's agent (`mascope team calibrate-tau` picks one from recorded runs)."""
 
     @model_validator(mode="after")
     def _draft_defer_fields(self) -> StrategySpec:
