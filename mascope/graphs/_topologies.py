@@ -316,15 +316,15 @@ async def _draft_defer(
     d_tokens = got.draft.input_tokens + got.draft.output_tokens
     s_tokens = got.strong.input_tokens + got.strong.output_tokens if got.strong else 0
     s_cost = got.strong.cost_usd if got.strong else 0.0
-    comparison = "below" if got.deferred else "at or above"
+    # The decision first: live displays cut a step's line at the terminal's width.
     run.record(
         agent=agent.name,
         kind="event",
-        content=f"draft_defer: {drafter.name}'s draft scored {got.score:g}, {comparison} tau {got.tau:g}; "
-        + (
-            f"deferred to {agent.name} (extra {s_tokens} tokens, ${s_cost:.6f})"
+        content=(
+            f"deferred to {agent.name}: {drafter.name}'s draft scored {got.score:g} < tau {got.tau:g}; "
+            f"extra {s_tokens} tokens, ${s_cost:.6f}"
             if got.deferred
-            else f"kept the draft (saved asking {agent.name})"
+            else f"kept {drafter.name}'s draft: scored {got.score:g} >= tau {got.tau:g}; {agent.name} not asked"
         ),
         data={
             "event": "deferral",

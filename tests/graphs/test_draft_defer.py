@@ -117,7 +117,10 @@ def test_a_deferred_stage_records_both_answers_and_what_the_deferral_cost(db: Pa
         "drafter": "cheap", "strong": "solver", "deferred": True, "score": 0.0, "tau": 0.5,
         "draft_tokens": 12, "draft_cost_usd": 0.001, "strong_tokens": 48, "strong_cost_usd": 0.02,
     }  # fmt: skip
-    assert "deferred to solver (extra 48 tokens, $0.020000)" in event.content
+    assert (
+        event.content
+        == "deferred to solver: cheap's draft scored 0 < tau 0.5; extra 48 tokens, $0.020000"
+    )
     run = TraceStore(db).get_run(result.run_id)
     assert run.cost_usd == pytest.approx(0.021)  # both answers are paid for
 
@@ -135,7 +138,7 @@ def test_a_kept_draft_never_asks_the_strong_model(db: Path) -> None:
     assert strong.calls == []
     event = deferral(db, result.run_id)
     assert event.data["deferred"] is False and event.data["strong_tokens"] == 0
-    assert "kept the draft" in event.content
+    assert event.content == "kept cheap's draft: scored 1 >= tau 0.5; solver not asked"
 
 
 def test_the_deferred_answer_is_verified_and_a_failure_goes_round_the_stage_again(db: Path) -> None:
@@ -214,7 +217,7 @@ def test_a_team_file_defers_and_runs_show_says_so(tmp_path: Path) -> None:
     run_id = TraceStore(db).list_runs()[0].id
     shown = runner.invoke(app, ["runs", "show", run_id, "--db", str(db)])
     assert shown.exit_code == 0, shown.output
-    assert "draft scored 0, below tau 0.5; deferred to solver" in shown.output
+    assert "deferred to solver: cheap's draft scored 0 < tau 0.5" in shown.output
     assert (
         "deferrals: 1 of 1 draft_defer stage run deferred to the strong agent, extra"
         in shown.output
