@@ -108,7 +108,9 @@ class StrategySpec(BaseModel):
             )
         # These tune drawing several candidates; a draft_defer stage draws one draft
         # and at most one deferred answer, so a value here would be silently ignored.
-        ignored = [f for f in _DRAW_FIELDS if f in self.model_fields_set]
+        # Compared with the defaults, not `model_fields_set`: a stored spec lists every field.
+        fields = type(self).model_fields
+        ignored = [f for f in _DRAW_FIELDS if getattr(self, f) != fields[f].default]
         if ignored:
             raise ValueError(
                 f"{ignored[0]} does not apply to kind draft_defer (one draft, then at most one deferred answer); remove {ignored[0]}"

@@ -294,3 +294,15 @@ def test_impossible_draft_defer_settings_are_refused_before_any_model_loads(
     result = CliRunner().invoke(app, ["run", str(path), "--task", "x", "--db", str(db)])
     assert_one_line_error(result, *needles)
     assert not db.exists()
+
+
+def test_a_recorded_draft_defer_spec_loads_again(db: Path) -> None:
+    # Re-rolls and counterfactual replays rebuild the team from the spec stored with the run.
+    from mascope.graphs import parse_team
+
+    result = defer_team(db, 0.9, 0.5).run("?")
+    stored = TraceStore(db).get_run(result.run_id).spec
+    assert stored is not None
+    spec = parse_team(stored)
+    strategy = spec.topology.stage_list()[0].strategy  # type: ignore[union-attr]
+    assert (strategy.kind, strategy.drafter, strategy.tau) == ("draft_defer", "cheap", 0.5)
