@@ -159,10 +159,12 @@ def deferral_records(
 
 
 def tau_points(records: list[DeferralRecord]) -> list[TauPoint]:
-    """Each distinct deferral decision: tau 0, every recorded score, and 1."""
-    points = []
+    """Each distinct deferral decision: tau 0, every recorded score, and 1 (the lowest that defers each set)."""
+    points: list[TauPoint] = []
     for tau in sorted({0.0, 1.0, *(r.score for r in records)}):
         deferred = [r for r in records if r.score < tau]
+        if points and points[-1].deferred == len(deferred):
+            continue  # defers the same drafts as the lower tau already listed
         known = all(r.strong_correct is not None for r in deferred)
         correct = (
             sum(bool(r.strong_correct) for r in deferred)
