@@ -30,12 +30,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mascope.errors import ConfigError
+
 from ._agent import TurnResult
 from ._matching import Extract, extract_answer, normalise
 from ._verifiers import Verdict
 
 StrategyKind = Literal[
-    "single", "best_of_n", "self_consistency", "best_of_majority", "review_refine"
+    "single", "best_of_n", "self_consistency", "best_of_majority", "review_refine", "draft_defer"
 ]
 
 REFINE_KEEP = 2
@@ -94,7 +96,7 @@ class StrategySpec(BaseModel):
     )
 
     kind: StrategyKind = "single"
-    """`single` (one attempt), `best_of_n` (best verified), `self_consistency` (majority answer), `best_of_majority` or `review_refine` (refine the best on verifier feedback)."""
+    """`single` (one attempt), `best_of_n` (best verified), `self_consistency` (majority answer), `best_of_majority`, `review_refine` (refine the best on verifier feedback) or `draft_defer` (a drafter answers; below `tau` the stage agent answers instead)."""
     n: int = Field(default=3, ge=1, le=64)
     """How many candidates to draw."""
     extract: Extract = "all"
@@ -111,6 +113,39 @@ class StrategySpec(BaseModel):
     """review_refine: how many of the best candidates are kept and refined each round, at most n (default 2, or 1 when n is 1)."""
     rounds: int | None = Field(default=None, ge=1, le=16)
     """review_refine: most rounds of refinement (default 2); it stops sooner once a candidate passes with full score."""
+
+    drafter: str | None = None
+    """draft_defer: the agent (typically on a cheaper model) that drafts the stage's answer first; the stage's own agent is the strong one it defers to."""
+    tau: float | None = Field(default=None, ge=0, le=1)
+    """draft_defer: keep the draft when its verifier score (1/0 from passed when the verifier gives no score) is at least tau; below tau, defer to the stage's agent (`mascope team calibrate-tau` picks one from recorded runs)."""
+
+    @model_validator(mode="after")
+    def _draft_defer_fields(self) -> StrategySpec:
+        if self.kind != "draft_defer":
+            misplaced = [f for f in _DRAFT_DEFER_FIELDS if getattr(self, f) is not None]
+            if misplaced:
+                raise ValueError(
+                    f"{misplaced[0]} works only with kind draft_defer, not {self.kind}; remove {misplaced[0]} or set kind: draft_defer"
+                )
+            return self
+        if self.drafter is None:
+            raise ValueError(
+                "draft_defer needs drafter: the name of the agent that drafts first (the stage's agent is the one it defers to)"
+            )
+        if self.tau is None:
+            raise ValueError(
+                "draft_defer needs tau: the verifier score in [0, 1] a draft must reach to be kept, e.g. tau: 0.5"
+            )
+        # These tune drawing several candidates; a draft_defer stage draws one draft
+        # and at most one deferred answer, so a value here would be silently ignored.
+        # Compared with the defaults, not `model_fields_set`: a stored spec lists every field.
+        fields = type(self).model_fields
+        ignored = [f for f in _DRAW_FIELDS if getattr(self, f) != fields[f].default]
+        if ignored:
+            raise ValueError(
+                f"{ignored[0]} does not apply to kind draft_defer (one draft, then at most one deferred answer); remove {ignored[0]}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _coherent(self) -> StrategySpec:
@@ -143,6 +178,10 @@ class StrategySpec(BaseModel):
             raise ValueError(
                 "stop_confidence does not apply to review_refine (it stops once a candidate passes with full score); remove stop_confidence"
             )
+
+
+_DRAFT_DEFER_FIELDS = ("drafter", "tau")
+_DRAW_FIELDS = ("n", "extract", "budget", "concurrency", "first_finish", "stop_confidence")
 
 
 @dataclass
@@ -470,3 +509,64 @@ def _over(budget: Budget | None, tokens: int, cost: float, seconds: float) -> bo
         or (budget.cost_usd is not None and cost >= budget.cost_usd)
         or (budget.seconds is not None and seconds >= budget.seconds)
     )
+
+
+@dataclass
+class Deferral:
+    """What a draft_defer stage did: the draft, its score, and the deferred answer if any."""
+
+    draft: TurnResult
+    draft_verdict: Verdict
+    score: float
+    """The draft's score: the verdict's score, or 1/0 from passed when it gives none."""
+    tau: float
+    strong: TurnResult | None = None
+    """The strong agent's answer, when the stage deferred (None when the draft was kept)."""
+    strong_verdict: Verdict | None = None
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the stage deferred to the strong agent."""
+        return self.strong is not None
+
+    @property
+    def chosen(self) -> TurnResult:
+        """The answer the stage goes on with."""
+        return self.strong if self.strong is not None else self.draft
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict on the chosen answer."""
+        return self.strong_verdict if self.strong_verdict is not None else self.draft_verdict
+
+
+def draft_score(verdict: Verdict) -> float:
+    """A verdict's score for deferral: its score, or 1/0 from passed when it gives none."""
+    return verdict.score if verdict.score is not None else float(verdict.passed)
+
+
+def defers(verdict: Verdict, tau: float) -> bool:
+    """Whether a draft with this verdict is deferred: strictly below tau (a score equal to tau keeps the draft)."""
+    return draft_score(verdict) < tau
+
+
+async def run_draft_defer(
+    spec: StrategySpec,
+    draft: Callable[[], Awaitable[TurnResult]],
+    strong: Callable[[], Awaitable[TurnResult]],
+    verify: Callable[[str], Awaitable[Verdict]],
+) -> Deferral:
+    """Draft with the cheap agent, verify, and defer to the strong agent below `spec.tau`.
+
+    The strong agent's answer is verified too, as the stage would verify any
+    answer, so its verdict (not the draft's) decides what the stage does next.
+    """
+    if spec.tau is None:  # only a spec built around its validator gets here
+        raise ConfigError("strategy.tau: draft_defer needs tau, a score in [0, 1], e.g. tau: 0.5")
+    first = await draft()
+    verdict = await verify(first.output)
+    result = Deferral(first, verdict, draft_score(verdict), spec.tau)
+    if defers(verdict, spec.tau):
+        result.strong = await strong()
+        result.strong_verdict = await verify(result.strong.output)
+    return result

@@ -175,21 +175,43 @@ def show_run(
             steps = store.steps(rid, offset=offset, limit=limit)
         steps = (_redacted(store, s) for s in steps)
         with_inputs: list[int] = []
+        deferrals: list[dict[str, Any]] = []
 
         def noting(steps: Iterable[Step]) -> Iterator[Step]:
             for s in steps:
                 if s.inputs and not with_inputs:
                     with_inputs.append(s.index)
+                if s.kind == "event" and s.data and s.data.get("event") == "deferral":
+                    deferrals.append(s.data)
                 yield s
 
         for line in step_lines(noting(steps), annotations, attributions, full=full):
             out.print(line, soft_wrap=True)
         out.print(labels_summary(annotations, attributions))
+        if deferrals:
+            out.print(Text(_deferral_summary(deferrals)))
         if with_inputs:
             err.print(
                 Text(f"what an agent was sent: mascope runs show {rid} --step {with_inputs[0]}"),
                 style="dim",
             )
+
+
+def _deferral_summary(events: list[dict[str, Any]]) -> str:
+    """How many draft_defer stage runs deferred to the strong agent, and what that added."""
+    deferred = [e for e in events if e.get("deferred") is True]
+
+    def number(value: Any) -> float:
+        # Trace data is untrusted (runs can be imported): count only what is a number.
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    tokens = int(sum(number(e.get("strong_tokens")) for e in deferred))
+    cost = sum(number(e.get("strong_cost_usd")) for e in deferred)
+    stages = "stage run" if len(events) == 1 else "stage runs"
+    return (
+        f"deferrals: {len(deferred)} of {len(events)} draft_defer {stages} deferred to the strong agent"
+        + (f", extra {tokens} tokens, ${cost:.6f}" if deferred else "")
+    )
 
 
 def _show_step(store: TraceStore, rid: str, index: int, *, as_json: bool) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ._common import user_errors
+from mascope.errors import ConfigError
+
+from ._common import DbOpt, JsonOpt, err, user_errors
 
 team_app = typer.Typer(
     help="Check team files; print their JSON Schema and reference page.",
@@ -61,3 +63,96 @@ def docs() -> None:
     from mascope.graphs import team_reference
 
     print(team_reference(), end="")
+
+
+@team_app.command("calibrate-tau")
+@user_errors
+def calibrate_tau(
+    team_file: Annotated[Path, typer.Argument(help="The team YAML file.", show_default=False)],
+    stage: Annotated[
+        int | None,
+        typer.Option(help="The draft_defer stage (0-based; default: the team's only one).", min=0),
+    ] = None,
+    max_deferral_rate: Annotated[
+        float,
+        typer.Option(help="Most drafts the chosen tau may defer, as a share (0.3 = 30%)."),
+    ] = 1.0,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose a draft_defer stage's tau from its recorded runs with a ground truth (see docs/runtime.md)."""
+    import json
+
+    from rich.table import Table
+
+    from mascope.evals import MIN_RECORDS
+    from mascope.evals import calibrate_tau as calibrate
+    from mascope.graphs import Team
+
+    from ._runs import open_store, out
+
+    with open_store(db) as store:
+        team = Team.from_yaml(team_file, store=store)
+        got = calibrate(
+            store, team, stage=stage, max_deferral_rate=max_deferral_rate, source=str(team_file)
+        )
+    if as_json:
+        print(json.dumps(tau_json(got), ensure_ascii=False))
+        return
+    if not got.records:
+        raise ConfigError(
+            f"no recorded draft_defer runs of team {team.name!r} with a ground truth in {store.where}; "
+            "run the team with --expect (or mascope eval run) at tau: 1 first"
+        )
+    skipped = "".join(f"; {n} left out ({why})" for why, n in got.skipped.items())
+    out.print(
+        f"{team.name} {got.node}: {len(got.records)} recorded drafts with a ground truth{skipped}"
+    )
+    table = Table("tau", "deferred", "accuracy", "95% interval", "strong tokens", "strong $")
+    for p in got.points:
+        low, high = p.interval or (None, None)
+        table.add_row(
+            f"{p.tau:g}" + (" *" if p is got.chosen else ""),
+            f"{p.deferred}/{p.records}",
+            "not evaluable" if p.accuracy is None else f"{p.accuracy:.2f}",
+            "" if low is None else f"{low:.2f}-{high:.2f}",
+            str(p.strong_tokens),
+            f"{p.strong_cost_usd:.6f}",
+        )
+    out.print(table)
+    if got.chosen is None:
+        err.print(
+            f"no evaluable tau defers at most {max_deferral_rate:g} of drafts; "
+            "record runs at tau: 1 so every lower tau can be evaluated"
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"chosen: tau {got.chosen.tau:g} (accuracy {got.chosen.accuracy:.2f}, defers {got.chosen.deferral_rate:.0%}); "
+        f"set strategy.tau: {got.chosen.tau:g} on topology.stages[{got.stage}]"
+    )
+    if not got.reliable:
+        err.print(
+            f"only {len(got.records)} records (fewer than {MIN_RECORDS}): the intervals above are wide; "
+            "treat this tau as a guess and record more runs"
+        )
+
+
+def tau_json(got: Any) -> dict[str, Any]:
+    """A calibration as plain JSON data."""
+    return {
+        "stage": got.stage,
+        "node": got.node,
+        "records": len(got.records),
+        "skipped": got.skipped,
+        "reliable": got.reliable,
+        "max_deferral_rate": got.max_deferral_rate,
+        "chosen": None if got.chosen is None else got.chosen.tau,
+        "points": [
+            {
+                "tau": p.tau, "deferred": p.deferred, "records": p.records, "accuracy": p.accuracy,
+                "interval": list(p.interval) if p.interval else None,
+                "strong_tokens": p.strong_tokens, "strong_cost_usd": p.strong_cost_usd,
+            }
+            for p in got.points
+        ],
+    }  # fmt: skip

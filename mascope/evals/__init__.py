@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._deferral import MIN_RECORDS, TauCalibration, calibrate_tau
     from ._suites import humaneval_passes, humaneval_tasks, visible_examples, word_problems
     from ._tasks import (
         EvalReport,
@@ -29,6 +30,9 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "EvalReport": "._tasks",
+        "MIN_RECORDS": "._deferral",
+        "TauCalibration": "._deferral",
+        "calibrate_tau": "._deferral",
         "EvalTask": "._tasks",
         "aeval_run": "._tasks",
         "eval_job_id": "._tasks",
@@ -44,9 +48,12 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "MIN_RECORDS",
     "EvalReport",
     "EvalTask",
+    "TauCalibration",
     "aeval_run",
+    "calibrate_tau",
     "eval_job_id",
     "eval_on_ray",
     "eval_report",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -316,6 +317,23 @@ def parse_team(data: dict[str, Any], *, source: str = "team") -> TeamSpec:
     return spec
 
 
+def _check_draft_defer(
+    stage: StageSpec, source: str, where: str, agent: Callable[[str | None, str], None]
+) -> None:
+    """A draft_defer stage needs a verifier to score the draft and a drafter other than its own agent."""
+    drafter = stage.strategy.drafter
+    agent(drafter, f"{where}.strategy.drafter")
+    if drafter == stage.agent:
+        raise ConfigError(
+            f"{source}: {where}.strategy.drafter: {drafter!r} is the stage's own agent, the strong one the stage defers to; "
+            "name a different (cheaper) agent of the team as drafter"
+        )
+    if stage.verifier is None:
+        raise ConfigError(
+            f"{source}: {where}.strategy: draft_defer needs a verifier on the stage to score the draft; add verifier: NAME to the stage"
+        )
+
+
 def check_team(spec: TeamSpec, *, source: str = "team") -> None:
     """Cross-references: agents, verifiers and nodes that exist; a way to stop every cycle."""
     names = spec.agent_names
@@ -390,6 +408,8 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
         for i, s in enumerate(stages):
             agent(s.agent, f"topology.stages[{i}].agent")
             verifier(s.verifier, f"topology.stages[{i}].verifier")
+            if s.strategy.kind == "draft_defer":
+                _check_draft_defer(s, source, f"topology.stages[{i}]", agent)
             if s.retry_from is not None and s.retry_from not in stage_agents[: i + 1]:
                 raise ConfigError(
                     f"{source}: topology.stages[{i}].retry_from: {s.retry_from!r} is not this stage or an earlier one ({', '.join(stage_agents[: i + 1])})"

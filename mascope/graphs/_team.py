@@ -351,6 +351,10 @@ class Team:
     def name(self) -> str:
         return self.spec.name
 
+    def score(self, answer: str | None, expected: str) -> MatchResult:
+        """Score an answer against a ground truth the way this team scores its runs."""
+        return score_answer(answer, expected, self.spec.scoring, self._scorer)
+
     @property
     def store(self) -> TraceStore:
         if self._store is None:

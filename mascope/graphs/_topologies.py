@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from mascope.agents import Verdict, run_review_refine, run_strategy
+from mascope.agents import TurnResult, Verdict, run_draft_defer, run_review_refine, run_strategy
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
@@ -158,6 +158,8 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                 if stage.strategy.kind == "single":
                     turn = await run.turn(agent, state, prompt)
                     return AgentProduct(turn.output, turn.final)
+                if stage.strategy.kind == "draft_defer":
+                    return await _draft_defer(team, run, state, prompt, stage, agent, verifier)
 
                 # Candidates are independent: each sees the conversation as it was
                 # before the first draw, not the other candidates' messages.
@@ -365,6 +367,69 @@ def _refine_feedback(verdict: Verdict) -> str:
     points = verdict.score if verdict.score is not None else 1.0
     score = f"it scored {points:g} of 1, short of full marks"  # a full pass ends the search
     return f"{score}; {verdict.feedback}" if verdict.feedback else score
+
+
+async def _draft_defer(
+    team: Team,
+    run: RunContext,
+    state: TeamState,
+    prompt: str,
+    stage: Any,
+    agent: Any,
+    verifier: Any,
+) -> AgentProduct:
+    """The drafter answers the stage's prompt; below tau the stage's own agent answers instead.
+
+    The strong agent answers the same prompt from the conversation as it was
+    before the draft: it replaces the draft rather than correcting it.
+    """
+    drafter = team.agents[stage.strategy.drafter]
+    history = list(run.transcript)
+
+    async def check(candidate: str) -> Verdict:
+        # The draft stands in for the stage agent's answer, so a verifier reading
+        # `outputs` (code_from, tests_from) finds it under the stage agent's name.
+        outputs = {**state.get("outputs", {}), agent.name: candidate}
+        return await run.verify(stage.verifier, verifier, candidate, state, outputs)
+
+    async def draft() -> TurnResult:
+        return await run.turn(drafter, state, prompt, transcript=history)
+
+    async def strong() -> TurnResult:
+        return await run.turn(agent, state, prompt, transcript=history)
+
+    got = await run_draft_defer(stage.strategy, draft, strong, check)
+    d_tokens = got.draft.input_tokens + got.draft.output_tokens
+    s_tokens = got.strong.input_tokens + got.strong.output_tokens if got.strong else 0
+    s_cost = got.strong.cost_usd if got.strong else 0.0
+    # The decision first: live displays cut a step's line at the terminal's width.
+    run.record(
+        agent=agent.name,
+        kind="event",
+        content=(
+            f"deferred to {agent.name}: {drafter.name}'s draft scored {got.score:g} < tau {got.tau:g}; "
+            f"extra {s_tokens} tokens, ${s_cost:.6f}"
+            if got.deferred
+            else f"kept {drafter.name}'s draft: scored {got.score:g} >= tau {got.tau:g}; {agent.name} not asked"
+        ),
+        data={
+            "event": "deferral",
+            "strategy": "draft_defer",
+            "drafter": drafter.name,
+            "strong": agent.name,
+            # Where each answer is, so a calibration can score them against a ground truth.
+            "draft_step": got.draft.message_step,
+            "strong_step": got.strong.message_step if got.strong else None,
+            "score": got.score,
+            "tau": got.tau,
+            "deferred": got.deferred,
+            "draft_tokens": d_tokens,
+            "draft_cost_usd": got.draft.cost_usd,
+            "strong_tokens": s_tokens,
+            "strong_cost_usd": s_cost,
+        },
+    )
+    return AgentProduct(got.chosen.output, got.chosen.final, got.verdict)
 
 
 # -- group chat -------------------------------------------------------------------
