@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import re
 import sys
@@ -53,7 +54,14 @@ DEFAULT_STRATEGIES = [
     "self_consistency,n=4",
     "best_of_majority,n=4",
     "self_consistency,n=8,stop_confidence=0.9",
+    "best_of_n,n=8,stop_confidence=0.75",
+    "review_refine,n=4,keep=2,rounds=2",
+    "draft_defer,tau=0.5",
 ]
+DRAFTER_INSTRUCTIONS = {
+    "words": 'Reply with one line only: "ANSWER: <number>".',
+    "humaneval": "Reply with one short ```python code block holding the function and nothing else.",
+}
 RUBRIC_CODE = (
     "The reply must hold one complete Python function that does exactly what the "
     "docstring asks, for every input, not only the examples shown."
@@ -116,10 +124,20 @@ def team_for(suite: str, verifier: str, strategy: dict[str, Any]) -> Any:
         sys.exit(
             f"verifier {verifier!r} is not available for {suite}: use rubric, or examples for humaneval"
         )
+    if strategy["kind"] == "draft_defer" and "drafter" not in strategy:
+        # One local model: the cheap drafter is the stage's agent told to answer at
+        # once in few tokens; the stage's own agent (working shown) is the strong one.
+        strong = next(a for a in data["agents"] if a["name"] == stage["agent"])
+        data["agents"].append({**strong, "name": "drafter", "max_tokens": 80,
+                               "instructions": DRAFTER_INSTRUCTIONS[suite]})  # fmt: skip
+        strategy = {**strategy, "drafter": "drafter"}
     if strategy["kind"] != "single":
         stage["strategy"] = strategy
         stage["max_rounds"] = 1  # the strategy is the search; no extra verifier loop on top
-    data["name"] = f"{data['name']}-{label(verifier)}-{label(json.dumps(strategy, sort_keys=True))}"[:60]  # fmt: skip
+    name = f"{data['name']}-{label(verifier)}-{label(json.dumps(strategy, sort_keys=True))}"
+    if len(name) > 60:  # team names are short; a digest keeps long ones apart
+        name = f"{name[:51]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    data["name"] = name
     return parse_team(data, source=f"{base.name} ({verifier}, {strategy})")
 
 
