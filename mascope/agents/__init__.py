@@ -1,6 +1,15 @@
 """Agents: roles, typed tools, verifiers and test-time strategies."""
 
 from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
+from ._calibration import (
+    Calibration,
+    DrawPlan,
+    VerifierRates,
+    expected_utility,
+    plan_draws,
+    read_calibration,
+    usable_rates,
+)
 from ._codeexec import TestRun, extract_code, run_tests
 from ._matching import (
     MATCH_MODES,
@@ -46,8 +55,10 @@ __all__ = [
     "AgentSpec",
     "AnswerMatch",
     "Budget",
+    "Calibration",
     "CallableVerifier",
     "CodeTests",
+    "DrawPlan",
     "Ensemble",
     "Extract",
     "JsonSchemaCheck",
@@ -65,9 +76,11 @@ __all__ = [
     "TurnResult",
     "Verdict",
     "Verifier",
+    "VerifierRates",
     "VerifyContext",
     "as_verifier",
     "current_sample",
+    "expected_utility",
     "extract_answer",
     "extract_code",
     "final_answer_tool",
@@ -75,12 +88,15 @@ __all__ = [
     "match_answer",
     "normalise",
     "parse_verdict_text",
+    "plan_draws",
+    "read_calibration",
     "render_system_prompt",
     "run_strategy",
     "run_tests",
     "samples",
     "sampling",
     "tool",
+    "usable_rates",
     "verdict_text",
     "vote_settled",
 ]
