@@ -151,7 +151,9 @@ def calibrate_runs(
             labelled = False
             for verdict, candidate in judged_candidates(steps):
                 right = bool(score(candidate, truth))
-                tallies[verdict.agent].add(run.task, right, bool((verdict.data or {}).get("passed")))
+                tallies[verdict.agent].add(
+                    run.task, right, bool((verdict.data or {}).get("passed"))
+                )
                 labelled = True
             if labelled:
                 runs += 1
