@@ -111,6 +111,8 @@ def test_a_calibration_file_for_another_team_is_refused(tmp_path: Path) -> None:
         ({"kind": "best_of_n", "sample_cost": 0.1}, "sample_cost is used only with penalty"),
     ],
 )  # fmt: skip
-def test_impossible_calibration_settings_are_refused(fields: dict[str, object], needle: str) -> None:
+def test_impossible_calibration_settings_are_refused(
+    fields: dict[str, object], needle: str
+) -> None:
     with pytest.raises(ValueError, match=needle):
         StrategySpec.model_validate(fields)

@@ -61,7 +61,9 @@ def tasks_file(tmp_path: Path, count: int, truth: str = "4", name: str = "tasks.
     path = tmp_path / name
     path.write_text(
         "".join(
-            json.dumps({"id": f"t{i:02d}", "task": f"What is {i} + {4 - i}?", "ground_truth": truth})
+            json.dumps(
+                {"id": f"t{i:02d}", "task": f"What is {i} + {4 - i}?", "ground_truth": truth}
+            )
             + "\n"
             for i in range(count)
         )
@@ -203,7 +205,9 @@ def test_a_calibration_file_for_another_team_is_refused_before_any_model_loads(
     )
     db = tmp_path / "never.db"
     for cmd in (["run", str(other), "--task", "2 + 2?"], ["eval", "run", str(other), "--tasks", str(tasks_file(tmp_path, 2))]):  # fmt: skip
-        result = runner.invoke(app, [*cmd, "--db", str(db), "--model", f"local:{tmp_path}/missing.gguf"])
+        result = runner.invoke(
+            app, [*cmd, "--db", str(db), "--model", f"local:{tmp_path}/missing.gguf"]
+        )
         # The calibration is checked first: the missing model file is never looked for.
         assert_one_line_error(
             result,
@@ -246,7 +250,8 @@ def test_bad_calibrate_input_is_one_line_and_writes_nothing(tmp_path: Path) -> N
     plain = tmp_path / "plain.yaml"
     plain.write_text("name: p\nagents: [{name: a, role: r, goal: g}]\ntopology: {kind: pipeline, stages: [a]}\n")  # fmt: skip
     assert_one_line_error(
-        calibrate(str(plain), "--tasks", str(tasks), "--db", str(db)), "has no verifiers to calibrate"
+        calibrate(str(plain), "--tasks", str(tasks), "--db", str(db)),
+        "has no verifiers to calibrate",
     )
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
