@@ -76,6 +76,8 @@ class Calibration(BaseModel):
     team_digest: str
     """Digest of the team spec without its strategies' calibration settings (see `calibration_digest`)."""
     created_at: str
+    model: str | None = None
+    """The model that replaced the team's own (`--model`) in the labelled runs; None for the team's own."""
     source: str = ""
     """Where the labelled candidates came from (the store)."""
     runs: int = Field(ge=0)
@@ -90,8 +92,10 @@ class Calibration(BaseModel):
         tmp.replace(path)
 
 
-def read_calibration(path: str | Path, *, team: str, digest: str) -> Calibration:
-    """A calibration file, refused with one line unless it was made for this team."""
+def read_calibration(
+    path: str | Path, *, team: str, digest: str, model: str | None = None
+) -> Calibration:
+    """A calibration file, refused with one line unless it was made for this team (run with `model`)."""
     path = Path(path)
     try:
         data: Any = json.loads(path.read_text())
@@ -118,6 +122,12 @@ def read_calibration(path: str | Path, *, team: str, digest: str) -> Calibration
         raise ConfigError(
             f"calibration file {path} was made for {what} (digest {cal.team_digest}, this team's is {digest}); "
             f"calibrate this team: mascope verifiers calibrate TEAM.yaml --tasks TASKS.jsonl --out {path}"
+        )
+    if cal.model != model:
+        ran, runs = cal.model or "the team's own models", model or "the team's own models"
+        raise ConfigError(
+            f"calibration file {path} measured the verifiers with {ran}, but this team runs with {runs}; "
+            f"calibrate with the same --model: mascope verifiers calibrate TEAM.yaml --tasks TASKS.jsonl --out {path}"
         )
     return cal
 

@@ -86,7 +86,7 @@ def calibrate(
     report: Any = None
     if dataset is None:
         store = open_store(db)
-        cal = calibrate_runs(store, without_calibration(spec))
+        cal = calibrate_runs(store, without_calibration(spec), model=model)
     else:
         Team.from_spec(without_calibration(spec), model=model, source=str(team_file)).check_models()
         with removed_if_failed(db):

@@ -99,14 +99,16 @@ def calibrate_runs(
     *,
     run_ids: Sequence[str] | None = None,
     score: Callable[[str, str], bool] | None = None,
+    model: str | None = None,
 ) -> Calibration:
     """A calibration of `spec`'s verifiers from stored runs of that team with a ground truth.
 
     `run_ids` limits it to those runs (default: every finished run of the
-    team whose stored spec is this team's, by `calibration_digest`). Forks and
+    team whose stored spec is this team's, by `calibration_digest`, run with
+    `model` or, without it, the team's own model). Forks and
     re-rolls are left out: their steps before the fork are their parent's.
     `score(answer, ground_truth)` labels a candidate (default: the team's own
-    scoring).
+    scoring). `model` is the model that replaced the team's own in those runs.
     """
     from mascope.graphs import Team, calibration_digest, parse_team
 
@@ -120,9 +122,13 @@ def calibrate_runs(
     ids = list(run_ids) if run_ids is not None else store.all_run_ids(team=spec.name)
     same: dict[str | None, bool] = {}
 
+    ran_with = model or spec.model
+
     def ours(run: Run) -> bool:
         if run_ids is not None:
             return True
+        if (run.metadata_ or {}).get("model", spec.model) != ran_with:
+            return False  # candidates of another model say little about these
         if run.spec_hash not in same:
             try:
                 same[run.spec_hash] = calibration_digest(parse_team(dict(run.spec or {}))) == digest
@@ -162,6 +168,7 @@ def calibrate_runs(
         team=spec.name,
         team_digest=digest,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model=model,
         source=str(store.path or "store"),
         runs=runs,
         tasks=len(tasks),
@@ -205,7 +212,7 @@ async def acalibrate(
     )  # fmt: skip
     states = JobQueue(store).states(report.job_id)
     ids = [str(s.result["run_id"]) for s in states.values() if s.result and s.result.get("run_id")]
-    return calibrate_runs(store, plain, run_ids=ids), report
+    return calibrate_runs(store, plain, run_ids=ids, model=model), report
 
 
 def check_calibratable(spec: TeamSpec, tasks: Sequence[EvalTask] | None) -> None:

@@ -44,8 +44,11 @@ def without_calibration(spec: TeamSpec) -> TeamSpec:
     return plain
 
 
-def stage_calibrations(spec: TeamSpec, base_dir: Path | None) -> dict[int, VerifierRates]:
-    """Each calibrated pipeline stage's verifier rates, by stage index.
+def stage_calibrations(
+    spec: TeamSpec, base_dir: Path | None, model: str | None = None
+) -> dict[int, VerifierRates]:
+    """Each calibrated pipeline stage's verifier rates, by stage index (`model`: the
+    model that replaces the team's own, as in the calibration runs).
 
     A file made for another team, or with too few labelled candidates to
     drive a stopping rule, is a one-line `ConfigError`.
@@ -63,7 +66,7 @@ def stage_calibrations(spec: TeamSpec, base_dir: Path | None) -> dict[int, Verif
         if not where.is_absolute() and base_dir is not None:
             where = base_dir / where
         try:
-            cal = read_calibration(where, team=spec.name, digest=digest)
+            cal = read_calibration(where, team=spec.name, digest=digest, model=model)
             found[i] = usable_rates(cal, stage.verifier, where)
         except ConfigError as exc:
             raise ConfigError(f"topology.stages[{i}].strategy.calibration: {exc}") from None

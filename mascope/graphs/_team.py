@@ -347,6 +347,7 @@ class Team:
         parse_model_string(model)
         self._model_override = model
         self._models.clear()
+        self._stage_rates = None  # a calibration holds for the model it measured
 
     # -- properties -----------------------------------------------------------------
 
@@ -449,7 +450,7 @@ class Team:
         """Read the calibration files the stages' strategies name (relative to the team
         file), refusing one made for another team or too thin to drive a stopping rule."""
         if self._stage_rates is None:
-            self._stage_rates = stage_calibrations(self.spec, self.base_dir)
+            self._stage_rates = stage_calibrations(self.spec, self.base_dir, self._model_override)
 
     def stage_rates(self, stage: int) -> VerifierRates:
         """The measured rates of stage `stage`'s verifier (its strategy names a calibration)."""

@@ -261,3 +261,18 @@ def test_bad_calibrate_input_is_one_line_and_writes_nothing(tmp_path: Path) -> N
     assert not db.exists() and not out.exists()
     missing = calibrate(str(team), "--from-db", "--db", str(tmp_path / "none.db"))
     assert missing.exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_a_calibration_measured_with_another_model_is_refused(tmp_path: Path) -> None:
+    cal = sufficient_calibration(tmp_path)
+    strategy = f"      strategy: {{kind: best_of_n, n: 3, penalty: 1.0, calibration: {cal.name}}}"
+    team = team_file(tmp_path, ["ANSWER: 4"], strategy=strategy)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(["ANSWER: 4"]))
+    result = runner.invoke(app, ["run", str(team), "--task", "2 + 2?", "--db", str(tmp_path / "r.db"), "--model", f"scripted:{other}"])  # fmt: skip
+    assert_one_line_error(
+        result,
+        "measured the verifiers with the team's own models",
+        "calibrate with the same --model",
+    )
+    assert not (tmp_path / "r.db").exists()
