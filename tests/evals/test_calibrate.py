@@ -233,6 +233,8 @@ def test_a_thin_calibration_reports_its_interval_and_refuses_to_drive_a_stopping
         result, "too few labelled candidates to drive a stopping rule", "FPR 0.50 [", "calibrate on more tasks"
     )  # fmt: skip
     assert not (tmp_path / "r.db").exists()
+    checked = runner.invoke(app, ["team", "check", str(team)])
+    assert_one_line_error(checked, "too few labelled candidates")
 
 
 def test_bad_calibrate_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
