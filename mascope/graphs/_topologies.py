@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from mascope.agents import Verdict, plan_draws, run_strategy
+from mascope.agents import DrawPlan, Verdict, VerifierRates, plan_draws, run_strategy
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
@@ -31,7 +31,7 @@ class Team(ContextTeam, Protocol):
     @property
     def verifiers(self) -> Mapping[str, Any]: ...
 
-    def stage_rates(self, stage: int) -> Any: ...
+    def stage_rates(self, stage: int) -> VerifierRates: ...
 
 
 NodeKind = Literal["agent", "verifier", "select"]
@@ -306,7 +306,7 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
 
 
 def _abstain(
-    run: RunContext, agent: str, reason: str, plan: Any, penalty: float | None
+    run: RunContext, agent: str, reason: str, plan: DrawPlan, penalty: float | None
 ) -> AgentProduct:
     """Record why a calibrated stage gives no answer, and say so to the run."""
     why = (
