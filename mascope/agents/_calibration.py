@@ -88,8 +88,14 @@ class Calibration(BaseModel):
     def write(self, path: Path) -> None:
         """Write the file whole (a temporary file renamed), so a failure leaves no half file."""
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
-        tmp.replace(path)
+        try:
+            tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write calibration file {path} ({exc.strerror or exc}); choose another --out"
+            ) from None
 
 
 def read_calibration(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,6 +140,10 @@ def _check_target(target: Path) -> None:
         )
     if not target.parent.is_dir():
         raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise ConfigError(
+            f"--out {target}: folder {target.parent} is not writable; choose another --out"
+        )
     if target.exists():
         try:
             kind = json.loads(target.read_text()).get("kind")

@@ -260,6 +260,8 @@ def test_bad_calibrate_input_is_one_line_and_writes_nothing(tmp_path: Path) -> N
     clobber = calibrate(str(team), "--tasks", str(tasks), "--db", str(db), "--out", str(notes))
     assert_one_line_error(clobber, "exists and is not a calibration file")
     assert notes.read_text() == "keep me"
+    nowhere = calibrate(str(team), "--tasks", str(tasks), "--db", str(db), "--out", str(tmp_path / "no" / "c.json"))  # fmt: skip
+    assert_one_line_error(nowhere, "does not exist")
     assert not db.exists() and not out.exists()
     missing = calibrate(str(team), "--from-db", "--db", str(tmp_path / "none.db"))
     assert missing.exit_code == 2  # type: ignore[attr-defined]
