@@ -280,3 +280,41 @@ def test_a_calibration_measured_with_another_model_is_refused(tmp_path: Path) ->
         "calibrate with the same --model",
     )
     assert not (tmp_path / "r.db").exists()
+
+
+def test_a_calibrated_best_of_majority_votes_among_the_passing_and_abstains_when_none_passes(
+    tmp_path: Path,
+) -> None:
+    from mascope.agents import Calibration, VerifierRates
+    from mascope.graphs import calibration_digest, load_team_file
+
+    team = team_file(tmp_path, ["ANSWER: 4", "ANSWER: 5", "ANSWER: 4"])
+    rates = VerifierRates(
+        candidates=40, right=20, wrong=20, accepted_wrong=4, rejected_right=0,
+        fpr=0.2, fpr_interval=(0.08, 0.42), fnr=0.0, fnr_interval=(0.0, 0.16),
+        base_rate=0.5, base_rate_interval=(0.35, 0.65), task_rates=[0.5],
+    )  # fmt: skip
+    Calibration(
+        team="adder", team_digest=calibration_digest(load_team_file(team)), created_at="now",
+        runs=40, tasks=1, verifiers={"lenient": rates},
+    ).write(tmp_path / "hand.json")  # fmt: skip
+    # p = 0.5, FPR 0.2, FNR 0, penalty 0.1: each stop gains 0.5 - 0.1 * 0.5 * 0.2 = 0.49 and a
+    # draw fails with q = 1 - 0.5 - 0.1 = 0.4, so EU(n) = 0.49 * (1 + 0.4 + ...) grows: n = 3.
+    strategy = "      strategy: {kind: best_of_majority, n: 3, concurrency: 1, penalty: 0.1, calibration: hand.json}"
+    team.write_text(team.read_text() + strategy + "\n")
+    db = tmp_path / "maj.db"
+    voted = runner.invoke(app, ["run", str(team), "--task", "2 + 2?", "--db", str(db), "--expect", "4"])  # fmt: skip
+    assert voted.exit_code == 0, voted.output
+    (tmp_path / "replies.json").write_text(json.dumps(["ANSWER: 3"] * 3))  # each run reads it anew
+    none = runner.invoke(app, ["run", str(team), "--task", "2 + 2?", "--db", str(db), "--expect", "4"])  # fmt: skip
+    assert none.exit_code == 1, none.output
+    with TraceStore(db) as store:
+        first, second = sorted(store.list_runs(team="adder", limit=5), key=lambda r: r.id)
+        assert (first.status, first.final_answer) == ("succeeded", "ANSWER: 4")
+        assert (second.status, second.termination_reason) == ("abstained", "abstained")
+        for run in (first, second):
+            plan = next(s.data for s in store.steps(run.id) if s.data.get("event") == "draw_plan")
+            assert plan["n"] == 3
+            assert plan["expected_utility"] == pytest.approx(0.49 * 1.56)
+        why = next(s.data for s in store.steps(second.id) if s.data.get("event") == "abstained")
+        assert why["reason"] == "no_candidate_passed"
