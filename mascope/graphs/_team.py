@@ -99,6 +99,11 @@ class RunResult:
         return self.status == "succeeded"
 
     @property
+    def abstained(self) -> bool:
+        """The run chose to give no answer (a calibrated strategy): neither success nor failure."""
+        return self.status == "abstained"
+
+    @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 

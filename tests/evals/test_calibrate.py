@@ -318,3 +318,14 @@ def test_a_calibrated_best_of_majority_votes_among_the_passing_and_abstains_when
             assert plan["expected_utility"] == pytest.approx(0.49 * 1.56)
         why = next(s.data for s in store.steps(second.id) if s.data.get("event") == "abstained")
         assert why["reason"] == "no_candidate_passed"
+
+
+def test_from_python_an_abstained_run_is_neither_a_success_nor_a_failure(tmp_path: Path) -> None:
+    from mascope.graphs import Team
+
+    cal = sufficient_calibration(tmp_path)
+    strategy = f"      strategy: {{kind: best_of_n, n: 3, penalty: 1.0, calibration: {cal.name}}}"
+    team = Team.from_yaml(team_file(tmp_path, ["ANSWER: 3"], strategy=strategy), store=tmp_path / "py.db")  # fmt: skip
+    result = team.run("What is 2 + 2?", ground_truth="4")
+    assert result.abstained and not result.succeeded
+    assert (result.answer, result.termination_reason) == (None, "abstained")
