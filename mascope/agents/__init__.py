@@ -2,6 +2,7 @@
 
 from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
 from ._calibration import (
+    CALIBRATION_KIND,
     Calibration,
     DrawPlan,
     VerifierRates,
@@ -48,6 +49,7 @@ from ._verifiers import (
 )
 
 __all__ = [
+    "CALIBRATION_KIND",
     "FINAL_ANSWER",
     "MATCH_MODES",
     "Agent",

@@ -131,7 +131,7 @@ def _usage(message: str) -> Exception:
 
 def _check_target(target: Path) -> None:
     """Never overwrite a file that is not a calibration (a mistyped --out)."""
-    from mascope.agents._calibration import CALIBRATION_KIND
+    from mascope.agents import CALIBRATION_KIND
     from mascope.errors import ConfigError
 
     if target.is_dir():
