@@ -360,6 +360,10 @@ class Team:
     def name(self) -> str:
         return self.spec.name
 
+    def score(self, answer: str | None, expected: str) -> MatchResult:
+        """Score an answer against a ground truth the way this team scores its runs."""
+        return score_answer(answer, expected, self.spec.scoring, self._scorer)
+
     @property
     def store(self) -> TraceStore:
         if self._store is None:
@@ -446,10 +450,6 @@ class Team:
                 v.bind_model(
                     self.resolve_model(self._model_override or v._model_ref or self._default_model)
                 )
-
-    def score(self, answer: str | None, ground_truth: str) -> MatchResult:
-        """Score an answer against a ground truth the way this team's runs are scored."""
-        return score_answer(answer, ground_truth, self.spec.scoring, self._scorer)
 
     def check_calibrations(self) -> None:
         """Read the calibration files the stages' strategies name (relative to the team
