@@ -12,6 +12,7 @@ STATUS_STYLE = {
     "running": "bold yellow",
     "interrupted": "bold magenta",
     "unknown": "dim",
+    "abstained": "bold blue",
 }
 _PALETTE = [
     "cyan",

@@ -1,6 +1,16 @@
 """Agents: roles, typed tools, verifiers and test-time strategies."""
 
 from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
+from ._calibration import (
+    CALIBRATION_KIND,
+    Calibration,
+    DrawPlan,
+    VerifierRates,
+    expected_utility,
+    plan_draws,
+    read_calibration,
+    usable_rates,
+)
 from ._codeexec import TestRun, extract_code, run_tests
 from ._matching import (
     MATCH_MODES,
@@ -44,6 +54,7 @@ from ._verifiers import (
 )
 
 __all__ = [
+    "CALIBRATION_KIND",
     "FINAL_ANSWER",
     "MATCH_MODES",
     "Agent",
@@ -51,9 +62,11 @@ __all__ = [
     "AgentSpec",
     "AnswerMatch",
     "Budget",
+    "Calibration",
     "CallableVerifier",
     "CodeTests",
     "Deferral",
+    "DrawPlan",
     "Ensemble",
     "Extract",
     "JsonSchemaCheck",
@@ -72,10 +85,12 @@ __all__ = [
     "TurnResult",
     "Verdict",
     "Verifier",
+    "VerifierRates",
     "VerifyContext",
     "as_verifier",
     "current_refinement",
     "current_sample",
+    "expected_utility",
     "extract_answer",
     "extract_code",
     "final_answer_tool",
@@ -83,6 +98,8 @@ __all__ = [
     "match_answer",
     "normalise",
     "parse_verdict_text",
+    "plan_draws",
+    "read_calibration",
     "render_system_prompt",
     "run_draft_defer",
     "run_review_refine",
@@ -91,6 +108,7 @@ __all__ = [
     "samples",
     "sampling",
     "tool",
+    "usable_rates",
     "verdict_text",
     "vote_settled",
 ]

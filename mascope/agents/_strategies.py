@@ -109,6 +109,13 @@ class StrategySpec(BaseModel):
     """best_of_n: take the first candidate to finish that passes with full score and cancel the rest (faster; which one wins may vary from run to run)."""
     stop_confidence: float | None = Field(default=None, gt=0.5, lt=1)
     """Stop drawing once the winner is settled with this confidence, e.g. 0.95 (rules in docs/runtime.md); the samples used are recorded."""
+    penalty: float | None = Field(default=None, gt=0)
+    """best_of_n / best_of_majority with `calibration`: cost of a wrong accepted answer relative to the gain 1 of a right one, e.g. 4.0; n is chosen (1..n) to maximise expected utility, and the run abstains when answering does not pay or no candidate passes."""
+    calibration: str | None = None
+    """With `penalty`: the verifier calibration file (from `mascope verifiers calibrate`), relative to the team file."""
+    sample_cost: float = Field(default=0.0, ge=0)
+    """With `penalty`: the cost of each draw, in units of a right answer's gain."""
+
     keep: int | None = Field(default=None, ge=1, le=64)
     """review_refine: how many of the best candidates are kept and refined each round, at most n (default 2, or 1 when n is 1)."""
     rounds: int | None = Field(default=None, ge=1, le=16)
@@ -158,6 +165,18 @@ class StrategySpec(BaseModel):
                 "stop_confidence needs several samples; set kind to best_of_n, self_consistency or best_of_majority, or remove stop_confidence"
             )
         self._check_refine()
+        if (self.penalty is None) != (self.calibration is None):
+            raise ValueError(
+                "penalty and calibration go together; set both (calibration: FILE from `mascope verifiers calibrate`) or neither"
+            )
+        if self.sample_cost and self.penalty is None:
+            raise ValueError(
+                "sample_cost is used only with penalty and calibration; set them or remove sample_cost"
+            )
+        if self.penalty is not None and self.kind not in ("best_of_n", "best_of_majority"):
+            raise ValueError(
+                f"penalty works only with kind best_of_n or best_of_majority, not {self.kind}; change kind or remove penalty and calibration"
+            )
         return self
 
     def _check_refine(self) -> None:

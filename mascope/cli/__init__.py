@@ -20,6 +20,7 @@ from ._serve import serve
 from ._taxonomy import taxonomy_app
 from ._team import team_app
 from ._tui import tui
+from ._verifiers import verifiers_app
 
 app = typer.Typer(
     name="mascope",
@@ -62,6 +63,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(team_app, name="team")
 app.add_typer(eval_app, name="eval")
+app.add_typer(verifiers_app, name="verifiers")
 
 
 def main() -> None:

@@ -102,20 +102,22 @@ def _summary(report: Any, store: Any) -> None:
         box=None,
         header_style="bold",
     )
-    for column in ("runs", "succeeded", "success rate [95% CI]", "tokens in / out", "cost"):
+    # Coverage and risk matter once runs may abstain; without abstentions they are 1 and 1 - rate.
+    selective = report.abstained > 0
+    columns = ["runs", "succeeded", "success rate [95% CI]"]
+    columns += ["abstained", "coverage", "risk"] if selective else []
+    for column in (*columns, "tokens in / out", "cost"):
         table.add_column(column, justify="right")
     rate = "-"
-    if report.runs:
+    if report.answered:
         low, high = report.interval
         rate = f"{report.success_rate:.2f} [{low:.2f}, {high:.2f}]"
     cost = "unknown" if report.cost_usd is None else f"${report.cost_usd:.4f}"
-    table.add_row(
-        str(report.runs),
-        str(report.succeeded),
-        rate,
-        f"{report.input_tokens:,} / {report.output_tokens:,}",
-        cost,
-    )
+    cells = [str(report.runs), str(report.succeeded), rate]
+    if selective:
+        risk = f"{report.risk:.2f}" if report.answered else "-"
+        cells += [str(report.abstained), f"{report.coverage:.2f}", risk]
+    table.add_row(*cells, f"{report.input_tokens:,} / {report.output_tokens:,}", cost)
     out.print(table)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
     b = report.batch

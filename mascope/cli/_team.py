@@ -42,7 +42,8 @@ def check(
             raise ConfigError(f"{team_file}: {where}: {exc}") from None
     # Building the team imports function: agents, tools and python verifiers and
     # compiles the graph; models load only when a run starts, so this stays cheap.
-    Team.from_spec(spec, source=str(team_file))
+    # Calibration files a strategy names belong to this team and can drive its stopping rule.
+    Team.from_spec(spec, source=str(team_file)).check_calibrations()
     print(
         f"{team_file}: OK ({len(spec.agents)} agent{'s' if len(spec.agents) != 1 else ''}, "
         f"{spec.topology.kind})"

@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._calibrate import (
+        acalibrate,
+        calibrate_runs,
+        calibration_summary,
+        calibration_tasks,
+        check_calibratable,
+        judged_candidates,
+    )
     from ._deferral import MIN_RECORDS, TauCalibration, calibrate_tau
     from ._suites import humaneval_passes, humaneval_tasks, visible_examples, word_problems
     from ._tasks import (
@@ -33,6 +41,12 @@ __getattr__, __dir__ = lazy_exports(
         "MIN_RECORDS": "._deferral",
         "TauCalibration": "._deferral",
         "calibrate_tau": "._deferral",
+        "acalibrate": "._calibrate",
+        "calibrate_runs": "._calibrate",
+        "calibration_summary": "._calibrate",
+        "calibration_tasks": "._calibrate",
+        "check_calibratable": "._calibrate",
+        "judged_candidates": "._calibrate",
         "EvalTask": "._tasks",
         "aeval_run": "._tasks",
         "eval_job_id": "._tasks",
@@ -52,13 +66,19 @@ __all__ = [
     "EvalReport",
     "EvalTask",
     "TauCalibration",
+    "acalibrate",
     "aeval_run",
+    "calibrate_runs",
     "calibrate_tau",
+    "calibration_summary",
+    "calibration_tasks",
+    "check_calibratable",
     "eval_job_id",
     "eval_on_ray",
     "eval_report",
     "humaneval_passes",
     "humaneval_tasks",
+    "judged_candidates",
     "load_tasks",
     "queue_eval",
     "visible_examples",

@@ -215,6 +215,8 @@ class EvalReport:
     runs: int = 0
     """Tasks with a recorded run."""
     succeeded: int = 0
+    abstained: int = 0
+    """Runs that gave no answer on purpose: neither success nor failure."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
@@ -228,23 +230,43 @@ class EvalReport:
     """What this invocation did."""
 
     @property
+    def answered(self) -> int:
+        """Runs that gave an answer (every run but the abstained ones)."""
+        return self.runs - self.abstained
+
+    @property
     def success_rate(self) -> float:
-        return self.succeeded / self.runs if self.runs else float("nan")
+        """Succeeded / answered: abstained runs count as neither success nor failure."""
+        return self.succeeded / self.answered if self.answered else float("nan")
 
     @property
     def interval(self) -> tuple[float, float]:
         """95% Wilson interval of the success rate."""
         from mascope.diagnosis._metrics import wilson
 
-        return wilson(self.succeeded, self.runs)
+        return wilson(self.succeeded, self.answered)
+
+    @property
+    def coverage(self) -> float:
+        """Answered / runs."""
+        return self.answered / self.runs if self.runs else float("nan")
+
+    @property
+    def risk(self) -> float:
+        """Wrong (answered but not succeeded) / answered."""
+        return (self.answered - self.succeeded) / self.answered if self.answered else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         low, high = self.interval
         b = self.batch
+        answered = self.answered
         return {
             "job": self.job_id, "team": self.team, "tasks": self.total, "runs": self.runs,
-            "succeeded": self.succeeded, "success_rate": None if not self.runs else round(self.success_rate, 4),
-            "interval": None if not self.runs else [round(low, 4), round(high, 4)],
+            "succeeded": self.succeeded, "success_rate": None if not answered else round(self.success_rate, 4),
+            "interval": None if not answered else [round(low, 4), round(high, 4)],
+            "abstained": self.abstained, "answered": answered,
+            "coverage": None if not self.runs else round(self.coverage, 4),
+            "risk": None if not answered else round(self.risk, 4),
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "cost_usd": self.cost_usd, "statuses": self.statuses, "not_run": self.not_run,
             "pending": self.pending, "ran_now": b.judged if b else 0,
@@ -267,6 +289,7 @@ def eval_report(store: TraceStore, job_id: str, team: str) -> EvalReport:
         r = state.result
         report.runs += 1
         report.succeeded += bool(r.get("succeeded"))
+        report.abstained += r.get("status") == "abstained"
         report.input_tokens += int(r.get("input_tokens") or 0)
         report.output_tokens += int(r.get("output_tokens") or 0)
         status = str(r.get("status"))

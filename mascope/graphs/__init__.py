@@ -1,5 +1,6 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
 
+from ._calibrated import calibration_digest, without_calibration
 from ._context import RunContext, StepCallback, StepEvent
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
@@ -35,9 +36,11 @@ __all__ = [
     "TerminationSpec",
     "VerifierSpec",
     "answer_matches",
+    "calibration_digest",
     "load_team_file",
     "parse_team",
     "team_json_schema",
     "team_reference",
     "team_schema_text",
+    "without_calibration",
 ]

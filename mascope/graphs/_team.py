@@ -28,6 +28,7 @@ from mascope.agents import (
     Rubric,
     Tool,
     Verifier,
+    VerifierRates,
     as_verifier,
     final_answer_tool,
     import_object,
@@ -40,6 +41,7 @@ from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
 
+from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
 from ._reroll import areroll, branch_context, branch_point, start_branch
@@ -95,6 +97,11 @@ class RunResult:
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def abstained(self) -> bool:
+        """The run chose to give no answer (a calibrated strategy): neither success nor failure."""
+        return self.status == "abstained"
 
     @property
     def total_tokens(self) -> int:
@@ -242,6 +249,7 @@ class Team:
         self._runs: dict[str, RunContext] = {}
         self.base_dir: Path | None = None
         """Folder searched first for `function:` and tool modules (the team file's)."""
+        self._stage_rates: dict[int, VerifierRates] | None = None
         self._compiled = self._topology()
         self._graph = self._build_graph()
         self._app: Any = self._graph.compile()
@@ -344,6 +352,7 @@ class Team:
         parse_model_string(model)
         self._model_override = model
         self._models.clear()
+        self._stage_rates = None  # a calibration holds for the model it measured
 
     # -- properties -----------------------------------------------------------------
 
@@ -432,6 +441,7 @@ class Team:
     def check_models(self) -> None:
         """Resolve every model before a run starts, so a bad model string or a
         missing key fails before anything is recorded."""
+        self.check_calibrations()
         for agent in self.agents.values():
             if not agent.is_function:
                 self.model_for(agent)
@@ -440,6 +450,18 @@ class Team:
                 v.bind_model(
                     self.resolve_model(self._model_override or v._model_ref or self._default_model)
                 )
+
+    def check_calibrations(self) -> None:
+        """Read the calibration files the stages' strategies name (relative to the team
+        file), refusing one made for another team or too thin to drive a stopping rule."""
+        if self._stage_rates is None:
+            self._stage_rates = stage_calibrations(self.spec, self.base_dir, self._model_override)
+
+    def stage_rates(self, stage: int) -> VerifierRates:
+        """The measured rates of stage `stage`'s verifier (its strategy names a calibration)."""
+        self.check_calibrations()
+        assert self._stage_rates is not None
+        return self._stage_rates[stage]
 
     # -- running -------------------------------------------------------------------------
 
@@ -509,11 +531,14 @@ class Team:
         else:
             reason = final.get("termination") or "end"
             answer = final.get("final_answer")
-            if answer is None:
+            if answer is None and reason != "abstained":
                 answer = final.get("last_output") or None
             status = "succeeded" if reason in SUCCESS else "failed"
             meta: dict[str, Any] = {}
-            if run.ground_truth is not None:
+            if reason == "abstained":
+                # Neither right nor wrong: no answer was given (see docs/runtime.md).
+                status = "abstained"
+            elif run.ground_truth is not None:
                 scored = score_answer(answer, run.ground_truth, self.spec.scoring, self._scorer)
                 correct = scored.matched
                 meta["answer_correct"] = correct

@@ -15,7 +15,16 @@ from typing import Any, Literal, Protocol, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from mascope.agents import TurnResult, Verdict, run_draft_defer, run_review_refine, run_strategy
+from mascope.agents import (
+    DrawPlan,
+    TurnResult,
+    Verdict,
+    VerifierRates,
+    plan_draws,
+    run_draft_defer,
+    run_review_refine,
+    run_strategy,
+)
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
@@ -31,6 +40,8 @@ class Team(ContextTeam, Protocol):
     @property
     def verifiers(self) -> Mapping[str, Any]: ...
 
+    def stage_rates(self, stage: int) -> VerifierRates: ...
+
 
 NodeKind = Literal["agent", "verifier", "select"]
 
@@ -40,6 +51,8 @@ class AgentProduct:
     output: str
     final: bool = False
     verdict: Verdict | None = None
+    abstained: str | None = None
+    """Why the stage gave no answer (see `_abstain`); the run then ends `abstained`."""
 
 
 @dataclass
@@ -176,9 +189,24 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     return await _review_refine(
                         run, agent, stage, state, head, history, draw, check
                     )
-                chosen = await run_strategy(
-                    stage.strategy, draw, check if verifier is not None else None
-                )
+                strategy, plan = stage.strategy, None
+                if strategy.penalty is not None:
+                    plan = plan_draws(
+                        team.stage_rates(i), max_n=strategy.n, penalty=strategy.penalty,
+                        sample_cost=strategy.sample_cost,
+                    )  # fmt: skip
+                    if plan.abstain:
+                        return _abstain(run, agent.name, "negative_utility", plan, strategy.penalty)
+                    strategy = strategy.model_copy(update={"n": plan.n})
+                    run.record(
+                        agent=agent.name,
+                        kind="event",
+                        content=f"{strategy.kind}: drawing up to {plan.n} of {stage.strategy.n} "
+                        f"(expected utility {plan.utility:.3f} at penalty {strategy.penalty})",
+                        data={"event": "draw_plan", "n": plan.n, "expected_utility": plan.utility,
+                              "fpr": plan.fpr, "fnr": plan.fnr, "base_rate": plan.base_rate},
+                    )  # fmt: skip
+                chosen = await run_strategy(strategy, draw, check if verifier is not None else None)
                 run.record(
                     agent=agent.name,
                     kind="event",
@@ -202,6 +230,8 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                         "dropped": chosen.dropped,
                     },
                 )
+                if plan is not None and not (chosen.verdict is not None and chosen.verdict.passed):
+                    return _abstain(run, agent.name, "no_candidate_passed", plan, strategy.penalty)
                 return AgentProduct(chosen.output, chosen.final, chosen.verdict)
 
             return produce
@@ -213,6 +243,9 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
             single: bool = single,
         ) -> Callable[[TeamState, Any], dict[str, Any]]:
             def apply(state: TeamState, product: AgentProduct) -> dict[str, Any]:
+                if product.abstained:
+                    turns = state.get("turns", 0) + 1
+                    return {"turns": turns, "done": True, "termination": "abstained", "final_answer": None}  # fmt: skip
                 update = _with_output(state, agent_name, product.output)
                 if product.final and term.final_answer_tool:
                     return {
@@ -430,6 +463,27 @@ async def _draft_defer(
         },
     )
     return AgentProduct(got.chosen.output, got.chosen.final, got.verdict)
+
+
+def _abstain(
+    run: RunContext, agent: str, reason: str, plan: DrawPlan, penalty: float | None
+) -> AgentProduct:
+    """Record why a calibrated stage gives no answer, and say so to the run."""
+    why = (
+        f"answering does not pay: expected utility {plan.utility:.3f} < 0 at the best n={plan.n}"
+        if reason == "negative_utility"
+        else f"no candidate of {plan.n} passed the verifier"
+    )
+    run.record(
+        agent=agent,
+        kind="event",
+        content=f"abstained: {why} (FPR {plan.fpr:.2f}, FNR {plan.fnr:.2f}, base rate {plan.base_rate:.2f}, penalty {penalty})",
+        data={
+            "event": "abstained", "reason": reason, "n": plan.n, "expected_utility": plan.utility,
+            "fpr": plan.fpr, "fnr": plan.fnr, "base_rate": plan.base_rate, "penalty": penalty,
+        },
+    )  # fmt: skip
+    return AgentProduct("", abstained=reason)
 
 
 # -- group chat -------------------------------------------------------------------

@@ -11,8 +11,10 @@ RUN_STATUSES: tuple[str, ...] = (
     "error",
     "interrupted",
     "unknown",
+    "abstained",
 )
-"""`unknown`: an imported run whose outcome its source did not say."""
+"""`unknown`: an imported run whose outcome its source did not say; `abstained`: a run
+that chose to give no answer (a calibrated strategy), neither success nor failure."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]

@@ -17,7 +17,9 @@ from ._constants import RUN_STATUSES as RUN_STATUSES
 SCHEMA_VERSION = 6
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
-RunStatus = Literal["running", "succeeded", "failed", "error", "interrupted", "unknown"]
+RunStatus = Literal[
+    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained"
+]
 StepKind = Literal[
     "message",  # an agent's turn: what it said
     "model_call",  # one LLM call (request summary, response, usage)

@@ -40,6 +40,7 @@ def test_the_examples_are_valid() -> None:
     names = sorted(p.name for p in root.glob("*.yaml"))
     assert names == [
         "group_chat.yaml",
+        "humaneval_coder.yaml",
         "planner_coder_tester.yaml",
         "research_graph.yaml",
         "solver_checker.yaml",
