@@ -1,6 +1,7 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
 
 from ._context import RunContext, StepCallback, StepEvent
+from ._routing import Router, RouterError, RouteState
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
     END,
@@ -25,6 +26,9 @@ __all__ = [
     "GroupChatSpec",
     "NodeSpec",
     "PipelineSpec",
+    "RouteState",
+    "Router",
+    "RouterError",
     "RunContext",
     "RunResult",
     "StageSpec",

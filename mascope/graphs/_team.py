@@ -43,8 +43,10 @@ from mascope.traces import Step, TraceStore
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
 from ._reroll import areroll, branch_context, branch_point, start_branch
+from ._routing import Router, RouterError, as_router
 from ._spec import (
     EdgeSpec,
+    GraphSpec,
     GroupChatSpec,
     NodeSpec,
     PipelineSpec,
@@ -172,6 +174,7 @@ class Team:
         context_chars: int = 6000,
     ):
         self.agents: dict[str, Agent] = {a.name: a for a in agents}
+        routers: dict[int, Router] = {}
         self.verifiers: dict[str, Verifier] = {
             k: as_verifier(v, name=k) for k, v in (verifiers or {}).items()
         }
@@ -210,7 +213,7 @@ class Team:
                 "kind": "graph",
                 "start": start,
                 "nodes": [n if isinstance(n, NodeSpec) else dict(n) for n in nodes or []],
-                "edges": [e if isinstance(e, EdgeSpec) else dict(e) for e in edges or []],
+                "edges": [_edge_data(i, e, routers) for i, e in enumerate(edges or [])],
                 "final": final,
             }
         else:
@@ -235,6 +238,13 @@ class Team:
             "context_chars": context_chars,
         }
         self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
+        self.routers: dict[int, Router] = routers
+        """Graph topology: the router of each router edge, by the edge's index."""
+        top = self.spec.topology
+        for i, e in enumerate(top.edges if isinstance(top, GraphSpec) else []):
+            path = e.router_path
+            if path is not None and i not in routers:  # a path given in Python: import it now
+                routers[i] = as_router(path, source=f"team {name!r}: topology.edges[{i}]")
         self._store_arg = store
         self._store: TraceStore | None = store if isinstance(store, TraceStore) else None
         self._models: dict[str, ChatModel] = {}
@@ -306,7 +316,10 @@ class Team:
             kwargs = {
                 "topology": "graph",
                 "nodes": top.nodes,
-                "edges": top.edges,
+                "edges": [
+                    _resolve_router(i, e, base, f"{source}: topology.edges[{i}]")
+                    for i, e in enumerate(top.edges)
+                ],
                 "start": top.start,
                 "final": top.final,
             }
@@ -682,7 +695,12 @@ class Team:
                 product = content.strip()
             elif isinstance(self.spec.topology, PipelineSpec):
                 product = await self._reverify_for_fork(run, state, node, content)
-        update = nodedef.apply(state, product)
+        try:
+            update = nodedef.apply(state, product)
+        except RouterError as exc:  # the replacement sent a router nowhere: the child ends in error
+            run.node = None
+            run.record(agent="runtime", kind="error", content=str(exc), error=str(exc))
+            return self._finish(run, {}, "error", str(exc))
         update["next_step"] = run.next_step
         values = {**state, **update}
         run.node = None
@@ -736,6 +754,36 @@ class Team:
         return run_sync(
             lambda: self.areroll(run_id, step=step, on_step=on_step), "reroll", "areroll"
         )
+
+
+def _edge_data(
+    i: int, edge: Mapping[str, Any] | EdgeSpec, routers: dict[int, Router]
+) -> dict[str, Any] | EdgeSpec:
+    """An edge as spec data: a router given as a function (or `Router`) is written as its path."""
+    if isinstance(edge, EdgeSpec):
+        return edge
+    data = dict(edge)
+    for key in ("router", "when"):
+        value = data.get(key)
+        if isinstance(value, Router) or (
+            value is not None and not isinstance(value, str) and callable(value)
+        ):
+            routers[i] = as_router(value)
+            data[key] = routers[i].path
+    return data
+
+
+def _resolve_router(
+    i: int, edge: EdgeSpec, base: str | Path | None, source: str
+) -> dict[str, Any] | EdgeSpec:
+    """A spec edge whose router is imported now (from `base` first), kept in the key it was written in."""
+    path = edge.router_path
+    if path is None:
+        return edge
+    key = "router" if edge.router is not None else "when"
+    data = edge.model_dump(by_alias=True, exclude_none=True)
+    data[key] = as_router(path, base_dir=base, source=f"{source}.{key}")
+    return data
 
 
 def _scoring(
