@@ -11,6 +11,7 @@ from ._matching import (
     match_answer,
     normalise,
 )
+from ._mcp import McpServer, McpServerError, McpServerSpec, McpTool, load_mcp_tools, mcp_sessions
 from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import (
@@ -25,7 +26,7 @@ from ._strategies import (
     run_strategy,
     vote_settled,
 )
-from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
+from ._tools import FINAL_ANSWER, Tool, ToolUnavailable, final_answer_tool, import_object, tool
 from ._verifiers import (
     AnswerMatch,
     CallableVerifier,
@@ -56,6 +57,10 @@ __all__ = [
     "JsonSchemaCheck",
     "MatchMode",
     "MatchResult",
+    "McpServer",
+    "McpServerError",
+    "McpServerSpec",
+    "McpTool",
     "Recorder",
     "Refined",
     "Rubric",
@@ -64,6 +69,7 @@ __all__ = [
     "StrategySpec",
     "TestRun",
     "Tool",
+    "ToolUnavailable",
     "TranscriptEntry",
     "TurnContext",
     "TurnResult",
@@ -77,7 +83,9 @@ __all__ = [
     "extract_code",
     "final_answer_tool",
     "import_object",
+    "load_mcp_tools",
     "match_answer",
+    "mcp_sessions",
     "normalise",
     "parse_verdict_text",
     "render_system_prompt",

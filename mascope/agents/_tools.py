@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 from pydantic import ValidationError, create_model
 
-from mascope.errors import ConfigError
+from mascope.errors import ConfigError, RuntimeFailure
 from mascope.models import ToolSpec
 
 FINAL_ANSWER = "final_answer"
@@ -60,6 +60,10 @@ class Tool:
 
 class ToolArgumentError(Exception):
     """The model called a tool with arguments that do not fit its signature."""
+
+
+class ToolUnavailable(RuntimeFailure):
+    """A tool's server went away: the run cannot go on (it ends in error, and can be resumed)."""
 
 
 def _arguments_model(fn: Callable[..., Any]) -> Any:

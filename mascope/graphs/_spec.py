@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from mascope._safeload import check_schema_size, loads_yaml, read_text
-from mascope.agents import AgentSpec, Budget, Extract, MatchMode, StrategySpec
+from mascope.agents import AgentSpec, Budget, Extract, MatchMode, McpServerSpec, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
 from ._spec_errors import spec_error
@@ -280,6 +280,11 @@ class TeamSpec(_Strict):
     """The agents (roles); names must be unique."""
     tools: dict[str, str] = Field(default_factory=dict, examples=[{"search": "mytools:search"}])
     """Tool name -> `package.module:function`; modules next to the team file are found."""
+    mcp_servers: dict[str, McpServerSpec] = Field(
+        default_factory=dict, examples=[{"calc": {"command": "python", "args": ["server.py"]}}]
+    )
+    """Server name -> an MCP server (stdio `command` or HTTP `url`); its tools are team tools
+    named `SERVER.TOOL` (e.g. `calc.add`) that agents list under `tools:`."""
     verifiers: dict[str, VerifierSpec] = Field(default_factory=dict)
     """Verifier name -> its settings; stages and nodes refer to them by name."""
     topology: Topology
@@ -368,9 +373,14 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
 
     for i, a in enumerate(spec.agents):
         for t in a.tools:
+            server, dot, remote = t.partition(".")
+            if dot and remote and server in spec.mcp_servers:
+                continue  # an MCP tool: whether the server has it is known once it starts
             if t not in spec.tools and t != "final_answer":
+                known = [*spec.tools, *(f"{s}.TOOL" for s in spec.mcp_servers)]
                 raise ConfigError(
-                    f"{source}: agents[{i}].tools: no tool named {t!r}{did_you_mean(t, spec.tools)}; declare it under tools: (name: package.module:function)"
+                    f"{source}: agents[{i}].tools: no tool named {t!r}{did_you_mean(t, known)}; declare it under tools: "
+                    "(name: package.module:function), or name an MCP server's tool as SERVER.TOOL"
                 )
     for name, v in spec.verifiers.items():
         where = f"verifiers.{name}"

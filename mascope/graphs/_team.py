@@ -25,17 +25,21 @@ from mascope.agents import (
     Ensemble,
     JsonSchemaCheck,
     MatchResult,
+    McpServer,
+    McpServerSpec,
     Rubric,
     Tool,
     Verifier,
     as_verifier,
     final_answer_tool,
     import_object,
+    load_mcp_tools,
     match_answer,
+    mcp_sessions,
     parse_verdict_text,
     tool,
 )
-from mascope.errors import ConfigError, MascopeError, UserError
+from mascope.errors import ConfigError, MascopeError, UserError, did_you_mean
 from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
@@ -172,6 +176,7 @@ class Team:
         store: TraceStore | str | Path | None = None,
         description: str = "",
         context_chars: int = 6000,
+        mcp_servers: Mapping[str, McpServer | McpServerSpec | Mapping[str, Any]] | None = None,
     ):
         self.agents: dict[str, Agent] = {a.name: a for a in agents}
         routers: dict[int, Router] = {}
@@ -236,8 +241,20 @@ class Team:
             "termination": term.model_dump(),
             "scoring": scoring_spec.model_dump(exclude_none=True),
             "context_chars": context_chars,
+            "mcp_servers": {
+                k: (v.spec if isinstance(v, McpServer) else v)
+                for k, v in (mcp_servers or {}).items()
+            },
         }
         self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
+        self.mcp_servers: dict[str, McpServer] = {
+            k: v
+            if isinstance(v, McpServer)
+            else McpServer(k, self.spec.mcp_servers[k], source=f"team {name!r}")
+            for k, v in (mcp_servers or {}).items()
+        }
+        """MCP servers whose tools the agents may call (each run connects to them anew)."""
+        self._add_mcp_tools()
         self.routers: dict[int, Router] = routers
         """Graph topology: the router of each router edge, by the edge's index."""
         top = self.spec.topology
@@ -323,9 +340,16 @@ class Team:
                 "start": top.start,
                 "final": top.final,
             }
+        servers = {
+            name: McpServer(
+                name, server, cwd=Path(base).resolve() if base is not None else None, source=source
+            )
+            for name, server in spec.mcp_servers.items()
+        }
         team = cls(
             spec.name,
             agents,
+            mcp_servers=servers,
             verifiers=verifiers,
             tools=tools,
             termination=spec.termination,
@@ -342,6 +366,23 @@ class Team:
         if model:
             team.override_model(model)
         return team
+
+    def _add_mcp_tools(self) -> None:
+        """Start each MCP server once to list its tools; refuse an agent's tool no server has."""
+        if not self.mcp_servers:
+            return
+        listed = load_mcp_tools(self.mcp_servers)
+        self.tools.update(listed)
+        for i, a in enumerate(self.spec.agents):
+            for t in a.tools:
+                server, dot, _ = t.partition(".")
+                if dot and server in self.mcp_servers and t not in listed:
+                    has = sorted(n for n in listed if n.startswith(server + "."))
+                    where = self.mcp_servers[server].source
+                    raise ConfigError(
+                        f"{where}: agents[{i}].tools: MCP server {server} has no tool {t!r}"
+                        f"{did_you_mean(t, has)}; it has {', '.join(has) or 'no tools'}"
+                    )
 
     def _where_from(self) -> dict[str, Any]:
         """Run metadata that lets a later resume, fork or replay rebuild this team."""
@@ -473,7 +514,7 @@ class Team:
         error: str | None = None
         status_override: str | None = None
         try:
-            async with self._checkpointer() as saver:
+            async with self._checkpointer() as saver, mcp_sessions(self.mcp_servers):
                 app = self._with_checkpointer(saver)
                 if fork is not None:
                     node, values = fork

@@ -1,0 +1,50 @@
+"""A tiny MCP server for the tests, run as its own process (stdio, or HTTP with --http PORT).
+
+Tools: add, shout, fail (reports a tool error). With MCP_CALC_DIE_ONCE=FILE, `add`
+makes the server exit mid-call the first time (when FILE does not exist yet).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+try:  # mcp 2.x
+    from mcp.server.mcpserver import MCPServer as Server
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
+
+server = Server("calc")
+
+
+@server.tool()
+def add(a: int, b: int) -> str:
+    """Add two integers."""
+    marker = os.environ.get("MCP_CALC_DIE_ONCE")
+    if marker and not Path(marker).exists():
+        Path(marker).write_text("died")
+        os._exit(3)  # the server dies in the middle of the call
+    return str(a + b)
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """Upper-case a text (returns whatever it is given: untrusted data)."""
+    return text.upper()
+
+
+@server.tool()
+def fail(reason: str) -> str:
+    """Always fails with the given reason."""
+    raise ValueError(reason)
+
+
+if __name__ == "__main__":
+    if os.environ.get("MCP_CALC_GREETING"):
+        print(os.environ["MCP_CALC_GREETING"], file=sys.stderr)
+    if len(sys.argv) > 2 and sys.argv[1] == "--http":
+        server.settings.port = int(sys.argv[2])  # type: ignore[attr-defined]
+        server.run(transport="streamable-http", port=int(sys.argv[2]))  # type: ignore[call-overload]
+    else:
+        server.run()
