@@ -52,7 +52,7 @@ class McpServerSpec(BaseModel):
     command: str | None = None
     """stdio: the program that runs the server (`python` means the Python running mascope)."""
     args: list[str] = Field(default_factory=list)
-    """stdio: its arguments; relative paths are relative to the team file's folder."""
+    """stdio: its arguments; the server runs in the team file's folder, so `server.py` there is found."""
     env: dict[str, str] = Field(default_factory=dict)
     """stdio: extra environment variables; `${NAME}` is replaced by the variable NAME of
     mascope's environment, so secrets stay out of the team file and the trace store."""
@@ -150,7 +150,9 @@ class _Session:
         if spec.url is not None:
             from mcp.client import streamable_http as http
 
-            connect = getattr(http, "streamable_http_client", None) or http.streamablehttp_client
+            # mcp 1.x before 1.24 named it streamablehttp_client
+            old_name = "streamablehttp_client"
+            connect = getattr(http, "streamable_http_client", None) or getattr(http, old_name)
             return _pair(connect(spec.url))
         from mcp import StdioServerParameters, stdio_client
 
@@ -168,7 +170,7 @@ class _Session:
             cwd=str(self.server.cwd) if self.server.cwd is not None else None,
         )
         # The server's own stderr goes to a file, so its last line can explain a failure.
-        self.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed by close())
         return stdio_client(params, errlog=self.errlog)
 
     def _failed(self, reason: str) -> McpServerError:
@@ -426,7 +428,8 @@ def load_mcp_tools(servers: Mapping[str, McpServer]) -> dict[str, McpTool]:
                 found[made.name] = made
         return found
 
-    return _run_in_thread(listing)
+    tools: dict[str, McpTool] = _run_in_thread(listing)
+    return tools
 
 
 def _run_in_thread(make: Any) -> Any:

@@ -44,7 +44,11 @@ if __name__ == "__main__":
     if os.environ.get("MCP_CALC_GREETING"):
         print(os.environ["MCP_CALC_GREETING"], file=sys.stderr)
     if len(sys.argv) > 2 and sys.argv[1] == "--http":
-        server.settings.port = int(sys.argv[2])  # type: ignore[attr-defined]
-        server.run(transport="streamable-http", port=int(sys.argv[2]))  # type: ignore[call-overload]
+        port = int(sys.argv[2])
+        try:  # mcp 2.x takes the port here
+            server.run(transport="streamable-http", host="127.0.0.1", port=port)  # type: ignore[call-overload]
+        except TypeError:  # mcp 1.x reads it from the settings
+            server.settings.host, server.settings.port = "127.0.0.1", port  # type: ignore[attr-defined]
+            server.run(transport="streamable-http")
     else:
         server.run()
