@@ -137,7 +137,8 @@ class _Session:
                 await self.stop.wait()
         except Exception as exc:  # the server could not start or went away
             if not ready.done():
-                ready.set_exception(self._failed(_reason(exc)))
+                failed = exc if isinstance(exc, McpServerError) else self._failed(_reason(exc))
+                ready.set_exception(failed)
         except BaseException as exc:  # cancelled while starting: say so to the opener
             if not ready.done():
                 ready.set_exception(self._failed(f"{type(exc).__name__}"))
@@ -159,6 +160,13 @@ class _Session:
         command = spec.command or ""
         if command in ("python", "python3"):
             command = sys.executable  # the Python that runs mascope (and has its packages)
+        masked = sorted(k for k, v in spec.env.items() if "[REDACTED]" in v)
+        if masked:
+            # A literal secret in the team file was masked in the stored run: say how to keep it.
+            raise self._failed(
+                f"cannot start: env {masked[0]} was redacted when the run was stored; "
+                f"write it as {masked[0]}: ${{{masked[0]}}} in the team file to read it from the environment"
+            )
         env = {
             k: _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), v)
             for k, v in spec.env.items()

@@ -1,6 +1,6 @@
 """A tiny MCP server for the tests, run as its own process (stdio, or HTTP with --http PORT).
 
-Tools: add, shout, fail (reports a tool error). With MCP_CALC_DIE_ONCE=FILE, `add`
+Tools: add, shout, getenv, fail (reports a tool error). With MCP_CALC_DIE_ONCE=FILE, `add`
 makes the server exit mid-call the first time (when FILE does not exist yet).
 """
 
@@ -32,6 +32,12 @@ def add(a: int, b: int) -> str:
 def shout(text: str) -> str:
     """Upper-case a text (returns whatever it is given: untrusted data)."""
     return text.upper()
+
+
+@server.tool()
+def getenv(var: str) -> str:
+    """The value of one of the server's environment variables."""
+    return os.environ.get(var, "(unset)")
 
 
 @server.tool()

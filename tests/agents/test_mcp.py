@@ -146,7 +146,7 @@ def test_a_server_that_does_not_start_is_a_one_line_error_before_anything_runs(
 def test_an_agent_tool_the_server_lacks_is_refused_naming_what_it_has(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"agents\[0\].tools: MCP server calc has no tool 'calc.mul'.*calc.add, calc.fail, calc.shout",
+        match=r"agents\[0\].tools: MCP server calc has no tool 'calc.mul'.*calc.add, calc.fail, calc.getenv, calc.shout",
     ):
         Team("t", [Agent("a", fn=uses_add, tools=["calc.mul"])], mcp_servers=calc())
     with pytest.raises(ConfigError, match=r"agents\[0\].tools: no tool named 'calk.add'"):
@@ -224,3 +224,45 @@ def test_an_http_server_s_tools_are_called_over_streamable_http(
     result = team.run("x")
     assert (result.status, result.answer) == ("succeeded", "sum: 42")
     assert textwrap.shorten(result.steps[1].content, 10) == "42"
+
+
+SEEN: list[str] = []
+
+
+async def reads_env(ctx: TurnContext) -> str:
+    SEEN.append(await ctx.call_tool("calc.getenv", var="CALC_API_TOKEN"))
+    return SEEN[-1]
+
+
+def test_env_references_reach_the_server_and_only_the_reference_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASCOPE_TEST_MCP_SECRET", "s3cr3t-value-from-env")
+    team = Team(
+        "mcp",
+        [Agent("a", fn=reads_env, tools=["calc.getenv"])],
+        mcp_servers=calc(env={"CALC_API_TOKEN": "${MASCOPE_TEST_MCP_SECRET}"}),
+        store=tmp_path / "t.db",
+    )
+    result = team.run("x")
+    assert SEEN[-1] == "s3cr3t-value-from-env"  # the server got the value
+    assert result.answer == "[REDACTED]"  # and the store, recognising it, did not keep it
+    for written in tmp_path.glob("t.db*"):  # the store, its WAL and its checkpoints
+        assert b"s3cr3t-value-from-env" not in written.read_bytes()
+    stored = TraceStore(tmp_path / "t.db").get_run(result.run_id).spec
+    assert stored["mcp_servers"]["calc"]["env"] == {"CALC_API_TOKEN": "${MASCOPE_TEST_MCP_SECRET}"}
+    # a literal secret is masked when stored; a rebuilt team says how to keep it instead
+    # of handing the server the mask
+    literal = dict(
+        stored,
+        mcp_servers={
+            "calc": {**stored["mcp_servers"]["calc"], "env": {"CALC_API_TOKEN": "[REDACTED]"}}
+        },
+    )
+    from mascope.graphs import parse_team
+
+    with pytest.raises(
+        ConfigError,
+        match=r"env CALC_API_TOKEN was redacted .* CALC_API_TOKEN: \$\{CALC_API_TOKEN\}",
+    ):
+        Team.from_spec(parse_team(literal), store=tmp_path / "t.db")
