@@ -137,7 +137,10 @@ class _Session:
                 await self.stop.wait()
         except Exception as exc:  # the server could not start or went away
             if not ready.done():
-                failed = exc if isinstance(exc, McpServerError) else self._failed(_reason(exc))
+                reason = _reason(exc)
+                if self.server.spec.url is not None:
+                    reason = reason.replace("did not start or stopped", "could not be reached")
+                failed = exc if isinstance(exc, McpServerError) else self._failed(reason)
                 ready.set_exception(failed)
         except BaseException as exc:  # cancelled while starting: say so to the opener
             if not ready.done():

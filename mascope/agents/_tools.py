@@ -153,6 +153,11 @@ def import_object(
         ) from None
     except ImportError as exc:
         raise ConfigError(f"{where}cannot import {what} {path!r}: {exc}") from None
+    except Exception as exc:  # the module itself fails as it loads (a syntax error, a raise)
+        said = " ".join(str(exc).split())[:300]
+        raise ConfigError(
+            f"{where}cannot import {what} {path!r}: importing {module_name} raised {type(exc).__name__}: {said}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         try:

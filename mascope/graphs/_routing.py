@@ -36,6 +36,8 @@ class RouteState:
     """The latest verifier verdict, if a verifier has run."""
     turns: int
     """Agent turns plus verifications so far."""
+    attempts: Mapping[str, int]
+    """Verifications so far by verifier node name (read-only), to bound a retry loop."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def route_state(state: TeamState, node: str) -> RouteState:
         outputs=MappingProxyType(dict(state.get("outputs", {}))),
         verdict=Verdict.model_validate(verdict) if verdict else None,
         turns=state.get("turns", 0),
+        attempts=MappingProxyType(dict(state.get("attempts", {}))),
     )
 
 

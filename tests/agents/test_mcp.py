@@ -266,3 +266,16 @@ def test_env_references_reach_the_server_and_only_the_reference_is_stored(
         match=r"env CALC_API_TOKEN was redacted .* CALC_API_TOKEN: \$\{CALC_API_TOKEN\}",
     ):
         Team.from_spec(parse_team(literal), store=tmp_path / "t.db")
+
+
+def test_an_http_server_that_is_not_there_is_a_one_line_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/mcp"
+    with pytest.raises(ConfigError) as caught:
+        Team(
+            "t",
+            [Agent("a", fn=uses_add, tools=["calc.add"])],
+            mcp_servers={"calc": {"url": url, "timeout_s": 10}},
+        )
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"mcp_servers.calc: MCP server calc ({url}) could not be reached" in message

@@ -334,3 +334,34 @@ def test_a_fork_whose_replacement_sends_the_router_nowhere_ends_in_error(tmp_pat
     assert [(s.agent, s.kind) for s in child.steps] == [("triage", "message"), ("runtime", "error")]
     again = team.fork(parent.run_id, step=0, content="go poet")
     assert (again.status, again.answer) == ("succeeded", "roses are red")
+
+
+def test_a_router_bounds_a_retry_loop_by_its_verifier_s_attempts(tmp_path: Path) -> None:
+    def twice(state: RouteState) -> str:
+        return "END" if state.attempts.get("check", 0) >= 2 else "write"
+
+    team = Team(
+        "loop",
+        [Agent("writer", fn=says("draft"))],
+        topology="graph",
+        start="write",
+        nodes=[{"name": "write", "agent": "writer"}, {"name": "check", "verifier": "never"}],
+        edges=[{"from": "write", "to": "check"}, {"from": "check", "router": twice}],
+        verifiers={"never": lambda c: False},
+        store=tmp_path / "r.db",
+    )
+    assert [s.agent for s in team.run("x").steps] == ["writer", "never"] * 2
+
+
+def test_a_router_module_that_fails_to_import_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "brokenroutes.py").write_text(
+        "def pick(state):\n    return 'a'\nraise RuntimeError('oops')\n"
+    )
+    path = _routed(tmp_path, "router", [])
+    path.write_text(path.read_text().replace("routes:pick", "brokenroutes:pick"))
+    from mascope.cli import app
+
+    result = runner.invoke(app, ["team", "check", str(path)])
+    assert_one_line_error(
+        result, "topology.edges[0].router", "importing brokenroutes raised RuntimeError: oops"
+    )
