@@ -21,6 +21,7 @@ from ._matching import (
     match_answer,
     normalise,
 )
+from ._mcp import McpServer, McpServerError, McpServerSpec, McpTool, load_mcp_tools, mcp_sessions
 from ._sampling import samples, sampling
 from ._spec import AgentSpec, render_system_prompt
 from ._strategies import (
@@ -37,7 +38,7 @@ from ._strategies import (
     run_strategy,
     vote_settled,
 )
-from ._tools import FINAL_ANSWER, Tool, final_answer_tool, import_object, tool
+from ._tools import FINAL_ANSWER, Tool, ToolUnavailable, final_answer_tool, import_object, tool
 from ._verifiers import (
     AnswerMatch,
     CallableVerifier,
@@ -72,6 +73,10 @@ __all__ = [
     "JsonSchemaCheck",
     "MatchMode",
     "MatchResult",
+    "McpServer",
+    "McpServerError",
+    "McpServerSpec",
+    "McpTool",
     "Recorder",
     "Refined",
     "Rubric",
@@ -80,6 +85,7 @@ __all__ = [
     "StrategySpec",
     "TestRun",
     "Tool",
+    "ToolUnavailable",
     "TranscriptEntry",
     "TurnContext",
     "TurnResult",
@@ -95,7 +101,9 @@ __all__ = [
     "extract_code",
     "final_answer_tool",
     "import_object",
+    "load_mcp_tools",
     "match_answer",
+    "mcp_sessions",
     "normalise",
     "parse_verdict_text",
     "plan_draws",

@@ -13,7 +13,7 @@ from mascope.errors import ConfigError
 from mascope.models import ChatModel, Message, RetryEvent, ToolCall
 
 from ._spec import AgentSpec, render_system_prompt
-from ._tools import FINAL_ANSWER, Tool, ToolArgumentError, tool
+from ._tools import FINAL_ANSWER, Tool, ToolArgumentError, ToolUnavailable, tool
 
 
 class Recorder(Protocol):
@@ -328,6 +328,12 @@ async def _run_tool_call(
 ) -> str:
     who = agent or ctx.agent
     permitted = set(allowed) if allowed is not None else set(ctx.allowed_tools)
+    if call.name not in ctx.tools:
+        # A model calls a tool by the name it was offered (an MCP tool `calc.add` is
+        # offered as `calc__add`, since model APIs refuse dots): record the team's name.
+        offered = next((t for t in ctx.tools.values() if t.spec.name == call.name), None)
+        if offered is not None:
+            call = call.model_copy(update={"name": offered.name})
     ctx.recorder.record(
         agent=who, kind="tool_call", content=f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)[:500]})",
         data={"tool": call.name, "call_id": call.id, "arguments": call.arguments},
@@ -354,6 +360,12 @@ async def _run_tool_call(
         error = None
     except ToolArgumentError as exc:
         text, error = f"error: {exc}", str(exc)
+    except ToolUnavailable as exc:  # the tool's server is gone: the run ends here
+        ctx.recorder.record(
+            agent=who, kind="tool_result", content=f"error: {exc}",
+            data={"tool": call.name, "call_id": call.id}, error=str(exc),
+        )  # fmt: skip
+        raise
     except Exception as exc:  # a tool's own failure is reported back to the model
         text, error = f"error: {type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}"
     ctx.recorder.record(

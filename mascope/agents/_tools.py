@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 from pydantic import ValidationError, create_model
 
-from mascope.errors import ConfigError
+from mascope.errors import ConfigError, RuntimeFailure
 from mascope.models import ToolSpec
 
 FINAL_ANSWER = "final_answer"
@@ -60,6 +60,10 @@ class Tool:
 
 class ToolArgumentError(Exception):
     """The model called a tool with arguments that do not fit its signature."""
+
+
+class ToolUnavailable(RuntimeFailure):
+    """A tool's server went away: the run cannot go on (it ends in error, and can be resumed)."""
 
 
 def _arguments_model(fn: Callable[..., Any]) -> Any:
@@ -149,6 +153,11 @@ def import_object(
         ) from None
     except ImportError as exc:
         raise ConfigError(f"{where}cannot import {what} {path!r}: {exc}") from None
+    except Exception as exc:  # the module itself fails as it loads (a syntax error, a raise)
+        said = " ".join(str(exc).split())[:300]
+        raise ConfigError(
+            f"{where}cannot import {what} {path!r}: importing {module_name} raised {type(exc).__name__}: {said}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         try:

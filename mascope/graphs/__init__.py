@@ -2,6 +2,7 @@
 
 from ._calibrated import calibration_digest, without_calibration
 from ._context import RunContext, StepCallback, StepEvent
+from ._routing import Router, RouterError, RouteState
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
     END,
@@ -26,6 +27,9 @@ __all__ = [
     "GroupChatSpec",
     "NodeSpec",
     "PipelineSpec",
+    "RouteState",
+    "Router",
+    "RouterError",
     "RunContext",
     "RunResult",
     "StageSpec",

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from mascope._safeload import check_schema_size, loads_yaml, read_text
-from mascope.agents import AgentSpec, Budget, Extract, MatchMode, StrategySpec
+from mascope.agents import AgentSpec, Budget, Extract, MatchMode, McpServerSpec, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
 from ._spec_errors import spec_error
@@ -167,10 +167,26 @@ class EdgeSpec(_Strict):
 
     from_: str = Field(alias="from")
     """The node this edge leaves."""
-    to: str
-    """The node it goes to, or `END` to finish the run."""
+    to: str | None = None
+    """The node it goes to, or `END` to finish the run (not given on a router edge, whose router picks)."""
     when: str = Field(default="always", examples=["passed"])
-    """`always`, `passed`, `failed` (after a verifier node) or `contains:TEXT`."""
+    """`always`, `passed`, `failed` (after a verifier node), `contains:TEXT`, or a router
+    `package.module:function` (short for `router:`; a value starting `contains:` is always the text test)."""
+    router: str | None = Field(default=None, examples=["routes:pick"])
+    """`package.module:function` that reads the run's state and returns the next node's name (or `END`);
+    modules next to the team file are found. Edges listed after it from the same node never fire."""
+
+    @property
+    def router_path(self) -> str | None:
+        """The router this edge calls, whether written as `router:` or as `when:`."""
+        if self.router is not None:
+            return self.router
+        return self.when if is_router_path(self.when) else None
+
+
+def is_router_path(when: str) -> bool:
+    """A `when:` value naming a router function rather than a condition."""
+    return ":" in when and not when.startswith("contains:")
 
 
 class GraphSpec(_Strict):
@@ -265,6 +281,11 @@ class TeamSpec(_Strict):
     """The agents (roles); names must be unique."""
     tools: dict[str, str] = Field(default_factory=dict, examples=[{"search": "mytools:search"}])
     """Tool name -> `package.module:function`; modules next to the team file are found."""
+    mcp_servers: dict[str, McpServerSpec] = Field(
+        default_factory=dict, examples=[{"calc": {"command": "python", "args": ["server.py"]}}]
+    )
+    """Server name -> an MCP server (stdio `command` or HTTP `url`); its tools are team tools
+    named `SERVER.TOOL` (e.g. `calc.add`) that agents list under `tools:`."""
     verifiers: dict[str, VerifierSpec] = Field(default_factory=dict)
     """Verifier name -> its settings; stages and nodes refer to them by name."""
     topology: Topology
@@ -370,9 +391,14 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
 
     for i, a in enumerate(spec.agents):
         for t in a.tools:
+            server, dot, remote = t.partition(".")
+            if dot and remote and server in spec.mcp_servers:
+                continue  # an MCP tool: whether the server has it is known once it starts
             if t not in spec.tools and t != "final_answer":
+                known = [*spec.tools, *(f"{s}.TOOL" for s in spec.mcp_servers)]
                 raise ConfigError(
-                    f"{source}: agents[{i}].tools: no tool named {t!r}{did_you_mean(t, spec.tools)}; declare it under tools: (name: package.module:function)"
+                    f"{source}: agents[{i}].tools: no tool named {t!r}{did_you_mean(t, known)}; declare it under tools: "
+                    "(name: package.module:function), or name an MCP server's tool as SERVER.TOOL"
                 )
     for name, v in spec.verifiers.items():
         where = f"verifiers.{name}"
@@ -453,32 +479,67 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 raise ConfigError(
                     f"{source}: topology.edges[{i}].from: no node named {e.from_!r}{did_you_mean(e.from_, node_names)}"
                 )
-            if e.to not in targets:
-                raise ConfigError(
-                    f"{source}: topology.edges[{i}].to: no node named {e.to!r}{did_you_mean(e.to, targets)}; use END to finish"
-                )
-            if not (e.when in ("always", "passed", "failed") or e.when.startswith("contains:")):
-                raise ConfigError(
-                    f"{source}: topology.edges[{i}].when: use always, passed, failed or contains:TEXT (got {e.when!r})"
-                )
+            _check_edge(e, f"{source}: topology.edges[{i}]", targets)
         first_always: dict[str, int] = {}
         for i, e in enumerate(top.edges):
             j = first_always.get(e.from_)
-            if j is not None and e.when != "always":
-                # Edges are tried in order and an always edge always holds, so this
-                # one could never fire: refuse it rather than silently ignore it.
-                raise ConfigError(
-                    f"{source}: topology.edges[{i}]: the edge {e.from_} -> {e.to} (when {e.when}) comes after "
-                    f"the always edge edges[{j}] from {e.from_}, so it would never be taken; list it before the always edges"
+            if j is not None:
+                # Edges are tried in order and an always edge (or a router) always
+                # decides, so this one could never fire: refuse it rather than ignore it.
+                earlier = top.edges[j]
+                kind = (
+                    f"router edge edges[{j}] ({earlier.router_path})"
+                    if earlier.router_path
+                    else f"always edge edges[{j}]"
                 )
-            if e.when == "always":
+                if e.when != "always" or earlier.router_path or e.router_path:
+                    raise ConfigError(
+                        f"{source}: topology.edges[{i}]: the edge {e.from_} -> {e.to or e.router_path} (when {e.when}) comes after "
+                        f"the {kind} from {e.from_}, so it would never be taken; list it before that edge"
+                    )
+            if e.when == "always" or e.router_path:
                 first_always.setdefault(e.from_, i)
-        cycle = _find_cycle(node_names, [(e.from_, e.to) for e in top.edges])
+        cycle = _find_cycle(node_names, [(e.from_, e.to) for e in top.edges if e.to is not None])
         if cycle and not bounded:
             raise ConfigError(
                 f"{source}: topology.edges: the graph has a cycle ({' -> '.join(cycle)}) and nothing bounds it; "
                 "set termination.max_steps or a budget"
             )
+
+
+def _check_edge(e: EdgeSpec, where: str, targets: list[str]) -> None:
+    """One edge: a known target and a condition, or a router and no target."""
+    if e.router is not None and e.when != "always":
+        raise ConfigError(
+            f"{where}: give either router or when, not both (a router decides on its own)"
+        )
+    path = e.router_path
+    if path is not None:
+        module, _, attr = path.partition(":")
+        parts = (*module.split("."), *attr.split("."))
+        if not path.startswith("<python") and not all(p.isidentifier() for p in parts):
+            raise ConfigError(
+                f"{where}.{'router' if e.router is not None else 'when'}: a router is "
+                f"package.module:function (got {path!r})"
+            )
+        if e.to is not None:
+            raise ConfigError(
+                f"{where}.to: a router edge picks its own target ({path} returns the next node); remove to"
+            )
+        return
+    if e.to is None:
+        raise ConfigError(
+            f"{where}.to: required key is missing; add it, e.g. to: {targets[0]} (or END), "
+            "or give router: package.module:function to let a function pick"
+        )
+    if e.to not in targets:
+        raise ConfigError(
+            f"{where}.to: no node named {e.to!r}{did_you_mean(e.to, targets)}; use END to finish"
+        )
+    if not (e.when in ("always", "passed", "failed") or e.when.startswith("contains:")):
+        raise ConfigError(
+            f"{where}.when: use always, passed, failed, contains:TEXT or a router package.module:function (got {e.when!r})"
+        )
 
 
 def _find_cycle(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:

@@ -25,6 +25,8 @@ from mascope.agents import (
     Ensemble,
     JsonSchemaCheck,
     MatchResult,
+    McpServer,
+    McpServerSpec,
     Rubric,
     Tool,
     Verifier,
@@ -32,11 +34,13 @@ from mascope.agents import (
     as_verifier,
     final_answer_tool,
     import_object,
+    load_mcp_tools,
     match_answer,
+    mcp_sessions,
     parse_verdict_text,
     tool,
 )
-from mascope.errors import ConfigError, MascopeError, UserError
+from mascope.errors import ConfigError, MascopeError, UserError, did_you_mean
 from mascope.models import ChatModel, get_model
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
@@ -45,8 +49,10 @@ from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
 from ._reroll import areroll, branch_context, branch_point, start_branch
+from ._routing import Router, RouterError, as_router
 from ._spec import (
     EdgeSpec,
+    GraphSpec,
     GroupChatSpec,
     NodeSpec,
     PipelineSpec,
@@ -177,8 +183,10 @@ class Team:
         store: TraceStore | str | Path | None = None,
         description: str = "",
         context_chars: int = 6000,
+        mcp_servers: Mapping[str, McpServer | McpServerSpec | Mapping[str, Any]] | None = None,
     ):
         self.agents: dict[str, Agent] = {a.name: a for a in agents}
+        routers: dict[int, Router] = {}
         self.verifiers: dict[str, Verifier] = {
             k: as_verifier(v, name=k) for k, v in (verifiers or {}).items()
         }
@@ -217,7 +225,7 @@ class Team:
                 "kind": "graph",
                 "start": start,
                 "nodes": [n if isinstance(n, NodeSpec) else dict(n) for n in nodes or []],
-                "edges": [e if isinstance(e, EdgeSpec) else dict(e) for e in edges or []],
+                "edges": [_edge_data(i, e, routers) for i, e in enumerate(edges or [])],
                 "final": final,
             }
         else:
@@ -240,8 +248,27 @@ class Team:
             "termination": term.model_dump(),
             "scoring": scoring_spec.model_dump(exclude_none=True),
             "context_chars": context_chars,
+            "mcp_servers": {
+                k: (v.spec if isinstance(v, McpServer) else v)
+                for k, v in (mcp_servers or {}).items()
+            },
         }
         self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
+        self.mcp_servers: dict[str, McpServer] = {
+            k: v
+            if isinstance(v, McpServer)
+            else McpServer(k, self.spec.mcp_servers[k], source=f"team {name!r}")
+            for k, v in (mcp_servers or {}).items()
+        }
+        """MCP servers whose tools the agents may call (each run connects to them anew)."""
+        self._add_mcp_tools()
+        self.routers: dict[int, Router] = routers
+        """Graph topology: the router of each router edge, by the edge's index."""
+        top = self.spec.topology
+        for i, e in enumerate(top.edges if isinstance(top, GraphSpec) else []):
+            path = e.router_path
+            if path is not None and i not in routers:  # a path given in Python: import it now
+                routers[i] = as_router(path, source=f"team {name!r}: topology.edges[{i}]")
         self._store_arg = store
         self._store: TraceStore | None = store if isinstance(store, TraceStore) else None
         self._models: dict[str, ChatModel] = {}
@@ -314,13 +341,23 @@ class Team:
             kwargs = {
                 "topology": "graph",
                 "nodes": top.nodes,
-                "edges": top.edges,
+                "edges": [
+                    _resolve_router(i, e, base, f"{source}: topology.edges[{i}]")
+                    for i, e in enumerate(top.edges)
+                ],
                 "start": top.start,
                 "final": top.final,
             }
+        servers = {
+            name: McpServer(
+                name, server, cwd=Path(base).resolve() if base is not None else None, source=source
+            )
+            for name, server in spec.mcp_servers.items()
+        }
         team = cls(
             spec.name,
             agents,
+            mcp_servers=servers,
             verifiers=verifiers,
             tools=tools,
             termination=spec.termination,
@@ -337,6 +374,23 @@ class Team:
         if model:
             team.override_model(model)
         return team
+
+    def _add_mcp_tools(self) -> None:
+        """Start each MCP server once to list its tools; refuse an agent's tool no server has."""
+        if not self.mcp_servers:
+            return
+        listed = load_mcp_tools(self.mcp_servers)
+        self.tools.update(listed)
+        for i, a in enumerate(self.spec.agents):
+            for t in a.tools:
+                server, dot, _ = t.partition(".")
+                if dot and server in self.mcp_servers and t not in listed:
+                    has = sorted(n for n in listed if n.startswith(server + "."))
+                    where = self.mcp_servers[server].source
+                    raise ConfigError(
+                        f"{where}: agents[{i}].tools: MCP server {server} has no tool {t!r}"
+                        f"{did_you_mean(t, has)}; it has {', '.join(has) or 'no tools'}"
+                    )
 
     def _where_from(self) -> dict[str, Any]:
         """Run metadata that lets a later resume, fork or replay rebuild this team."""
@@ -486,7 +540,7 @@ class Team:
         error: str | None = None
         status_override: str | None = None
         try:
-            async with self._checkpointer() as saver:
+            async with self._checkpointer() as saver, mcp_sessions(self.mcp_servers):
                 app = self._with_checkpointer(saver)
                 if fork is not None:
                     node, values = fork
@@ -711,7 +765,12 @@ class Team:
                 product = content.strip()
             elif isinstance(self.spec.topology, PipelineSpec):
                 product = await self._reverify_for_fork(run, state, node, content)
-        update = nodedef.apply(state, product)
+        try:
+            update = nodedef.apply(state, product)
+        except RouterError as exc:  # the replacement sent a router nowhere: the child ends in error
+            run.node = None
+            run.record(agent="runtime", kind="error", content=str(exc), error=str(exc))
+            return self._finish(run, {}, "error", str(exc))
         update["next_step"] = run.next_step
         values = {**state, **update}
         run.node = None
@@ -765,6 +824,36 @@ class Team:
         return run_sync(
             lambda: self.areroll(run_id, step=step, on_step=on_step), "reroll", "areroll"
         )
+
+
+def _edge_data(
+    i: int, edge: Mapping[str, Any] | EdgeSpec, routers: dict[int, Router]
+) -> dict[str, Any] | EdgeSpec:
+    """An edge as spec data: a router given as a function (or `Router`) is written as its path."""
+    if isinstance(edge, EdgeSpec):
+        return edge
+    data = dict(edge)
+    for key in ("router", "when"):
+        value = data.get(key)
+        if isinstance(value, Router) or (
+            value is not None and not isinstance(value, str) and callable(value)
+        ):
+            routers[i] = as_router(value)
+            data[key] = routers[i].path
+    return data
+
+
+def _resolve_router(
+    i: int, edge: EdgeSpec, base: str | Path | None, source: str
+) -> dict[str, Any] | EdgeSpec:
+    """A spec edge whose router is imported now (from `base` first), kept in the key it was written in."""
+    path = edge.router_path
+    if path is None:
+        return edge
+    key = "router" if edge.router is not None else "when"
+    data = edge.model_dump(by_alias=True, exclude_none=True)
+    data[key] = as_router(path, base_dir=base, source=f"{source}.{key}")
+    return data
 
 
 def _scoring(

@@ -29,6 +29,7 @@ from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
 from ._context import Team as ContextTeam
+from ._routing import Router, choose
 from ._spec import END as END_NAME
 from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec
 from ._state import TeamState
@@ -39,6 +40,10 @@ class Team(ContextTeam, Protocol):
 
     @property
     def verifiers(self) -> Mapping[str, Any]: ...
+    @property
+    def routers(self) -> Mapping[int, Router]:
+        """Graph topology: the router of each router edge, by the edge's index."""
+        ...
 
     def stage_rates(self, stage: int) -> VerifierRates: ...
 
@@ -800,17 +805,18 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                 spec.name, "verifier", spec.verifier or "", make_vproduce(), make_vapply()
             )
 
-    by_source: dict[str, list[EdgeSpec]] = {}
+    by_source: dict[str, list[tuple[int, EdgeSpec]]] = {}
     sources: dict[str, set[str]] = {}
-    for e in top.edges:
-        by_source.setdefault(e.from_, []).append(e)
-        sources.setdefault(e.to, set()).add(e.from_)
+    for i, e in enumerate(top.edges):
+        by_source.setdefault(e.from_, []).append((i, e))
+        if e.to is not None:  # a router's targets are known only when it runs
+            sources.setdefault(e.to, set()).add(e.from_)
     # A node with edges from two or more nodes joins branches: it waits until
     # nothing else is scheduled, so it runs once, after every branch into it.
     joins = {n for n, froms in sources.items() if len(froms) > 1}
 
     def holds(e: EdgeSpec, state: TeamState, name: str) -> bool:
-        if e.when == "always":
+        if e.when == "always" or e.router_path is not None:
             return True
         if e.when in ("passed", "failed"):
             verdict = state.get("verdict") or {}
@@ -822,8 +828,15 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
         """The first edge whose condition holds decides; every edge of the node with
         that same condition fires (two `always` edges fan out to both targets)."""
         edges = by_source.get(name, [])
-        when = next((e.when for e in edges if holds(e, state, name)), None)
-        return [e.to for e in edges if e.when == when]
+        first = next(((i, e) for i, e in edges if holds(e, state, name)), None)
+        if first is None:
+            return []
+        i, edge = first
+        if edge.router_path is not None:
+            # The router decides alone (check_team refuses edges after it).
+            chosen = choose(team.routers[i], state, name, nodes)
+            return [] if chosen is None else [chosen]
+        return [e.to for _, e in edges if e.when == edge.when and e.to is not None]
 
     def scheduled(
         name: str, apply: Callable[[TeamState, Any], dict[str, Any]]
@@ -836,7 +849,8 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
             frontier = [name] if pending is None else list(pending)
             if name in frontier:
                 frontier.remove(name)
-            for target in fired(name, after):
+            # A finished run goes nowhere: its routers are not asked.
+            for target in [] if after.get("done") else fired(name, after):
                 if target != END_NAME and target not in frontier:
                     frontier.append(target)
             update["frontier"] = frontier

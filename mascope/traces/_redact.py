@@ -41,6 +41,7 @@ _AUTH_HEADER = re.compile(
     r"(\"?\s*[:=]\s*\"?(?:(?:basic|bearer|token|digest|negotiate|apikey)\s+)?)[^\s\",}]{8,}"
 )
 _SECRET_NAME = re.compile(r"(?i)(_KEY|_TOKEN|_SECRET|_PASSWORD|_PASSWD|_PWD|_CREDENTIALS?)$")
+_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _SECRET_FIELD = re.compile(
     r"(?i)^(api[_-]?key|apikey|authorization|password|passwd|secret|client[_-]secret|"
     r"access[_-]?token|refresh[_-]?token|token|.*_(key|token|secret|password))$"
@@ -232,7 +233,14 @@ class Redactor:
             out = {}
             for k, v in value.items():
                 key = str(k)
-                if _SECRET_FIELD.match(key) and isinstance(v, str) and v:
+                # `${NAME}` only names a variable (an MCP server's env): keep it, so a
+                # resumed run can read the secret from the environment again.
+                if (
+                    _SECRET_FIELD.match(key)
+                    and isinstance(v, str)
+                    and v
+                    and not _ENV_REF.fullmatch(v)
+                ):
                     out[k] = MASK
                 else:
                     out[k] = self.value(v)

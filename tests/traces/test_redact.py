@@ -231,3 +231,12 @@ def test_an_agent_named_like_a_credential_is_refused_before_anything_is_written(
         Team("t", [Agent(secret, fn=lambda ctx: "hi")], store=tmp_path / "s.db")
     assert "agents[0].name" in str(info.value) and secret not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_env_reference_under_a_secret_name_is_kept_but_a_value_is_masked() -> None:
+    from mascope.traces import Redactor
+
+    env = {"GITHUB_TOKEN": "${GITHUB_TOKEN}", "API_KEY": "sk-live-123456789", "X_KEY": "a${B}"}
+    assert Redactor({}).value({"env": env}) == {
+        "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}", "API_KEY": "[REDACTED]", "X_KEY": "[REDACTED]"}
+    }
