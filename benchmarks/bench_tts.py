@@ -143,7 +143,9 @@ def team_for(suite: str, verifier: str, strategy: dict[str, Any]) -> Any:
 
 def measure(store: TraceStore, spec: Any, tasks: list[EvalTask], result: Result) -> None:
     scorer = import_object(spec.scoring.function, what="scoring") if spec.scoring.function else None
-    agent = spec.topology.stages[0].agent if not isinstance(spec.topology.stages[0], str) else spec.topology.stages[0]  # fmt: skip
+    stage = spec.topology.stages[0]
+    # Every answer drawn for the stage is a candidate: the stage agent's and a drafter's.
+    agents = {stage.agent, getattr(stage.strategy, "drafter", None)} - {None}
     runs = [r for r in store.list_runs(team=spec.name, limit=100_000) if r.status in ("succeeded", "failed", "error")]  # fmt: skip
     by_truth: dict[str, Any] = {}
     for run in runs:
@@ -161,7 +163,7 @@ def measure(store: TraceStore, spec: Any, tasks: list[EvalTask], result: Result)
         marks: list[bool] = []
         for s in steps:
             sample = (s.data or {}).get("sample")
-            if s.kind == "message" and s.agent == agent:
+            if s.kind == "message" and s.agent in agents:
                 ok = score_answer(s.content, task.ground_truth or "", spec.scoring, scorer).matched
                 marks.append(ok)
                 last[sample] = ok
@@ -222,7 +224,10 @@ def table(results: list[Result]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        acc = r.right / r.runs if r.runs else None
+        if not r.runs:
+            lines.append(f"| {r.verifier} | `{r.strategy}` | not run yet | | | | |")
+            continue
+        acc = r.right / r.runs
         lines.append(
             f"| {r.verifier} | `{r.strategy}` | {pct(acc, list(wilson(r.right, r.runs)) if r.runs else None)} "
             f"| {pct(r.covered / r.runs if r.runs else None)} | {r.tokens / max(r.runs, 1):.0f} "
@@ -299,13 +304,20 @@ def main() -> None:
     if args.plot:
         plot(results, args.plot, f"{what}, model {args.model or 'embedded SmolLM2-135M'}")
     if args.write:
-        command = " ".join(["python benchmarks/bench_tts.py", *sys.argv[1:]])
+        shown = [a for a in sys.argv[1:] if a != "--measured-only"]  # the command that runs it
+        command = " ".join(["MASCOPE_LOCAL_THREADS=1 python benchmarks/bench_tts.py", *shown])
         write_section(
             args.write,
             f"tts-{args.suite}",
             f"### Test-time scaling: {what}\n\n"
-            f"Model: {args.model or 'the embedded SmolLM2-135M'}; {machine()}. `{command}`\n\n{body}\n"
-            + (f"\n![accuracy versus tokens]({args.plot.name})\n" if args.plot else ""),
+            f"Model: {args.model or 'the embedded SmolLM2-135M'}; {machine()}.\n\n`{command}`\n\n"
+            "Each configuration is a resumable eval job in the store: the same command again "
+            "runs only what is missing (add `--strategy`/`--verifier` to extend the grid; "
+            "`--measured-only` reports without running anything). Accuracy is judged by the "
+            "hidden answers; pass@k coverage is the share of tasks where any candidate drawn "
+            "was right; FPR is accepted-but-wrong over wrong candidates. `single` keeps the "
+            "team's own verify-and-retry loop; the other strategies replace it (one round).\n\n"
+            f"{body}\n" + (f"\n![accuracy versus tokens]({args.plot.name})\n" if args.plot else ""),
         )
 
 
