@@ -17,7 +17,7 @@ from ._common import MAX_COUNT, JsonOpt, err, user_errors
 from ._progress import partial_note, progress_bar, run_interruptible, stop_if_interrupted
 
 eval_app = typer.Typer(
-    help="Measure the judge and attribution on public benchmarks.",
+    help="Run a team over a task set (eval run, eval tasks); measure the judge and attribution on public benchmarks.",
     no_args_is_help=True,
     add_completion=False,
 )
