@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mascope._files import write_atomically
 from mascope.errors import ConfigError
 
 CALIBRATION_KIND = "mascope.verifier-calibration"
@@ -86,16 +87,9 @@ class Calibration(BaseModel):
     verifiers: dict[str, VerifierRates]
 
     def write(self, path: Path) -> None:
-        """Write the file whole (a temporary file renamed), so a failure leaves no half file."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(
-                f"cannot write calibration file {path} ({exc.strerror or exc}); choose another --out"
-            ) from None
+        """Write the file whole, so a failure leaves no half file."""
+        text = json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+        write_atomically(path, lambda fh: fh.write(text))
 
 
 def read_calibration(

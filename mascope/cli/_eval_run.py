@@ -167,9 +167,7 @@ def eval_tasks(
     `scoring: mascope.evals:humaneval_passes`, which runs the official tests
     (see mascope/examples/humaneval_coder.yaml).
     """
-    import os
-    import tempfile
-
+    from mascope._files import write_atomically
     from mascope.errors import ConfigError
     from mascope.evals import humaneval_tasks, word_problems
 
@@ -183,14 +181,5 @@ def eval_tasks(
     if out is None:
         typer.echo(text, nl=False)
         return
-    if not out.parent.is_dir():
-        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, lambda fh: fh.write(text))
     err.print(f"{len(rows)} task(s) written to {out}")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from mascope._files import check_writable_target, write_atomically
 from mascope.errors import ConfigError, did_you_mean
 
 from ._constants import EXPORT_FORMATS
@@ -96,31 +96,9 @@ def write_export(store: TraceStore, out: str | Path, write: Callable[[IO[str]], 
     that cannot be written; a failure leaves no temp file behind. Returns the path.
     """
     target = Path(out).expanduser()
-    if not target.parent.exists():
-        raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
-    if target.is_dir():
-        raise ConfigError(f"cannot write {target}: it is a folder; name a file to write")
+    check_writable_target(target)
     _refuse_to_replace(store, target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write {target}: {exc.strerror or exc}; choose a file in a folder you can write"
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(target, write)
 
 
 def _refuse_to_replace(store: TraceStore, target: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -98,6 +99,9 @@ def test_eval_tasks_writes_a_task_file_eval_run_reads(tmp_path: Path) -> None:
     got = runner.invoke(app, ["eval", "tasks", "humaneval", "--limit", "2", "--out", str(out)])
     assert got.exit_code == 0, got.output
     assert [t.key for t in load_tasks(out)] == ["HumanEval/0", "HumanEval/1"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file, not 0600
     words = tmp_path / "w.jsonl"
     got = runner.invoke(app, ["eval", "tasks", "words", "--count", "4", "--steps", "1", "-o", str(words)])  # fmt: skip
     assert got.exit_code == 0 and len(load_tasks(words)) == 4
