@@ -39,12 +39,18 @@ from typing import Any
 
 from _report import machine, pct, write_section
 
-from mascope.agents._tools import import_object
+from mascope.agents import VerifierRates
 from mascope.diagnosis._metrics import wilson
-from mascope.evals import aeval_run, humaneval_tasks, word_problems
-from mascope.evals._tasks import EvalTask
-from mascope.graphs import load_team_file, parse_team
-from mascope.graphs._team import score_answer
+from mascope.evals import (
+    EvalTask,
+    aeval_run,
+    calibrate_runs,
+    eval_job_id,
+    humaneval_tasks,
+    word_problems,
+)
+from mascope.graphs import Team, load_team_file, parse_team
+from mascope.jobs import JobQueue
 from mascope.traces import TraceStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "mascope" / "examples"
@@ -79,19 +85,20 @@ class Result:
     covered: int = 0
     tokens: int = 0
     seconds: float = 0.0
-    verdicts: dict[str, int] = field(default_factory=lambda: {"tp": 0, "fp": 0, "tn": 0, "fn": 0})
+    rates: VerifierRates | None = None
+    """The stage verifier's labelled verdicts (mascope's own calibration); None without one."""
     per_task: dict[str, list[bool]] = field(default_factory=dict)
     """Whether each candidate drawn for a task was right."""
 
     @property
     def fpr(self) -> tuple[float | None, list[float] | None]:
-        wrong = self.verdicts["fp"] + self.verdicts["tn"]
-        return (self.verdicts["fp"] / wrong, list(wilson(self.verdicts["fp"], wrong))) if wrong else (None, None)  # fmt: skip
+        r = self.rates
+        return (r.fpr, list(r.fpr_interval) if r.fpr_interval else None) if r else (None, None)
 
     @property
     def fnr(self) -> tuple[float | None, list[float] | None]:
-        right = self.verdicts["tp"] + self.verdicts["fn"]
-        return (self.verdicts["fn"] / right, list(wilson(self.verdicts["fn"], right))) if right else (None, None)  # fmt: skip
+        r = self.rates
+        return (r.fnr, list(r.fnr_interval) if r.fnr_interval else None) if r else (None, None)
 
 
 def parse_strategy(text: str) -> dict[str, Any]:
@@ -141,47 +148,48 @@ def team_for(suite: str, verifier: str, strategy: dict[str, Any]) -> Any:
     return parse_team(data, source=f"{base.name} ({verifier}, {strategy})")
 
 
-def measure(store: TraceStore, spec: Any, tasks: list[EvalTask], result: Result) -> None:
-    scorer = import_object(spec.scoring.function, what="scoring") if spec.scoring.function else None
+def measure(
+    store: TraceStore, spec: Any, tasks: list[EvalTask], model: str | None, result: Result
+) -> None:
+    """Read this configuration's eval job back: each task's run, its candidates scored
+    against the hidden answer, and the verifier's verdicts labelled the way
+    `mascope verifiers calibrate` labels them."""
+    team = Team.from_spec(spec, source=spec.name)
+
+    def right(answer: str, truth: str) -> bool:
+        return team.score(answer, truth).matched
+
     stage = spec.topology.stages[0]
     # Every answer drawn for the stage is a candidate: the stage agent's and a drafter's.
     agents = {stage.agent, getattr(stage.strategy, "drafter", None)} - {None}
-    runs = [r for r in store.list_runs(team=spec.name, limit=100_000) if r.status in ("succeeded", "failed", "error")]  # fmt: skip
-    by_truth: dict[str, Any] = {}
-    for run in runs:
-        by_truth.setdefault(f"{run.task}\x00{run.ground_truth}", run)
+    states = JobQueue(store).states(eval_job_id(spec, model, tasks))
+    run_of = {k: str(s.result["run_id"]) for k, s in states.items() if s.result}
+    runs, steps_of = store.get_runs(list(run_of.values())), store.steps_of(list(run_of.values()))
     result.tasks = len(tasks)
     for task in tasks:
-        run = by_truth.get(f"{task.task}\x00{task.ground_truth}")
-        if run is None:
+        run_id = run_of.get(task.key)
+        if run_id is None:
             continue
+        steps = steps_of.get(run_id, [])
         result.runs += 1
-        result.right += run.status == "succeeded"
-        steps = store.steps(run.id)
+        result.right += runs[run_id].status == "succeeded"
         result.tokens += sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in steps)
-        last: dict[Any, bool] = {}
-        marks: list[bool] = []
-        for s in steps:
-            sample = (s.data or {}).get("sample")
-            if s.kind == "message" and s.agent in agents:
-                ok = score_answer(s.content, task.ground_truth or "", spec.scoring, scorer).matched
-                marks.append(ok)
-                last[sample] = ok
-            elif s.kind == "verdict" and sample in last:
-                passed = bool((s.data or {}).get("passed"))
-                truth = last[sample]
-                result.verdicts[("t" if passed == truth else "f") + ("p" if passed else "n")] += 1
+        marks = [right(s.content, task.ground_truth or "") for s in steps if s.kind == "message" and s.agent in agents]  # fmt: skip
         result.per_task[task.key] = marks
         result.covered += any(marks)
+    if stage.verifier is not None and run_of:
+        rates = calibrate_runs(store, spec, run_ids=list(run_of.values()), score=right).verifiers
+        result.rates = rates.get(stage.verifier)
 
 
 def ceiling(results: list[Result]) -> float | None:
     """The accuracy unlimited resampling could reach under the verifier's measured error rates."""
-    verdicts = {k: sum(r.verdicts[k] for r in results) for k in ("tp", "fp", "tn", "fn")}
-    wrong, right = verdicts["fp"] + verdicts["tn"], verdicts["tp"] + verdicts["fn"]
+    rates = [r.rates for r in results if r.rates is not None]
+    wrong, right = sum(r.wrong for r in rates), sum(r.right for r in rates)
     if not wrong or not right:
         return None
-    fpr, tpr = verdicts["fp"] / wrong, verdicts["tp"] / right
+    fpr = sum(r.accepted_wrong for r in rates) / wrong
+    tpr = 1 - sum(r.rejected_right for r in rates) / right
     draws: dict[str, list[bool]] = defaultdict(list)
     for r in results:
         for key, marks in r.per_task.items():
@@ -210,10 +218,10 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
                 if not args.measured_only:
                     await aeval_run(store, spec, tasks, model=args.model, concurrency=args.concurrency)  # fmt: skip
                 result.seconds = time.monotonic() - started
-                measure(store, spec, tasks, result)
+                measure(store, spec, tasks, args.model, result)
                 results.append(result)
                 print(f"{verifier:9} {text:45} right {result.right}/{result.runs}  covered {result.covered}  "
-                      f"tokens/task {result.tokens / max(result.runs, 1):.0f}  verdicts {result.verdicts}  "
+                      f"tokens/task {result.tokens / max(result.runs, 1):.0f}  FPR {pct(*result.fpr)}  "
                       f"{result.seconds:.0f}s", flush=True)  # fmt: skip
     return results
 
