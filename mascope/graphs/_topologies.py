@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from mascope.agents import (
     DrawPlan,
+    Selection,
     TurnResult,
     Verdict,
     VerifierRates,
@@ -217,13 +218,7 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     kind="event",
                     content=f"{stage.strategy.kind}: chose candidate {chosen.index + 1}, "
                     f"{chosen.samples_used} of {stage.strategy.n} used"
-                    + (" (settled early)" if chosen.settled else "")
-                    + (" (budget ran out)" if chosen.stopped_by_budget else "")
-                    + (
-                        f"; samples {', '.join(str(i + 1) for i in chosen.dropped)} left out"
-                        if chosen.dropped
-                        else ""
-                    ),
+                    + _how_it_stopped(chosen, "settled early", "samples"),
                     data={
                         "event": "selection",
                         "strategy": stage.strategy.kind,
@@ -374,13 +369,7 @@ async def _review_refine(
         kind="event",
         content=f"review_refine: chose candidate {chosen.index + 1} ({where}) after "
         f"{chosen.rounds} of {chosen.max_rounds} round(s), {chosen.samples_used} candidates"
-        + (" (passed with full score)" if chosen.settled else "")
-        + (" (budget ran out)" if chosen.stopped_by_budget else "")
-        + (
-            f"; candidates {', '.join(str(i + 1) for i in chosen.dropped)} left out"
-            if chosen.dropped
-            else ""
-        ),
+        + _how_it_stopped(chosen, "passed with full score", "candidates"),
         data={
             "event": "selection",
             "strategy": "review_refine",
@@ -396,6 +385,16 @@ async def _review_refine(
         },
     )
     return AgentProduct(chosen.output, chosen.final, chosen.verdict)
+
+
+def _how_it_stopped(chosen: Selection, settled: str, noun: str) -> str:
+    """The end of a selection event's text: why drawing stopped early and what was left out."""
+    left_out = ", ".join(str(i + 1) for i in chosen.dropped)
+    return (
+        (f" ({settled})" if chosen.settled else "")
+        + (" (budget ran out)" if chosen.stopped_by_budget else "")
+        + (f"; {noun} {left_out} left out" if chosen.dropped else "")
+    )
 
 
 def _refine_feedback(verdict: Verdict) -> str:
