@@ -165,8 +165,11 @@ async def open_saver(location: Path | str, redactor: Redactor) -> AsyncIterator[
                 _set_up.add(location)
             yield saver
         return
-    await asyncio.to_thread(_switch_to_wal, location)  # runs starting together race on a new file
     async with aiosqlite.connect(location, timeout=30) as conn:
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            row = await cur.fetchone()
+        if not row or str(row[0]).lower() != "wal":  # a new file: runs starting together race on it
+            await asyncio.to_thread(_switch_to_wal, location)
         # WAL with synchronous=NORMAL: durable against a killed process (what
         # resume needs) without an fsync per checkpoint.
         await conn.execute("PRAGMA synchronous=NORMAL")
