@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from ._tasks import EvalReport, EvalTask
 
-_BATCH = 200
 _LIVE = ("running",)
 
 
@@ -139,31 +138,26 @@ def calibrate_runs(
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     runs: int = 0
     tasks: set[str] = set()
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start : start + _BATCH]
-        rows = store.get_runs(chunk)
-        keep = [
-            r.id
-            for r in rows.values()
-            if r.ground_truth is not None
+
+    def wanted(r: Run) -> bool:
+        return (
+            r.ground_truth is not None
             and r.status not in _LIVE
             and r.parent_run_id is None
             and r.team == spec.name
             and ours(r)
-        ]
-        for run_id, steps in store.steps_of(keep).items():
-            run = rows[run_id]
-            truth = run.ground_truth or ""
-            labelled = False
-            for verdict, candidate in judged_candidates(steps):
-                right = bool(score(candidate, truth))
-                tallies[verdict.agent].add(
-                    run.task, right, bool((verdict.data or {}).get("passed"))
-                )
-                labelled = True
-            if labelled:
-                runs += 1
-                tasks.add(run.task)
+        )
+
+    for run, steps in store.runs_with_steps(ids, keep=wanted):
+        truth = run.ground_truth or ""
+        labelled = False
+        for verdict, candidate in judged_candidates(steps):
+            right = bool(score(candidate, truth))
+            tallies[verdict.agent].add(run.task, right, bool((verdict.data or {}).get("passed")))
+            labelled = True
+        if labelled:
+            runs += 1
+            tasks.add(run.task)
     return Calibration(
         team=spec.name,
         team_digest=digest,

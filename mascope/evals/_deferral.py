@@ -118,11 +118,11 @@ def deferral_records(
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    for run_id in store.all_run_ids(team=team.name):
-        run = store.get_run(run_id)
-        if run.status not in ("succeeded", "failed"):
-            continue
-        steps = {s.index: s for s in store.iter_steps(run_id)}
+    finished = store.runs_with_steps(
+        store.all_run_ids(team=team.name), keep=lambda r: r.status in ("succeeded", "failed")
+    )
+    for run, ordered in finished:
+        steps = {s.index: s for s in ordered}
         for s in steps.values():
             data = s.data or {}
             if s.kind != "event" or data.get("event") != "deferral" or data.get("node") != node:
@@ -149,7 +149,7 @@ def deferral_records(
             tokens, cost = data.get("strong_tokens"), data.get("strong_cost_usd")
             records.append(
                 DeferralRecord(
-                    run_id, float(score), team.score(draft.content, truth).matched,
+                    run.id, float(score), team.score(draft.content, truth).matched,
                     team.score(strong.content, truth).matched if strong is not None else None,
                     tokens if isinstance(tokens, int) else 0,
                     float(cost) if isinstance(cost, int | float) else 0.0,

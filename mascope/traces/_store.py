@@ -11,7 +11,7 @@ process killed mid-run loses nothing it had recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,22 @@ class TraceStore:
         """Every step of each of `run_ids`, in order, read in one query; for many
         short runs at once (`iter_steps` pages one long run)."""
         return self.queries.steps_of(run_ids)
+
+    def runs_with_steps(
+        self,
+        run_ids: Sequence[str],
+        *,
+        keep: Callable[[Run], bool] | None = None,
+        batch: int = 200,
+    ) -> Iterator[tuple[Run, list[Step]]]:
+        """Each of `run_ids` that exists (and that `keep` keeps) with its steps, in
+        order, read `batch` runs at a time in two queries each."""
+        for start in range(0, len(run_ids), batch):
+            rows = self.get_runs(run_ids[start : start + batch])
+            wanted = [r for r in rows.values() if keep is None or keep(r)]
+            steps = self.steps_of([r.id for r in wanted])
+            for run in wanted:
+                yield run, steps.get(run.id, [])
 
     def page_runs(
         self,

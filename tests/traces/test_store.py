@@ -180,6 +180,16 @@ def test_many_runs_and_their_steps_are_read_at_once(store: TraceStore) -> None:
         ]
 
 
+def test_runs_with_their_steps_are_read_in_batches_and_filtered(store: TraceStore) -> None:
+    ids = [store.start_run(team="t", task=f"t{i}") for i in range(5)]
+    for i, rid in enumerate(ids):
+        store.append_step(rid, agent="a", content=f"{rid} only")
+        store.finish_run(rid, status="failed" if i % 2 else "succeeded")
+    got = list(store.runs_with_steps([*ids, "no-such-run"], keep=lambda r: r.status == "succeeded", batch=2))  # fmt: skip
+    assert sorted(r.id for r, _ in got) == [ids[0], ids[2], ids[4]]
+    assert all([s.content for s in steps] == [f"{r.id} only"] for r, steps in got)
+
+
 def test_sorted_pages_and_child_runs(store: TraceStore) -> None:
     ids = []
     for i, n in enumerate([3, 1, 2, 1]):
