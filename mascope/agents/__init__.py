@@ -38,7 +38,16 @@ from ._strategies import (
     run_strategy,
     vote_settled,
 )
-from ._tools import FINAL_ANSWER, Tool, ToolUnavailable, final_answer_tool, import_object, tool
+from ._tools import (
+    FINAL_ANSWER,
+    Tool,
+    ToolUnavailable,
+    final_answer_tool,
+    function_path,
+    import_function,
+    import_object,
+    tool,
+)
 from ._verifiers import (
     AnswerMatch,
     CallableVerifier,
@@ -100,6 +109,8 @@ __all__ = [
     "extract_answer",
     "extract_code",
     "final_answer_tool",
+    "function_path",
+    "import_function",
     "import_object",
     "load_mcp_tools",
     "match_answer",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 
 from pydantic import ValidationError, create_model
 
@@ -167,6 +167,31 @@ def import_object(
                 f"{where}cannot import {what} {path!r}: {module_name} has no {attr}"
             ) from None
     return obj
+
+
+def function_path(fn: Callable[..., Any], name: str) -> str:
+    """How a Python function is written into a stored spec: `module:qualname`, or
+    `<python:NAME>` when it cannot be imported back (a lambda, a local, `__main__`)."""
+    module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if module and module != "__main__" and "<" not in qual:
+        return f"{module}:{qual}"
+    return f"<python:{name}>"
+
+
+def import_function(
+    path: str, *, what: str, where: str, base_dir: str | Path | None = None
+) -> Callable[..., Any]:
+    """The function a spec names at `where` (e.g. `team.yaml: tools.add`); a
+    `<python:...>` placeholder, an import failure or something not callable is
+    a one-line `ConfigError`."""
+    if path.startswith("<python"):
+        raise ConfigError(
+            f"{where} was a Python function that cannot be reloaded; run this team from Python"
+        )
+    fn = import_object(path, what=what, base_dir=base_dir, source=where)
+    if not callable(fn):
+        raise ConfigError(f"{where}: {what} {path} is not callable")
+    return cast("Callable[..., Any]", fn)
 
 
 def _is_prefix(name: str, module_name: str) -> bool:

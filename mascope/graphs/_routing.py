@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mascope.agents import Verdict, import_object
+from mascope.agents import Verdict, function_path, import_function
 from mascope.errors import ConfigError, RuntimeFailure
 
 from ._spec import END
@@ -52,14 +52,6 @@ class RouterError(RuntimeFailure):
     """A router raised, or chose a node the graph does not have: the run ends in error."""
 
 
-def router_path(fn: Callable[..., Any]) -> str:
-    """How a Python router is written into the stored spec (`<python:NAME>` if not importable)."""
-    module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if module and module != "__main__" and "<" not in qual:
-        return f"{module}:{qual}"
-    return f"<python:{getattr(fn, '__name__', 'router')}>"
-
-
 def as_router(
     value: Router | Callable[..., Any] | str,
     *,
@@ -70,17 +62,10 @@ def as_router(
     if isinstance(value, Router):
         return value
     if isinstance(value, str):
-        if value.startswith("<python"):
-            raise ConfigError(
-                f"{source}: {value} was a Python function that cannot be reloaded; run this team from Python"
-            )
-        fn = import_object(value, what="router", base_dir=base_dir, source=source)
-        if not callable(fn):
-            raise ConfigError(f"{source}: router {value} is not a function")
-        return Router(value, fn)
+        return Router(value, import_function(value, what="router", where=source, base_dir=base_dir))
     if not callable(value):
         raise ConfigError(f"{source}: a router must be a function, not {type(value).__name__}")
-    return Router(router_path(value), value)
+    return Router(function_path(value, getattr(value, "__name__", "router")), value)
 
 
 def route_state(state: TeamState, node: str) -> RouteState:

@@ -33,7 +33,8 @@ from mascope.agents import (
     VerifierRates,
     as_verifier,
     final_answer_tool,
-    import_object,
+    function_path,
+    import_function,
     load_mcp_tools,
     match_answer,
     mcp_sessions,
@@ -313,12 +314,8 @@ class Team:
         ]
         tools = []
         for name, path in spec.tools.items():
-            if path.startswith("<python"):
-                raise ConfigError(
-                    f"{source}: tools.{name} was a Python function that cannot be reloaded; run this team from Python"
-                )
-            fn = import_object(
-                path, what=f"tool {name}", base_dir=base, source=f"{source}: tools.{name}"
+            fn = import_function(
+                path, what=f"tool {name}", where=f"{source}: tools.{name}", base_dir=base
             )
             tools.append(tool(fn, name=name))
         for a in agents:
@@ -873,12 +870,7 @@ def _scoring(
             raise ConfigError(f"{where}: {err['msg']}") from None
         return (_import_scorer(spec, "scoring") if spec.function else None), spec
     if callable(scoring):
-        module, qual = getattr(scoring, "__module__", None), getattr(scoring, "__qualname__", "")
-        path = (
-            f"{module}:{qual}"
-            if module and module != "__main__" and "<" not in qual
-            else f"<python:{getattr(scoring, '__name__', 'scoring')}>"
-        )
+        path = function_path(scoring, getattr(scoring, "__name__", "scoring"))
         return scoring, ScoringSpec(function=path)
     raise ConfigError(
         f"scoring must be a matcher name, a ScoringSpec, a mapping or a function, not {type(scoring).__name__}"
@@ -887,14 +879,9 @@ def _scoring(
 
 def _import_scorer(spec: ScoringSpec, source: str) -> Scorer:
     """The function a team's `scoring.function` names."""
-    path = spec.function or ""
-    if path.startswith("<python"):
-        raise ConfigError(
-            f"{source}: scoring.function was a Python function that cannot be reloaded; run this team from Python"
-        )
-    fn = import_object(path, what="scoring function")
-    if not callable(fn):
-        raise ConfigError(f"{source}: scoring.function {path} is not callable")
+    fn = import_function(
+        spec.function or "", what="scoring function", where=f"{source}: scoring.function"
+    )
     return cast(Scorer, fn)
 
 
@@ -950,12 +937,7 @@ def _verifier_spec(v: Verifier) -> VerifierSpec:
     if isinstance(v, Ensemble):
         return VerifierSpec(kind="python", function=f"<python:{v.name}>")
     fn = getattr(v, "fn", None)
-    module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    path = (
-        f"{module}:{qual}"
-        if module and module != "__main__" and "<" not in qual
-        else f"<python:{v.name}>"
-    )
+    path = function_path(fn, v.name) if fn is not None else f"<python:{v.name}>"
     return VerifierSpec(kind="python", function=path)
 
 
@@ -991,15 +973,11 @@ def _build_verifier(
             threshold=v.threshold,
             name=name,
         )
-    if not v.function or v.function.startswith("<python"):
-        raise ConfigError(
-            f"{source}: verifiers.{name} was a Python function that cannot be reloaded; run this team from Python"
-        )
-    fn = import_object(
-        v.function,
+    fn = import_function(
+        v.function or "<python>",
         what=f"verifier {name}",
+        where=f"{source}: verifiers.{name}.function",
         base_dir=base_dir,
-        source=f"{source}: verifiers.{name}.function",
     )
     return CallableVerifier(fn, name=name)
 
