@@ -8,6 +8,10 @@ STAMP := $(VENV)/.mascope-installed
 # llama-cpp-python compiles from source. A native build (-DGGML_NATIVE=ON,
 # the default) enables AMX kernels that crash on these CPUs, so pin the ISA.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# mascope never loads the multimodal (mtmd/llava) library: skip building it.
+LLAMA_CMAKE_ARGS += -DLLAVA_BUILD=OFF
+# Compile on every core (cmake --build reads this; the default is one job).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 
 .PHONY: demo test lint typecheck unit bench docs setup clean
@@ -18,7 +22,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mascope needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
 	# An editable install gets no bytecode, and PYTHONDONTWRITEBYTECODE (set on
 	# these machines) stops Python caching it: compile once so commands start fast.
 	$(BIN)/python -m compileall -q mascope
