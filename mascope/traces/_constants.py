@@ -12,9 +12,12 @@ RUN_STATUSES: tuple[str, ...] = (
     "interrupted",
     "unknown",
     "abstained",
+    "paused",
 )
 """`unknown`: an imported run whose outcome its source did not say; `abstained`: a run
-that chose to give no answer (a calibrated strategy), neither success nor failure."""
+that chose to give no answer (a calibrated strategy), neither success nor failure;
+`paused`: a run waiting for a person's input (`mascope runs resume RUN_ID --input TEXT`),
+not finished, neither failed nor interrupted."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]
