@@ -55,7 +55,9 @@ def asking(asker: Asker) -> Iterator[None]:
         _asker.reset(token)
 
 
-_YES = re.compile(r"\s*(y|yes|ok|okay|pass|passed|approve|approved|lgtm|accept|accepted)\b\W*", re.I)
+_YES = re.compile(
+    r"\s*(y|yes|ok|okay|pass|passed|approve|approved|lgtm|accept|accepted)\b\W*", re.I
+)
 
 
 def human_verdict(answer: str) -> Verdict:

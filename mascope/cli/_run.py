@@ -133,9 +133,9 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
     if result.paused:
         out.print(Text("paused for a person's input:", style="bold cyan"))
         out.print(result.prompt or "", markup=False)
-        out.print(
-            f"continue: mascope runs resume {result.run_id}{db} --input TEXT", markup=False
-        )
+        # Not wrapped: a command to copy whole.
+        cmd = f"continue: mascope runs resume {result.run_id}{db} --input TEXT"
+        out.print(cmd, markup=False, soft_wrap=True)
     out.print(f"trace:   run {result.run_id} in {store.where}", markup=False)
     out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
     out.print(f"         mascope tui {result.run_id}{db}   (browse it; ? for keys)", markup=False)

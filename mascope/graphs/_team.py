@@ -673,7 +673,6 @@ class Team:
             )
         return _result(run, row, error)
 
-
     async def arun(
         self,
         task: str,

@@ -36,7 +36,10 @@ def test_pause_after_a_stage_then_the_reply_reaches_the_next_agent(tmp_path: Pat
     team = Team(
         "review",
         [Agent("writer", fn=_writer), Agent("editor", fn=repeats_human)],
-        stages=[{"agent": "writer", "interrupt": "after", "prompt": "Approve the draft?"}, "editor"],
+        stages=[
+            {"agent": "writer", "interrupt": "after", "prompt": "Approve the draft?"},
+            "editor",
+        ],
         store=tmp_path / "r.db",
     )
     first = team.run("write it")
@@ -108,7 +111,11 @@ def test_yaml_pause_before_a_graph_node_and_a_human_verifier(tmp_path: Path) -> 
         ("person", "event", "Is the sum right?"),
         ("human", "message", "yes"),
         ("person", "verdict", "PASSED (score 1.00)"),
-        ("runtime", "event", "Paused before reporter. Reply to continue; reporter sees your reply."),
+        (
+            "runtime",
+            "event",
+            "Paused before reporter. Reply to continue; reporter sees your reply.",
+        ),
         ("human", "message", "Send it to Ada"),
         ("reporter", "message", done.answer),
     ]
@@ -171,7 +178,9 @@ def test_bad_resumes_are_refused_and_write_nothing(tmp_path: Path) -> None:
     before = {r.id: (r.status, r.step_count) for r in team.store.list_runs()}
     steps_before = _shape(team, paused.run_id)
 
-    with pytest.raises(UserError, match=r"is paused for a person's input; continue it with .*--input TEXT"):
+    with pytest.raises(
+        UserError, match=r"is paused for a person's input; continue it with .*--input TEXT"
+    ):
         team.resume(paused.run_id)
     with pytest.raises(UserError, match="--input is empty"):
         team.resume(paused.run_id, input="  ")
@@ -209,7 +218,9 @@ def test_the_reply_goes_through_redaction_like_every_step(tmp_path: Path) -> Non
     done = team.resume(first.run_id, input=f"use key {secret}")
     assert done.status == "succeeded"
     team.store.close()
-    leaked = [p.name for p in tmp_path.iterdir() if p.is_file() and secret.encode() in p.read_bytes()]
+    leaked = [
+        p.name for p in tmp_path.iterdir() if p.is_file() and secret.encode() in p.read_bytes()
+    ]
     assert leaked == []
     with TraceStore(tmp_path / "s.db") as store:
         assert "[REDACTED]" in store.steps(first.run_id)[1].content
@@ -276,3 +287,26 @@ def test_killed_while_paused_then_resumed_with_input_in_a_fresh_team(
     assert steps[2].content == "report by Hopper"
     # LangGraph re-runs the node that asked, from its start, with the answer.
     assert log.read_text().split() == ["clerk", "clerk"]
+
+
+def test_a_fork_before_a_pause_pauses_again_and_a_reply_cannot_be_forked(tmp_path: Path) -> None:
+    team = Team(
+        "review",
+        [Agent("writer", fn=_writer), Agent("editor", fn=repeats_human)],
+        stages=[{"agent": "writer", "interrupt": "after"}, "editor"],
+        store=tmp_path / "f.db",
+    )
+    first = team.run("write it")
+    done = team.resume(first.run_id, input="fine")
+    child = team.fork(done.run_id, step=0, content="another draft")
+    assert child.paused and child.parent_run_id == done.run_id
+    assert child.prompt == (
+        "writer has answered (its last step). Reply to continue; the agents after it see your reply."
+    )
+    with pytest.raises(
+        UserError, match="is a person's reply to a pause; fork at an agent's message"
+    ):
+        team.fork(done.run_id, step=2, content="other")
+    assert team.resume(child.run_id, input="good").answer == (
+        "editor heard 'good'; last human: good"
+    )

@@ -1,0 +1,135 @@
+"""`mascope run` on a team that pauses for a person, and `mascope runs resume --input`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mascope.cli import app
+from mascope.traces import TraceStore
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+TEAM = {
+    "name": "approval",
+    "agents": [
+        {"name": "writer", "function": "tests.graphs.helpers:echo_task"},
+        {"name": "editor", "function": "tests.graphs.helpers:repeats_human"},
+    ],
+    "topology": {
+        "kind": "pipeline",
+        "stages": [
+            {"agent": "writer", "interrupt": "after", "prompt": "Approve the draft?"},
+            "editor",
+        ],
+    },
+}
+
+
+@pytest.fixture
+def team_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(ROOT))
+    path = tmp_path / "approval.yaml"
+    path.write_text(yaml.safe_dump(TEAM, sort_keys=False))
+    return path
+
+
+def test_run_prints_the_question_and_how_to_continue_then_resume_finishes(
+    team_file: Path, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "p.db")
+    paused = runner.invoke(app, ["run", str(team_file), "--task", "a poem", "--db", db])
+    assert paused.exit_code == 4, paused.output
+    (run,) = TraceStore(db).list_runs()
+    assert run.status == "paused" and run.termination_reason == "paused"
+    assert "paused for a person's input:" in paused.stdout
+    assert "Approve the draft?" in paused.stdout
+    assert f"continue: mascope runs resume {run.id} --db {db} --input TEXT" in paused.stdout
+
+    listed = runner.invoke(app, ["runs", "list", "--status", "paused", "--db", db])
+    assert listed.exit_code == 0 and run.id in listed.stdout
+
+    done = runner.invoke(
+        app, ["runs", "resume", run.id, "--input", "approved", "--db", db, "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert (data["status"], data["prompt"]) == ("succeeded", None)
+    assert data["answer"] == "editor heard 'approved'; last human: approved"
+    with TraceStore(db) as store:
+        assert [(s.agent, s.kind) for s in store.steps(run.id)] == [
+            ("writer", "message"), ("runtime", "event"), ("human", "message"), ("editor", "message"),
+        ]  # fmt: skip
+
+
+def test_run_json_says_paused_with_the_prompt(team_file: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "j.db")
+    result = runner.invoke(app, ["run", str(team_file), "--task", "t", "--db", db, "--json"])
+    assert result.exit_code == 4
+    data = json.loads(result.stdout)
+    assert (data["status"], data["prompt"], data["answer"]) == (
+        "paused",
+        "Approve the draft?",
+        None,
+    )
+
+
+def test_bad_resumes_exit_2_on_one_line_and_write_nothing(team_file: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "b.db")
+    assert runner.invoke(app, ["run", str(team_file), "--task", "t", "--db", db]).exit_code == 4
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(
+        yaml.safe_dump({**TEAM, "topology": {"kind": "pipeline", "stages": ["writer"]}})
+    )
+    assert runner.invoke(app, ["run", str(plain), "--task", "t", "--db", db]).exit_code == 0
+    with TraceStore(db) as store:
+        paused, finished = sorted(store.list_runs(), key=lambda r: r.status)
+        assert (paused.status, finished.status) == ("paused", "succeeded")
+        before = [
+            (r.id, r.status, r.step_count, store.count_steps(r.id)) for r in store.list_runs()
+        ]
+
+    cases = {
+        "without input": (["runs", "resume", paused.id], "--input TEXT"),
+        "empty input": (["runs", "resume", paused.id, "--input", " "], "--input is empty"),
+        "input for a finished run": (
+            ["runs", "resume", finished.id, "--input", "hi"], "not paused, so it takes no --input",
+        ),
+        "unknown run": (["runs", "resume", "01ZZZZZZZZ", "--input", "hi"], "no run"),
+    }  # fmt: skip
+    for name, (args, says) in cases.items():
+        result = runner.invoke(app, [*args, "--db", db])
+        assert result.exit_code == 2, (name, result.output)
+        assert says in result.stderr, (name, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+        assert "Traceback" not in result.output
+
+    with TraceStore(db) as store:
+        after = [(r.id, r.status, r.step_count, store.count_steps(r.id)) for r in store.list_runs()]
+    assert after == before
+
+
+def test_a_real_process_pauses_and_another_continues_it(team_file: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "mascope.cli"]
+    first = subprocess.run(
+        [*cli, "run", str(team_file), "--task", "t", "--db", db, "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert first.returncode == 4, first.stderr
+    rid = json.loads(first.stdout)["run_id"]
+    second = subprocess.run(
+        [*cli, "runs", "resume", rid, "--input", "go", "--db", db, "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["answer"] == "editor heard 'go'; last human: go"
