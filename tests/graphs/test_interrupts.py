@@ -310,3 +310,22 @@ def test_a_fork_before_a_pause_pauses_again_and_a_reply_cannot_be_forked(tmp_pat
     assert team.resume(child.run_id, input="good").answer == (
         "editor heard 'good'; last human: good"
     )
+
+
+def test_a_model_agent_after_a_pause_is_sent_the_reply_and_called_once(tmp_path: Path) -> None:
+    from mascope.testing import ScriptedModel
+
+    model = ScriptedModel(["an outline", "the essay"])  # strict order: a third call would fail
+    team = Team(
+        "essay",
+        [Agent("planner", model=model), Agent("writer", model=model)],
+        stages=["planner", {"agent": "writer", "interrupt": "before", "prompt": "Any notes?"}],
+        store=tmp_path / "m.db",
+    )
+    first = team.run("an essay on tides")
+    assert first.paused and [s.agent for s in first.steps] == ["planner", "runtime"]
+    done = team.resume(first.run_id, input="mention the moon")
+    assert (done.status, done.answer) == ("succeeded", "the essay")
+    writer = next(s for s in done.steps if s.agent == "writer")
+    sent = team.store.step_inputs(done.run_id, writer.index)[-1].content
+    assert "planner said:\nan outline" in sent and "human said:\nmention the moon" in sent
