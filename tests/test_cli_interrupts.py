@@ -133,3 +133,44 @@ def test_a_real_process_pauses_and_another_continues_it(team_file: Path, tmp_pat
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["answer"] == "editor heard 'go'; last human: go"
+
+
+def test_a_failed_check_asks_a_person_who_can_accept_the_answer(
+    team_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "check.yaml"
+    path.write_text(
+        yaml.safe_dump({
+            "name": "checked",
+            "agents": [{"name": "solver", "function": "tests.graphs.helpers:always_wrong"}],
+            "verifiers": {
+                "five": {
+                    "kind": "python", "function": "tests.graphs.helpers:is_five",
+                    "ask_human_on_fail": True, "prompt": "Failed ({feedback}); accept?",
+                },
+            },
+            "topology": {"kind": "pipeline", "stages": [{"agent": "solver", "verifier": "five", "max_rounds": 2}]},
+        })
+    )  # fmt: skip
+    db = str(tmp_path / "c.db")
+    first = runner.invoke(app, ["run", str(path), "--task", "2 + 3?", "--db", db, "--json"])
+    assert first.exit_code == 4, first.output
+    data = json.loads(first.stdout)
+    assert (
+        data["prompt"] == "Failed (2 + 3 is not 6; recount); accept?\n\nAnswer checked:\nANSWER: 6"
+    )
+    rid = data["run_id"]
+    # A bare no keeps the check's reason as the feedback: the solver tries again, fails again.
+    again = runner.invoke(app, ["runs", "resume", rid, "--input", "no", "--db", db, "--json"])
+    assert again.exit_code == 4, again.output
+    done = runner.invoke(app, ["runs", "resume", rid, "--input", "pass", "--db", db, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["answer"] == "ANSWER: 6"
+    with TraceStore(db) as store:
+        verdicts = [s for s in store.steps(rid) if s.kind == "verdict"]
+        assert [v.content for v in verdicts] == [
+            "FAILED (score 0.00): 2 + 3 is not 6; recount",
+            "PASSED (score 1.00)",
+        ]
+        assert verdicts[1].data["evidence"]["verifier_verdict"]["passed"] is False
+        assert store.get_run(rid).spec["verifiers"]["five"]["ask_human_on_fail"] is True

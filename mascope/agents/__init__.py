@@ -12,7 +12,7 @@ from ._calibration import (
     usable_rates,
 )
 from ._codeexec import TestRun, extract_code, run_tests
-from ._human import HUMAN, Asker, HumanVerifier, ask_human, asking, human_verdict
+from ._human import HUMAN, Asker, AskHumanOnFail, HumanVerifier, ask_human, asking, human_verdict
 from ._matching import (
     MATCH_MODES,
     Extract,
@@ -73,6 +73,7 @@ __all__ = [
     "AgentFn",
     "AgentSpec",
     "AnswerMatch",
+    "AskHumanOnFail",
     "Asker",
     "Budget",
     "Calibration",

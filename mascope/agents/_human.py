@@ -92,3 +92,43 @@ class HumanVerifier(Verifier):
         verdict = human_verdict(answer)
         verdict.evidence["human_input"] = answer
         return verdict
+
+
+DEFAULT_ON_FAIL_PROMPT = "The check failed: {feedback}. Reply pass to accept the answer anyway, or no (and why) to reject it."
+
+
+class AskHumanOnFail(Verifier):
+    """Another verifier first; when it fails, the run pauses and a person decides.
+
+    The reply `yes` / `pass` / `ok` accepts the answer anyway; anything else keeps the
+    failure, with the person's words (if any beyond `no`) as the feedback. The first
+    verifier's verdict is kept in the evidence (`verifier_verdict`).
+    """
+
+    def __init__(
+        self,
+        verifier: Verifier | Callable[..., object],
+        *,
+        prompt: str | None = None,
+        name: str | None = None,
+    ):
+        from ._verifiers import as_verifier
+
+        self.verifier = as_verifier(verifier)  # type: ignore[arg-type]
+        self.prompt = prompt
+        self.name = name or self.verifier.name
+        self.kind = self.verifier.kind
+
+    async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
+        first = await self.verifier.averify(candidate, ctx)
+        if first.passed:
+            return first
+        question = (self.prompt or DEFAULT_ON_FAIL_PROMPT).replace(
+            "{feedback}", first.feedback or "no reason given"
+        )
+        answer = ask_human(f"{question}\n\nAnswer checked:\n{candidate}")
+        verdict = human_verdict(answer)
+        if not verdict.passed and verdict.feedback == "a person rejected it":
+            verdict.feedback = first.feedback or verdict.feedback  # a bare `no` keeps the reason
+        verdict.evidence.update({"verifier_verdict": first.model_dump(), "human_input": answer})
+        return verdict

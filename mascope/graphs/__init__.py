@@ -1,6 +1,6 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
 
-from mascope.agents import HumanVerifier, ask_human
+from mascope.agents import AskHumanOnFail, HumanVerifier, ask_human
 
 from ._calibrated import calibration_digest, without_calibration
 from ._context import RunContext, StepCallback, StepEvent
@@ -24,6 +24,7 @@ from ._team import RunResult, Team, answer_matches
 
 __all__ = [
     "END",
+    "AskHumanOnFail",
     "EdgeSpec",
     "GraphSpec",
     "GroupChatSpec",

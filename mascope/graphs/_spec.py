@@ -83,9 +83,11 @@ class VerifierSpec(_Strict):
     """ensemble: pass when all members pass, any does, most do, or the mean score reaches `threshold`."""
     threshold: float = 0.5
     """ensemble: the mean score needed when `combine: mean`."""
+    ask_human_on_fail: bool = False
+    """Any kind: when this check fails, the run pauses and a person decides (`pass` accepts the answer anyway, `no: why` keeps the failure with that feedback); `prompt` is then their question, where `{feedback}` stands for the check's feedback."""
     # human
     prompt: str | None = None
-    """human: the question the person sees above the answer to check (default: `Does this answer pass? Reply yes, or no and what to fix.`); `yes`/`ok`/`pass`/`approve` passes, any other reply fails and is the feedback."""
+    """human (and `ask_human_on_fail`): the question the person sees above the answer to check (default: `Does this answer pass? Reply yes, or no and what to fix.`); `yes`/`ok`/`pass`/`approve` passes, any other reply fails and is the feedback."""
 
     _bounded_schema = field_validator("schema_")(check_schema_size)
 
@@ -535,8 +537,14 @@ def _check_pauses(spec: TeamSpec, source: str) -> None:
                 f"{source}: {where}.prompt: a prompt is shown only when the run pauses there; "
                 "add interrupt: before (or after)"
             )
+    for name, v in spec.verifiers.items():
+        if v.kind == "human" and v.ask_human_on_fail:
+            raise ConfigError(
+                f"{source}: verifiers.{name}.ask_human_on_fail: a human verifier already asks a "
+                "person; remove ask_human_on_fail"
+            )
     pauses = any(p.interrupt for _, p in places) or any(
-        v.kind == "human" for v in spec.verifiers.values()
+        v.kind == "human" or v.ask_human_on_fail for v in spec.verifiers.values()
     )
     if pauses and HUMAN in spec.agent_names:
         raise ConfigError(

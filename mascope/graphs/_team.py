@@ -21,6 +21,7 @@ from mascope.agents import (
     Agent,
     AgentSpec,
     AnswerMatch,
+    AskHumanOnFail,
     CallableVerifier,
     CodeTests,
     Ensemble,
@@ -1002,6 +1003,8 @@ def _all_verifiers(verifiers: Iterable[Verifier]) -> Iterator[Verifier]:
         yield v
         if isinstance(v, Ensemble):
             yield from _all_verifiers(v.verifiers)
+        if isinstance(v, AskHumanOnFail):
+            yield from _all_verifiers([v.verifier])
 
 
 def _limit_reached(term: TerminationSpec, state: TeamState) -> str | None:
@@ -1020,6 +1023,9 @@ def _limit_reached(term: TerminationSpec, state: TeamState) -> str | None:
 
 def _verifier_spec(v: Verifier) -> VerifierSpec:
     """How a verifier object is written into the stored spec."""
+    if isinstance(v, AskHumanOnFail):
+        inner = _verifier_spec(v.verifier)
+        return inner.model_copy(update={"ask_human_on_fail": True, "prompt": v.prompt})
     if isinstance(v, AnswerMatch):
         return VerifierSpec(
             kind="answer_match",
@@ -1057,6 +1063,10 @@ def _verifier_spec(v: Verifier) -> VerifierSpec:
 def _build_verifier(
     name: str, v: VerifierSpec, spec: TeamSpec, source: str, base_dir: str | Path | None = None
 ) -> Verifier:
+    if v.ask_human_on_fail:
+        inner = v.model_copy(update={"ask_human_on_fail": False, "prompt": None})
+        first = _build_verifier(name, inner, spec, source, base_dir)
+        return AskHumanOnFail(first, prompt=v.prompt, name=name)
     if v.kind == "answer_match":
         return AnswerMatch(
             v.expected,

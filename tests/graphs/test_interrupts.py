@@ -329,3 +329,57 @@ def test_a_model_agent_after_a_pause_is_sent_the_reply_and_called_once(tmp_path:
     writer = next(s for s in done.steps if s.agent == "writer")
     sent = team.store.step_inputs(done.run_id, writer.index)[-1].content
     assert "planner said:\nan outline" in sent and "human said:\nmention the moon" in sent
+
+
+def test_two_questions_in_one_turn_of_a_group_chat_are_answered_in_order(tmp_path: Path) -> None:
+    def twice(ctx: TurnContext) -> str:
+        return ask_human("first?") + "+" + ask_human("second?")
+
+    def closer(ctx: TurnContext) -> str:
+        return "DONE " + ctx.outputs.get("asker", "")
+
+    team = Team(
+        "chat",
+        [Agent("asker", fn=twice), Agent("closer", fn=closer)],
+        topology="group_chat",
+        termination={"max_rounds": 2, "stop_phrase": "DONE"},
+        store=tmp_path / "c.db",
+    )
+    first = team.run("go")
+    second = team.resume(first.run_id, input="A")
+    assert (first.prompt, second.prompt) == ("first?", "second?")
+    done = team.resume(first.run_id, input="B")
+    assert (done.status, done.answer) == ("succeeded", "A+B")
+    assert _shape(team, done.run_id) == [
+        ("asker", "event", "first?"),
+        ("human", "message", "A"),
+        ("asker", "event", "second?"),
+        ("human", "message", "B"),
+        ("asker", "message", "A+B"),
+        ("closer", "message", "DONE A+B"),
+    ]
+
+
+def test_ask_human_on_fail_in_python_is_written_into_the_stored_spec(tmp_path: Path) -> None:
+    from mascope.graphs import AskHumanOnFail, parse_team
+
+    from .helpers import always_wrong, is_five
+
+    team = Team(
+        "checked",
+        [Agent("solver", fn=always_wrong)],
+        stages=[{"agent": "solver", "verifier": "five", "max_rounds": 1}],
+        verifiers={"five": AskHumanOnFail(is_five, prompt="Accept? {feedback}")},
+        store=tmp_path / "p.db",
+    )
+    first = team.run("2 + 3?")
+    assert first.prompt == "Accept? 2 + 3 is not 6; recount\n\nAnswer checked:\nANSWER: 6"
+    stored = parse_team(team.store.get_run(first.run_id).spec or {})
+    assert stored.verifiers["five"].model_dump(exclude_defaults=True) == {
+        "kind": "python", "function": "tests.graphs.helpers:is_five",
+        "ask_human_on_fail": True, "prompt": "Accept? {feedback}",
+    }  # fmt: skip
+    rebuilt = Team.from_spec(stored, store=team.store)  # what `runs resume` does
+    done = rebuilt.resume(first.run_id, input="no: it is 5")
+    assert (done.status, done.termination_reason) == ("failed", "verifier_failed")
+    assert done.steps[-1].content == "FAILED (score 0.00): it is 5"
