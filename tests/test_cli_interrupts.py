@@ -160,6 +160,12 @@ def test_a_failed_check_asks_a_person_who_can_accept_the_answer(
         data["prompt"] == "Failed (2 + 3 is not 6; recount); accept?\n\nAnswer checked:\nANSWER: 6"
     )
     rid = data["run_id"]
+    bare = runner.invoke(app, ["runs", "resume", rid, "--db", db])  # a question of three lines
+    assert bare.exit_code == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert (
+        "(the question: Failed (2 + 3 is not 6; recount); accept? Answer checked: ANSWER: 6)"
+        in bare.stderr
+    )
     # A bare no keeps the check's reason as the feedback: the solver tries again, fails again.
     again = runner.invoke(app, ["runs", "resume", rid, "--input", "no", "--db", db, "--json"])
     assert again.exit_code == 4, again.output

@@ -730,33 +730,7 @@ class Team:
         store = self.store
         store.recover_interrupted()
         row = store.get_run(store.resolve_run_id(run_id))
-        if row.status == "running":
-            raise UserError(
-                f"run {row.id} is still running in another process; wait for it or kill it first"
-            )
-        if row.status == "paused":
-            if input is None:
-                raise UserError(
-                    f"run {row.id} is paused for a person's input; continue it with "
-                    f"mascope runs resume {row.id} --input TEXT (the question: {_pause_prompt(row)})"
-                )
-            if not input.strip():
-                raise UserError(
-                    f"--input is empty; reply to run {row.id}'s question with some text, e.g. --input ok"
-                )
-        elif input is not None:
-            raise UserError(
-                f"run {row.id} is {row.status}, not paused, so it takes no --input; "
-                + (
-                    f"resume it without --input: mascope runs resume {row.id}"
-                    if row.status in ("interrupted", "error")
-                    else f"fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
-                )
-            )
-        elif row.status not in ("interrupted", "error"):
-            raise UserError(
-                f"run {row.id} already finished ({row.status}); fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
-            )
+        _check_resumable(row, input)
         self.check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
         async with self._checkpointer() as saver:
@@ -910,10 +884,39 @@ class Team:
         )
 
 
+def _check_resumable(row: Any, reply: str | None) -> None:
+    """Refuse a resume that cannot go on: a live run, a finished one, a paused one
+    without a reply, a reply to a run that asked nothing."""
+    if row.status == "running":
+        raise UserError(
+            f"run {row.id} is still running in another process; wait for it or kill it first"
+        )
+    fork = f"fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
+    if row.status == "paused":
+        if reply is None:
+            raise UserError(
+                f"run {row.id} is paused for a person's input; continue it with "
+                f"mascope runs resume {row.id} --input TEXT (the question: {_pause_prompt(row)})"
+            )
+        if not reply.strip():
+            raise UserError(
+                f"--input is empty; reply to run {row.id}'s question with some text, e.g. --input ok"
+            )
+    elif reply is not None:
+        again = f"resume it without --input: mascope runs resume {row.id}"
+        raise UserError(
+            f"run {row.id} is {row.status}, not paused, so it takes no --input; "
+            + (again if row.status in ("interrupted", "error") else fork)
+        )
+    elif row.status not in ("interrupted", "error"):
+        raise UserError(f"run {row.id} already finished ({row.status}); {fork}")
+
+
 def _pause_prompt(row: Any) -> str:
-    """What a paused run's row says its person is asked."""
+    """What a paused run's row says its person is asked, on one line."""
     pause = (row.metadata_ or {}).get("pause") or {}
-    return str(pause.get("prompt") or "see its last step")
+    words = " ".join(str(pause.get("prompt") or "see its last step").split())
+    return words if len(words) <= 120 else words[:119] + "…"
 
 
 def _result(run: RunContext, row: Any, error: str | None, prompt: str | None = None) -> RunResult:
