@@ -180,3 +180,22 @@ def test_a_failed_check_asks_a_person_who_can_accept_the_answer(
         ]
         assert verdicts[1].data["evidence"]["verifier_verdict"]["passed"] is False
         assert store.get_run(rid).spec["verifiers"]["five"]["ask_human_on_fail"] is True
+
+
+def test_a_run_paused_on_postgres_is_continued_by_another_process(
+    team_file: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    paused = runner.invoke(
+        app, ["run", str(team_file), "--task", "t", "--db", postgres_url, "--json"]
+    )
+    assert paused.exit_code == 4, paused.output
+    rid = json.loads(paused.stdout)["run_id"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mascope.cli", "runs", "resume", rid, "--input", "ok", "--db", postgres_url, "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "editor heard 'ok'; last human: ok"
+    with TraceStore(postgres_url) as store:
+        assert [s.agent for s in store.steps(rid)] == ["writer", "runtime", "human", "editor"]
