@@ -20,6 +20,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from mascope.agents import HUMAN, Asker
+from mascope.traces import HUMAN_INPUT_EVENT, PAUSE_EVENT
 
 from ._context import RunContext
 
@@ -45,7 +46,7 @@ def asker(run: RunContext, agent: str) -> Asker:
 
     def ask(prompt: str) -> str:
         step = run.record(
-            agent=agent, kind="event", content=prompt, data={"event": "interrupt", "prompt": prompt}
+            agent=agent, kind="event", content=prompt, data={"event": PAUSE_EVENT, "prompt": prompt}
         )
         try:
             answer = interrupt({"prompt": prompt, "agent": agent, "step": step})
@@ -56,7 +57,7 @@ def asker(run: RunContext, agent: str) -> Asker:
             agent=HUMAN,
             kind="message",
             content=text,
-            data={"event": "human_input", "answers_step": step},
+            data={"event": HUMAN_INPUT_EVENT, "answers_step": step},
         )
         return text
 
@@ -91,6 +92,6 @@ class AfterPauses:
         self.graph.add_conditional_edges(self.pause_of.get(source, source), path, path_map)
 
 
-def pause_reason(values: Mapping[str, Any]) -> dict[str, Any]:
-    """What a paused run's first pending interrupt asks (from `StateSnapshot.interrupts` values)."""
-    return dict(values) if isinstance(values, Mapping) else {"prompt": str(values)}
+def pause_reason(value: Any) -> dict[str, Any]:
+    """What a pending interrupt asks (`prompt`, `agent`, `step`), from its `Interrupt.value`."""
+    return dict(value) if isinstance(value, Mapping) else {"prompt": str(value)}

@@ -53,7 +53,7 @@ from mascope.traces import Step, TraceStore
 from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
-from ._interrupts import AfterPauses, Paused, asker, default_prompt, with_human
+from ._interrupts import AfterPauses, Paused, asker, default_prompt, pause_reason, with_human
 from ._reroll import areroll, branch_context, branch_point, start_branch
 from ._routing import Router, RouterError, as_router
 from ._spec import (
@@ -597,8 +597,7 @@ class Team:
                 snapshot = await app.aget_state(config)
                 final = snapshot.values
                 if snapshot.interrupts:  # LangGraph's interrupt: waiting for a person
-                    value = snapshot.interrupts[0].value
-                    pause = dict(value) if isinstance(value, Mapping) else {"prompt": str(value)}
+                    pause = pause_reason(snapshot.interrupts[0].value)
         except (KeyboardInterrupt, asyncio.CancelledError):
             store.finish_run(run.run_id, status="interrupted", termination_reason="interrupted")
             self._runs.pop(run.run_id, None)

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
-from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
+from mascope.traces import PAUSE_EVENT, Annotation, Attribution, InputMessage, Run, Step
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -52,7 +52,7 @@ def is_pause(step: Step) -> bool:
     return (
         step.kind == "event"
         and isinstance(step.data, dict)
-        and step.data.get("event") == "interrupt"
+        and step.data.get("event") == PAUSE_EVENT
     )
 
 
