@@ -112,6 +112,10 @@ def test_bad_resumes_exit_2_on_one_line_and_write_nothing(team_file: Path, tmp_p
         assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
         assert "Traceback" not in result.output
 
+    # Measuring where a paused run failed makes no sense yet: it has not ended.
+    reroll = runner.invoke(app, ["attribute", paused.id, "--method", "reroll", "--db", db])
+    assert reroll.exit_code == 2 and "is paused for a person's input" in reroll.stderr
+
     with TraceStore(db) as store:
         after = [(r.id, r.status, r.step_count, store.count_steps(r.id)) for r in store.list_runs()]
     assert after == before
