@@ -59,7 +59,7 @@ def _prepare(
 ) -> tuple[JobQueue, BatchReport, list[str]]:
     """Queue `run_ids` in the job; returns the queue, the report so far, and the runs to do.
 
-    Only finished runs are worked on (running ones are counted in `report.running`,
+    Only finished runs are worked on (running and paused ones are counted in `report.running`,
     kept from being claimed, and left for a later batch), and a run done when it
     had fewer steps is done again, as is one whose work failed before.
     """
@@ -69,10 +69,11 @@ def _prepare(
     queue.enqueue(job_id, unique)
     view = store.job_item_view(job_id, unique)
     states = queue.states(job_id, unique)
-    running = [r for r in unique if view[r].run_status == "running"]
+    # A paused run (waiting for a person) is not finished either: left for a later batch.
+    running = [r for r in unique if view[r].run_status in ("running", "paused")]
     current = [
         r for r in unique
-        if view[r].run_status != "running" and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
+        if r not in running and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
     ]  # fmt: skip
     settled = set(running) | set(current)
     todo = [r for r in unique if r not in settled]

@@ -439,6 +439,10 @@ def check_run(store: TraceStore, run_id: str) -> Run:
         raise UserError(f"run {rid} is still running; re-roll it when it has finished")
     if run.status == "interrupted":
         raise UserError(f"run {rid} was interrupted; resume it first (mascope runs resume {rid})")
+    if run.status == "paused":
+        raise UserError(
+            f"run {rid} is paused for a person's input; continue it first (mascope runs resume {rid} --input TEXT)"
+        )
     if run.status == "succeeded":
         raise UserError(f"run {rid} succeeded; there is no failure to attribute")
     if run.source != "native" or not run.spec:

@@ -12,9 +12,16 @@ RUN_STATUSES: tuple[str, ...] = (
     "interrupted",
     "unknown",
     "abstained",
+    "paused",
 )
 """`unknown`: an imported run whose outcome its source did not say; `abstained`: a run
-that chose to give no answer (a calibrated strategy), neither success nor failure."""
+that chose to give no answer (a calibrated strategy), neither success nor failure;
+`paused`: a run waiting for a person's input (`mascope runs resume RUN_ID --input TEXT`),
+not finished, neither failed nor interrupted."""
+PAUSE_EVENT = "interrupt"
+"""`data.event` of the `event` step that asks a person for input (the run then pauses)."""
+HUMAN_INPUT_EVENT = "human_input"
+"""`data.event` of a person's reply to a pause (a `message` step of the agent `human`)."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]

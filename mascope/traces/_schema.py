@@ -18,7 +18,7 @@ SCHEMA_VERSION = 6
 """Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RunStatus = Literal[
-    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained"
+    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained", "paused"
 ]
 StepKind = Literal[
     "message",  # an agent's turn: what it said

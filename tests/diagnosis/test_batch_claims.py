@@ -226,3 +226,15 @@ def test_interrupting_a_judge_batch_keeps_what_was_done(tmp_path: Path) -> None:
         views = store.job_item_view(job_id_for(CONFIG), ids)
     assert 2 <= len(judged) < 10
     assert all(v.claimed_by is None for v in views.values())  # claims given back
+
+
+async def test_a_paused_run_waits_like_a_running_one(store: TraceStore) -> None:
+    (done,) = fill(store, 1)
+    paused = store.start_run(team="t", task="waiting for a person")
+    store.append_step(paused, agent="runtime", kind="event", content="Approve?")
+    store.finish_run(paused, status="paused", termination_reason="paused")
+    with FaultServer() as server:
+        server.default = Fault(answer=GOOD)
+        report = await ajudge_batch(store, [done, paused], CONFIG, model=model_for(server))
+    assert (report.judged, report.running) == (1, 1)
+    assert llm_labels(store, paused) == 0
