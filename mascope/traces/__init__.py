@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
+    from ._constants import (
+        EXPORT_FORMATS,
+        HOW_TO_MAKE_ONE,
+        IMPORT_FORMATS,
+        RUN_SORTS,
+        RUN_STATUSES,
+    )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
     from ._ids import file_safe, is_valid_id, new_id
@@ -64,6 +70,7 @@ __getattr__, __dir__ = lazy_exports(
         "MASK": "._redact",
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
+        "RUN_SORTS": "._constants",
         "SCHEMA_VERSION": "._schema",
         "Annotation": "._schema",
         "AnnotationBase": "._schema",
@@ -90,6 +97,7 @@ __all__ = [
     "HOW_TO_MAKE_ONE",
     "IMPORT_FORMATS",
     "MASK",
+    "RUN_SORTS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "Annotation",

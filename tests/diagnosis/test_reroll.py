@@ -14,7 +14,7 @@ from mascope import Agent, Team
 from mascope.agents import TurnContext, sampling
 from mascope.cli import app
 from mascope.diagnosis import aattribute
-from mascope.diagnosis._eval_planted import aevaluate_planted
+from mascope.evals import aevaluate_planted
 from mascope.diagnosis._reroll import aestimate
 from mascope.errors import NotFoundError, UserError
 from mascope.traces import TraceStore

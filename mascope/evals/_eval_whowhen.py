@@ -20,8 +20,8 @@ from mascope.errors import ConfigError, MascopeError
 from mascope.models import ChatModel
 from mascope.traces import TraceStore, import_paths
 
-from ._attribution import aattribute
-from ._metrics import wilson
+from mascope.diagnosis import aattribute
+from mascope.diagnosis import wilson
 
 SUBSETS = {"algorithm-generated": "Algorithm-Generated", "hand-crafted": "Hand-Crafted"}
 # Step / agent accuracy (%) with the ground truth given, as published (see ../shared/datasets/README.md).
