@@ -67,7 +67,9 @@ class Replay:
 async def planted(limit: int, model: Any) -> dict[str, Any]:
     replay = Replay()
     after = await aevaluate_planted(methods=["judge"], model=model, limit=limit, judge=replay.first)
-    before = await aevaluate_planted(methods=["judge"], model=model, limit=limit, judge=replay.again)
+    before = await aevaluate_planted(
+        methods=["judge"], model=model, limit=limit, judge=replay.again
+    )
     uncertain = [len(j.uncertain) for j in replay.cache.values()]
     return {
         "before": before.labelling[0].as_dict(),

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import machine, median, write_section
 
 from mascope import Agent, Team
-from mascope.diagnosis import DETECTORS, JudgeConfig, detect
-from mascope.diagnosis import ajudge_many
+from mascope.diagnosis import DETECTORS, JudgeConfig, ajudge_many, detect
 from mascope.models import OpenAIModel, RetryPolicy, ScriptedModel
 from mascope.taxonomy import MAST
 from mascope.traces import TraceStore

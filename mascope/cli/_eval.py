@@ -71,8 +71,8 @@ def mast(
     """Agreement of the judge with human MAST labels, beside human-human agreement and published figures."""
 
     from mascope.diagnosis import JudgeConfig
-    from mascope.evals import MAST_PUBLISHED, aevaluate_mast, mast_eval_dict
     from mascope.errors import ConfigError
+    from mascope.evals import MAST_PUBLISHED, aevaluate_mast, mast_eval_dict
     from mascope.models import get_model
 
     if not file.is_file():
@@ -172,8 +172,8 @@ def whowhen(
 ) -> None:
     """Attribution accuracy on Who&When, beside trivial baselines and published numbers."""
 
-    from mascope.evals import WHOWHEN_PUBLISHED, aevaluate_whowhen
     from mascope.errors import ConfigError
+    from mascope.evals import WHOWHEN_PUBLISHED, aevaluate_whowhen
     from mascope.models import get_model
 
     if method == "counterfactual":
@@ -320,6 +320,7 @@ def planted(
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
 
+    from mascope.errors import ConfigError, did_you_mean
     from mascope.evals import (
         EMBEDDED_FAULT_RATE,
         NEEDS_MODEL,
@@ -328,7 +329,6 @@ def planted(
         aevaluate_planted,
         planted_methods,
     )
-    from mascope.errors import ConfigError, did_you_mean
     from mascope.models import get_model
 
     if family not in PLANTED_FAMILIES:  # before anything loads or runs
@@ -500,6 +500,7 @@ def repair(
 ) -> None:
     """Repair rate of every attribution method on real failed runs, beside re-running from scratch."""
 
+    from mascope.errors import ConfigError
     from mascope.evals import (
         NEEDS_MODEL,
         REPAIR_SHAPES,
@@ -507,7 +508,6 @@ def repair(
         check_repair_arguments,
         repair_methods,
     )
-    from mascope.errors import ConfigError
     from mascope.models import get_model
 
     chosen = repair_methods(methods)

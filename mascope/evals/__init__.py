@@ -39,9 +39,14 @@ if TYPE_CHECKING:
     from ._eval_mast import MastEval, aevaluate_mast
     from ._eval_mast import eval_dict as mast_eval_dict
     from ._eval_planted import CHOICES as PLANTED_METHODS
-    from ._eval_planted import EMBEDDED_FAULT_RATE, NEEDS_MODEL, AttributionScore, PlantedEval
+    from ._eval_planted import (
+        EMBEDDED_FAULT_RATE,
+        NEEDS_MODEL,
+        AttributionScore,
+        PlantedEval,
+        aevaluate_planted,
+    )
     from ._eval_planted import FAMILIES as PLANTED_FAMILIES
-    from ._eval_planted import aevaluate_planted
     from ._eval_planted import parse_methods as planted_methods
     from ._eval_repair import RepairEval, aevaluate_repair, evaluate_repair
     from ._eval_repair import check_arguments as check_repair_arguments
@@ -113,21 +118,21 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
-    "AttributionScore",
     "EMBEDDED_FAULT_RATE",
-    "EvalReport",
-    "EvalTask",
     "MAST_PUBLISHED",
     "MIN_RECORDS",
-    "MastEval",
     "NEEDS_MODEL",
     "PLANTED_FAMILIES",
     "PLANTED_METHODS",
-    "PlantedEval",
     "REPAIR_SHAPES",
+    "WHOWHEN_PUBLISHED",
+    "AttributionScore",
+    "EvalReport",
+    "EvalTask",
+    "MastEval",
+    "PlantedEval",
     "RepairEval",
     "TauCalibration",
-    "WHOWHEN_PUBLISHED",
     "WhoWhenEval",
     "acalibrate",
     "aeval_run",

@@ -17,8 +17,7 @@ from typing import Any
 
 from mascope.diagnosis import wilson
 from mascope.errors import ConfigError
-from mascope.graphs import Team
-from mascope.graphs import PipelineSpec
+from mascope.graphs import PipelineSpec, Team
 from mascope.traces import TraceStore
 
 MIN_RECORDS = 10

@@ -22,8 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from mascope.agents import Agent, AgentSpec, TurnContext, sampling
-from mascope.agents import render_system_prompt
+from mascope.agents import Agent, AgentSpec, TurnContext, render_system_prompt, sampling
 from mascope.errors import ConfigError
 from mascope.graphs import Team
 from mascope.models import ChatModel, Message, get_model

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mascope.diagnosis import Agreement, JudgeConfig, JudgeFn, agreement, ajudge, cohen_kappa
 from mascope.models import ChatModel
 from mascope.taxonomy import MAST
 from mascope.traces import Run, TraceStore, import_paths
-
-from mascope.diagnosis import JudgeConfig, JudgeFn, ajudge
-from mascope.diagnosis import Agreement, agreement, cohen_kappa
 
 PUBLISHED = {
     "o1 few-shot (MAST paper)": {

@@ -21,16 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mascope.diagnosis import (
+    Corrections,
+    JudgeConfig,
+    JudgeFn,
+    aattribute,
+    ajudge,
+    apply_rules,
+    detect,
+    wilson,
+)
 from mascope.errors import ConfigError, MascopeError, did_you_mean
 from mascope.models import ChatModel, ScriptedModel
 from mascope.traces import Run, Step, TraceStore
 
-from mascope.diagnosis import Corrections, aattribute
 from ._embedded import EmbeddedCase, make_embedded_cases, plant_embedded
-from mascope.diagnosis import JudgeConfig, JudgeFn, ajudge
-from mascope.diagnosis import wilson
 from ._planted import Case, build_team, make_cases, stratified
-from mascope.diagnosis import apply_rules, detect
 
 if TYPE_CHECKING:
     from mascope.graphs import Team

@@ -45,17 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mascope.diagnosis import aattribute, verdict_correction, wilson
 from mascope.errors import ConfigError, MascopeError, did_you_mean
 from mascope.models import ChatModel
 from mascope.traces import Run, TraceStore
 
-from mascope.diagnosis import aattribute, verdict_correction
-from mascope.diagnosis import wilson
-
 if TYPE_CHECKING:
+    from mascope.diagnosis import AttributionResult
     from mascope.graphs import RunResult, Team
 
-    from mascope.diagnosis import AttributionResult
     from ._repair_tasks import RepairTask
 
 METHODS = ("reroll", "counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search")

@@ -14,8 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis import JudgeConfig
-from mascope.diagnosis import ajudge_many
+from mascope.diagnosis import JudgeConfig, ajudge_many
 from mascope.jobs import JobQueue
 from mascope.models import OpenAIModel, RetryPolicy
 from mascope.traces import TraceStore
@@ -51,7 +50,11 @@ async def test_concurrency_really_overlaps_and_429s_are_retried(store: TraceStor
         server.default = slow(0.3)
         started = time.monotonic()
         report = await ajudge_many(
-            store, ids, config=JudgeConfig(model="openai:judge"), concurrency=8, model=model_for(server)
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=8,
+            model=model_for(server),
         )
         elapsed = time.monotonic() - started
     assert report.judged == 8 and report.not_judged == 0
@@ -88,7 +91,12 @@ async def test_cost_cap_stops_cleanly(store: TraceStore, tmp_path: Path) -> None
             "judge", base_url=server.url, prices=PriceTable({"judge": (1000.0, 1000.0)})
         )
         report = await ajudge_many(
-            store, ids, config=JudgeConfig(model="openai:judge"), concurrency=1, max_cost=0.02, model=model
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=1,
+            max_cost=0.02,
+            model=model,
         )
     assert report.stopped and "cost cap reached" in report.stopped
     assert 1 <= report.judged < 6
@@ -101,7 +109,11 @@ async def test_schema_failures_are_marked_and_the_batch_goes_on(store: TraceStor
     with FaultServer([Fault(answer="{}"), Fault(answer="{}")]) as server:
         server.default = Fault(answer=GOOD)
         report = await ajudge_many(
-            store, ids, config=JudgeConfig(model="openai:judge"), concurrency=1, model=model_for(server)
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=1,
+            model=model_for(server),
         )
     assert (report.judged, report.not_judged) == (2, 1)
     (failed,) = report.failures
@@ -127,7 +139,11 @@ async def test_runs_read_in_batches_or_one_by_one_are_each_judged_on_their_own_s
     with FaultServer() as server:
         server.default = Fault(answer=GOOD)
         report = await ajudge_many(
-            store, ids, config=JudgeConfig(model="openai:judge"), concurrency=3, model=model_for(server)
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=3,
+            model=model_for(server),
         )
     assert report.judged == 6
     prompts = [json.dumps(body["messages"]) for body in server.requests]

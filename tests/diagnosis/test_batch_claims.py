@@ -15,8 +15,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis import JudgeConfig
-from mascope.diagnosis import ajudge_many
+from mascope.diagnosis import JudgeConfig, ajudge_many
 from mascope.diagnosis._batch import job_id_for
 from mascope.jobs import BatchReport
 from mascope.traces import TraceStore

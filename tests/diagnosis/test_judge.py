@@ -120,7 +120,10 @@ async def test_an_answer_that_never_fits_the_schema_is_not_stored(store: TraceSt
     rid = run_with(store, ["x"])
     with pytest.raises(StructuredOutputError):
         await ajudge(
-            store, rid, config=JudgeConfig(model="scripted"), model=ScriptedModel(["{}", '{"summary": 1}'])
+            store,
+            rid,
+            config=JudgeConfig(model="scripted"),
+            model=ScriptedModel(["{}", '{"summary": 1}']),
         )
     assert not [a for a in store.annotations(rid) if a.annotator.startswith("llm:")]
 

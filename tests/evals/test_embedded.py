@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from mascope.agents import samples
 from mascope.cli import app
-from mascope.graphs import Team
 from mascope.diagnosis import aattribute
 from mascope.evals._embedded import (
     EMBEDDED_FAULT_KINDS,
@@ -26,6 +25,7 @@ from mascope.evals._embedded import (
     make_embedded_cases,
     plant_embedded,
 )
+from mascope.graphs import Team
 from mascope.models import ScriptedModel
 from mascope.traces import TraceStore
 
