@@ -17,10 +17,12 @@ def stored_spec(store: TraceStore, run_id: str) -> tuple[str, TeamSpec, dict[str
     """The run's full id, its team's spec and its metadata; a UserError if it cannot be re-run."""
     rid = store.resolve_run_id(run_id)
     row = store.get_run(rid)
-    if not row.spec or row.source != "native":
+    if row.source != "native":
         raise UserError(
             f"run {rid} was imported ({row.source}), not run by mascope, so it cannot be re-run"
         )
+    if not row.spec:
+        raise UserError(f"run {rid} has no team spec stored with it, so it cannot be re-run")
     try:
         spec = parse_team(row.spec, source=f"run {rid}'s team")
     except UserError as exc:
