@@ -241,7 +241,7 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
     """Rule detectors, the judge and, for a failed run, the re-roll search on the demo's run."""
     import asyncio
 
-    from mascope.diagnosis import JudgeConfig, ajudge_run, apply_rules
+    from mascope.diagnosis import ajudge, apply_rules
     from mascope.errors import MascopeError
     from mascope.taxonomy import MAST
 
@@ -269,10 +269,10 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
     async def judge() -> Any:
         with progress_bar("judging: window", None) as bar:
             return await asyncio.wait_for(
-                ajudge_run(
+                ajudge(
                     store,
                     result.run_id,
-                    JudgeConfig(model=judge_model),
+                    model=judge_model,
                     on_window=lambda done, total: bar.set(done, total),
                 ),
                 timeout=DEMO_JUDGE_SECONDS,
@@ -403,26 +403,8 @@ def fork(
 
 
 def _team_of(run_id: str, db: str | None, model: str | None) -> tuple[Team, Any, str]:
-    from mascope.errors import UserError
-    from mascope.graphs import Team, parse_team
+    from mascope.graphs import Team
 
     store = _store(db)
     rid = store.resolve_run_id(run_id)
-    row = store.get_run(rid)
-    if not row.spec or row.source != "native":
-        raise UserError(
-            f"run {rid} was imported ({row.source}), not run by mascope, so it cannot be re-run"
-        )
-    spec = parse_team(row.spec, source=f"run {rid}'s team")
-    stored_model = (row.metadata_ or {}).get("model")
-    return (
-        Team.from_spec(
-            spec,
-            model=model or stored_model,
-            store=store,
-            source=f"run {rid}'s team",
-            base_dir=(row.metadata_ or {}).get("team_dir"),
-        ),
-        store,
-        rid,
-    )
+    return Team.from_run(store, rid, model=model), store, rid

@@ -244,7 +244,7 @@ class EvalReport:
     @property
     def interval(self) -> tuple[float, float]:
         """95% Wilson interval of the success rate."""
-        from mascope.diagnosis._metrics import wilson
+        from mascope.diagnosis import wilson
 
         return wilson(self.succeeded, self.answered)
 

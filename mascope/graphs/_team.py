@@ -308,6 +308,31 @@ class Team:
         return cls.from_spec(load_team_file(path), model=model, store=store, source=str(path))
 
     @classmethod
+    def from_run(cls, store: TraceStore, run_id: str, *, model: str | None = None) -> Team:
+        """The team a stored run ran with, rebuilt from the spec recorded with it.
+
+        Its models are the run's (`model` overrides every one) and its function
+        and tool modules are looked up in the run's team folder first. Raises a
+        UserError for a run mascope did not run (an imported one), or one whose
+        Python function agent cannot be imported back.
+        """
+        from ._rebuild import check_functions, stored_spec
+
+        rid, spec, meta = stored_spec(store, run_id)
+        try:
+            team = cls.from_spec(
+                spec,
+                model=model or meta.get("model"),
+                store=store,
+                source=f"run {rid}'s team",
+                base_dir=meta.get("team_dir"),
+            )
+        except UserError as exc:
+            raise UserError(f"run {rid} cannot be re-run: {exc}") from None
+        check_functions(store, rid, team.agents)
+        return team
+
+    @classmethod
     def from_spec(
         cls,
         spec: TeamSpec,

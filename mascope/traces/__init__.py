@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         HUMAN_INPUT_EVENT,
         IMPORT_FORMATS,
         PAUSE_EVENT,
+        RUN_SORTS,
         RUN_STATUSES,
     )
     from ._export import bundle, export_runs, write_export, write_jsonl
@@ -73,6 +74,7 @@ __getattr__, __dir__ = lazy_exports(
         "MASK": "._redact",
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
+        "RUN_SORTS": "._constants",
         "SCHEMA_VERSION": "._schema",
         "Annotation": "._schema",
         "AnnotationBase": "._schema",
@@ -101,6 +103,7 @@ __all__ = [
     "IMPORT_FORMATS",
     "MASK",
     "PAUSE_EVENT",
+    "RUN_SORTS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "Annotation",
