@@ -236,6 +236,6 @@ async def test_a_paused_run_waits_like_a_running_one(store: TraceStore) -> None:
     store.finish_run(paused, status="paused", termination_reason="paused")
     with FaultServer() as server:
         server.default = Fault(answer=GOOD)
-        report = await ajudge_batch(store, [done, paused], CONFIG, model=model_for(server))
+        report = await ajudge_many(store, [done, paused], config=CONFIG, model=model_for(server))
     assert (report.judged, report.running) == (1, 1)
     assert llm_labels(store, paused) == 0
