@@ -264,7 +264,8 @@ def demo(
         store = _store(db)
         team = Team.from_spec(load_team_file(path), model=model, store=store, source=str(path))
         _start(team, DEMO_TASK, as_json)
-        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
+        on_step, on_token = _live(as_json, None)
+        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=on_step, on_token=on_token)
     _report(result, store, as_json)
     if as_json:
         return
@@ -278,7 +279,7 @@ def demo(
             "and mascope is for the runs that fail, so here is another run:",
             style="dim",
         )
-        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(False))
+        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=on_step, on_token=on_token)
         _report(result, store, False)
     _diagnose(team, store, result)
 

@@ -65,6 +65,9 @@ class RestartEvent:
     sample: int | None = None
 
 
+SHOW_EVERY = 16
+"""Characters an answer grows by (or a new line) before more of it is shown."""
+
 StepCallback = Callable[[StepEvent], None]
 TokenEventCallback = Callable[[TokenEvent | RestartEvent], None]
 
@@ -87,13 +90,18 @@ class AnswerStream:
     shown: str = ""
     attempt: int = 1
     _stuck: bool = field(default=False, repr=False)
+    _tried: int = field(default=0, repr=False)
 
     def add(self, piece: str) -> None:
         self.raw += piece
-        cut = max(self.raw.rfind(" "), self.raw.rfind("\n"), self.raw.rfind("\t"))
-        if cut < len(self.shown) or not any(ch.isspace() for ch in piece):
+        if not any(ch.isspace() for ch in piece):
             return
-        self._show(self.redact.text(self.raw[: cut + 1]), self.redact.text(self.raw))
+        cut = max(self.raw.rfind(" "), self.raw.rfind("\n"), self.raw.rfind("\t")) + 1
+        # Masking reads all the text so far: a few words at a time keeps that cheap.
+        if cut - self._tried < SHOW_EVERY and "\n" not in piece:
+            return
+        self._tried = cut
+        self._show(self.redact.text(self.raw[:cut]), self.redact.text(self.raw))
 
     def finish(self) -> None:
         """The answer is complete: show the rest (masked)."""
@@ -108,7 +116,7 @@ class AnswerStream:
                     self.run_id, self.agent, self.shown, self.attempt + 1, reason, self.sample
                 )
             )
-        self.raw, self.shown, self._stuck = "", "", False
+        self.raw, self.shown, self._stuck, self._tried = "", "", False, 0
         self.attempt += 1
 
     def _show(self, prefix: str, whole: str) -> None:

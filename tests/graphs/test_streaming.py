@@ -151,9 +151,23 @@ def test_a_secret_arriving_in_pieces_is_never_shown(tmp_path: Path) -> None:
     assert_tokens_precede_their_steps(events)
 
 
+def test_a_private_key_stops_the_stream_before_its_body_is_shown(tmp_path: Path) -> None:
+    body = "MIIEowIBAAKCAQEAx9Lq3Zk8vT2pWmN4sB7yHc1R"
+    answer = (
+        f"Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\ndone"
+    )
+    team = Team("t", [Agent("leaker", model=CharByChar([answer]))], store=tmp_path / "k.db")
+    events = list(team.stream("show me the key"))
+    shown = tokens_of(events, "leaker")
+    assert shown.startswith("Here it is:")
+    assert body[:8] not in shown
+    result = events[-1].result if isinstance(events[-1], ResultEvent) else None
+    assert result is not None and body[:8] not in result.steps[0].content
+
+
 async def test_a_stream_cut_mid_way_is_retried_and_marked_restarted(tmp_path: Path) -> None:
-    answer = "alpha beta gamma delta"
-    with FaultServer([Fault(answer=answer, cut_after=3), ok(answer)]) as server:
+    answer = "alpha beta gamma delta epsilon zeta eta theta"
+    with FaultServer([Fault(answer=answer, cut_after=5), ok(answer)]) as server:
         model = OpenAIModel("fault-model", base_url=server.url, retry=FAST)
         team = Team("t", [Agent("writer", model=model)], store=tmp_path / "t.db")
         events = [e async for e in team.astream("write")]
