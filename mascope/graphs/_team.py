@@ -714,7 +714,8 @@ class Team:
         pieces shown of it are void), `StepEvent`s (each step as it is recorded;
         an answer's pieces come before its step) and last a `ResultEvent` with the
         `RunResult`. Tool-call and structured (JSON schema) turns are not streamed:
-        their steps arrive whole. Leaving the loop early interrupts the run.
+        their steps arrive whole. Closing the iterator early (`aclose()`) cancels the
+        run, which is recorded as interrupted.
         """
         queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
         job = asyncio.ensure_future(
@@ -726,8 +727,10 @@ class Team:
                 on_token=queue.put_nowait,
             )
         )
-        async for event in live_events(queue, job):
-            yield event
+        # Closed with us: a consumer that stops early cancels the run now, not at GC.
+        async with contextlib.aclosing(live_events(queue, job)) as events:
+            async for event in events:
+                yield event
         yield ResultEvent(job.result())
 
     def stream(

@@ -99,6 +99,26 @@ def test_stream_is_the_sync_twin(tmp_path: Path) -> None:
     assert tokens_of(events, "solver") == "ANSWER: 8"
 
 
+async def test_closing_the_stream_early_interrupts_the_run(tmp_path: Path) -> None:
+    import asyncio
+    import contextlib
+
+    async def never(request: ChatRequest) -> str:
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    db = tmp_path / "i.db"
+    team = Team(
+        "t", [Agent("drafter", fn=lambda ctx: "draft"), Agent("editor", model=ScriptedModel([never]))], store=db
+    )  # fmt: skip
+    async with contextlib.aclosing(team.astream("edit")) as events:
+        async for event in events:
+            if isinstance(event, StepEvent):
+                break  # the drafter's step: the editor is generating
+    run = team.store.list_runs()[0]
+    assert (run.status, run.termination_reason) == ("interrupted", "interrupted")
+
+
 def test_tool_call_turns_are_not_streamed(tmp_path: Path) -> None:
     from mascope.models import ScriptedReply, ToolCall
 
