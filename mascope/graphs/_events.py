@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -138,7 +138,7 @@ LiveEvent = StepEvent | TokenEvent | RestartEvent
 
 async def live_events(
     queue: asyncio.Queue[LiveEvent], job: asyncio.Future[Any]
-) -> AsyncIterator[LiveEvent]:
+) -> AsyncGenerator[LiveEvent, None]:
     """The events `job` puts on `queue`, in order, until it ends (its result or error is
     then the caller's). A caller that stops listening cancels the job."""
     getter: asyncio.Future[LiveEvent] | None = None
