@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mascope.cli import app
 from mascope.traces import TraceStore
 
-from .models.servers import LlamaServer
+from .models.servers import Fault, FaultServer, LlamaServer, ok
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -321,3 +321,21 @@ def test_run_does_not_stream_when_not_on_a_terminal(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert " > " not in result.stdout
     assert result.stdout.splitlines()[0].split()[:3] == ["0", "solver", "message"]
+
+
+def test_run_stream_marks_an_answer_that_starts_again_after_a_retry(tmp_path: Path) -> None:
+    answer = "Twenty four take nine take seven leaves eight.\nANSWER: 8"
+    verdict = '{"passed": true, "score": 1.0, "feedback": "ok"}'
+    with FaultServer([Fault(answer=answer, cut_after=6), ok(answer), ok(verdict)]) as server:
+        result = runner.invoke(
+            app,
+            ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "24-9-7?", "--model",
+             f"openai:fault-model@{server.url}", "--db", str(tmp_path / "r.db"), "--stream"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "solver > Twenty four" in line)
+    assert "solver's answer starts again (attempt 2): retry 1 after connection" in lines[first + 1]
+    assert "the text above is void" in lines[first + 1]
+    assert lines[first + 2].split()[:4] == ["0", "solver", "retry", "retry"]
+    assert lines[first + 3].strip() == "solver > " + answer.splitlines()[0]
