@@ -81,6 +81,8 @@ class StructuredOutputError(RuntimeFailure):
         last_answer: str = "",
         reason: str = "",
         finish_reason: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
     ):
         super().__init__(message)
         self.last_answer = last_answer
@@ -88,6 +90,9 @@ class StructuredOutputError(RuntimeFailure):
         """What was wrong with the last answer (for a caller's own message)."""
         self.finish_reason = finish_reason
         """`length` when the answer was cut off at max_tokens."""
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        """What the unusable answers cost (both attempts), to be recorded all the same."""
 
 
 class ScriptError(RuntimeFailure):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mascope.cli import app
 from mascope.traces import TraceStore
 
-from .models.servers import LlamaServer
+from .models.servers import Fault, FaultServer, LlamaServer, ok
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -286,3 +286,56 @@ def test_the_demo_hints_name_the_real_run(tmp_path: Path) -> None:
     shown = " ".join(result.stdout.split())
     assert f"mascope judge {run.id} --db {db} -m openai:gpt-4o-mini" in shown
     assert "RUN_ID" not in shown
+
+
+def test_run_stream_shows_the_answer_as_it_is_generated_and_json_stays_clean(
+    tmp_path: Path,
+) -> None:
+    answer = "Step: 24 - 9 - 7 = 8, with key sk-abcdefghijklmnopqrstuvwx\nANSWER: 8"
+    model = script(tmp_path, [answer, '{"passed": true, "score": 1.0, "feedback": "ok"}'] * 2)
+    base = ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "24-9-7?", "--model", model]
+
+    shown = runner.invoke(app, [*base, "--db", str(tmp_path / "a.db"), "--stream"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    # the answer, masked, on its own lines before the solver's step
+    assert lines[0].split() == ["solver", ">", "Step:", "24", "-", "9", "-", "7", "=", "8,", "with", "key", "[REDACTED]"]  # fmt: skip
+    assert lines[1] == "ANSWER: 8"
+    assert lines[2].split()[:3] == ["0", "solver", "message"]
+    assert "sk-abc" not in shown.stdout
+
+    as_json = runner.invoke(app, [*base, "--db", str(tmp_path / "b.db"), "--json", "--stream"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.stdout)  # nothing but the JSON on stdout
+    assert data["status"] == "succeeded"
+    assert "solver > Step: 24" in as_json.stderr and "ANSWER: 8" in as_json.stderr
+
+
+def test_run_does_not_stream_when_not_on_a_terminal(tmp_path: Path) -> None:
+    model = script(tmp_path, ["ANSWER: 8", '{"passed": true, "score": 1.0, "feedback": "ok"}'])
+    result = runner.invoke(
+        app,
+        ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "24-9-7?", "--model", model,
+         "--db", str(tmp_path / "c.db")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert " > " not in result.stdout
+    assert result.stdout.splitlines()[0].split()[:3] == ["0", "solver", "message"]
+
+
+def test_run_stream_marks_an_answer_that_starts_again_after_a_retry(tmp_path: Path) -> None:
+    answer = "Twenty four take nine take seven leaves eight.\nANSWER: 8"
+    verdict = '{"passed": true, "score": 1.0, "feedback": "ok"}'
+    with FaultServer([Fault(answer=answer, cut_after=6), ok(answer), ok(verdict)]) as server:
+        result = runner.invoke(
+            app,
+            ["run", str(EXAMPLES / "solver_checker.yaml"), "--task", "24-9-7?", "--model",
+             f"openai:fault-model@{server.url}", "--db", str(tmp_path / "r.db"), "--stream"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "solver > Twenty four" in line)
+    assert "solver's answer starts again (attempt 2): retry 1 after connection" in lines[first + 1]
+    assert "the text above is void" in lines[first + 1]
+    assert lines[first + 2].split()[:4] == ["0", "solver", "retry", "retry"]
+    assert lines[first + 3].strip() == "solver > " + answer.splitlines()[0]

@@ -1,6 +1,6 @@
 """Agents: roles, typed tools, verifiers and test-time strategies."""
 
-from ._agent import Agent, AgentFn, Recorder, TranscriptEntry, TurnContext, TurnResult
+from ._agent import Agent, AgentFn, TranscriptEntry, TurnContext, TurnResult
 from ._calibration import (
     CALIBRATION_KIND,
     Calibration,
@@ -11,6 +11,7 @@ from ._calibration import (
     read_calibration,
     usable_rates,
 )
+from ._call import Recorder, recorded_chat, retry_text
 from ._codeexec import TestRun, extract_code, run_tests
 from ._human import HUMAN, Asker, AskHumanOnFail, HumanVerifier, ask_human, asking, human_verdict
 from ._matching import (
@@ -127,7 +128,9 @@ __all__ = [
     "parse_verdict_text",
     "plan_draws",
     "read_calibration",
+    "recorded_chat",
     "render_system_prompt",
+    "retry_text",
     "run_draft_defer",
     "run_review_refine",
     "run_strategy",

@@ -7,35 +7,14 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mascope.errors import ConfigError
-from mascope.models import ChatModel, Message, RetryEvent, ToolCall
+from mascope.models import ChatModel, Message, ToolCall
 
+from ._call import Recorder, recorded_chat
 from ._spec import AgentSpec, render_system_prompt
 from ._tools import FINAL_ANSWER, Tool, ToolArgumentError, ToolUnavailable, tool
-
-
-class Recorder(Protocol):
-    """Where a turn writes its steps (the runtime's run context)."""
-
-    def record(
-        self,
-        *,
-        agent: str,
-        kind: str,
-        content: str = "",
-        data: dict[str, Any] | None = None,
-        model: str | None = None,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-        latency_s: float | None = None,
-        cost_usd: float | None = None,
-        error: str | None = None,
-        inputs: Sequence[Message | Mapping[str, Any]] | None = None,
-    ) -> int:
-        """Record one step; `inputs` are the messages a model was sent for it."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -237,25 +216,17 @@ class Agent:
             offered.append(ctx.tools[FINAL_ANSWER].spec)
         result = TurnResult(output="")
 
-        def on_retry(event: RetryEvent) -> None:
-            ctx.recorder.record(
-                agent=self.name,
-                kind="retry",
-                content=f"retry {event.attempt} after {event.kind}"
-                + (f" (HTTP {event.status_code})" if event.status_code else ""),
-                data=event.model_dump(),
-                model=model.model_id,
-            )
-
         for _ in range(self.spec.max_tool_calls + 1):
-            reply = await model.achat(
+            reply = await recorded_chat(
+                model,
                 messages,
+                recorder=ctx.recorder,
+                agent=self.name,
                 tools=offered or None,
                 output=self.spec.output_schema if not offered else None,
                 temperature=self.spec.temperature,
                 max_tokens=self.spec.max_tokens,
                 seed=ctx.sample if ctx.sample else None,
-                on_retry=on_retry,
             )
             result.input_tokens += reply.usage.input_tokens
             result.output_tokens += reply.usage.output_tokens

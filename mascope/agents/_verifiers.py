@@ -22,7 +22,7 @@ from mascope._safeload import check_schema_size, loads_json
 from mascope.errors import ConfigError, StructuredOutputError
 from mascope.models import output_spec
 
-from ._agent import Recorder
+from ._call import Recorder, recorded_chat
 from ._codeexec import extract_code, run_tests
 from ._matching import Extract, MatchMode, match_answer
 
@@ -311,7 +311,7 @@ class Rubric(Verifier):
         self._bound = model
 
     async def averify(self, candidate: str, ctx: VerifyContext) -> Verdict:
-        from mascope.models import RetryEvent, get_model
+        from mascope.models import get_model
 
         # One model for every verdict of this verifier: a fresh one per call would
         # reload a local model, and restart a scripted one at its first reply.
@@ -325,27 +325,18 @@ class Rubric(Verifier):
             "and one or two sentences of feedback the author can act on."
         )
         recorder = ctx.recorder
-
-        def on_retry(event: RetryEvent) -> None:
-            if recorder is not None:
-                recorder.record(
-                    agent=self.name,
-                    kind="retry",
-                    content=f"retry {event.attempt} after {event.kind}",
-                    data=event.model_dump(),
-                    model=model.model_id,
-                )
-
         try:
-            reply = await model.achat(
+            reply = await recorded_chat(
+                model,
                 [
                     {"role": "system", "content": "You are a strict, fair reviewer."},
                     {"role": "user", "content": prompt},
                 ],
+                recorder=recorder,
+                agent=self.name,
                 output=_RUBRIC_SPEC,
                 temperature=0,
                 max_tokens=RUBRIC_MAX_TOKENS,
-                on_retry=on_retry,
             )
         except StructuredOutputError as exc:
             return self._unusable(model.model_id, exc, recorder)
@@ -382,6 +373,8 @@ class Rubric(Verifier):
                     "finish_reason": exc.finish_reason,
                 },
                 model=model_id,
+                input_tokens=exc.input_tokens,
+                output_tokens=exc.output_tokens,
                 error=reason,
             )
         return Verdict(

@@ -17,7 +17,9 @@ from ._common import MAX_COUNT, DbOpt, JsonOpt, SafeConsole, err, removed_if_fai
 from ._progress import lazy_progress_bar, progress_bar
 
 if TYPE_CHECKING:
-    from mascope.graphs import RunResult, StepEvent, Team
+    from rich.console import Console
+
+    from mascope.graphs import RestartEvent, RunResult, StepEvent, Team, TokenEvent
 
 out = SafeConsole(highlight=False)
 
@@ -87,6 +89,70 @@ def _printer(as_json: bool) -> Any:
         out.print(line, soft_wrap=True, overflow="ellipsis", no_wrap=True)
 
     return show
+
+
+StreamOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--stream/--no-stream",
+        help="Show each agent's answer as it is generated (default: on when the output is a "
+        "terminal and not --json; with --json the answer goes to stderr).",
+    ),
+]
+
+
+class _LiveAnswers:
+    """Prints the pieces of each answer as they arrive, on a line of their own that
+    the agent's next step (or another agent's piece) ends."""
+
+    def __init__(self, console: Console, show_step: Any):
+        self.console = console
+        self.show_step = show_step
+        self.open: tuple[str, int | None] | None = None
+
+    def step(self, event: StepEvent) -> None:
+        self._end_line()
+        self.show_step(event)
+
+    def token(self, event: TokenEvent | RestartEvent) -> None:
+        from mascope._style import agent_style
+        from mascope.graphs import RestartEvent
+
+        key = (event.agent, event.sample)
+        if isinstance(event, RestartEvent):
+            self._end_line()
+            self.console.print(
+                Text(f"     {event.agent}'s answer starts again (attempt {event.attempt}): ")
+                .append(event.reason or "its call was retried")
+                .append("; the text above is void", style="dim"),
+                style="yellow",
+                soft_wrap=True,
+            )
+            return
+        if self.open != key:
+            self._end_line()
+            head = Text("     ").append(event.agent, style=f"bold {agent_style(event.agent)}")
+            if event.sample is not None:
+                head.append(f" #{event.sample}", style="dim")
+            self.console.print(head.append(" > ", style="dim"), end="", soft_wrap=True)
+            self.open = key
+        self.console.print(Text(event.text), end="", soft_wrap=True)
+
+    def _end_line(self) -> None:
+        if self.open is not None:
+            self.console.print()
+            self.open = None
+
+
+def _live(as_json: bool, stream: bool | None) -> tuple[Any, Any]:
+    """`(on_step, on_token)` for a run printed as it goes (`on_token` None: not streamed)."""
+    show = _printer(as_json)
+    if stream is None:
+        stream = not as_json and out.is_terminal
+    if not stream:
+        return show, None
+    answers = _LiveAnswers(err if as_json else out, show)
+    return answers.step, answers.token
 
 
 def _report(result: RunResult, store: Any, as_json: bool) -> None:
@@ -171,6 +237,7 @@ def run(
     model: ModelOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    stream: StreamOpt = None,
 ) -> None:
     """Run a team on a task, streaming its steps; exit 0 if it succeeded, 1 if not, 4 if it paused for a person."""
     from mascope.graphs import Team, load_team_file
@@ -181,7 +248,8 @@ def run(
         team = Team.from_spec(spec, model=model, store=store, source=str(team_file))
         team.check_models()  # a missing key is the only line, not after the run's header
         _start(team, task, as_json)
-        result = team.run(task, ground_truth=expect, on_step=_printer(as_json))
+        on_step, on_token = _live(as_json, stream)
+        result = team.run(task, ground_truth=expect, on_step=on_step, on_token=on_token)
     _report(result, store, as_json)
     _exit_for(result)
 
@@ -209,7 +277,8 @@ def demo(
         store = _store(db)
         team = Team.from_spec(load_team_file(path), model=model, store=store, source=str(path))
         _start(team, DEMO_TASK, as_json)
-        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(as_json))
+        on_step, on_token = _live(as_json, None)
+        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=on_step, on_token=on_token)
     _report(result, store, as_json)
     if as_json:
         return
@@ -223,7 +292,7 @@ def demo(
             "and mascope is for the runs that fail, so here is another run:",
             style="dim",
         )
-        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=_printer(False))
+        result = team.run(DEMO_TASK, ground_truth=DEMO_ANSWER, on_step=on_step, on_token=on_token)
         _report(result, store, False)
     _diagnose(team, store, result)
 

@@ -3,7 +3,15 @@
 from mascope.agents import AskHumanOnFail, HumanVerifier, ask_human
 
 from ._calibrated import calibration_digest, without_calibration
-from ._context import RunContext, StepCallback, StepEvent
+from ._context import RunContext
+from ._events import (
+    RestartEvent,
+    RunEventKind,
+    StepCallback,
+    StepEvent,
+    TokenEvent,
+    TokenEventCallback,
+)
 from ._routing import Router, RouterError, RouteState
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
@@ -20,7 +28,7 @@ from ._spec import (
     load_team_file,
     parse_team,
 )
-from ._team import RunResult, Team, answer_matches
+from ._team import ResultEvent, RunEvent, RunResult, Team, answer_matches
 
 __all__ = [
     "END",
@@ -31,10 +39,14 @@ __all__ = [
     "HumanVerifier",
     "NodeSpec",
     "PipelineSpec",
+    "RestartEvent",
+    "ResultEvent",
     "RouteState",
     "Router",
     "RouterError",
     "RunContext",
+    "RunEvent",
+    "RunEventKind",
     "RunResult",
     "StageSpec",
     "StepCallback",
@@ -42,6 +54,8 @@ __all__ = [
     "Team",
     "TeamSpec",
     "TerminationSpec",
+    "TokenEvent",
+    "TokenEventCallback",
     "VerifierSpec",
     "answer_matches",
     "ask_human",

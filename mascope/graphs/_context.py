@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mascope.agents import (
@@ -18,9 +17,10 @@ from mascope.agents import (
     current_sample,
     verdict_text,
 )
-from mascope.models import Message
+from mascope.models import Message, TokenCallback
 from mascope.traces import TraceStore
 
+from ._events import AnswerStream, StepCallback, StepEvent, TokenEventCallback
 from ._state import TeamState
 
 
@@ -42,25 +42,6 @@ class Team(Protocol):
 TRANSCRIPT_KINDS = ("message", "verdict")
 
 
-@dataclass(frozen=True)
-class StepEvent:
-    """A step as it is recorded, for live display."""
-
-    run_id: str
-    index: int
-    agent: str
-    kind: str
-    content: str
-    model: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    latency_s: float | None = None
-    error: str | None = None
-
-
-StepCallback = Callable[[StepEvent], None]
-
-
 class RunContext:
     """Everything a run needs that does not belong in the checkpointed state."""
 
@@ -73,12 +54,15 @@ class RunContext:
         ground_truth: str | None,
         on_step: StepCallback | None,
         next_step: int = 0,
+        on_token: TokenEventCallback | None = None,
     ):
         self.team = team
         self.store = store
         self.run_id = run_id
         self.ground_truth = ground_truth
         self.on_step = on_step
+        self.on_token = on_token
+        self._answers: dict[tuple[str, int | None], AnswerStream] = {}
         self.next_step = next_step
         self.transcript: list[TranscriptEntry] = []
         self.node: str | None = None
@@ -124,6 +108,16 @@ class RunContext:
         """Record one step of this run (and tell the live display)."""
         meta = dict(data or {})
         sample = current_sample()
+        answer = self._answers.pop((agent, sample), None)
+        if kind == "retry" and self.on_token is not None:
+            # The call is tried again: what was shown of its answer is void, and the
+            # next pieces belong to the next attempt.
+            if answer is None:
+                answer = AnswerStream(self.run_id, agent, sample, self.store.redact, self.on_token)
+            answer.restart(content)
+            self._answers[(agent, sample)] = answer
+        elif answer is not None:
+            answer.finish()  # the answer streamed so far is complete: its step follows
         if sample is not None:
             # Candidates drawn concurrently interleave their steps; each says whose it is.
             meta.setdefault("sample", sample)
@@ -172,6 +166,23 @@ class RunContext:
                 )
             )
         return index
+
+    def token_sink(self, agent: str) -> TokenCallback | None:
+        """Pieces of `agent`'s answer go to `on_token` (masked), when it is set."""
+        emit = self.on_token
+        if emit is None:
+            return None
+        key = (agent, current_sample())
+
+        def sink(piece: str) -> None:
+            answer = self._answers.get(key)
+            if answer is None:
+                answer = self._answers[key] = AnswerStream(
+                    self.run_id, agent, key[1], self.store.redact, emit
+                )
+            answer.add(piece)
+
+        return sink
 
     # -- what nodes do ------------------------------------------------------
 

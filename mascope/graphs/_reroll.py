@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from mascope.errors import NotFoundError, UserError
 from mascope.traces import HUMAN_INPUT_EVENT, Run, Step, TraceStore
 
-from ._context import RunContext, StepCallback
+from ._context import RunContext
 from ._context import Team as ContextTeam
+from ._events import StepCallback
 
 
 class Team(ContextTeam, Protocol):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from mascope._sync import run_sync
+from mascope._sync import iterate_sync, run_sync
 from mascope.agents import (
     FINAL_ANSWER,
     Agent,
@@ -52,7 +52,17 @@ from mascope.traces import Step, TraceStore
 
 from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
-from ._context import RunContext, StepCallback
+from ._context import RunContext
+from ._events import (
+    LiveEvent,
+    RestartEvent,
+    RunEventKind,
+    StepCallback,
+    StepEvent,
+    TokenEvent,
+    TokenEventCallback,
+    live_events,
+)
 from ._interrupts import AfterPauses, Paused, asker, default_prompt, pause_reason, with_human
 from ._reroll import areroll, branch_context, branch_point, start_branch
 from ._routing import Router, RouterError, as_router
@@ -125,6 +135,18 @@ class RunResult:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    """The last event of `Team.astream`: how the run ended."""
+
+    event: ClassVar[RunEventKind] = "result"
+    result: RunResult
+
+
+RunEvent = StepEvent | TokenEvent | RestartEvent | ResultEvent
+"""What `Team.astream` yields; tell them apart by class or by `event`."""
 
 
 def answer_matches(answer: str | None, expected: str) -> bool:
@@ -705,11 +727,14 @@ class Team:
         ground_truth: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Run the team on `task` and record everything; returns how it ended.
 
         A ground truth, when given, is stored with the run and decides
-        whether a run that finished normally succeeded.
+        whether a run that finished normally succeeded. `on_step` is called with
+        each step as it is recorded; `on_token` with the pieces of each plain-text
+        answer while it is generated (see `astream`).
         """
         if not task or not task.strip():
             raise ConfigError("the task is empty; say what the team should do")
@@ -723,7 +748,9 @@ class Team:
             ground_truth=ground_truth,
             metadata={**(metadata or {}), **self._where_from()},
         )
-        run = RunContext(self, store, run_id, ground_truth=ground_truth, on_step=on_step)
+        run = RunContext(
+            self, store, run_id, ground_truth=ground_truth, on_step=on_step, on_token=on_token
+        )
         return await self._execute(run, initial_state(task))
 
     def run(
@@ -733,12 +760,66 @@ class Team:
         ground_truth: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Sync twin of `arun`."""
         return run_sync(
-            lambda: self.arun(task, ground_truth=ground_truth, metadata=metadata, on_step=on_step),
+            lambda: self.arun(
+                task,
+                ground_truth=ground_truth,
+                metadata=metadata,
+                on_step=on_step,
+                on_token=on_token,
+            ),
             "run",
             "arun",
+        )
+
+    async def astream(
+        self,
+        task: str,
+        *,
+        ground_truth: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Run the team on `task` like `arun`, yielding what happens as it happens.
+
+        Yields `TokenEvent`s (pieces of an agent's plain-text answer while it is
+        generated), `RestartEvent`s (a call that failed mid-answer is retried: the
+        pieces shown of it are void), `StepEvent`s (each step as it is recorded;
+        an answer's pieces come before its step) and last a `ResultEvent` with the
+        `RunResult`. Tool-call and structured (JSON schema) turns are not streamed:
+        their steps arrive whole. Closing the iterator early (`aclose()`) cancels the
+        run, which is recorded as interrupted.
+        """
+        queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
+        job = asyncio.ensure_future(
+            self.arun(
+                task,
+                ground_truth=ground_truth,
+                metadata=metadata,
+                on_step=queue.put_nowait,
+                on_token=queue.put_nowait,
+            )
+        )
+        # Closed with us: a consumer that stops early cancels the run now, not at GC.
+        async with contextlib.aclosing(live_events(queue, job)) as events:
+            async for event in events:
+                yield event
+        yield ResultEvent(job.result())
+
+    def stream(
+        self,
+        task: str,
+        *,
+        ground_truth: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[RunEvent]:
+        """Sync twin of `astream`."""
+        return iterate_sync(
+            lambda: self.astream(task, ground_truth=ground_truth, metadata=metadata),
+            "stream",
+            "astream",
         )
 
     async def aresume(

@@ -23,6 +23,7 @@ from mascope.agents import (
     Verdict,
     VerifierRates,
     plan_draws,
+    recorded_chat,
     run_draft_defer,
     run_review_refine,
     run_strategy,
@@ -554,8 +555,11 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 {"role": "user", "content": prompt},
             ]
             try:
-                reply = await model.achat(
+                reply = await recorded_chat(
+                    model,
                     messages,
+                    recorder=run,
+                    agent=manager.name,
                     output=_choice_schema(names),
                     temperature=manager.spec.temperature,
                     max_tokens=_manager_max_tokens(names),
@@ -571,7 +575,7 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 run.record(
                     agent=manager.name, kind="model_call", content=exc.last_answer, model=model.model_id,
                     data={"event": "unusable_answer", "asked_for": "next speaker JSON", "finish_reason": exc.finish_reason},
-                    error=reason, inputs=messages,
+                    input_tokens=exc.input_tokens, output_tokens=exc.output_tokens, error=reason, inputs=messages,
                 )  # fmt: skip
                 run.record(
                     agent=manager.name,

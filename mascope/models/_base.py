@@ -13,7 +13,15 @@ from mascope.errors import ConfigError, StructuredOutputError
 from ._pricing import PriceTable
 from ._retry import RetryCallback, RetryPolicy
 from ._structured import OutputSpec, OutputType, output_spec, parse_answer, repair_message
-from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolChoice, ToolSpec
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    RetryEvent,
+    TokenCallback,
+    ToolChoice,
+    ToolSpec,
+)
 
 MessagesLike = str | Sequence[Message | dict[str, Any]]
 ToolLike = ToolSpec | dict[str, Any]
@@ -62,6 +70,7 @@ class ChatModel(ABC):
         seed: int | None = None,
         stop: list[str] | None = None,
         on_retry: RetryCallback | None = None,
+        on_token: TokenCallback | None = None,
     ) -> ChatResponse:
         """One chat call.
 
@@ -73,6 +82,11 @@ class ChatModel(ABC):
                 re-asked once with the validation error, then
                 `StructuredOutputError` is raised.
             on_retry: called with each `RetryEvent` as it happens.
+            on_token: called with each piece of the answer as it is generated, for a
+                plain-text answer (no tools, no `output`; those are not streamed). A
+                backend that cannot stream calls it once with the whole answer. After
+                an `on_retry` the answer starts again: pieces of the failed attempt are void.
+                The response is the same as without it.
         """
         spec = (
             (output if isinstance(output, OutputSpec) else output_spec(output))
@@ -92,7 +106,7 @@ class ChatModel(ABC):
             seed=seed,
             stop=stop,
         )
-        first = await self.acomplete(request, on_retry=on_retry)
+        first = await self.acomplete(request, on_retry=on_retry, on_token=on_token)
         if spec is None or first.tool_calls:
             return first
         try:
@@ -128,6 +142,8 @@ class ChatModel(ABC):
                 last_answer=second.text,
                 reason=str(exc),
                 finish_reason=second.finish_reason,
+                input_tokens=merged.usage.input_tokens,
+                output_tokens=merged.usage.output_tokens,
             ) from None
         return merged
 
@@ -143,6 +159,7 @@ class ChatModel(ABC):
         seed: int | None = None,
         stop: list[str] | None = None,
         on_retry: RetryCallback | None = None,
+        on_token: TokenCallback | None = None,
     ) -> ChatResponse:
         """Sync twin of `achat`."""
 
@@ -158,6 +175,7 @@ class ChatModel(ABC):
                     seed=seed,
                     stop=stop,
                     on_retry=on_retry,
+                    on_token=on_token,
                 )
             finally:
                 await self._release_loop_resources()
@@ -165,12 +183,20 @@ class ChatModel(ABC):
         return run_sync(call, "chat", "achat")
 
     async def acomplete(
-        self, request: ChatRequest, *, on_retry: RetryCallback | None = None
+        self,
+        request: ChatRequest,
+        *,
+        on_retry: RetryCallback | None = None,
+        on_token: TokenCallback | None = None,
     ) -> ChatResponse:
-        """One raw call for a fully built request (no schema validation or repair)."""
+        """One raw call for a fully built request (no schema validation or repair);
+        `on_token` as in `achat`."""
         events: list[RetryEvent] = []
         started = time.perf_counter()
-        response = await self._complete(request, events, on_retry)
+        if on_token is not None and request.streamable:
+            response = await self._complete_streaming(request, events, on_retry, on_token)
+        else:
+            response = await self._complete(request, events, on_retry)
         response.latency_s = time.perf_counter() - started
         response.retries = events
         if response.cost_usd is None:
@@ -244,6 +270,22 @@ class ChatModel(ABC):
     ) -> ChatResponse:
         """One call; append retries to `events`. Honour `request.response_schema`
         as well as the backend can (validation happens in `achat`)."""
+
+    async def _complete_streaming(
+        self,
+        request: ChatRequest,
+        events: list[RetryEvent],
+        on_retry: RetryCallback | None,
+        on_token: TokenCallback,
+    ) -> ChatResponse:
+        """One plain-text call that hands each piece to `on_token` as it arrives and
+        returns the whole response, as `_complete` would. A failed attempt that is
+        retried starts the answer again after its `on_retry`. This default, for backends
+        that cannot stream, hands over the whole answer as one piece."""
+        response = await self._complete(request, events, on_retry)
+        if response.text:
+            on_token(response.text)
+        return response
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[str]:
         response = await self.acomplete(request)

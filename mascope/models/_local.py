@@ -29,7 +29,15 @@ from ._toolproto import (
     tool_instructions,
     with_system_note,
 )
-from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolCall, Usage
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    RetryEvent,
+    TokenCallback,
+    ToolCall,
+    Usage,
+)
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,8 +66,13 @@ class _Cancelled(Exception):
 
 
 @contextlib.contextmanager
-def _stoppable(llama: Any, cancel: threading.Event) -> Iterator[None]:
+def _stoppable(
+    llama: Any, cancel: threading.Event, sampled: list[int] | None = None
+) -> Iterator[None]:
     """While held (under the model's lock), generation stops at the next token (or prompt batch) once `cancel` is set.
+
+    `sampled`, when given, gets one entry per token sampled: the number of tokens
+    before it (the first is the prompt's length).
 
     llama-cpp's chat handlers take no stopping criteria of their own, so the
     model's `create_completion` is wrapped for this one call to add one.
@@ -68,11 +81,14 @@ def _stoppable(llama: Any, cancel: threading.Event) -> Iterator[None]:
 
     original = llama.create_completion
 
+    def stop_when_cancelled(input_ids: Any, logits: Any) -> bool:
+        if sampled is not None:
+            sampled.append(len(input_ids))
+        return cancel.is_set()
+
     def create_completion(*args: Any, **kwargs: Any) -> Any:
         theirs = kwargs.get("stopping_criteria") or []
-        kwargs["stopping_criteria"] = StoppingCriteriaList(
-            [*theirs, lambda input_ids, logits: cancel.is_set()]
-        )
+        kwargs["stopping_criteria"] = StoppingCriteriaList([*theirs, stop_when_cancelled])
         return original(*args, **kwargs)
 
     # The prompt is read in batches before the first token: stop between them too.
@@ -223,11 +239,8 @@ class LocalModel(ChatModel):
                     return loaded.llama.create_chat_completion(**kwargs)  # type: ignore[no-any-return]
             except ValueError as exc:
                 text = str(exc)
-                if "context window" in text or "exceed" in text:
-                    raise ContextLengthError(
-                        f"the conversation does not fit {self.model_id}'s context of {self.n_ctx} "
-                        f"tokens ({text}); raise MASCOPE_LOCAL_CTX or shorten the input"
-                    ) from None
+                if _too_long(exc):
+                    raise self._too_long(exc) from None
                 if "response_format" in kwargs:
                     # The grammar compiler could not take this schema: fall back to
                     # the schema in the prompt; achat still validates the answer.
@@ -235,6 +248,12 @@ class LocalModel(ChatModel):
                     del retry_kwargs["response_format"]
                     return loaded.llama.create_chat_completion(**retry_kwargs)  # type: ignore[no-any-return]
                 raise EndpointError(f"{self.model_id} failed: {text}") from None
+
+    def _too_long(self, exc: BaseException) -> ContextLengthError:
+        return ContextLengthError(
+            f"the conversation does not fit {self.model_id}'s context of {self.n_ctx} "
+            f"tokens ({exc}); raise MASCOPE_LOCAL_CTX or shorten the input"
+        )
 
     async def _complete(
         self, request: ChatRequest, events: list[RetryEvent], on_retry: RetryCallback | None
@@ -273,9 +292,48 @@ class LocalModel(ChatModel):
             cost_usd=0.0,
         )
 
+    async def _complete_streaming(
+        self,
+        request: ChatRequest,
+        events: list[RetryEvent],
+        on_retry: RetryCallback | None,
+        on_token: TokenCallback,
+    ) -> ChatResponse:
+        kwargs, _ = self._kwargs(request)
+        pieces: list[str] = []
+        finish: str | None = None
+        usage = Usage()
+        async for chunk in self._chunks(kwargs):
+            if "usage" in chunk:
+                usage = chunk["usage"]
+                continue
+            choice = chunk["choices"][0]
+            finish = choice.get("finish_reason") or finish
+            piece = choice.get("delta", {}).get("content")
+            if piece:
+                pieces.append(piece)
+                on_token(piece)
+        return ChatResponse(
+            model=self.model_id,
+            message=Message.assistant("".join(pieces)),
+            finish_reason=finish,
+            usage=usage,
+            cost_usd=0.0,
+        )
+
     async def _stream(self, request: ChatRequest) -> AsyncIterator[str]:
         kwargs, _ = self._kwargs(request)
-        kwargs["stream"] = True
+        async for chunk in self._chunks(kwargs):
+            if "usage" in chunk:
+                continue
+            delta = chunk["choices"][0].get("delta", {}).get("content")
+            if delta:
+                yield delta
+
+    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """llama-cpp's streamed chunks, generated in a worker thread, then one
+        `{"usage": Usage}` (llama-cpp does not report usage when streaming)."""
+        kwargs = {**kwargs, "stream": True}
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -283,24 +341,26 @@ class LocalModel(ChatModel):
         def produce() -> None:
             try:
                 loaded = _load(self.path, self.n_ctx, self.n_threads)
-                with loaded.lock:
+                sampled: list[int] = []
+                finish: str | None = None
+                with loaded.lock, _stoppable(loaded.llama, stop, sampled):
                     chunks: Iterator[dict[str, Any]] = loaded.llama.create_chat_completion(**kwargs)
                     for chunk in chunks:
-                        if stop.is_set():
-                            break
-                        delta = chunk["choices"][0].get("delta", {}).get("content")
-                        if delta:
-                            loop.call_soon_threadsafe(queue.put_nowait, ("piece", delta))
+                        finish = chunk["choices"][0].get("finish_reason") or finish
+                        loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+                usage = _stream_usage(sampled, finish)
+                loop.call_soon_threadsafe(queue.put_nowait, ("chunk", {"usage": usage}))
                 loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
             except BaseException as exc:  # handed to the consumer and raised there
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+                error = self._too_long(exc) if _too_long(exc) else exc
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", error))
 
         worker = threading.Thread(target=produce, name="mascope-local-stream", daemon=True)
         worker.start()
         try:
             while True:
                 kind, value = await queue.get()
-                if kind == "piece":
+                if kind == "chunk":
                     yield value
                 elif kind == "done":
                     return
@@ -309,3 +369,20 @@ class LocalModel(ChatModel):
         finally:
             stop.set()
             await asyncio.to_thread(worker.join)
+
+
+def _too_long(exc: BaseException) -> bool:
+    """llama-cpp's way of saying the prompt does not fit the context."""
+    text = str(exc)
+    return isinstance(exc, ValueError) and ("context window" in text or "exceed" in text)
+
+
+def _stream_usage(sampled: list[int], finish: str | None) -> Usage:
+    """Tokens of a streamed call, which llama-cpp reports only when not streaming: the
+    prompt is what preceded the first check; the checks after it are one per token of
+    the answer, plus the end-of-generation token when the model stopped by itself
+    (measured against llama-cpp's own counts when not streaming)."""
+    if not sampled:
+        return Usage()
+    output = len(sampled) - 1 - (1 if finish == "stop" else 0)
+    return Usage(input_tokens=sampled[0], output_tokens=max(0, output))

@@ -23,7 +23,15 @@ from ._pricing import PriceTable
 from ._retry import RetryCallback, RetryPolicy, Transient, parse_retry_after, with_retries
 from ._structured import OutputSpec, schema_instructions
 from ._toolproto import with_system_note
-from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolCall, Usage
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    RetryEvent,
+    TokenCallback,
+    ToolCall,
+    Usage,
+)
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -302,6 +310,58 @@ class OpenAIModel(ChatModel):
             usage=usage,
         )
 
+    async def _complete_streaming(
+        self,
+        request: ChatRequest,
+        events: list[RetryEvent],
+        on_retry: RetryCallback | None,
+        on_token: TokenCallback,
+    ) -> ChatResponse:
+        kwargs = self._kwargs(request, None)
+        kwargs["stream"] = True
+        # Usage arrives in a last chunk only when asked for. Servers that never send it
+        # (llama-cpp-python's) send one chunk per token: the answer's tokens are counted
+        # from them, and the prompt's are not known (0).
+        kwargs["stream_options"] = {"include_usage": True}
+
+        async def attempt() -> ChatResponse:
+            try:
+                stream = await self._client().chat.completions.create(**_fast_body(kwargs))
+            except openai.APIError as exc:
+                raise self._classify(exc) from exc
+            pieces: list[str] = []
+            finish: str | None = None
+            usage: Usage | None = None
+            try:
+                async for chunk in _chunks(stream, self._classify):
+                    if chunk.usage is not None:
+                        usage = Usage(
+                            input_tokens=chunk.usage.prompt_tokens or 0,
+                            output_tokens=chunk.usage.completion_tokens or 0,
+                        )
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    finish = choice.finish_reason or finish
+                    piece = choice.delta.content if choice.delta else None
+                    if piece:
+                        pieces.append(piece)
+                        on_token(piece)
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.close()
+            return ChatResponse(
+                model=self.model_id,
+                message=Message.assistant("".join(pieces)),
+                finish_reason=finish,
+                usage=usage or Usage(output_tokens=len(pieces)),
+            )
+
+        try:
+            return await with_retries(attempt, self.retry, events, on_retry)
+        except Transient as exc:
+            raise self._gave_up(exc, len(events) + 1) from None
+
     async def _stream(self, request: ChatRequest) -> AsyncIterator[str]:
         kwargs = self._kwargs(request, None)
         kwargs["stream"] = True
@@ -310,6 +370,27 @@ class OpenAIModel(ChatModel):
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content
+
+
+async def _chunks(stream: Any, classify: Any) -> AsyncIterator[Any]:
+    """The chunks of a streamed answer; a stream that breaks off (a dropped connection,
+    an error event, an unreadable chunk) raises `Transient`, so the answer is retried."""
+    iterator = stream.__aiter__()
+    while True:
+        try:
+            chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise Transient("bad_response", f"unreadable stream chunk: {exc}") from exc
+        except Exception as exc:  # the transport's own errors (httpx, aiohttp) mid-body
+            cause = _refusal(exc) or exc
+            raise Transient(
+                "connection", f"the stream broke off: {str(cause) or type(cause).__name__}"
+            ) from exc
+        yield chunk
 
 
 _ssl: list[ssl.SSLContext | None] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from mascope.errors import ConfigError, ScriptError
 
 from ._base import ChatModel
 from ._retry import RetryCallback
-from ._types import ChatRequest, ChatResponse, Message, RetryEvent, ToolCall, Usage
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    RetryEvent,
+    TokenCallback,
+    ToolCall,
+    Usage,
+)
 
 
 class ScriptedReply(BaseModel):
@@ -97,6 +106,19 @@ class ScriptedModel(ChatModel):
                 f"got {_short(last)!r}"
             )
         return _to_response(reply, request, self.model_id)
+
+    async def _complete_streaming(
+        self,
+        request: ChatRequest,
+        events: list[RetryEvent],
+        on_retry: RetryCallback | None,
+        on_token: TokenCallback,
+    ) -> ChatResponse:
+        """Streams the scripted answer a word at a time, as a backend would."""
+        response = await self._complete(request, events, on_retry)
+        for piece in re.findall(r"\s*\S+|\s+$", response.text):
+            on_token(piece)
+        return response
 
 
 def _to_response(reply: Any, request: ChatRequest, model_id: str) -> ChatResponse:

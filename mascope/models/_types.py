@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,6 +94,10 @@ class RetryEvent(BaseModel):
     message: str = ""
 
 
+TokenCallback = Callable[[str], None]
+"""Called with each piece of a plain-text answer as the model produces it."""
+
+
 class ChatRequest(BaseModel):
     """Everything one model call needs."""
 
@@ -106,6 +111,12 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = None
     seed: int | None = None
     stop: list[str] | None = None
+
+    @property
+    def streamable(self) -> bool:
+        """A plain-text answer, which a backend can deliver piece by piece (tool calls
+        and structured answers are only usable whole, so they are not streamed)."""
+        return self.response_schema is None and not (self.tools and self.tool_choice != "none")
 
 
 class ChatResponse(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,10 +34,15 @@ class Fault:
     stall: float = 0.0
     """Seconds to wait before answering (longer than the client's timeout: a stall)."""
     answer: str = "ok"
+    cut_after: int | None = None
+    """For a streamed request: send this many pieces of the answer, then drop the connection."""
 
 
 def ok(answer: str = "ok") -> Fault:
     return Fault(answer=answer)
+
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
 
 
 def completion(answer: str, *, tool_call: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -62,7 +68,22 @@ def completion(answer: str, *, tool_call: dict[str, Any] | None = None) -> dict[
         "created": int(time.time()),
         "model": "fault-model",
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        "usage": USAGE,
+    }
+
+
+def words(text: str) -> list[str]:
+    """`text` in pieces of one word each, with the spaces before it."""
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+def stream_chunk(delta: dict[str, Any], *, finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fault-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
 
 
@@ -102,6 +123,11 @@ class FaultServer:
                 finally:
                     with lock:
                         server.in_flight -= 1
+                if body.get("stream") and fault.status == 200 and fault.body is None:
+                    self._stream(
+                        fault, usage=bool((body.get("stream_options") or {}).get("include_usage"))
+                    )
+                    return
                 payload = fault.body
                 if payload is None:
                     if fault.status == 200:
@@ -118,6 +144,32 @@ class FaultServer:
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _stream(self, fault: Fault, *, usage: bool) -> None:
+                """Server-sent events, a word of the answer per chunk, as OpenAI streams."""
+                events = [
+                    stream_chunk({"role": "assistant", "content": w}) for w in words(fault.answer)
+                ]
+                events.append(stream_chunk({}, finish_reason="stop"))
+                if usage:
+                    events.append({**stream_chunk({}), "choices": [], "usage": USAGE})
+                lines = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [
+                    b"data: [DONE]\n\n"
+                ]
+                sent = lines if fault.cut_after is None else lines[: fault.cut_after]
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("content-length", str(sum(map(len, lines))))
+                    self.end_headers()
+                    for line in sent:
+                        self.wfile.write(line)
+                        self.wfile.flush()
+                    if fault.cut_after is not None:  # the body is cut short: a dropped stream
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     pass
 
         lock = threading.Lock()

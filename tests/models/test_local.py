@@ -131,3 +131,13 @@ def test_a_timed_out_call_frees_the_model_before_it_returns(local: LocalModel) -
         lock.release()
 
     asyncio.run(main())
+
+
+def test_streamed_answer_is_recorded_like_an_unstreamed_one(local: LocalModel) -> None:
+    pieces: list[str] = []
+    streamed = local.chat("Say hi.", max_tokens=30, temperature=0, seed=1, on_token=pieces.append)
+    whole = local.chat("Say hi.", max_tokens=30, temperature=0, seed=1)
+    assert len(pieces) > 1 and "".join(pieces) == streamed.text == whole.text
+    # llama-cpp reports no usage when streaming; mascope counts the same tokens it would
+    assert streamed.usage == whole.usage
+    assert streamed.finish_reason == whole.finish_reason
