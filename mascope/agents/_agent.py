@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mascope._vocabulary import StepKind
 from mascope.errors import ConfigError
 from mascope.models import ChatModel, Message, RetryEvent, ToolCall
 
@@ -23,7 +24,7 @@ class Recorder(Protocol):
         self,
         *,
         agent: str,
-        kind: str,
+        kind: StepKind,
         content: str = "",
         data: dict[str, Any] | None = None,
         model: str | None = None,

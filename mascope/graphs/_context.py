@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mascope._vocabulary import TRANSCRIPT_KINDS, StepKind, event_data
 from mascope.agents import (
     Agent,
     TranscriptEntry,
@@ -39,9 +40,6 @@ class Team(Protocol):
     def model_for(self, agent: Agent) -> Any: ...
 
 
-TRANSCRIPT_KINDS = ("message", "verdict")
-
-
 @dataclass(frozen=True)
 class StepEvent:
     """A step as it is recorded, for live display."""
@@ -49,7 +47,7 @@ class StepEvent:
     run_id: str
     index: int
     agent: str
-    kind: str
+    kind: StepKind
     content: str
     model: str | None = None
     input_tokens: int | None = None
@@ -110,7 +108,7 @@ class RunContext:
         self,
         *,
         agent: str,
-        kind: str,
+        kind: StepKind,
         content: str = "",
         data: dict[str, Any] | None = None,
         model: str | None = None,
@@ -270,6 +268,6 @@ class RunContext:
                     agent=agent,
                     kind="event",
                     content=f"context truncated: {dropped} earlier message(s) left out of {agent}'s prompt from here on",
-                    data={"event": "context_truncation", "dropped": dropped},
+                    data=event_data("context_truncation", dropped=dropped),
                 )
         return "\n\n".join(reversed(lines))

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-RUN_STATUSES: tuple[str, ...] = (
-    "running",
-    "succeeded",
-    "failed",
-    "error",
-    "interrupted",
-    "unknown",
-    "abstained",
-)
-"""`unknown`: an imported run whose outcome its source did not say; `abstained`: a run
-that chose to give no answer (a calibrated strategy), neither success nor failure."""
+from mascope._vocabulary import RUN_STATUSES as RUN_STATUSES
+
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]
