@@ -5,6 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mascope-installed
+LOCAL_STAMP := $(VENV)/.mascope-local
 # llama-cpp-python compiles from source. A native build (-DGGML_NATIVE=ON,
 # the default) enables AMX kernels that crash on these CPUs, so pin the ISA.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
@@ -18,17 +19,25 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# `make demo` needs mascope and the embedded model only; `make test` adds the
+# dev extra (test tools, PostgreSQL, Ray, OpenTelemetry, the real frameworks).
+$(LOCAL_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mascope needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+		$(BIN)/python -m pip install --progress-bar off -e '.[local]'
 	# An editable install gets no bytecode, and PYTHONDONTWRITEBYTECODE (set on
 	# these machines) stops Python caching it: compile once so commands start fast.
 	$(BIN)/python -m compileall -q mascope
+	touch $(LOCAL_STAMP)
+
+$(STAMP): $(LOCAL_STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+		$(BIN)/python -m pip install --progress-bar off -e '.[local,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(LOCAL_STAMP)
 	$(BIN)/mascope demo
 
 test: lint typecheck unit

@@ -22,8 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, median, pct, write_section
 
-from mascope.diagnosis._eval_planted import PlantedEval, aevaluate_planted
-from mascope.diagnosis._eval_whowhen import PUBLISHED, aevaluate_whowhen
+from mascope.evals import WHOWHEN_PUBLISHED, PlantedEval, aevaluate_planted, aevaluate_whowhen
 from mascope.models import get_model
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -190,7 +189,7 @@ def main() -> None:
         "| who | algorithm-generated | hand-crafted |",
         "| --- | ---: | ---: |",
     ]
-    for who, figures in PUBLISHED.items():
+    for who, figures in WHOWHEN_PUBLISHED.items():
         ag, hc = figures["algorithm-generated"], figures["hand-crafted"]
         lines.append(f"| {who} | {ag[0]:.1f} / {ag[1]:.1f} | {hc[0]:.1f} / {hc[1]:.1f} |")
     lines += [

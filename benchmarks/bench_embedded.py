@@ -29,21 +29,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, write_section
 from _report import pct as rate_pct
 
-from mascope.diagnosis._eval_planted import (
+from mascope.diagnosis import wilson
+from mascope.evals import (
     EMBEDDED_FAULT_RATE,
     NEEDS_MODEL,
     AttributionScore,
     aevaluate_planted,
-    parse_methods,
+    planted_methods,
 )
-from mascope.diagnosis._metrics import wilson
 from mascope.models import get_model
 
 COMBOS = 6
 
 
 def run(args: argparse.Namespace) -> None:
-    methods = parse_methods(args.methods, stochastic=True)
+    methods = planted_methods(args.methods, stochastic=True)
     llm = get_model(args.model) if any(m in NEEDS_MODEL for m in methods) else None
     done = (
         {json.loads(line)["seed"] for line in args.results.read_text().splitlines()}

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import machine, write_section
 
-from mascope.diagnosis import _eval_mast, _eval_planted
-from mascope.diagnosis._judge import JudgeConfig, Judgement, ModeResult
+from mascope.diagnosis import JudgeConfig, Judgement, ModeResult, ajudge
+from mascope.evals import aevaluate_mast, aevaluate_planted, mast_eval_dict
 from mascope.models import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,71 +42,51 @@ def as_before(judgement: Judgement) -> Judgement:
     return replace(judgement, modes=modes)
 
 
-async def planted(limit: int, model: Any) -> dict[str, Any]:
-    real = _eval_planted.ajudge_run
-    judged: dict[str, Judgement] = {}
-    before = _eval_planted.LabelScore("judge, before the check")
-    uncertain: list[int] = []
+def _key(store: Any, run_id: str) -> str:
+    """The same run in both passes (each pass stores its runs under new ids)."""
+    run = store.get_run(store.resolve_run_id(run_id))
+    return f"{run.task}\x00{run.step_count}\x00{run.final_answer}"
 
-    async def spy(store: Any, run_id: str, config: JudgeConfig, **kw: Any) -> Judgement:
-        j = await real(store, run_id, config, **kw)
-        judged[run_id] = j
-        uncertain.append(len(j.uncertain))
+
+class Replay:
+    """Judge once: the first pass asks the judge and keeps its answers, the second
+    scores the same answers as the judge stored them before the evidence check."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Judgement] = {}
+
+    async def first(self, store: Any, run_id: str, **kw: Any) -> Judgement:
+        j = await ajudge(store, run_id, **kw)
+        self.cache[_key(store, run_id)] = j
         return j
 
-    add = _eval_planted.LabelScore.add
+    async def again(self, store: Any, run_id: str, **kw: Any) -> Judgement:
+        return as_before(self.cache[_key(store, run_id)])
 
-    def add_both(self: Any, p: Any, modes: dict[str, list[int]], seconds: float) -> None:
-        add(self, p, modes, seconds)
-        if self.labeller == "judge" and p.run_id in judged:
-            old = as_before(judged[p.run_id])
-            add(
-                before, p, {m: r.evidence_steps for m, r in old.modes.items() if r.present}, seconds
-            )
 
-    _eval_planted.ajudge_run = spy  # type: ignore[assignment]
-    _eval_planted.LabelScore.add = add_both  # type: ignore[method-assign]
-    try:
-        result = await _eval_planted.aevaluate_planted(methods=["judge"], model=model, limit=limit)
-    finally:
-        _eval_planted.ajudge_run = real
-        _eval_planted.LabelScore.add = add  # type: ignore[method-assign]
-    (after,) = result.labelling
+async def planted(limit: int, model: Any) -> dict[str, Any]:
+    replay = Replay()
+    after = await aevaluate_planted(methods=["judge"], model=model, limit=limit, judge=replay.first)
+    before = await aevaluate_planted(
+        methods=["judge"], model=model, limit=limit, judge=replay.again
+    )
+    uncertain = [len(j.uncertain) for j in replay.cache.values()]
     return {
-        "before": before.as_dict(),
-        "after": after.as_dict(),
+        "before": before.labelling[0].as_dict(),
+        "after": after.labelling[0].as_dict(),
         "uncertain_per_run": sum(uncertain) / len(uncertain) if uncertain else None,
     }
 
 
 async def mast(file: Path, model: Any) -> dict[str, Any]:
-    real = _eval_mast.ajudge_run
-    cache: dict[str, Judgement] = {}
-
-    def key(store: Any, run_id: str) -> str:
-        run = store.get_run(run_id)
-        return f"{run.task}\x00{run.step_count}\x00{run.final_answer}"
-
-    async def first(store: Any, run_id: str, config: JudgeConfig, **kw: Any) -> Judgement:
-        j = await real(store, run_id, config, **kw)
-        cache[key(store, run_id)] = j
-        return j
-
-    async def again(store: Any, run_id: str, config: JudgeConfig, **kw: Any) -> Judgement:
-        return as_before(cache[key(store, run_id)])
-
+    replay = Replay()
     config = JudgeConfig(model=model.model_id)
-    try:
-        _eval_mast.ajudge_run = first  # type: ignore[assignment]
-        after = await _eval_mast.aevaluate_mast(file, config, model=model)
-        _eval_mast.ajudge_run = again  # type: ignore[assignment]
-        before = await _eval_mast.aevaluate_mast(file, config, model=model)
-    finally:
-        _eval_mast.ajudge_run = real
-    uncertain = [len(j.uncertain) for j in cache.values()]
+    after = await aevaluate_mast(file, config, model=model, judge=replay.first)
+    before = await aevaluate_mast(file, config, model=model, judge=replay.again)
+    uncertain = [len(j.uncertain) for j in replay.cache.values()]
     return {
-        "before": _eval_mast.eval_dict(before)["pooled"],
-        "after": _eval_mast.eval_dict(after)["pooled"],
+        "before": mast_eval_dict(before)["pooled"],
+        "after": mast_eval_dict(after)["pooled"],
         "traces": after.traces,
         "pairs": after.pooled.n if hasattr(after.pooled, "n") else None,
         "uncertain_per_trace": sum(uncertain) / len(uncertain) if uncertain else None,

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import machine, median, write_section
 
 from mascope import Agent, Team
-from mascope.diagnosis import DETECTORS, JudgeConfig, detect
-from mascope.diagnosis._batch import ajudge_batch
+from mascope.diagnosis import DETECTORS, JudgeConfig, ajudge_many, detect
 from mascope.models import OpenAIModel, RetryPolicy, ScriptedModel
 from mascope.taxonomy import MAST
 from mascope.traces import TraceStore
@@ -71,10 +70,10 @@ def throughput(concurrency: int, runs: int, waves: int = 3) -> tuple[list[float]
             model = OpenAIModel("judge", base_url=url, retry=RetryPolicy(max_retries=0))
             started, cpu = time.perf_counter(), time.process_time()
             report = asyncio.run(
-                ajudge_batch(
+                ajudge_many(
                     store,
                     ids,
-                    JudgeConfig(model="openai:judge"),
+                    config=JudgeConfig(model="openai:judge"),
                     concurrency=concurrency,
                     model=model,
                 )
@@ -190,11 +189,11 @@ def detector_scores() -> tuple[dict[str, dict[str, float]], int]:
 
 
 def local_vs_humans() -> dict[str, Any]:
-    from mascope.diagnosis._eval_mast import aevaluate_mast, eval_dict
+    from mascope.evals import aevaluate_mast, mast_eval_dict
 
     file = ROOT.parent / "shared" / "datasets" / "mast" / "mad_human_sample_4records.json"
     result = asyncio.run(aevaluate_mast(file, JudgeConfig(model="local")))
-    return eval_dict(result)
+    return mast_eval_dict(result)
 
 
 def main() -> None:

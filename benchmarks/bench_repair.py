@@ -19,8 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, pct, write_section
 
-from mascope.diagnosis import RepairEval, aevaluate_repair
-from mascope.diagnosis._eval_repair import NEEDS_MODEL, parse_methods
+from mascope.evals import (
+    NEEDS_MODEL,
+    RepairEval,
+    aevaluate_repair,
+    repair_measured_runs,
+    repair_methods,
+)
 from mascope.models import get_model
 
 
@@ -50,15 +55,10 @@ def table(r: RepairEval) -> list[str]:
 def measured(db: str, seed: int, methods: list[str]) -> int:
     """How many of the store's failed runs of `seed` have an outcome for every method
     (they are measured in order, so these are the first ones)."""
-    from mascope.diagnosis._eval_repair import BASELINE, OUTCOMES, _ledger
     from mascope.traces import TraceStore
 
     with TraceStore(db, create=False) as store:
-        return sum(
-            run.status == "failed"
-            and all(m in ((run.metadata_ or {}).get(OUTCOMES) or {}) for m in [BASELINE, *methods])
-            for run in _ledger(store, seed).values()  # the seed's generated runs, by task
-        )
+        return repair_measured_runs(store, seed, methods)
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     )
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
-    methods = parse_methods(args.methods)
+    methods = repair_methods(args.methods)
     if len(args.db) != len(args.seed):
         parser.error("give one --seed per --db")
     model = get_model("local") if any(m in NEEDS_MODEL for m in methods) else None

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import machine, pct, write_section
 
-from mascope.diagnosis._eval_planted import PlantedEval, aevaluate_planted
+from mascope.evals import PlantedEval, aevaluate_planted
 
 RATES = (0.5, 0.2, 0.8)
 METHODS = ["reroll", "counterfactual+reference"]

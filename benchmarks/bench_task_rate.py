@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from mascope.agents._matching import match_answer
+from mascope.agents import match_answer
 from mascope.graphs import Team, load_team_file
 from mascope.traces import TraceStore
 

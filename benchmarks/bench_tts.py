@@ -40,7 +40,7 @@ from typing import Any
 from _report import machine, pct, write_section
 
 from mascope.agents import VerifierRates
-from mascope.diagnosis._metrics import wilson
+from mascope.diagnosis import wilson
 from mascope.evals import (
     EvalTask,
     aeval_run,

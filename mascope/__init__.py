@@ -10,6 +10,19 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mascope.agents import Agent
+    from mascope.diagnosis import (
+        AttributionResult,
+        JudgeConfig,
+        Judgement,
+        aattribute,
+        aattribute_many,
+        ajudge,
+        ajudge_many,
+        attribute,
+        attribute_many,
+        judge,
+        judge_many,
+    )
     from mascope.errors import MascopeError, UserError
     from mascope.graphs import RunResult, Team
     from mascope.models import ChatModel, ChatResponse, Message, get_model
@@ -20,6 +33,17 @@ _EXPORTS = {
     "Agent": "mascope.agents",
     "Team": "mascope.graphs",
     "RunResult": "mascope.graphs",
+    "judge": "mascope.diagnosis",
+    "ajudge": "mascope.diagnosis",
+    "judge_many": "mascope.diagnosis",
+    "ajudge_many": "mascope.diagnosis",
+    "JudgeConfig": "mascope.diagnosis",
+    "Judgement": "mascope.diagnosis",
+    "attribute": "mascope.diagnosis",
+    "aattribute": "mascope.diagnosis",
+    "attribute_many": "mascope.diagnosis",
+    "aattribute_many": "mascope.diagnosis",
+    "AttributionResult": "mascope.diagnosis",
     "ChatModel": "mascope.models",
     "ChatResponse": "mascope.models",
     "Message": "mascope.models",
@@ -32,8 +56,11 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "Agent",
+    "AttributionResult",
     "ChatModel",
     "ChatResponse",
+    "JudgeConfig",
+    "Judgement",
     "MascopeError",
     "Message",
     "RunResult",
@@ -42,5 +69,13 @@ __all__ = [
     "TraceStore",
     "UserError",
     "__version__",
+    "aattribute",
+    "aattribute_many",
+    "ajudge",
+    "ajudge_many",
+    "attribute",
+    "attribute_many",
     "get_model",
+    "judge",
+    "judge_many",
 ]

@@ -1,6 +1,7 @@
 """Lazy re-exports, so `import mascope` and the CLI start fast.
 
 A package lists `{name: submodule}`; a name is imported on first use.
+`{name: "submodule:attr"}` exports a submodule's `attr` under another name.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ def lazy_exports(
     """`__getattr__` and `__dir__` for a package whose names live in submodules."""
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
-        if module is None:
+        where = exports.get(name)
+        if where is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        module, _, attr = where.partition(":")
+        value = getattr(importlib.import_module(module, package), attr or name)
         importlib.import_module(package).__dict__[name] = value
         return value
 

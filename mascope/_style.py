@@ -13,6 +13,7 @@ STATUS_STYLE = {
     "interrupted": "bold magenta",
     "unknown": "dim",
     "abstained": "bold blue",
+    "paused": "bold cyan",
 }
 _PALETTE = [
     "cyan",

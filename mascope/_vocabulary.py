@@ -15,10 +15,12 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 RunStatus = Literal[
-    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained"
+    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained", "paused"
 ]
 """`unknown`: an imported run whose outcome its source did not say; `abstained`: a run
-that chose to give no answer (a calibrated strategy), neither success nor failure."""
+that chose to give no answer (a calibrated strategy), neither success nor failure;
+`paused`: a run waiting for a person's input (`mascope runs resume RUN_ID --input TEXT`),
+not finished, neither failed nor interrupted."""
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 TerminationReason = Literal[
@@ -35,6 +37,7 @@ TerminationReason = Literal[
     "abstained",  # a calibrated stage chose to give no answer
     "error",
     "interrupted",  # killed (Ctrl-C, cancelled)
+    "paused",  # waiting for a person's input
     "process died",  # the recording process stopped heartbeating
     "imported",  # a run imported from another format
 ]
@@ -78,6 +81,8 @@ EventName = Literal[
     "unusable_answer",  # a model's structured answer could not be used, even after a repair
     "manager_fallback",  # the group chat manager's choice was unusable: round robin
     "invalid_speaker",  # the group chat manager chose someone who is not a speaker
+    "interrupt",  # the run asks a person for input and pauses (traces.PAUSE_EVENT)
+    "human_input",  # a person's reply to a pause, on a `message` step (traces.HUMAN_INPUT_EVENT)
 ]
 """What an `event` step records, in its `data["event"]`."""
 EVENT_NAMES: tuple[EventName, ...] = get_args(EventName)

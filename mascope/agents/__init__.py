@@ -12,6 +12,7 @@ from ._calibration import (
     usable_rates,
 )
 from ._codeexec import TestRun, extract_code, run_tests
+from ._human import HUMAN, Asker, AskHumanOnFail, HumanVerifier, ask_human, asking, human_verdict
 from ._matching import (
     MATCH_MODES,
     Extract,
@@ -66,11 +67,14 @@ from ._verifiers import (
 __all__ = [
     "CALIBRATION_KIND",
     "FINAL_ANSWER",
+    "HUMAN",
     "MATCH_MODES",
     "Agent",
     "AgentFn",
     "AgentSpec",
     "AnswerMatch",
+    "AskHumanOnFail",
+    "Asker",
     "Budget",
     "Calibration",
     "CallableVerifier",
@@ -79,6 +83,7 @@ __all__ = [
     "DrawPlan",
     "Ensemble",
     "Extract",
+    "HumanVerifier",
     "JsonSchemaCheck",
     "MatchMode",
     "MatchResult",
@@ -103,6 +108,8 @@ __all__ = [
     "VerifierRates",
     "VerifyContext",
     "as_verifier",
+    "ask_human",
+    "asking",
     "current_refinement",
     "current_sample",
     "expected_utility",
@@ -110,6 +117,7 @@ __all__ = [
     "extract_code",
     "final_answer_tool",
     "function_path",
+    "human_verdict",
     "import_function",
     "import_object",
     "load_mcp_tools",

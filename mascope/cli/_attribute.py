@@ -203,11 +203,11 @@ def _batch(store: Any, ids: list[str], *, method: str, llm: Any, with_ground_tru
            concurrency: int, rpm: float | None, max_cost: float | None, as_json: bool, out: Console,
            workers: int | None = None, ray_address: str | None = None, model_ref: str = "") -> None:  # fmt: skip
 
-    from mascope.diagnosis._batch import aattribute_batch, attribute_on_ray
+    from mascope.diagnosis import aattribute_many, attribute_on_ray
 
     async def main() -> Any:
         with progress_bar("attributing", len(ids)) as bar:
-            return await aattribute_batch(
+            return await aattribute_many(
                 store,
                 ids,
                 method=method,

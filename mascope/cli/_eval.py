@@ -71,8 +71,8 @@ def mast(
     """Agreement of the judge with human MAST labels, beside human-human agreement and published figures."""
 
     from mascope.diagnosis import JudgeConfig
-    from mascope.diagnosis._eval_mast import PUBLISHED, aevaluate_mast, eval_dict
     from mascope.errors import ConfigError
+    from mascope.evals import MAST_PUBLISHED, aevaluate_mast, mast_eval_dict
     from mascope.models import get_model
 
     if not file.is_file():
@@ -94,7 +94,7 @@ def mast(
     if as_json:
         print(
             json.dumps(
-                {**eval_dict(result), "done": result.done, "interrupted": result.interrupted}
+                {**mast_eval_dict(result), "done": result.done, "interrupted": result.interrupted}
             )
         )
         stop_if_interrupted(signum, err)
@@ -116,7 +116,7 @@ def mast(
         _fmt(pooled.recall, pooled.recall_ci), _fmt(pooled.f1), _fmt(pooled.kappa, pooled.kappa_ci),
     )  # fmt: skip
     table.add_row("humans among themselves (this file)", "", "", "", "", _fmt(result.humans_kappa))
-    for who, figures in PUBLISHED.items():
+    for who, figures in MAST_PUBLISHED.items():
         table.add_row(
             who, *(_fmt(figures.get(k)) for k in ("accuracy", "precision", "recall", "f1", "kappa"))
         )
@@ -172,8 +172,8 @@ def whowhen(
 ) -> None:
     """Attribution accuracy on Who&When, beside trivial baselines and published numbers."""
 
-    from mascope.diagnosis._eval_whowhen import PUBLISHED, aevaluate_whowhen
     from mascope.errors import ConfigError
+    from mascope.evals import WHOWHEN_PUBLISHED, aevaluate_whowhen
     from mascope.models import get_model
 
     if method == "counterfactual":
@@ -204,7 +204,7 @@ def whowhen(
             "subset": r.subset, "method": r.method, "model": r.model, "with_ground_truth": r.with_ground_truth,
             "scores": r.scores.as_dict(), "always_step_0": r.always_step_0.as_dict(),
             "most_frequent_agent": {"agent": r.most_frequent_agent[0], **r.most_frequent_agent[1].as_dict()},
-            "published": {k: v[subset] for k, v in PUBLISHED.items()}, "failures": r.failures,
+            "published": {k: v[subset] for k, v in WHOWHEN_PUBLISHED.items()}, "failures": r.failures,
         }))  # fmt: skip
         stop_if_interrupted(signum, err)
         return
@@ -227,7 +227,7 @@ def whowhen(
     ):
         table.add_column(col)
 
-    from mascope.diagnosis._metrics import wilson
+    from mascope.diagnosis import wilson
 
     def pct(hits: int, sc: Any) -> str:
         low, high = wilson(hits, sc.n)
@@ -252,7 +252,7 @@ def whowhen(
     )
     name, f = r.most_frequent_agent
     table.add_row(f"always {name}", "", "", "", "", pct(f.agent, f))
-    for who, figures in PUBLISHED.items():
+    for who, figures in WHOWHEN_PUBLISHED.items():
         step, agent = figures[subset]
         table.add_row(f"{who} (published)", f"{step:.1f}", "", "", "", f"{agent:.1f}")
     out.print(table)
@@ -320,26 +320,26 @@ def planted(
 ) -> None:
     """Attribution and failure labelling scored against faults planted in working teams."""
 
-    from mascope.diagnosis._eval_planted import (
-        CHOICES,
-        EMBEDDED_FAULT_RATE,
-        FAMILIES,
-        NEEDS_MODEL,
-        aevaluate_planted,
-        parse_methods,
-    )
     from mascope.errors import ConfigError, did_you_mean
+    from mascope.evals import (
+        EMBEDDED_FAULT_RATE,
+        NEEDS_MODEL,
+        PLANTED_FAMILIES,
+        PLANTED_METHODS,
+        aevaluate_planted,
+        planted_methods,
+    )
     from mascope.models import get_model
 
-    if family not in FAMILIES:  # before anything loads or runs
+    if family not in PLANTED_FAMILIES:  # before anything loads or runs
         raise ConfigError(
-            f"unknown --family {family!r}{did_you_mean(family, FAMILIES)}; choose from {', '.join(FAMILIES)}"
+            f"unknown --family {family!r}{did_you_mean(family, PLANTED_FAMILIES)}; choose from {', '.join(PLANTED_FAMILIES)}"
         )
     if fault_rate is not None and not 0 < fault_rate < 1:
         raise ConfigError(f"--fault-rate must be above 0 and below 1 (got {fault_rate:g})")
-    chosen = parse_methods(methods, stochastic=fault_rate is not None or family == "embedded")
+    chosen = planted_methods(methods, stochastic=fault_rate is not None or family == "embedded")
     if not methods:
-        rest = ",".join(m for m in CHOICES if m not in chosen and m != "reroll")
+        rest = ",".join(m for m in PLANTED_METHODS if m not in chosen and m != "reroll")
         err.print(
             f"[dim]running the methods that need no LLM ({', '.join(chosen)}); for the LLM methods too pass "
             f"--methods all, or a list such as --methods {rest}[/]",
@@ -500,18 +500,22 @@ def repair(
 ) -> None:
     """Repair rate of every attribution method on real failed runs, beside re-running from scratch."""
 
-    from mascope.diagnosis import aevaluate_repair
-    from mascope.diagnosis._eval_repair import NEEDS_MODEL, check_arguments, parse_methods
-    from mascope.diagnosis._repair_tasks import SHAPES
     from mascope.errors import ConfigError
+    from mascope.evals import (
+        NEEDS_MODEL,
+        REPAIR_SHAPES,
+        aevaluate_repair,
+        check_repair_arguments,
+        repair_methods,
+    )
     from mascope.models import get_model
 
-    chosen = parse_methods(methods)
+    chosen = repair_methods(methods)
     shape_list = tuple(s.strip() for s in shapes.split(",") if s.strip()) if shapes else None
     if shapes is not None and not shape_list:
-        raise ConfigError(f"--shapes is empty; choose from {', '.join(SHAPES)}")
+        raise ConfigError(f"--shapes is empty; choose from {', '.join(REPAIR_SHAPES)}")
     # Every argument is checked before a model is loaded or a store is opened.
-    check_arguments(runs, samples, chosen, shape_list or SHAPES, temperature,
+    check_repair_arguments(runs, samples, chosen, shape_list or REPAIR_SHAPES, temperature,
            reroll_samples, reroll_max_replays, max_attempts, concurrency)  # fmt: skip
     if max_replays < 1:
         raise ConfigError(f"--max-replays must be at least 1 (got {max_replays})")

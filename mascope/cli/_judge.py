@@ -73,8 +73,7 @@ def judge(
 ) -> None:
     """Label runs with failure modes: rule detectors, then the LLM judge; resumable and idempotent."""
 
-    from mascope.diagnosis import JudgeConfig
-    from mascope.diagnosis._judge import MIN_AGREEMENT
+    from mascope.diagnosis import MIN_AGREEMENT, JudgeConfig
     from mascope.models import get_model
     from mascope.traces import TraceStore
 
@@ -106,13 +105,13 @@ def judge(
     report: Any
     signum: int | None = None
     if workers is not None:
-        from mascope.diagnosis._batch import judge_on_ray
+        from mascope.diagnosis import judge_on_ray
 
         with progress_bar(f"judging on {workers} Ray worker(s)", None):
             report = judge_on_ray(
                 store,
                 ids,
-                config,
+                config=config,
                 workers=workers,
                 ray_address=ray_address,
                 concurrency=concurrency,
@@ -150,12 +149,13 @@ async def _with_progress(
     rpm: float | None,
     max_cost: float | None,
 ) -> Any:
-    from mascope.diagnosis._batch import BatchProgress, ajudge_batch
+    from mascope.diagnosis import ajudge_many
+    from mascope.jobs import BatchProgress
 
     if len(ids) == 1:  # one run: show its windows, the only steps there are
         with progress_bar(f"judging {ids[0]}: window", None) as bar:
-            return await ajudge_batch(
-                store, ids, config, concurrency=1, rpm=rpm, max_cost=max_cost, model=llm,
+            return await ajudge_many(
+                store, ids, config=config, concurrency=1, rpm=rpm, max_cost=max_cost, model=llm,
                 on_window=lambda _run, done, total: bar.set(done, total),
             )  # fmt: skip
     extra = [
@@ -172,10 +172,10 @@ async def _with_progress(
                 flight=p.in_flight,
             )
 
-        return await ajudge_batch(
+        return await ajudge_many(
             store,
             ids,
-            config,
+            config=config,
             concurrency=concurrency,
             rpm=rpm,
             max_cost=max_cost,

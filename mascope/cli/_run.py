@@ -105,6 +105,7 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
                     "error": result.error,
                     "parent_run_id": result.parent_run_id,
                     "fork_step": result.fork_step,
+                    "prompt": result.prompt,
                     "db": store.where,
                 },
                 ensure_ascii=False,
@@ -129,6 +130,12 @@ def _report(result: RunResult, store: Any, as_json: bool) -> None:
     if result.error:
         out.print(Text(f"error:   {result.error}", style="red"))
     db = _db_flag(store)
+    if result.paused:
+        out.print(Text("paused for a person's input:", style="bold cyan"))
+        out.print(result.prompt or "", markup=False)
+        # Not wrapped: a command to copy whole.
+        cmd = f"continue: mascope runs resume {result.run_id}{db} --input TEXT"
+        out.print(cmd, markup=False, soft_wrap=True)
     out.print(f"trace:   run {result.run_id} in {store.where}", markup=False)
     out.print(f"next:    mascope runs show {result.run_id}{db}", markup=False)
     out.print(f"         mascope tui {result.run_id}{db}   (browse it; ? for keys)", markup=False)
@@ -139,7 +146,13 @@ def _db_flag(store: Any) -> str:
     return "" if str(store.path) == "mascope.db" else f" --db {store.where}"
 
 
+PAUSED_EXIT = 4
+"""Exit code of a run that paused for a person's input (README's exit-code table)."""
+
+
 def _exit_for(result: RunResult) -> None:
+    if result.paused:
+        raise typer.Exit(PAUSED_EXIT)
     if not result.succeeded:
         raise typer.Exit(1)
 
@@ -159,7 +172,7 @@ def run(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a team on a task, streaming its steps; exit 0 if it succeeded, 1 if not."""
+    """Run a team on a task, streaming its steps; exit 0 if it succeeded, 1 if not, 4 if it paused for a person."""
     from mascope.graphs import Team, load_team_file
 
     spec = load_team_file(team_file)  # every YAML mistake is reported before any model loads
@@ -228,7 +241,7 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
     """Rule detectors, the judge and, for a failed run, the re-roll search on the demo's run."""
     import asyncio
 
-    from mascope.diagnosis import JudgeConfig, ajudge_run, apply_rules
+    from mascope.diagnosis import ajudge, apply_rules
     from mascope.errors import MascopeError
     from mascope.taxonomy import MAST
 
@@ -256,10 +269,10 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
     async def judge() -> Any:
         with progress_bar("judging: window", None) as bar:
             return await asyncio.wait_for(
-                ajudge_run(
+                ajudge(
                     store,
                     result.run_id,
-                    JudgeConfig(model=judge_model),
+                    model=judge_model,
                     on_window=lambda done, total: bar.set(done, total),
                 ),
                 timeout=DEMO_JUDGE_SECONDS,
@@ -342,13 +355,21 @@ def _reroll(team: Team, store: Any, result: RunResult) -> None:
 @user_errors
 def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    reply: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A paused run: the person's reply to its question (the agents after the pause see it).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Continue a killed or interrupted run from its last checkpoint."""
+    """Continue a killed or interrupted run from its last checkpoint, or a paused one with --input."""
     team, store, rid = _team_of(run_id, db, model)
-    result = team.resume(rid, on_step=_printer(as_json))
+    result = team.resume(rid, input=reply, on_step=_printer(as_json))
     _report(result, store, as_json)
     _exit_for(result)
 
@@ -382,26 +403,8 @@ def fork(
 
 
 def _team_of(run_id: str, db: str | None, model: str | None) -> tuple[Team, Any, str]:
-    from mascope.errors import UserError
-    from mascope.graphs import Team, parse_team
+    from mascope.graphs import Team
 
     store = _store(db)
     rid = store.resolve_run_id(run_id)
-    row = store.get_run(rid)
-    if not row.spec or row.source != "native":
-        raise UserError(
-            f"run {rid} was imported ({row.source}), not run by mascope, so it cannot be re-run"
-        )
-    spec = parse_team(row.spec, source=f"run {rid}'s team")
-    stored_model = (row.metadata_ or {}).get("model")
-    return (
-        Team.from_spec(
-            spec,
-            model=model or stored_model,
-            store=store,
-            source=f"run {rid}'s team",
-            base_dir=(row.metadata_ or {}).get("team_dir"),
-        ),
-        store,
-        rid,
-    )
+    return Team.from_run(store, rid, model=model), store, rid

@@ -14,7 +14,7 @@ from rich.text import Text
 from mascope._vocabulary import is_event
 from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
-from mascope.traces._constants import EXPORT_FORMATS, IMPORT_FORMATS, RUN_SORTS, RUN_STATUSES
+from mascope.traces import EXPORT_FORMATS, IMPORT_FORMATS, RUN_SORTS, RUN_STATUSES
 
 from ._common import MAX_COUNT, DbOpt, JsonOpt, SafeConsole, err, removed_if_failed, user_errors
 

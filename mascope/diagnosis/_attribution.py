@@ -282,7 +282,7 @@ async def _model_candidates(
     return proposal, candidates
 
 
-def _verdict_correction(step: Step, text: str) -> str:
+def verdict_correction(step: Step, text: str) -> str:
     """A proposed correction of a verifier's verdict, in a form a fork accepts.
 
     Models often describe the right verdict in prose; one that is not a verdict
@@ -317,7 +317,7 @@ async def _counterfactual(
     by_index = {s.index: s for s in a.steps}
     forkable = {i for i, s in by_index.items() if s.kind in TRANSCRIPT_KINDS and s.checkpoint_id}
     candidates = {
-        i: _verdict_correction(by_index[i], text) if i in by_index else text
+        i: verdict_correction(by_index[i], text) if i in by_index else text
         for i, text in candidates.items()
     }
     # A "correction" that repeats what the step already said is no intervention.
@@ -422,14 +422,9 @@ async def aattribute(
             )
             method = "a2p"
         elif team is None:
-            from mascope.graphs import Team, parse_team
+            from mascope.graphs import Team
 
-            team = Team.from_spec(
-                parse_team(run.spec, source=f"run {rid}'s team"),
-                model=(run.metadata_ or {}).get("model"),
-                store=store,
-                base_dir=(run.metadata_ or {}).get("team_dir"),
-            )
+            team = Team.from_run(store, rid)
     if method == "all-at-once":
         result = await _all_at_once(asker)
     elif method == "step-by-step":
@@ -462,37 +457,32 @@ async def aattribute(
 
 
 def attribute(
+    store: TraceStore,
     run_id: str,
     *,
     method: str = "a2p",
-    model: str = "local",
-    store: TraceStore | None = None,
+    model: str | ChatModel = "local",
     with_ground_truth: bool = True,
     team: Team | None = None,
     max_replays: int | None = None,
+    corrections: Corrections | None = None,
+    save: bool = True,
     samples: int | None = None,
     temperature: float | None = None,
     concurrency: int = 4,
     max_seconds: float | None = None,
+    on_replay: Callable[[int, int], None] | None = None,
 ) -> AttributionResult:
-    """Sync twin of `aattribute` over the default store."""
+    """Sync twin of `aattribute`."""
     from mascope._sync import run_sync
 
-    target = store or TraceStore()
     return run_sync(
         lambda: aattribute(
-            target,
-            run_id,
-            method=method,
-            model=model,
-            with_ground_truth=with_ground_truth,
-            team=team,
-            max_replays=max_replays,
-            samples=samples,
-            temperature=temperature,
-            concurrency=concurrency,
-            max_seconds=max_seconds,
+            store, run_id, method=method, model=model, with_ground_truth=with_ground_truth,
+            team=team, max_replays=max_replays, corrections=corrections, save=save,
+            samples=samples, temperature=temperature, concurrency=concurrency,
+            max_seconds=max_seconds, on_replay=on_replay,
         ),
         "attribute",
         "aattribute",
-    )
+    )  # fmt: skip

@@ -37,7 +37,7 @@ from mascope.jobs import (
 from mascope.models import ChatModel, get_model
 from mascope.traces import Run, Step, TraceStore
 
-from ._judge import PROMPT_VERSION, JudgeConfig, ajudge_run, label_rows
+from ._judge import PROMPT_VERSION, JudgeConfig, ajudge_run, config_of, label_rows
 from ._rules import RULE_PREFIX, Finding, detect
 
 __all__ = [
@@ -46,10 +46,12 @@ __all__ = [
     "BatchReport",
     "Outcome",
     "RateLimiter",
-    "aattribute_batch",
-    "ajudge_batch",
+    "aattribute_many",
+    "ajudge_many",
+    "attribute_many",
     "attribute_on_ray",
     "job_id_for",
+    "judge_many",
     "judge_on_ray",
 ]
 
@@ -59,7 +61,7 @@ def _prepare(
 ) -> tuple[JobQueue, BatchReport, list[str]]:
     """Queue `run_ids` in the job; returns the queue, the report so far, and the runs to do.
 
-    Only finished runs are worked on (running ones are counted in `report.running`,
+    Only finished runs are worked on (running and paused ones are counted in `report.running`,
     kept from being claimed, and left for a later batch), and a run done when it
     had fewer steps is done again, as is one whose work failed before.
     """
@@ -69,10 +71,11 @@ def _prepare(
     queue.enqueue(job_id, unique)
     view = store.job_item_view(job_id, unique)
     states = queue.states(job_id, unique)
-    running = [r for r in unique if view[r].run_status == "running"]
+    # A paused run (waiting for a person) is not finished either: left for a later batch.
+    running = [r for r in unique if view[r].run_status in ("running", "paused")]
     current = [
         r for r in unique
-        if view[r].run_status != "running" and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
+        if r not in running and view[r].status == "done" and view[r].run_steps == view[r].run_step_count
     ]  # fmt: skip
     settled = set(running) | set(current)
     todo = [r for r in unique if r not in settled]
@@ -246,42 +249,75 @@ def judge_work(
     return BuiltWork(work, llm.aclose, prefetch)  # its HTTP connections belong to this event loop
 
 
-async def ajudge_batch(
+async def ajudge_many(
     store: TraceStore,
     run_ids: Sequence[str],
-    config: JudgeConfig,
     *,
+    model: str | ChatModel | None = None,
+    config: JudgeConfig | None = None,
     concurrency: int = 4,
     rpm: float | None = None,
     max_cost: float | None = None,
-    model: ChatModel | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
     on_window: Callable[[str, int, int], None] | None = None,
 ) -> BatchReport:
-    """Judge `run_ids` under `config` (rule detectors, then the LLM judge).
+    """Judge many runs as one resumable job: `ajudge` on each, `concurrency` at once.
 
-    `on_window` hears (run id, windows judged, windows in all) within each run.
+    Runs already judged under the same configuration are skipped, so running
+    it again after a kill continues where it stopped; at most `rpm` requests
+    a minute, and no new run once `max_cost` dollars are spent. `on_progress`
+    hears the job's progress; `on_window` (run id, windows judged, windows in
+    all) within each run.
     """
+    config = config_of(model, config)
+    client = None if model is None or isinstance(model, str) else model
     config_data = {**asdict(config), "prompt_version": PROMPT_VERSION}
-    built = build_work("judge", store, config_data, model=model, on_window=on_window)
+    built = build_work("judge", store, config_data, model=client, on_window=on_window)
     return await _run_batch(store, job_id=job_id_for(config), kind="judge", config=config_data, run_ids=run_ids,
                             built=built, concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
+
+
+def judge_many(
+    store: TraceStore,
+    run_ids: Sequence[str],
+    *,
+    model: str | ChatModel | None = None,
+    config: JudgeConfig | None = None,
+    concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    on_window: Callable[[str, int, int], None] | None = None,
+) -> BatchReport:
+    """Sync twin of `ajudge_many`."""
+    from mascope._sync import run_sync
+
+    return run_sync(
+        lambda: ajudge_many(
+            store, run_ids, model=model, config=config, concurrency=concurrency, rpm=rpm,
+            max_cost=max_cost, on_progress=on_progress, on_window=on_window,
+        ),
+        "judge_many",
+        "ajudge_many",
+    )  # fmt: skip
 
 
 def judge_on_ray(
     store: TraceStore,
     run_ids: Sequence[str],
-    config: JudgeConfig,
     *,
+    model: str | None = None,
+    config: JudgeConfig | None = None,
     workers: int,
     ray_address: str | None = None,
     concurrency: int = 4,
     rpm: float | None = None,
     max_cost: float | None = None,
 ) -> BatchReport:
-    """`ajudge_batch` on `workers` Ray workers (a local runtime, or the cluster at
-    `ray_address`); each builds the judge's model from `config.model`, and the
+    """`judge_many` on `workers` Ray workers (a local runtime, or the cluster at
+    `ray_address`); each builds the judge's model from its model string, and the
     request rate and cost cap are shared out among them."""
+    config = config_of(model, config)
     config_data = {**asdict(config), "prompt_version": PROMPT_VERSION}
     return _on_ray(store, job_id=job_id_for(config), kind="judge", config=config_data, run_ids=run_ids,
                    workers=workers, ray_address=ray_address, concurrency=concurrency, rpm=rpm, max_cost=max_cost)  # fmt: skip
@@ -335,12 +371,12 @@ def attribute_work(
     return BuiltWork(work, llm.aclose)
 
 
-async def aattribute_batch(
+async def aattribute_many(
     store: TraceStore,
     run_ids: Sequence[str],
     *,
-    method: str,
-    model: ChatModel,
+    method: str = "a2p",
+    model: str | ChatModel = "local",
     with_ground_truth: bool = True,
     max_replays: int = 5,
     concurrency: int = 4,
@@ -349,14 +385,47 @@ async def aattribute_batch(
     on_progress: Callable[[BatchProgress], None] | None = None,
     model_ref: str | None = None,
 ) -> BatchReport:
-    """Attribute many failed runs with one method, as a resumable job. `model_ref`
-    is the model string other workers would build `model` from."""
+    """Attribute many failed runs with one method as one resumable job: `aattribute`
+    on each, `concurrency` at once (limits as in `ajudge_many`). `model_ref` is
+    the model string other workers on the job build the model from (default:
+    `model` itself, or the client's `model_id`)."""
+    llm = get_model(model) if isinstance(model, str) else model
+    if isinstance(model, str) and model_ref is None:
+        model_ref = model
     config = _attribute_config(
-        method, model.model_id, model_ref or model.model_id, with_ground_truth, max_replays
+        method, llm.model_id, model_ref or llm.model_id, with_ground_truth, max_replays
     )
-    built = build_work("attribute", store, config, model=model)
+    built = build_work("attribute", store, config, model=llm)
     return await _run_batch(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,
                             built=built, concurrency=concurrency, rpm=rpm, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
+
+
+def attribute_many(
+    store: TraceStore,
+    run_ids: Sequence[str],
+    *,
+    method: str = "a2p",
+    model: str | ChatModel = "local",
+    with_ground_truth: bool = True,
+    max_replays: int = 5,
+    concurrency: int = 4,
+    rpm: float | None = None,
+    max_cost: float | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    model_ref: str | None = None,
+) -> BatchReport:
+    """Sync twin of `aattribute_many`."""
+    from mascope._sync import run_sync
+
+    return run_sync(
+        lambda: aattribute_many(
+            store, run_ids, method=method, model=model, with_ground_truth=with_ground_truth,
+            max_replays=max_replays, concurrency=concurrency, rpm=rpm, max_cost=max_cost,
+            on_progress=on_progress, model_ref=model_ref,
+        ),
+        "attribute_many",
+        "aattribute_many",
+    )  # fmt: skip
 
 
 def _attribute_config(
@@ -385,7 +454,7 @@ def attribute_on_ray(
     rpm: float | None = None,
     max_cost: float | None = None,
 ) -> BatchReport:
-    """`aattribute_batch` on `workers` Ray workers; each builds `model` (a model string)
+    """`attribute_many` on `workers` Ray workers; each builds `model` (a model string)
     itself. `model_id` names the job as the in-process batch does (default `model`)."""
     config = _attribute_config(method, model_id or model, model, with_ground_truth, max_replays)
     return _on_ray(store, job_id=_attribute_job(config), kind="attribute", config=config, run_ids=run_ids,

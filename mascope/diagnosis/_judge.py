@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -534,31 +534,85 @@ def _window_verdict(
     )
 
 
-def judge(
+async def ajudge(
+    store: TraceStore,
     run_id: str,
     *,
-    model: str = "local",
-    store: TraceStore | None = None,
-    samples: int = 1,
-    few_shot: bool = False,
-    min_agreement: float = MIN_AGREEMENT,
+    model: str | ChatModel | None = None,
+    config: JudgeConfig | None = None,
+    save: bool = True,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> Judgement:
-    """Judge one stored run with the LLM judge (sync; see `ajudge_run`).
+    """Judge one stored run: rule detectors first, then the LLM over the numbered trace.
 
-    A mode is present only when its cited steps and quotes check out and, with
-    `samples` > 1, at least `min_agreement` of the samples say so; otherwise it
-    is uncertain (see `ModeResult.reason`)."""
+    `config` says how (samples, few-shot, agreement threshold, ...; default: one
+    sample of `model`); `model` is a model string or a client (default: the one
+    `config` names, else `local`). A mode is present only when its cited steps
+    and quotes check out and, with `config.samples` > 1, at least
+    `config.min_agreement` of the samples say so; otherwise it is uncertain
+    (see `ModeResult.reason`). With `save`, stores one annotation per mode
+    (annotator `llm:MODEL`) replacing that judge's earlier labels for the run.
+    Raises `StructuredOutputError` if the model cannot give a valid answer even
+    after a repair; nothing is stored then. `on_window` hears (windows judged,
+    windows in all) as the judge goes.
+    """
+    config, llm = _config_and_model(model, config)
+    return await ajudge_run(
+        store, store.resolve_run_id(run_id), config, model=llm, save=save, on_window=on_window
+    )
+
+
+def judge(
+    store: TraceStore,
+    run_id: str,
+    *,
+    model: str | ChatModel | None = None,
+    config: JudgeConfig | None = None,
+    save: bool = True,
+    on_window: Callable[[int, int], None] | None = None,
+) -> Judgement:
+    """Sync twin of `ajudge`."""
     from mascope._sync import run_sync
 
-    target = store or TraceStore()
     return run_sync(
-        lambda: ajudge_run(
-            target,
-            target.resolve_run_id(run_id),
-            JudgeConfig(
-                model=model, samples=samples, few_shot=few_shot, min_agreement=min_agreement
-            ),
-        ),
+        lambda: ajudge(store, run_id, model=model, config=config, save=save, on_window=on_window),
         "judge",
-        "ajudge_run",
+        "ajudge",
     )
+
+
+class JudgeFn(Protocol):
+    """A function with `ajudge`'s signature (an evaluation's judge, to wrap or replay it)."""
+
+    def __call__(
+        self,
+        store: TraceStore,
+        run_id: str,
+        *,
+        model: str | ChatModel | None = None,
+        config: JudgeConfig | None = None,
+        save: bool = True,
+        on_window: Callable[[int, int], None] | None = None,
+    ) -> Awaitable[Judgement]: ...
+
+
+def config_of(model: str | ChatModel | None, config: JudgeConfig | None) -> JudgeConfig:
+    """The judge configuration a caller means: `config`, or one sample of `model`."""
+    if config is None:
+        name = "local" if model is None else model if isinstance(model, str) else model.model_id
+        return JudgeConfig(model=name)
+    if isinstance(model, str) and model != config.model:
+        raise ConfigError(
+            f"model {model!r} and config.model {config.model!r} disagree; give the model in one place"
+        )
+    return config
+
+
+def _config_and_model(
+    model: str | ChatModel | None, config: JudgeConfig | None
+) -> tuple[JudgeConfig, ChatModel]:
+    """The judge configuration and its client, from what a caller gave."""
+    config = config_of(model, config)
+    if model is None or isinstance(model, str):
+        return config, get_model(config.model)
+    return config, model

@@ -283,7 +283,7 @@ class _Search:
         return best[1] if best is not None and best[0] > 0 else None
 
 
-def positions(store: TraceStore, run: Run, team: Team) -> list[Position]:
+def reroll_positions(store: TraceStore, run: Run, team: Team) -> list[Position]:
     """The steps of `run` a re-roll can start from, in order."""
     from mascope.graphs._reroll import rerollable
 
@@ -337,34 +337,12 @@ def _at_temperature(team: Team, temperature: float | None) -> Iterator[None]:
 
 
 def _rebuild(store: TraceStore, run: Run) -> Team:
-    from mascope.graphs import Team, parse_team
+    from mascope.graphs import Team
 
-    meta = run.metadata_ or {}
     try:
-        team = Team.from_spec(
-            parse_team(run.spec or {}, source=f"run {run.id}'s team"),
-            model=meta.get("model"),
-            store=store,
-            base_dir=meta.get("team_dir"),
-        )
+        return Team.from_run(store, run.id)
     except UserError as exc:
-        raise UserError(
-            f"run {run.id} cannot be re-run: {exc}; from Python, pass team= to attribute"
-        ) from None
-    # A Python function that cannot be imported (a closure, or one defined in
-    # __main__) leaves no trace in the spec; its turns are the ones recorded
-    # without a model, and rebuilt it would wrongly become a model agent.
-    modelled: dict[str, bool] = {}
-    for s in store.iter_steps(run.id):
-        if s.kind == "message" and s.agent in team.agents:
-            modelled[s.agent] = modelled.get(s.agent, False) or s.model is not None
-    lost = sorted(n for n, m in modelled.items() if not m and team.agents[n].fn is None)
-    if lost:
-        raise UserError(
-            f"run {run.id} cannot be re-run: agent {lost[0]} was a Python function that cannot be "
-            "imported (a closure, or defined in __main__); from Python, pass team= to attribute"
-        )
-    return team
+        raise UserError(f"{exc}; from Python, pass team= to attribute") from None
 
 
 def _recorded(
@@ -416,7 +394,7 @@ async def aestimate(
     why = _stochastic(team, temperature)
     if why is not None:
         raise UserError(f"cannot re-roll run {run.id}: {why}")
-    found = positions(store, run, team)
+    found = reroll_positions(store, run, team)
     at = next((i for i, p in enumerate(found) if p.step == step), None)
     if at is None:
         steps = ", ".join(str(p.step) for p in found)
@@ -440,6 +418,10 @@ def check_run(store: TraceStore, run_id: str) -> Run:
         raise UserError(f"run {rid} is still running; re-roll it when it has finished")
     if run.status == "interrupted":
         raise UserError(f"run {rid} was interrupted; resume it first (mascope runs resume {rid})")
+    if run.status == "paused":
+        raise UserError(
+            f"run {rid} is paused for a person's input; continue it first (mascope runs resume {rid} --input TEXT)"
+        )
     if run.status == "succeeded":
         raise UserError(f"run {rid} succeeded; there is no failure to attribute")
     if run.source != "native" or not run.spec:
@@ -479,7 +461,7 @@ async def areroll_attribute(
     why = _stochastic(team, temperature)
     if why is not None:
         raise UserError(f"cannot re-roll run {run.id}: {why}")
-    found = positions(store, run, team)
+    found = reroll_positions(store, run, team)
     if not found:
         raise UserError(f"run {run.id} has no agent message or verdict to re-roll from")
     from mascope.graphs._reroll import missing_checkpoint
@@ -574,5 +556,5 @@ __all__ = [
     "Probe",
     "aestimate",
     "areroll_attribute",
-    "positions",
+    "reroll_positions",
 ]

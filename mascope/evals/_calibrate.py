@@ -48,7 +48,7 @@ class _Tally:
         counts[1] += 1
 
     def rates(self) -> VerifierRates:
-        from mascope.diagnosis._metrics import wilson
+        from mascope.diagnosis import wilson
 
         def rate(k: int, n: int) -> tuple[float | None, tuple[float, float] | None]:
             if not n:

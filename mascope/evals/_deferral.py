@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mascope._vocabulary import is_event
-from mascope.diagnosis._metrics import wilson
+from mascope.diagnosis import wilson
 from mascope.errors import ConfigError
-from mascope.graphs import Team
-from mascope.graphs._spec import PipelineSpec
+from mascope.graphs import PipelineSpec, Team
 from mascope.traces import TraceStore
 
 MIN_RECORDS = 10

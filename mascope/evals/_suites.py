@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from mascope.agents._codeexec import extract_code, run_tests
-from mascope.agents._verifiers import Verdict, VerifyContext
+from mascope.agents import Verdict, VerifyContext, extract_code, run_tests
 from mascope.errors import ConfigError
 
 HUMANEVAL_INSTRUCTION = (

@@ -217,6 +217,8 @@ class EvalReport:
     succeeded: int = 0
     abstained: int = 0
     """Runs that gave no answer on purpose: neither success nor failure."""
+    paused: int = 0
+    """Runs waiting for a person's input (`mascope runs resume RUN_ID --input TEXT`): not answered yet."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
@@ -231,8 +233,8 @@ class EvalReport:
 
     @property
     def answered(self) -> int:
-        """Runs that gave an answer (every run but the abstained ones)."""
-        return self.runs - self.abstained
+        """Runs that gave an answer (every run but the abstained and the paused ones)."""
+        return self.runs - self.abstained - self.paused
 
     @property
     def success_rate(self) -> float:
@@ -242,7 +244,7 @@ class EvalReport:
     @property
     def interval(self) -> tuple[float, float]:
         """95% Wilson interval of the success rate."""
-        from mascope.diagnosis._metrics import wilson
+        from mascope.diagnosis import wilson
 
         return wilson(self.succeeded, self.answered)
 
@@ -264,7 +266,7 @@ class EvalReport:
             "job": self.job_id, "team": self.team, "tasks": self.total, "runs": self.runs,
             "succeeded": self.succeeded, "success_rate": None if not answered else round(self.success_rate, 4),
             "interval": None if not answered else [round(low, 4), round(high, 4)],
-            "abstained": self.abstained, "answered": answered,
+            "abstained": self.abstained, "paused": self.paused, "answered": answered,
             "coverage": None if not self.runs else round(self.coverage, 4),
             "risk": None if not answered else round(self.risk, 4),
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
@@ -290,6 +292,7 @@ def eval_report(store: TraceStore, job_id: str, team: str) -> EvalReport:
         report.runs += 1
         report.succeeded += bool(r.get("succeeded"))
         report.abstained += r.get("status") == "abstained"
+        report.paused += r.get("status") == "paused"
         report.input_tokens += int(r.get("input_tokens") or 0)
         report.output_tokens += int(r.get("output_tokens") or 0)
         status = str(r.get("status"))

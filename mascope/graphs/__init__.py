@@ -1,5 +1,7 @@
 """Teams compiled to LangGraph: topologies, run, stream, resume and fork."""
 
+from mascope.agents import AskHumanOnFail, HumanVerifier, ask_human
+
 from ._calibrated import calibration_digest, without_calibration
 from ._context import RunContext, StepCallback, StepEvent
 from ._routing import Router, RouterError, RouteState
@@ -22,9 +24,11 @@ from ._team import RunResult, Team, answer_matches
 
 __all__ = [
     "END",
+    "AskHumanOnFail",
     "EdgeSpec",
     "GraphSpec",
     "GroupChatSpec",
+    "HumanVerifier",
     "NodeSpec",
     "PipelineSpec",
     "RouteState",
@@ -40,6 +44,7 @@ __all__ = [
     "TerminationSpec",
     "VerifierSpec",
     "answer_matches",
+    "ask_human",
     "calibration_digest",
     "load_team_file",
     "parse_team",

@@ -26,6 +26,9 @@ from mascope.errors import StoreError
 from mascope.traces import Redactor
 from mascope.traces._engine import use_wal
 
+_PLAIN = frozenset({int, float, bool, type(None), bytes})
+"""Types that hold no text to redact (exactly these types, not subclasses)."""
+
 
 class RedactingSerializer:
     """Wraps a LangGraph serializer: values are redacted on the way out, read back as stored."""
@@ -43,6 +46,8 @@ class RedactingSerializer:
 
     def _deep(self, obj: Any) -> Any:
         """Every string inside `obj` redacted, whatever holds it; the same types come back."""
+        if type(obj) in _PLAIN:  # most of a checkpoint: counters, flags, versions
+            return obj
         if isinstance(obj, str):
             return self.redactor.text(obj)
         if isinstance(obj, dict):

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from mascope._vocabulary import TRANSCRIPT_KINDS
 from mascope.errors import NotFoundError, UserError
-from mascope.traces import Run, Step, TraceStore
+from mascope.traces import HUMAN_INPUT_EVENT, Run, Step, TraceStore
 
 from ._context import RunContext, StepCallback
 from ._context import Team as ContextTeam
@@ -56,6 +56,11 @@ def branch_point(team: Team, run_id: str, step: int, verb: str) -> tuple[Run, St
         )
     target = steps[step]
     node = (target.data or {}).get("node")
+    if (target.data or {}).get("event") == HUMAN_INPUT_EVENT:
+        raise UserError(
+            f"step {step} of run {parent.id} is a person's reply to a pause; {verb} at an agent's "
+            "message or a verifier's verdict"
+        )
     if target.kind not in TRANSCRIPT_KINDS or node not in team._compiled.nodes:
         raise UserError(
             f"step {step} of run {parent.id} is a {target.kind} step; {verb} at an agent's message or a verifier's verdict"

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from mascope._safeload import check_schema_size, loads_yaml, read_text
-from mascope.agents import AgentSpec, Budget, Extract, MatchMode, McpServerSpec, StrategySpec
+from mascope.agents import HUMAN, AgentSpec, Budget, Extract, MatchMode, McpServerSpec, StrategySpec
 from mascope.errors import ConfigError, did_you_mean
 
 from ._spec_errors import spec_error
@@ -39,8 +39,10 @@ class VerifierSpec(_Strict):
         json_schema_extra={"examples": [{"kind": "answer_match", "expected": "42"}]}
     )
 
-    kind: Literal["answer_match", "json_schema", "code_tests", "rubric", "python", "ensemble"]
-    """Which check: `answer_match`, `json_schema`, `code_tests`, `rubric` (an LLM judge), `python` (a function) or `ensemble`."""
+    kind: Literal[
+        "answer_match", "json_schema", "code_tests", "rubric", "python", "ensemble", "human"
+    ]
+    """Which check: `answer_match`, `json_schema`, `code_tests`, `rubric` (an LLM judge), `python` (a function), `ensemble`, or `human` (the run pauses and a person gives the verdict)."""
     # answer_match
     expected: str | None = None
     """answer_match: the right answer (default: the run's ground truth, `--expect`)."""
@@ -81,6 +83,11 @@ class VerifierSpec(_Strict):
     """ensemble: pass when all members pass, any does, most do, or the mean score reaches `threshold`."""
     threshold: float = 0.5
     """ensemble: the mean score needed when `combine: mean`."""
+    ask_human_on_fail: bool = False
+    """Any kind: when this check fails, the run pauses and a person decides (`pass` accepts the answer anyway, `no: why` keeps the failure with that feedback); `prompt` is then their question, where `{feedback}` stands for the check's feedback."""
+    # human
+    prompt: str | None = None
+    """human (and `ask_human_on_fail`): the question the person sees above the answer to check (default: `Does this answer pass? Reply yes, or no and what to fix.`); `yes`/`ok`/`pass`/`approve` passes, any other reply fails and is the feedback."""
 
     _bounded_schema = field_validator("schema_")(check_schema_size)
 
@@ -102,6 +109,10 @@ class StageSpec(_Strict):
     """Stage agent to go back to after a failed verification (default: this stage)."""
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     """Test-time strategy: draw several candidates and pick one."""
+    interrupt: Literal["before", "after"] | None = None
+    """Pause the run for a person `before` this stage runs or `after` it; the run ends `paused` until someone continues it with `mascope runs resume RUN_ID --input TEXT`, and the reply is shown to the agents that follow (as a message of `human`)."""
+    prompt: str | None = None
+    """With `interrupt`: the question the person sees (default: says where the run paused)."""
 
 
 class PipelineSpec(_Strict):
@@ -156,6 +167,10 @@ class NodeSpec(_Strict):
     """The verifier this node runs (give this or `agent`); edges after it can test `passed`/`failed`."""
     candidate_from: str | None = None
     """For a verifier node: whose latest output to check (default: the latest output)."""
+    interrupt: Literal["before", "after"] | None = None
+    """Pause the run for a person `before` this node runs or `after` it; the run ends `paused` until someone continues it with `mascope runs resume RUN_ID --input TEXT`, and the reply is shown to the agents that follow (as a message of `human`)."""
+    prompt: str | None = None
+    """With `interrupt`: the question the person sees (default: says where the run paused)."""
 
 
 class EdgeSpec(_Strict):
@@ -425,6 +440,7 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 f"{source}: {where}: an ensemble verifier needs members (names of other verifiers)"
             )
 
+    _check_pauses(spec, source)
     term = spec.termination
     bounded = term.max_steps is not None or term.budget is not None
     top = spec.topology
@@ -505,6 +521,36 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
                 f"{source}: topology.edges: the graph has a cycle ({' -> '.join(cycle)}) and nothing bounds it; "
                 "set termination.max_steps or a budget"
             )
+
+
+def _check_pauses(spec: TeamSpec, source: str) -> None:
+    """A prompt belongs to a pause; a team that pauses keeps the agent name `human` for replies."""
+    top = spec.topology
+    places: list[tuple[str, StageSpec | NodeSpec]] = []
+    if isinstance(top, PipelineSpec):
+        places = [(f"topology.stages[{i}]", s) for i, s in enumerate(top.stage_list())]
+    elif isinstance(top, GraphSpec):
+        places = [(f"topology.nodes[{i}]", n) for i, n in enumerate(top.nodes)]
+    for where, place in places:
+        if place.prompt is not None and place.interrupt is None:
+            raise ConfigError(
+                f"{source}: {where}.prompt: a prompt is shown only when the run pauses there; "
+                "add interrupt: before (or after)"
+            )
+    for name, v in spec.verifiers.items():
+        if v.kind == "human" and v.ask_human_on_fail:
+            raise ConfigError(
+                f"{source}: verifiers.{name}.ask_human_on_fail: a human verifier already asks a "
+                "person; remove ask_human_on_fail"
+            )
+    pauses = any(p.interrupt for _, p in places) or any(
+        v.kind == "human" or v.ask_human_on_fail for v in spec.verifiers.values()
+    )
+    if pauses and HUMAN in spec.agent_names:
+        raise ConfigError(
+            f"{source}: agents: the name {HUMAN!r} is kept for a person's replies in a team that "
+            "pauses for one; rename that agent"
+        )
 
 
 def _check_edge(e: EdgeSpec, where: str, targets: list[str]) -> None:

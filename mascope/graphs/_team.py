@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
+from langgraph.types import Command
 from pydantic import ValidationError
 
 from mascope._sync import run_sync
@@ -21,9 +22,11 @@ from mascope.agents import (
     Agent,
     AgentSpec,
     AnswerMatch,
+    AskHumanOnFail,
     CallableVerifier,
     CodeTests,
     Ensemble,
+    HumanVerifier,
     JsonSchemaCheck,
     MatchResult,
     McpServer,
@@ -33,6 +36,7 @@ from mascope.agents import (
     Verifier,
     VerifierRates,
     as_verifier,
+    asking,
     final_answer_tool,
     function_path,
     import_function,
@@ -50,6 +54,7 @@ from mascope.traces import Step, TraceStore
 from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
 from ._context import RunContext, StepCallback
+from ._interrupts import AfterPauses, Paused, asker, default_prompt, pause_reason, with_human
 from ._reroll import areroll, branch_context, branch_point, start_branch
 from ._routing import Router, RouterError, as_router
 from ._spec import (
@@ -85,6 +90,8 @@ class RunResult:
     error: str | None = None
     parent_run_id: str | None = None
     fork_step: int | None = None
+    prompt: str | None = None
+    """A paused run: what the person is asked (continue it with `Team.resume(run_id, input=...)`)."""
     store: TraceStore | None = field(default=None, repr=False, compare=False)
     _loaded: dict[str, list[Step]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -103,6 +110,11 @@ class RunResult:
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def paused(self) -> bool:
+        """The run is waiting for a person's input (see `prompt`): neither done nor failed."""
+        return self.status == "paused"
 
     @property
     def abstained(self) -> bool:
@@ -295,6 +307,31 @@ class Team:
         return cls.from_spec(load_team_file(path), model=model, store=store, source=str(path))
 
     @classmethod
+    def from_run(cls, store: TraceStore, run_id: str, *, model: str | None = None) -> Team:
+        """The team a stored run ran with, rebuilt from the spec recorded with it.
+
+        Its models are the run's (`model` overrides every one) and its function
+        and tool modules are looked up in the run's team folder first. Raises a
+        UserError for a run mascope did not run (an imported one), or one whose
+        Python function agent cannot be imported back.
+        """
+        from ._rebuild import check_functions, stored_spec
+
+        rid, spec, meta = stored_spec(store, run_id)
+        try:
+            team = cls.from_spec(
+                spec,
+                model=model or meta.get("model"),
+                store=store,
+                source=f"run {rid}'s team",
+                base_dir=meta.get("team_dir"),
+            )
+        except UserError as exc:
+            raise UserError(f"run {rid} cannot be re-run: {exc}") from None
+        check_functions(store, rid, team.agents)
+        return team
+
+    @classmethod
     def from_spec(
         cls,
         spec: TeamSpec,
@@ -457,10 +494,34 @@ class Team:
 
     def _build_graph(self) -> StateGraph[Any]:
         graph: StateGraph[Any] = StateGraph(TeamState)
-        for name in self._compiled.nodes:
+        pause_of: dict[str, str] = {}
+        for name, node in self._compiled.nodes.items():
             graph.add_node(name, cast(Any, self._node_fn(name)))
-        self._compiled.wire(graph)
+            if node.interrupt == "after":
+                # Its own node: continuing the run re-runs only the pause, not the agent's turn.
+                pause_of[name] = f"{name}.pause"
+                graph.add_node(pause_of[name], cast(Any, self._pause_fn(name)))
+                graph.add_edge(name, pause_of[name])
+        self._compiled.wire(cast(Any, AfterPauses(graph, pause_of)) if pause_of else graph)
         return graph
+
+    def _pause_fn(self, name: str) -> Callable[[TeamState, Any], Any]:
+        """The node after `name` that asks a person (an `interrupt: after`)."""
+        node = self._compiled.nodes[name]
+        prompt = node.prompt or default_prompt("after", node.actor)
+
+        async def pause(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
+            if state.get("done"):
+                return {}  # the run has ended: nothing after this node would see the reply
+            run = self._runs[config["configurable"]["thread_id"]]
+            run.begin_node(f"{name}.pause", config)
+            try:
+                answer = asker(run, "runtime")(prompt)
+            except Paused as paused:
+                raise paused.signal from None
+            return {"outputs": with_human(state, answer), "next_step": run.next_step}
+
+        return pause
 
     def _node_fn(self, name: str) -> Callable[[TeamState, Any], Any]:
         node = self._compiled.nodes[name]
@@ -470,8 +531,18 @@ class Team:
             run = self._runs[config["configurable"]["thread_id"]]
             run.begin_node(name, config)
             started = time.monotonic()
-            product = await node.produce(state, run)
+            try:
+                with asking(asker(run, node.actor)):
+                    if node.interrupt == "before":
+                        ask = asker(run, "runtime")
+                        answer = ask(node.prompt or default_prompt("before", node.actor))
+                        state = cast(TeamState, {**state, "outputs": with_human(state, answer)})
+                    product = await node.produce(state, run)
+            except Paused as paused:
+                raise paused.signal from None  # LangGraph's interrupt: the run pauses here
             update = node.apply(state, product)
+            if node.interrupt == "before" and "outputs" not in update:
+                update["outputs"] = state["outputs"]  # keep the reply for the agents after
             update["next_step"] = run.next_step
             update["tokens"] = state.get("tokens", 0) + run.node_tokens
             update["cost"] = state.get("cost", 0.0) + run.node_cost
@@ -523,7 +594,7 @@ class Team:
     async def _execute(
         self,
         run: RunContext,
-        graph_input: TeamState | None,
+        graph_input: TeamState | Command[Any] | None,
         *,
         fork: tuple[str, dict[str, Any]] | None = None,
     ) -> RunResult:
@@ -535,6 +606,7 @@ class Team:
         }
         error: str | None = None
         status_override: str | None = None
+        pause: dict[str, Any] | None = None
         try:
             async with self._checkpointer() as saver, mcp_sessions(self.mcp_servers):
                 app = self._with_checkpointer(saver)
@@ -546,7 +618,10 @@ class Team:
                     graph_input, config, stream_mode="updates", durability="sync"
                 ):
                     pass
-                final = (await app.aget_state(config)).values
+                snapshot = await app.aget_state(config)
+                final = snapshot.values
+                if snapshot.interrupts:  # LangGraph's interrupt: waiting for a person
+                    pause = pause_reason(snapshot.interrupts[0].value)
         except (KeyboardInterrupt, asyncio.CancelledError):
             store.finish_run(run.run_id, status="interrupted", termination_reason="interrupted")
             self._runs.pop(run.run_id, None)
@@ -565,7 +640,20 @@ class Team:
             final = {}
         finally:
             self._runs.pop(run.run_id, None)
+        if pause is not None and status_override is None:
+            return self._pause(run, pause)
         return self._finish(run, final, status_override, error)
+
+    def _pause(self, run: RunContext, pause: dict[str, Any]) -> RunResult:
+        """Close the run row as `paused`, saying what the person is asked."""
+        prompt = str(pause.get("prompt", ""))
+        row = run.store.finish_run(
+            run.run_id,
+            status="paused",
+            termination_reason="paused",
+            metadata={"pause": {"prompt": prompt, "step": pause.get("step")}},
+        )
+        return _result(run, row, None, prompt)
 
     def _finish(
         self,
@@ -607,20 +695,7 @@ class Team:
                 termination_reason=reason,
                 metadata=meta,
             )
-        return RunResult(
-            run_id=row.id,
-            status=row.status,
-            answer=row.final_answer,
-            termination_reason=row.termination_reason,
-            step_count=row.step_count,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cost_usd=row.cost_usd,
-            error=run.store.redact.optional(error),  # it is printed and may quote the task
-            parent_run_id=row.parent_run_id,
-            fork_step=row.fork_step,
-            store=run.store,
-        )
+        return _result(run, row, error)
 
     async def arun(
         self,
@@ -665,33 +740,39 @@ class Team:
             "arun",
         )
 
-    async def aresume(self, run_id: str, *, on_step: StepCallback | None = None) -> RunResult:
-        """Continue a run that was killed or interrupted from its last checkpoint.
+    async def aresume(
+        self, run_id: str, *, input: str | None = None, on_step: StepCallback | None = None
+    ) -> RunResult:
+        """Continue a run that was killed or interrupted from its last checkpoint, or a
+        `paused` one with a person's `input` (the reply to its `RunResult.prompt`).
 
-        Steps recorded after that checkpoint (by the node that was cut off)
-        are discarded and that node runs again; nothing before is redone.
+        Steps recorded after that checkpoint (by the node that was cut off, or
+        that paused) are discarded and that node runs again; nothing before is
+        redone. A paused node gets `input` as the answer to its question.
         """
         store = self.store
         store.recover_interrupted()
         row = store.get_run(store.resolve_run_id(run_id))
-        if row.status == "running":
-            raise UserError(
-                f"run {row.id} is still running in another process; wait for it or kill it first"
-            )
-        if row.status not in ("interrupted", "error"):
-            raise UserError(
-                f"run {row.id} already finished ({row.status}); fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
-            )
+        _check_resumable(row, input)
         self.check_models()
         config: RunnableConfig = {"configurable": {"thread_id": row.id}}
         async with self._checkpointer() as saver:
             snapshot = await self._with_checkpointer(saver).aget_state(config)
         values = dict(snapshot.values or {})
+        if input is not None and not snapshot.interrupts:
+            raise UserError(
+                f"run {row.id} is paused but its checkpoint holds no question "
+                f"(was {store.checkpoint_location()} deleted?); it cannot be continued"
+            )
         store.reopen_run(row.id)
         keep = int(values.get("next_step", 0)) if values else 0
         dropped = store.truncate_steps(row.id, keep)
         run = RunContext(self, store, row.id, ground_truth=row.ground_truth, on_step=on_step)
         run.load_transcript()
+        if input is not None:
+            # The node that asked runs again and records its question and this answer.
+            store.update_run_metadata(row.id, {"pause": None})
+            return await self._execute(run, Command(resume=input))
         run.record(
             agent="runtime",
             kind="event",
@@ -704,9 +785,13 @@ class Team:
             return self._finish(run, values, None, None)
         return await self._execute(run, None)
 
-    def resume(self, run_id: str, *, on_step: StepCallback | None = None) -> RunResult:
+    def resume(
+        self, run_id: str, *, input: str | None = None, on_step: StepCallback | None = None
+    ) -> RunResult:
         """Sync twin of `aresume`."""
-        return run_sync(lambda: self.aresume(run_id, on_step=on_step), "resume", "aresume")
+        return run_sync(
+            lambda: self.aresume(run_id, input=input, on_step=on_step), "resume", "aresume"
+        )
 
     async def afork(
         self, run_id: str, *, step: int, content: str, on_step: StepCallback | None = None
@@ -822,6 +907,60 @@ class Team:
         )
 
 
+def _check_resumable(row: Any, reply: str | None) -> None:
+    """Refuse a resume that cannot go on: a live run, a finished one, a paused one
+    without a reply, a reply to a run that asked nothing."""
+    if row.status == "running":
+        raise UserError(
+            f"run {row.id} is still running in another process; wait for it or kill it first"
+        )
+    fork = f"fork it to re-run from a step: mascope runs fork {row.id} --step K --content TEXT"
+    if row.status == "paused":
+        if reply is None:
+            raise UserError(
+                f"run {row.id} is paused for a person's input; continue it with "
+                f"mascope runs resume {row.id} --input TEXT (the question: {_pause_prompt(row)})"
+            )
+        if not reply.strip():
+            raise UserError(
+                f"--input is empty; reply to run {row.id}'s question with some text, e.g. --input ok"
+            )
+    elif reply is not None:
+        again = f"resume it without --input: mascope runs resume {row.id}"
+        raise UserError(
+            f"run {row.id} is {row.status}, not paused, so it takes no --input; "
+            + (again if row.status in ("interrupted", "error") else fork)
+        )
+    elif row.status not in ("interrupted", "error"):
+        raise UserError(f"run {row.id} already finished ({row.status}); {fork}")
+
+
+def _pause_prompt(row: Any) -> str:
+    """What a paused run's row says its person is asked, on one line."""
+    pause = (row.metadata_ or {}).get("pause") or {}
+    words = " ".join(str(pause.get("prompt") or "see its last step").split())
+    return words if len(words) <= 120 else words[:119] + "…"
+
+
+def _result(run: RunContext, row: Any, error: str | None, prompt: str | None = None) -> RunResult:
+    """The RunResult of a run whose row was just closed."""
+    return RunResult(
+        run_id=row.id,
+        status=row.status,
+        answer=row.final_answer,
+        termination_reason=row.termination_reason,
+        step_count=row.step_count,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cost_usd=row.cost_usd,
+        error=run.store.redact.optional(error),  # it is printed and may quote the task
+        parent_run_id=row.parent_run_id,
+        fork_step=row.fork_step,
+        prompt=run.store.redact.optional(prompt),
+        store=run.store,
+    )
+
+
 def _edge_data(
     i: int, edge: Mapping[str, Any] | EdgeSpec, routers: dict[int, Router]
 ) -> dict[str, Any] | EdgeSpec:
@@ -890,6 +1029,8 @@ def _all_verifiers(verifiers: Iterable[Verifier]) -> Iterator[Verifier]:
         yield v
         if isinstance(v, Ensemble):
             yield from _all_verifiers(v.verifiers)
+        if isinstance(v, AskHumanOnFail):
+            yield from _all_verifiers([v.verifier])
 
 
 def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason | None:
@@ -908,6 +1049,9 @@ def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason
 
 def _verifier_spec(v: Verifier) -> VerifierSpec:
     """How a verifier object is written into the stored spec."""
+    if isinstance(v, AskHumanOnFail):
+        inner = _verifier_spec(v.verifier)
+        return inner.model_copy(update={"ask_human_on_fail": True, "prompt": v.prompt})
     if isinstance(v, AnswerMatch):
         return VerifierSpec(
             kind="answer_match",
@@ -935,6 +1079,8 @@ def _verifier_spec(v: Verifier) -> VerifierSpec:
         )
     if isinstance(v, Ensemble):
         return VerifierSpec(kind="python", function=f"<python:{v.name}>")
+    if isinstance(v, HumanVerifier):
+        return VerifierSpec(kind="human", prompt=v.prompt)
     fn = getattr(v, "fn", None)
     path = function_path(fn, v.name) if fn is not None else f"<python:{v.name}>"
     return VerifierSpec(kind="python", function=path)
@@ -943,6 +1089,10 @@ def _verifier_spec(v: Verifier) -> VerifierSpec:
 def _build_verifier(
     name: str, v: VerifierSpec, spec: TeamSpec, source: str, base_dir: str | Path | None = None
 ) -> Verifier:
+    if v.ask_human_on_fail:
+        inner = v.model_copy(update={"ask_human_on_fail": False, "prompt": None})
+        first = _build_verifier(name, inner, spec, source, base_dir)
+        return AskHumanOnFail(first, prompt=v.prompt, name=name)
     if v.kind == "answer_match":
         return AnswerMatch(
             v.expected,
@@ -965,6 +1115,8 @@ def _build_verifier(
         )
     if v.kind == "rubric":
         return Rubric(v.rubric or "", model=v.model or spec.model, name=name)
+    if v.kind == "human":
+        return HumanVerifier(v.prompt, name=name)
     if v.kind == "ensemble":
         return Ensemble(
             [_build_verifier(m, spec.verifiers[m], spec, source, base_dir) for m in v.members],

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from mascope._vocabulary import TerminationReason, event_data
 from mascope.agents import (
+    HUMAN,
     DrawPlan,
     Selection,
     TurnResult,
@@ -71,6 +72,10 @@ class NodeDef:
     """The agent, verifier or manager whose step this node records."""
     produce: Callable[[TeamState, RunContext], Awaitable[Any]]
     apply: Callable[[TeamState, Any], dict[str, Any]]
+    interrupt: Literal["before", "after"] | None = None
+    """Pause for a person before or after this node (a stage's or graph node's `interrupt`)."""
+    prompt: str | None = None
+    """What the person is asked at that pause (default: where the run paused)."""
 
 
 @dataclass
@@ -210,6 +215,8 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     for name in dict.fromkeys(agents[:i])
                     if name != agent.name and name in state.get("outputs", {})
                 ]
+                if HUMAN in state.get("outputs", {}):  # a person's latest reply at a pause
+                    earlier.append(f"{HUMAN} said:\n{state['outputs'][HUMAN]}")
                 context = "\n\n".join(earlier)
                 if len(context) > team.spec.context_chars:
                     context = context[-team.spec.context_chars :]
@@ -307,8 +314,9 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
             return apply
 
         nodes[agent_node(i)] = NodeDef(
-            agent_node(i), "agent", stage.agent, make_produce(), make_apply()
-        )
+            agent_node(i), "agent", stage.agent, make_produce(), make_apply(),
+            stage.interrupt, stage.prompt,
+        )  # fmt: skip
         if verifier is not None and single:
 
             def make_vproduce(
@@ -767,7 +775,10 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
 
                 return apply
 
-            nodes[spec.name] = NodeDef(spec.name, "agent", spec.agent, make_produce(), make_apply())
+            nodes[spec.name] = NodeDef(
+                spec.name, "agent", spec.agent, make_produce(), make_apply(),
+                spec.interrupt, spec.prompt,
+            )  # fmt: skip
         else:
             verifier = team.verifiers[spec.verifier or ""]
 
@@ -800,8 +811,9 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                 return apply
 
             nodes[spec.name] = NodeDef(
-                spec.name, "verifier", spec.verifier or "", make_vproduce(), make_vapply()
-            )
+                spec.name, "verifier", spec.verifier or "", make_vproduce(), make_vapply(),
+                spec.interrupt, spec.prompt,
+            )  # fmt: skip
 
     by_source: dict[str, list[tuple[int, EdgeSpec]]] = {}
     sources: dict[str, set[str]] = {}

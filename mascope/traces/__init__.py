@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
+    from ._constants import (
+        EXPORT_FORMATS,
+        HOW_TO_MAKE_ONE,
+        HUMAN_INPUT_EVENT,
+        IMPORT_FORMATS,
+        PAUSE_EVENT,
+        RUN_SORTS,
+        RUN_STATUSES,
+    )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
     from ._ids import file_safe, is_valid_id, new_id
@@ -46,6 +54,8 @@ __getattr__, __dir__ = lazy_exports(
         "IMPORT_FORMATS": "._constants",
         "HOW_TO_MAKE_ONE": "._constants",
         "EXPORT_FORMATS": "._constants",
+        "HUMAN_INPUT_EVENT": "._constants",
+        "PAUSE_EVENT": "._constants",
         "bundle": "._export",
         "export_runs": "._export",
         "write_export": "._export",
@@ -64,6 +74,7 @@ __getattr__, __dir__ = lazy_exports(
         "MASK": "._redact",
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
+        "RUN_SORTS": "._constants",
         "SCHEMA_VERSION": "._schema",
         "Annotation": "._schema",
         "AnnotationBase": "._schema",
@@ -88,8 +99,11 @@ __all__ = [
     "BUNDLE_FORMAT",
     "EXPORT_FORMATS",
     "HOW_TO_MAKE_ONE",
+    "HUMAN_INPUT_EVENT",
     "IMPORT_FORMATS",
     "MASK",
+    "PAUSE_EVENT",
+    "RUN_SORTS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "Annotation",

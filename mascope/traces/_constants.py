@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from mascope._vocabulary import RUN_STATUSES as RUN_STATUSES
+from mascope._vocabulary import EventName
 
+PAUSE_EVENT: EventName = "interrupt"
+"""`data.event` of the `event` step that asks a person for input (the run then pauses)."""
+HUMAN_INPUT_EVENT: EventName = "human_input"
+"""`data.event` of a person's reply to a pause (a `message` step of the agent `human`)."""
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]

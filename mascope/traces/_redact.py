@@ -171,6 +171,10 @@ def _mask_value(m: re.Match[str]) -> str:
     return m.group(0)
 
 
+_REMEMBER_MOST = 4096
+_REMEMBER_LONGEST = 64 * 1024
+
+
 class Redactor:
     """Replaces secrets in strings and nested JSON-like values with `[REDACTED]`.
 
@@ -192,8 +196,23 @@ class Redactor:
         parts = [re.escape(s) for s in sorted(secrets, key=len, reverse=True)]
         parts.append(r"(?<![A-Za-z0-9_\-])(?:" + "|".join(_PATTERNS) + ")")
         self._pattern = re.compile("|".join(parts))
+        self._seen: dict[str, str] = {}
+        """Strings already redacted, and what they became. A run hands the same
+        strings over and over (the task and the conversation in every checkpoint
+        and in every model call's recorded inputs); each is scanned once."""
 
     def text(self, value: str) -> str:
+        done = self._seen.get(value)
+        if done is not None:
+            return done
+        masked = self._text(value)
+        if len(value) <= _REMEMBER_LONGEST:
+            if len(self._seen) >= _REMEMBER_MOST:
+                self._seen.clear()  # cheaper than tracking recency; refills with what recurs
+            self._seen[value] = masked
+        return masked
+
+    def _text(self, value: str) -> str:
         value = self._pattern.sub(MASK, value)
         if "earer" in value or "EARER" in value:
             value = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", value)

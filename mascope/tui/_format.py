@@ -11,7 +11,7 @@ from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
 from mascope.taxonomy import MAST
-from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
+from mascope.traces import PAUSE_EVENT, Annotation, Attribution, InputMessage, Run, Step
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -47,6 +47,15 @@ def verdict_passed(step: Step) -> bool | None:
     return passed if isinstance(passed, bool) else None
 
 
+def is_pause(step: Step) -> bool:
+    """The question of a pause for a person (see docs/runtime.md, Pausing for a person)."""
+    return (
+        step.kind == "event"
+        and isinstance(step.data, dict)
+        and step.data.get("event") == PAUSE_EVENT
+    )
+
+
 def step_row(step: Step, marks: str, width: int) -> Text:
     """One timeline line: index, marks, agent, kind, first line of content."""
     line = Text(no_wrap=True, overflow="ellipsis")
@@ -59,6 +68,8 @@ def step_row(step: Step, marks: str, width: int) -> Text:
             "✓ verdict   " if passed else "✗ verdict   ",
             style="bold green" if passed else "bold white on red",
         )
+    elif is_pause(step):
+        line.append(f"{'⏸ asks':<11} ", style="bold cyan")
     else:
         line.append(f"{step.kind[:11]:<11} ", style=_KIND_STYLE.get(step.kind, "dim"))
     if step.error:
@@ -138,6 +149,13 @@ def run_summary(run: Run, steps: int) -> Text:
     if run.final_answer is not None:
         text.append("\nanswer ", style="dim")
         text.append(first_line(run.final_answer, 300))
+    if run.status == "paused":
+        pause = (run.metadata_ or {}).get("pause") or {}
+        text.append("\nwaiting ", style="dim")
+        text.append(
+            first_line(str(pause.get("prompt") or "for a person's input"), 200), style="bold cyan"
+        )
+        text.append(f"  (mascope runs resume {run.id} --input TEXT)", style="dim")
     return text
 
 

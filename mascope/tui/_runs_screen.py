@@ -15,8 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from mascope.errors import MascopeError
 from mascope.taxonomy import MAST
-from mascope.traces import HOW_TO_MAKE_ONE, RUN_STATUSES, Run, RunSort, TraceStore
-from mascope.traces._constants import RUN_SORTS
+from mascope.traces import HOW_TO_MAKE_ONE, RUN_SORTS, RUN_STATUSES, Run, RunSort, TraceStore
 
 from ._format import cost, first_line, status_text, tokens
 from ._navigation import Navigator

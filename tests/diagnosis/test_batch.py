@@ -14,8 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis import JudgeConfig
-from mascope.diagnosis._batch import ajudge_batch
+from mascope.diagnosis import JudgeConfig, ajudge_many
 from mascope.jobs import JobQueue
 from mascope.models import OpenAIModel, RetryPolicy
 from mascope.traces import TraceStore
@@ -50,8 +49,12 @@ async def test_concurrency_really_overlaps_and_429s_are_retried(store: TraceStor
     with FaultServer([Fault(429, headers={"Retry-After": "0.1"})]) as server:
         server.default = slow(0.3)
         started = time.monotonic()
-        report = await ajudge_batch(
-            store, ids, JudgeConfig(model="openai:judge"), concurrency=8, model=model_for(server)
+        report = await ajudge_many(
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=8,
+            model=model_for(server),
         )
         elapsed = time.monotonic() - started
     assert report.judged == 8 and report.not_judged == 0
@@ -64,10 +67,10 @@ async def test_rpm_limit_holds(store: TraceStore) -> None:
     ids = fill(store, 4)
     with FaultServer() as server:
         server.default = Fault(answer=GOOD)
-        await ajudge_batch(
+        await ajudge_many(
             store,
             ids,
-            JudgeConfig(model="openai:judge"),
+            config=JudgeConfig(model="openai:judge"),
             concurrency=4,
             rpm=120,
             model=model_for(server),
@@ -87,8 +90,13 @@ async def test_cost_cap_stops_cleanly(store: TraceStore, tmp_path: Path) -> None
         model = OpenAIModel(
             "judge", base_url=server.url, prices=PriceTable({"judge": (1000.0, 1000.0)})
         )
-        report = await ajudge_batch(
-            store, ids, JudgeConfig(model="openai:judge"), concurrency=1, max_cost=0.02, model=model
+        report = await ajudge_many(
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=1,
+            max_cost=0.02,
+            model=model,
         )
     assert report.stopped and "cost cap reached" in report.stopped
     assert 1 <= report.judged < 6
@@ -100,8 +108,12 @@ async def test_schema_failures_are_marked_and_the_batch_goes_on(store: TraceStor
     ids = fill(store, 3)
     with FaultServer([Fault(answer="{}"), Fault(answer="{}")]) as server:
         server.default = Fault(answer=GOOD)
-        report = await ajudge_batch(
-            store, ids, JudgeConfig(model="openai:judge"), concurrency=1, model=model_for(server)
+        report = await ajudge_many(
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=1,
+            model=model_for(server),
         )
     assert (report.judged, report.not_judged) == (2, 1)
     (failed,) = report.failures
@@ -126,8 +138,12 @@ async def test_runs_read_in_batches_or_one_by_one_are_each_judged_on_their_own_s
         ids.append(rid)
     with FaultServer() as server:
         server.default = Fault(answer=GOOD)
-        report = await ajudge_batch(
-            store, ids, JudgeConfig(model="openai:judge"), concurrency=3, model=model_for(server)
+        report = await ajudge_many(
+            store,
+            ids,
+            config=JudgeConfig(model="openai:judge"),
+            concurrency=3,
+            model=model_for(server),
         )
     assert report.judged == 6
     prompts = [json.dumps(body["messages"]) for body in server.requests]

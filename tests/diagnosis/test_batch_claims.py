@@ -15,8 +15,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis import JudgeConfig
-from mascope.diagnosis._batch import BatchReport, ajudge_batch, job_id_for
+from mascope.diagnosis import JudgeConfig, ajudge_many
+from mascope.diagnosis._batch import job_id_for
+from mascope.jobs import BatchReport
 from mascope.traces import TraceStore
 
 from ..models.servers import Fault, FaultServer
@@ -36,23 +37,23 @@ async def test_running_runs_wait_and_a_run_that_grew_is_judged_again(store: Trac
     store.append_step(live, agent="a", content="first step")
     with FaultServer() as server:
         server.default = Fault(answer=GOOD)
-        first = await ajudge_batch(store, [*done, live], CONFIG, model=model_for(server))
+        first = await ajudge_many(store, [*done, live], config=CONFIG, model=model_for(server))
         assert (first.judged, first.running, first.skipped) == (2, 1, 0)
         assert llm_labels(store, live) == 0 and len(server.requests) == 2
 
         # The live run ends with more steps; the others did not change.
         store.append_step(live, agent="a", content="the step that failed")
         store.finish_run(live, status="failed")
-        second = await ajudge_batch(store, [*done, live], CONFIG, model=model_for(server))
+        second = await ajudge_many(store, [*done, live], config=CONFIG, model=model_for(server))
         assert (second.judged, second.running, second.skipped) == (1, 0, 2)
 
         # A run judged when it was interrupted is resumed and grows: judged again, once.
         store.finish_run(done[0], status="interrupted")
         store.append_step(done[0], agent="a", content="after resuming")
         store.finish_run(done[0], status="failed")
-        third = await ajudge_batch(store, [*done, live], CONFIG, model=model_for(server))
+        third = await ajudge_many(store, [*done, live], config=CONFIG, model=model_for(server))
         assert (third.judged, third.skipped) == (1, 2)
-        fourth = await ajudge_batch(store, [*done, live], CONFIG, model=model_for(server))
+        fourth = await ajudge_many(store, [*done, live], config=CONFIG, model=model_for(server))
         assert (fourth.judged, fourth.skipped) == (0, 3)
     assert len(server.requests) == 4
     assert all(llm_labels(store, r) == 14 for r in [*done, live])
@@ -76,7 +77,7 @@ def test_judge_all_says_how_many_running_runs_it_left(tmp_path: Path) -> None:
 def _judge_in_thread(db: Path, url: str, ids: list[str], out: list[BatchReport]) -> None:
     with TraceStore(db) as store:  # each worker its own connections
         model = model_for_url(url)
-        out.append(asyncio.run(ajudge_batch(store, ids, CONFIG, concurrency=3, model=model)))
+        out.append(asyncio.run(ajudge_many(store, ids, config=CONFIG, concurrency=3, model=model)))
 
 
 def model_for_url(url: str):  # type: ignore[no-untyped-def]
@@ -226,3 +227,15 @@ def test_interrupting_a_judge_batch_keeps_what_was_done(tmp_path: Path) -> None:
         views = store.job_item_view(job_id_for(CONFIG), ids)
     assert 2 <= len(judged) < 10
     assert all(v.claimed_by is None for v in views.values())  # claims given back
+
+
+async def test_a_paused_run_waits_like_a_running_one(store: TraceStore) -> None:
+    (done,) = fill(store, 1)
+    paused = store.start_run(team="t", task="waiting for a person")
+    store.append_step(paused, agent="runtime", kind="event", content="Approve?")
+    store.finish_run(paused, status="paused", termination_reason="paused")
+    with FaultServer() as server:
+        server.default = Fault(answer=GOOD)
+        report = await ajudge_many(store, [done, paused], config=CONFIG, model=model_for(server))
+    assert (report.judged, report.running) == (1, 1)
+    assert llm_labels(store, paused) == 0

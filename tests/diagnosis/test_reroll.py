@@ -14,9 +14,9 @@ from mascope import Agent, Team
 from mascope.agents import TurnContext, sampling
 from mascope.cli import app
 from mascope.diagnosis import aattribute
-from mascope.diagnosis._eval_planted import aevaluate_planted
 from mascope.diagnosis._reroll import aestimate
 from mascope.errors import NotFoundError, UserError
+from mascope.evals import aevaluate_planted
 from mascope.traces import TraceStore
 
 runner = CliRunner()

@@ -246,3 +246,28 @@ def test_tasks_that_could_not_run_are_named_and_tried_again_by_the_next_eval(
     assert second.exit_code == 0, second.output
     report = json.loads(second.stdout)
     assert (report["runs"], report["succeeded"], report["not_run"]) == (3, 2, {})
+
+
+def test_runs_that_pause_for_a_person_are_not_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    team = tmp_path / "ask.yaml"
+    team.write_text(
+        "name: asker\n"
+        "agents: [{name: clerk, function: 'tests.graphs.helpers:asks_for_a_name'}]\n"
+        "topology: {kind: pipeline, stages: [clerk]}\n"
+    )
+    tasks = write_tasks(tmp_path / "tasks.jsonl", ["4", "5"])
+    db = tmp_path / "eval.db"
+    args = ["eval", "run", str(team), "--tasks", str(tasks), "--db", str(db), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["runs"], report["paused"], report["answered"], report["succeeded"]) == (
+        2,
+        2,
+        0,
+        0,
+    )
+    assert report["statuses"] == {"paused": 2} and report["success_rate"] is None

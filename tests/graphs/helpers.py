@@ -58,3 +58,25 @@ def lookup(city: str) -> str:
 async def uses_lookup(ctx: TurnContext) -> str:
     """A function agent that calls the lookup tool once."""
     return await ctx.call_tool("lookup", city="Paris")
+
+
+def asks_for_a_name(ctx: TurnContext) -> str:
+    """A function agent that asks a person, inside its own `except Exception`."""
+    from mascope.graphs import ask_human
+
+    log = os.environ.get("MASCOPE_TEST_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{ctx.agent}\n")
+    try:
+        name = ask_human("Whose name goes on the report?")
+    except Exception:  # the pause must get past a user's own handler
+        return "swallowed"
+    return f"report by {name}"
+
+
+def repeats_human(ctx: TurnContext) -> str:
+    """Says what the person last replied (the state's outputs) and what it saw last."""
+    last = ctx.transcript[-1] if ctx.transcript else None
+    seen = f"{last.agent}: {last.content}" if last else "-"
+    return f"{ctx.agent} heard {ctx.outputs.get('human', '-')!r}; last {seen}"

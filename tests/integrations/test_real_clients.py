@@ -68,7 +68,7 @@ async def _diagnose_and_open(
     store: TraceStore, run_id: str, *, blame: tuple[str, int] = ("Math agent", 6)
 ) -> None:
     """A received run is judged, attributed by a log-reading method and shown like a native one."""
-    from mascope.diagnosis import JudgeConfig, aattribute, ajudge_run, apply_rules
+    from mascope.diagnosis import JudgeConfig, aattribute, ajudge, apply_rules
     from mascope.models import ScriptedModel
     from mascope.taxonomy import MAST
     from mascope.tui import TraceApp
@@ -80,8 +80,8 @@ async def _diagnose_and_open(
         "summary": "the math agent never checked its sum", "task_completed": True,
         "modes": {m: {"present": m == "FM-3.2", "evidence_steps": [step] if m == "FM-3.2" else [], "rationale": "no check"} for m in MAST.mode_ids},
     })  # fmt: skip
-    judged = await ajudge_run(
-        store, run_id, JudgeConfig(model="scripted"), model=ScriptedModel([verdict])
+    judged = await ajudge(
+        store, run_id, config=JudgeConfig(model="scripted"), model=ScriptedModel([verdict])
     )
     assert judged.present == ["FM-3.2"]
     said = json.dumps({"agent": agent, "step": step, "reason": "answered without checking"})

@@ -240,3 +240,17 @@ def test_an_env_reference_under_a_secret_name_is_kept_but_a_value_is_masked() ->
     assert Redactor({}).value({"env": env}) == {
         "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}", "API_KEY": "[REDACTED]", "X_KEY": "[REDACTED]"}
     }
+
+
+def test_a_string_is_masked_every_time_it_comes_back_and_memory_stays_bounded() -> None:
+    # A run hands the redactor the same strings over and over; each is scanned
+    # once and remembered, and what is remembered is bounded.
+    secret = "sk-" + "a1B2c3D4" * 5
+    redactor = Redactor(env={})
+    text = f"the key is {secret}, use it"
+    first = redactor.text(text)
+    assert secret not in first
+    for i in range(10_000):
+        redactor.text(f"ordinary line {i}")
+    assert redactor.text(text) == first
+    assert len(redactor._seen) <= 4096

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis._eval_whowhen import normalise_agent, score, substring_hit
+from mascope.evals._eval_whowhen import normalise_agent, score, substring_hit
 
 
 def test_substring_quirk_of_the_original_script() -> None:

@@ -21,16 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mascope.diagnosis import (
+    Corrections,
+    JudgeConfig,
+    JudgeFn,
+    aattribute,
+    ajudge,
+    apply_rules,
+    detect,
+    wilson,
+)
 from mascope.errors import ConfigError, MascopeError, did_you_mean
 from mascope.models import ChatModel, ScriptedModel
 from mascope.traces import Run, Step, TraceStore
 
-from ._attribution import Corrections, aattribute
 from ._embedded import EmbeddedCase, make_embedded_cases, plant_embedded
-from ._judge import JudgeConfig, ajudge_run
-from ._metrics import wilson
 from ._planted import Case, build_team, make_cases, stratified
-from ._rules import apply_rules, detect
 
 if TYPE_CHECKING:
     from mascope.graphs import Team
@@ -295,6 +301,7 @@ async def aevaluate_planted(
     concurrency: int = 4,
     family: str = "function",
     team_model: str | ChatModel = "local",
+    judge: JudgeFn = ajudge,
 ) -> PlantedEval:
     """Run the planted-failure benchmark with `methods` (see CHOICES).
 
@@ -302,6 +309,8 @@ async def aevaluate_planted(
     turn runs; `samples`, `reroll_replays` and `concurrency` tune `reroll`.
     `family="embedded"` plants faults in teams of `team_model` agents instead
     (fault rate EMBEDDED_FAULT_RATE unless given; `limit` cases, EMBEDDED_CASES by default).
+    The `judge` labeller calls `judge` (default `mascope.diagnosis.ajudge`, whose
+    signature it has), to wrap or replay the judge's answers.
     """
     if family not in FAMILIES:
         raise ConfigError(
@@ -352,7 +361,7 @@ async def aevaluate_planted(
                     last.add(planted, final.agent, final.index, 0.0)
                     await _score_case(
                         store, planted, scores, labels, model, max_replays, with_ground_truth,
-                        save=db is not None, reroll=reroll,
+                        save=db is not None, reroll=reroll, judge=judge,
                     )  # fmt: skip
                 done = i + 1
                 if on_case is not None:
@@ -418,6 +427,7 @@ async def _score_case(
     *,
     save: bool,
     reroll: dict[str, Any] | None = None,
+    judge: JudgeFn = ajudge,
 ) -> None:
     """Score one case; with `save`, its attributions and labels are kept in the store."""
     case = p.case
@@ -471,9 +481,9 @@ async def _score_case(
         else:
             assert model is not None
             try:
-                judged = await ajudge_run(
-                    store, p.run_id, JudgeConfig(model=model.model_id, with_ground_truth=with_truth),
-                    model=model, save=save,
+                judged = await judge(
+                    store, p.run_id, model=model, save=save,
+                    config=JudgeConfig(model=model.model_id, with_ground_truth=with_truth),
                 )  # fmt: skip
             except MascopeError:
                 lscore.no_answer += 1

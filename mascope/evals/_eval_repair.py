@@ -45,17 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mascope.diagnosis import aattribute, verdict_correction, wilson
 from mascope.errors import ConfigError, MascopeError, did_you_mean
 from mascope.models import ChatModel
 from mascope.traces import Run, TraceStore
 
-from ._attribution import _verdict_correction, aattribute
-from ._metrics import wilson
-
 if TYPE_CHECKING:
+    from mascope.diagnosis import AttributionResult
     from mascope.graphs import RunResult, Team
 
-    from ._blame import AttributionResult
     from ._repair_tasks import RepairTask
 
 METHODS = ("reroll", "counterfactual", "a2p", "all-at-once", "step-by-step", "binary-search")
@@ -259,9 +257,9 @@ class RepairEval:
 
 def _node_position(store: TraceStore, run: Run, team: Team, step: int) -> int:
     """The step a re-roll re-runs the blamed step from: the first message or verdict of its node."""
-    from ._reroll import positions
+    from mascope.diagnosis import reroll_positions
 
-    found = positions(store, run, team)
+    found = reroll_positions(store, run, team)
     if not found:
         raise MascopeError(f"run {run.id} has no agent message or verdict to re-run from")
     inside = [p for p in found if p.start <= step]
@@ -299,9 +297,9 @@ async def abaseline(
 ) -> Trial:
     """Re-run the failed run's team from scratch `samples` times (child runs of it)."""
     run = store.get_run(store.resolve_run_id(run_id))
-    from ._reroll import positions
+    from mascope.diagnosis import reroll_positions
 
-    found = positions(store, run, team)
+    found = reroll_positions(store, run, team)
     meta = {OUTCOMES: {"of": run.id, "method": BASELINE}}
     if found and found[0].start == 0:
         # A re-roll from the first node keeps nothing: a run from scratch, recorded as a branch.
@@ -339,7 +337,7 @@ async def arepair(
     meta = {OUTCOMES: {"of": run.id, "method": method, "step": step}}
     forkable = target.kind in ("message", "verdict") and target.checkpoint_id is not None
     if content is not None and content.strip() and forkable:
-        text = _verdict_correction(target, content)
+        text = verdict_correction(target, content)
         try:
             first = await team.afork(run.id, step=step, content=text)
         except MascopeError:
@@ -439,6 +437,16 @@ async def _measure(
 # -- the evaluation --------------------------------------------------------------------
 
 
+def measured_runs(store: TraceStore, seed: int, methods: Sequence[str]) -> int:
+    """How many of the store's failed runs of `seed` have an outcome for every one of
+    `methods` and the baseline (they are measured in order, so these are the first ones)."""
+    return sum(
+        run.status == "failed"
+        and all(m in ((run.metadata_ or {}).get(OUTCOMES) or {}) for m in [BASELINE, *methods])
+        for run in _ledger(store, seed).values()
+    )
+
+
 def _ledger(store: TraceStore, seed: int) -> dict[int, Run]:
     """Finished generated runs of this seed already in the store, by task index."""
     out: dict[int, Run] = {}
@@ -513,7 +521,7 @@ async def aevaluate_repair(
 ) -> RepairEval:
     """Measure every method's repair rate on `runs` failed runs, beside re-running from scratch.
 
-    Tasks come from `seed` (`mascope.diagnosis._repair_tasks`: arithmetic for the
+    Tasks come from `seed` (`mascope.evals._repair_tasks`: arithmetic for the
     demo team and a solver-reviewer pipeline, function writing for
     planner-coder-tester) and are run once each until `runs` of them have
     failed (at most `max_attempts` runs, default 10 per failed run wanted).

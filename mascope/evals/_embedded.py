@@ -10,7 +10,7 @@ probability P drawn afresh each time the turn runs, its output is corrupted
 variability. Ground truth is the step of the faulty turn whose fault fired.
 
 The faulty agent is a Python function referenced by module path
-(`mascope.diagnosis._embedded:FAULTS.wrong_number_p0_5`), marked as sampling,
+(`mascope.evals._embedded:FAULTS.wrong_number_p0_5`), marked as sampling,
 so a stored run can be rebuilt and re-rolled from its spec alone.
 """
 
@@ -22,8 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from mascope.agents import Agent, AgentSpec, TurnContext, sampling
-from mascope.agents._spec import render_system_prompt
+from mascope.agents import Agent, AgentSpec, TurnContext, render_system_prompt, sampling
 from mascope.errors import ConfigError
 from mascope.graphs import Team
 from mascope.models import ChatModel, Message, get_model

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from mascope import Agent, Team
 from mascope.agents import TurnContext, sampling
 from mascope.cli import app
-from mascope.diagnosis import aevaluate_repair
-from mascope.diagnosis._eval_repair import abaseline, arepair
-from mascope.diagnosis._repair_tasks import RepairTask, code_passes, make_tasks, team_spec
+from mascope.evals import aevaluate_repair
+from mascope.evals._eval_repair import abaseline, arepair
+from mascope.evals._repair_tasks import RepairTask, code_passes, make_tasks, team_spec
 from mascope.models import ScriptedModel
 from mascope.traces import TraceStore
 
@@ -131,7 +131,7 @@ async def test_started_again_it_reuses_what_the_store_holds(tmp_path: Path) -> N
 
 
 def test_evaluations_measured_apart_merge_into_the_one_over_all_their_runs() -> None:
-    from mascope.diagnosis._eval_repair import BASELINE, Outcome, RepairEval, RepairScore, Trial
+    from mascope.evals._eval_repair import BASELINE, Outcome, RepairEval, RepairScore, Trial
 
     # (shape, baseline successes, reroll's successes, its diagnosis's replays, its error)
     runs = [("a", 1, 3, 2, None), ("b", 0, 0, 5, "no step"), ("a", 2, 1, 1, None)]

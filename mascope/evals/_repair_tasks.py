@@ -84,7 +84,7 @@ def make_tasks(seed: int, shapes: tuple[str, ...] = SHAPES) -> Iterator[RepairTa
 
 def code_passes(answer: str, ground_truth: str) -> tuple[bool, str]:
     """Scoring for function-writing tasks: the final code passes the hidden asserts."""
-    from mascope.agents._codeexec import extract_code, run_tests
+    from mascope.agents import extract_code, run_tests
 
     result = run_tests(extract_code(answer), ground_truth, timeout_s=10)
     if result.ok:

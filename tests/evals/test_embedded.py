@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from mascope.agents import samples
 from mascope.cli import app
-from mascope.diagnosis._attribution import aattribute
-from mascope.diagnosis._embedded import (
+from mascope.diagnosis import aattribute
+from mascope.evals._embedded import (
     EMBEDDED_FAULT_KINDS,
     EMBEDDED_SHAPES,
     EmbeddedCase,
@@ -25,7 +25,7 @@ from mascope.diagnosis._embedded import (
     make_embedded_cases,
     plant_embedded,
 )
-from mascope.diagnosis._reroll import _rebuild
+from mascope.graphs import Team
 from mascope.models import ScriptedModel
 from mascope.traces import TraceStore
 
@@ -148,8 +148,8 @@ async def test_a_stored_run_rebuilds_with_its_faulty_function(store: TraceStore)
     run = store.get_run(got.run_id)
     assert run.spec is not None
     (solver,) = [a for a in run.spec["agents"] if a["name"] == "solver"]
-    assert solver["function"] == "mascope.diagnosis._embedded:FAULTS.wrong_number_p0_5"
-    rebuilt = _rebuild(store, run)
+    assert solver["function"] == "mascope.evals._embedded:FAULTS.wrong_number_p0_5"
+    rebuilt = Team.from_run(store, run.id)
     fn = rebuilt.agents["solver"].fn
     assert isinstance(fn, FaultyTurn) and (fn.kind, fn.rate) == ("wrong-number", 0.5)
     assert samples(fn)  # re-rolls re-sample it

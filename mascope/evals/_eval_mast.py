@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mascope.diagnosis import Agreement, JudgeConfig, JudgeFn, agreement, ajudge, cohen_kappa
 from mascope.models import ChatModel
 from mascope.taxonomy import MAST
 from mascope.traces import Run, TraceStore, import_paths
-
-from ._judge import JudgeConfig, ajudge_run
-from ._metrics import Agreement, agreement, cohen_kappa
 
 PUBLISHED = {
     "o1 few-shot (MAST paper)": {
@@ -52,12 +50,15 @@ async def aevaluate_mast(
     *,
     model: ChatModel | None = None,
     on_trace: Callable[[int, int], None] | None = None,
+    judge: JudgeFn = ajudge,
 ) -> MastEval:
     """Judge every record of a MAD file and compare with its human labels.
 
     The human reference for a (trace, mode) is the majority of its annotators;
     modes a record's annotation round did not have are left out. Cancelled part
     way, it returns the agreement over the traces done, marked `interrupted`.
+    `judge` is called instead of `mascope.diagnosis.ajudge` (same signature),
+    to wrap or replay the judge's answers.
     """
     with tempfile.TemporaryDirectory(prefix="mascope-eval-") as tmp:
         store = TraceStore(Path(tmp) / "eval.db")
@@ -82,6 +83,7 @@ async def aevaluate_mast(
                 by_mode,
                 annotators,
                 not_judged,
+                judge,
             )
         except _Interrupted as stopped:
             done, interrupted = stopped.done, True
@@ -125,6 +127,7 @@ async def _judge_all(
     by_mode: dict[str, tuple[list[bool], list[bool]]],
     annotators: dict[str, dict[tuple[str, str], bool]],
     not_judged: dict[str, str],
+    judge: JudgeFn,
 ) -> int:
     """Judge `runs` in order, adding to the tallies; a cancellation raises `_Interrupted` with the count done."""
     from mascope.errors import StructuredOutputError
@@ -133,7 +136,7 @@ async def _judge_all(
         labels = [a for a in store.annotations(run.id) if a.annotator.startswith("human:")]
         votes: dict[str, list[bool]] = defaultdict(list)
         try:
-            judgement = await ajudge_run(store, run.id, config, model=model, save=False)
+            judgement = await judge(store, run.id, config=config, model=model, save=False)
         except StructuredOutputError as exc:
             not_judged[run.id] = str(exc)
             judgement = None

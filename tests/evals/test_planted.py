@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mascope.cli import app
-from mascope.diagnosis._eval_planted import aevaluate_planted, plant, reference_corrections
-from mascope.diagnosis._planted import FAULT_KINDS, SHAPES, build_team, make_cases, stratified
+from mascope.evals._eval_planted import aevaluate_planted, plant, reference_corrections
+from mascope.evals._planted import FAULT_KINDS, SHAPES, build_team, make_cases, stratified
 from mascope.models import ScriptedModel
 from mascope.traces import TraceStore
 

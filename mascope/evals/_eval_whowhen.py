@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mascope.diagnosis import aattribute, wilson
 from mascope.errors import ConfigError, MascopeError
 from mascope.models import ChatModel
 from mascope.traces import TraceStore, import_paths
-
-from ._attribution import aattribute
-from ._metrics import wilson
 
 SUBSETS = {"algorithm-generated": "Algorithm-Generated", "hand-crafted": "Hand-Crafted"}
 # Step / agent accuracy (%) with the ground truth given, as published (see ../shared/datasets/README.md).
