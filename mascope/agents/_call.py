@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from mascope._vocabulary import StepKind
 from mascope.models import (
     ChatModel,
     ChatResponse,
@@ -28,7 +29,7 @@ class Recorder(Protocol):
         self,
         *,
         agent: str,
-        kind: str,
+        kind: StepKind,
         content: str = "",
         data: dict[str, Any] | None = None,
         model: str | None = None,

@@ -22,11 +22,11 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -246,56 +246,23 @@ async def run_strategy(
     error propagates.
     """
     n = 1 if spec.kind == "single" else spec.n
-    limit = min(spec.concurrency, n)
     checks = verify if spec.kind != "self_consistency" else None
-    started = time.monotonic()
-    tokens, cost = 0, 0.0
-    results: dict[int, _Drawn] = {}
-    running: dict[asyncio.Task[_Drawn], int] = {}
-    launched = checked = 0
-    stopped = False
-    used: int | None = None  # a settled prefix of samples: only these are chosen among
-    first: int | None = None  # first_finish's winner
 
     async def one(i: int) -> _Drawn:
         _SAMPLE.set(i)  # this task's own context: its steps carry the sample index
         turn = await draw(i)
         return _Drawn(turn, await checks(turn.output) if checks is not None else None)
 
-    try:
-        while True:
-            while launched < n and len(running) < limit and not stopped:
-                if launched and _over(spec.budget, tokens, cost, time.monotonic() - started):
-                    stopped = True
-                    break
-                running[asyncio.create_task(one(launched))] = launched
-                launched += 1
-            if not running:
-                break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: running[t]):
-                i = running.pop(task)
-                results[i] = got = task.result()
-                tokens += got.turn.input_tokens + got.turn.output_tokens
-                cost += got.turn.cost_usd
-                if spec.first_finish and first is None and _perfect(got.verdict):
-                    first = i
-            if first is not None:
-                break
-            # Settling is judged on each new whole prefix of samples, in order,
-            # so it stops at the same sample however the draws overlapped.
-            while checked in results:
-                checked += 1
-                if _settled(spec, [results[i] for i in range(checked)], n, checks):
-                    used = checked
-                    break
-            if used is not None:
-                break
-    finally:
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+    got = await _draw_all(
+        range(n),
+        one,
+        limit=min(spec.concurrency, n),
+        spend=_Spend(spec.budget),
+        settle=lambda prefix: _settled(spec, prefix, n, checks),
+        first=(lambda d: _perfect(d.verdict)) if spec.first_finish else None,
+    )
+    results, used, first, stopped = got.results, got.settled, got.first, got.stopped
+    launched = len(got.launched)
 
     # Settled in sample order: only that prefix is chosen among; otherwise every draw that finished.
     samples = list(range(used)) if used is not None else sorted(results)
@@ -361,9 +328,7 @@ async def run_review_refine(
     """
     keep = min(spec.keep or REFINE_KEEP, spec.n)
     rounds_cap = spec.rounds or REFINE_ROUNDS
-    limit = spec.concurrency
-    started = time.monotonic()
-    tokens, cost = 0, 0.0
+    spend = _Spend(spec.budget)
     drawn: dict[int, _Candidate] = {}
     lineage: dict[int, tuple[int, int | None]] = {}
     dropped: list[int] = []
@@ -377,57 +342,35 @@ async def run_review_refine(
         return _Candidate(turn, await verify(turn.output))
 
     async def batch(jobs: list[tuple[int, Callable[[], Awaitable[TurnResult]]]]) -> None:
-        """Draw and verify `jobs` concurrently, as run_strategy draws: bounded, budgeted, in index order."""
-        nonlocal tokens, cost, stopped, perfect
+        """Draw and verify `jobs` as run_strategy draws, stopping at a full-score pass."""
+        nonlocal stopped, perfect
         order = [i for i, _ in jobs]
         makers = dict(jobs)
-        results: dict[int, _Candidate] = {}
-        running: dict[asyncio.Task[_Candidate], int] = {}
-        launched: list[int] = []
-        checked = 0
-        try:
-            while True:
-                while len(launched) < len(order) and len(running) < limit and not stopped:
-                    if (drawn or launched) and _over(
-                        spec.budget, tokens, cost, time.monotonic() - started
-                    ):
-                        stopped = True
-                        break
-                    i = order[len(launched)]
-                    running[asyncio.create_task(one(i, makers[i]))] = i
-                    launched.append(i)
-                if not running:
-                    break
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: running[t]):
-                    i = running.pop(task)
-                    results[i] = got = task.result()
-                    tokens += got.turn.input_tokens + got.turn.output_tokens
-                    cost += got.turn.cost_usd
-                # Judged on the whole prefix in index order, so the same candidates
-                # stop the search at the same place however the draws overlapped.
-                while checked < len(order) and order[checked] in results:
-                    checked += 1
-                    if _perfect(results[order[checked - 1]].verdict):
-                        perfect = order[checked - 1]
-                        break
-                if perfect is not None:
-                    break
-        finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-        kept = order[:checked] if perfect is not None else [i for i in order if i in results]
-        drawn.update((i, results[i]) for i in kept)
-        dropped.extend(i for i in launched if i not in kept)
+        got = await _draw_all(
+            order,
+            lambda i: one(i, makers[i]),
+            limit=spec.concurrency,
+            spend=spend,
+            budget_first=bool(drawn),  # only the very first draw starts whatever the budget
+            settle=lambda prefix: _perfect(prefix[-1].verdict),
+        )
+        stopped = got.stopped
+        if got.settled is not None:
+            perfect = order[got.settled - 1]
+        kept = (
+            order[: got.settled]
+            if got.settled is not None
+            else [i for i in order if i in got.results]
+        )
+        drawn.update((i, got.results[i]) for i in kept)
+        dropped.extend(i for i in got.launched if i not in kept)
 
     lineage.update((i, (0, None)) for i in range(spec.n))
     await batch([(i, partial(draw, i)) for i in range(spec.n)])
     pool = sorted(drawn)
     rounds = 0
     while perfect is None and not stopped and rounds < rounds_cap and pool:
-        if _over(spec.budget, tokens, cost, time.monotonic() - started):
+        if spend.over():
             stopped = True
             break
         rounds += 1
@@ -448,6 +391,108 @@ async def run_review_refine(
         stopped, chosen.turn.final, samples, perfect is not None, sorted(dropped),
         rounds, rounds_cap, {i: lineage[i] for i in samples}, [drawn[i].verdict for i in samples],
     )  # fmt: skip
+
+
+class _Spend:
+    """What a strategy's draws have used so far, against its budget."""
+
+    def __init__(self, budget: Budget | None) -> None:
+        self.budget = budget
+        self.started = time.monotonic()
+        self.tokens = 0
+        self.cost = 0.0
+
+    def add(self, turn: TurnResult) -> None:
+        self.tokens += turn.input_tokens + turn.output_tokens
+        self.cost += turn.cost_usd
+
+    def over(self) -> bool:
+        return _over(self.budget, self.tokens, self.cost, time.monotonic() - self.started)
+
+
+class _HasTurn(Protocol):
+    @property
+    def turn(self) -> TurnResult: ...
+
+
+_D = TypeVar("_D", bound=_HasTurn)
+
+
+@dataclass
+class _Draws(Generic[_D]):
+    results: dict[int, _D]
+    """The draws that finished, by index."""
+    launched: list[int]
+    """The indices started, in order."""
+    settled: int | None
+    """How long a prefix of the order `settle` said was enough, if it did."""
+    first: int | None
+    """The draw `first` took, if it took one."""
+    stopped: bool
+    """The budget ran out before every draw started."""
+
+
+async def _draw_all(
+    order: Sequence[int],
+    start: Callable[[int], Coroutine[Any, Any, _D]],
+    *,
+    limit: int,
+    spend: _Spend,
+    settle: Callable[[list[_D]], bool],
+    first: Callable[[_D], bool] | None = None,
+    budget_first: bool = False,
+) -> _Draws[_D]:
+    """Run `start(i)` for the indices in `order` concurrently, at most `limit` at a time.
+
+    Each draw runs in its own task (so the context variables it sets are its
+    own). The budget is checked before each start but the first (before the
+    first too with `budget_first`); once it is spent nothing more starts. The
+    draws stop, and those still running are cancelled, as soon as `first`
+    takes a finished draw or `settle` says a whole prefix of `order` is
+    enough; prefixes are judged in order, never finish order, so the same
+    draws stop at the same place however they overlapped. A draw that raises
+    cancels the others and the error propagates.
+    """
+    results: dict[int, _D] = {}
+    running: dict[asyncio.Task[_D], int] = {}
+    launched: list[int] = []
+    checked = 0
+    stopped = False
+    settled: int | None = None
+    taken: int | None = None
+    try:
+        while True:
+            while len(launched) < len(order) and len(running) < limit and not stopped:
+                if (launched or budget_first) and spend.over():
+                    stopped = True
+                    break
+                i = order[len(launched)]
+                running[asyncio.create_task(start(i))] = i
+                launched.append(i)
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: running[t]):
+                i = running.pop(task)
+                results[i] = got = task.result()
+                spend.add(got.turn)
+                if first is not None and taken is None and first(got):
+                    taken = i
+            if taken is not None:
+                break
+            while checked < len(order) and order[checked] in results:
+                checked += 1
+                if settle([results[j] for j in order[:checked]]):
+                    settled = checked
+                    break
+            if settled is not None:
+                break
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+    return _Draws(results, launched, settled, taken, stopped)
 
 
 def _score(v: Verdict | None, position: int) -> tuple[int, float, int]:

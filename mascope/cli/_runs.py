@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from mascope._vocabulary import is_event
 from mascope.errors import ConfigError, did_you_mean
 from mascope.settings import Settings
 from mascope.traces import EXPORT_FORMATS, IMPORT_FORMATS, RUN_SORTS, RUN_STATUSES
@@ -181,7 +182,7 @@ def show_run(
             for s in steps:
                 if s.inputs and not with_inputs:
                     with_inputs.append(s.index)
-                if s.kind == "event" and s.data and s.data.get("event") == "deferral":
+                if s.data and is_event(s.kind, s.data, "deferral"):
                     deferrals.append(s.data)
                 yield s
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from mascope._vocabulary import TRANSCRIPT_KINDS, StepKind
 from mascope.errors import ContextLengthError, StructuredOutputError, UserError
 from mascope.models import ChatModel, OutputSpec, get_model
 from mascope.traces import Run, Step, TraceStore
@@ -37,6 +38,8 @@ METHODS: tuple[str, ...] = (
     "reroll",
 )
 PROMPT_VERSION = "attribution-v2"  # v2: every field from the run is fenced by _fence
+_BOOKKEEPING: tuple[StepKind, ...] = ("event", "retry")
+"""Steps no agent is blamed for: the runtime's own notes and retried model calls."""
 
 SYSTEM = (
     "You find the cause of a failed run of a multi-agent LLM system: the agent and the step whose "
@@ -312,9 +315,7 @@ async def _counterfactual(
             "the earliest proposed correction", intervention=candidates.get(first) if first is not None else None,
         )  # fmt: skip
     by_index = {s.index: s for s in a.steps}
-    forkable = {
-        i for i, s in by_index.items() if s.kind in ("message", "verdict") and s.checkpoint_id
-    }
+    forkable = {i for i, s in by_index.items() if s.kind in TRANSCRIPT_KINDS and s.checkpoint_id}
     candidates = {
         i: verdict_correction(by_index[i], text) if i in by_index else text
         for i, text in candidates.items()
@@ -408,7 +409,7 @@ async def aattribute(
         raise UserError(f"run {rid} succeeded; there is no failure to attribute")
     if run.status == "running":
         raise UserError(f"run {rid} is still running; attribute it when it has finished")
-    steps = [s for s in store.iter_steps(rid) if s.kind not in ("event", "retry")]
+    steps = [s for s in store.iter_steps(rid) if s.kind not in _BOOKKEEPING]
     if not steps:
         raise UserError(f"run {rid} has no steps to attribute")
     llm = get_model(model) if isinstance(model, str) else model

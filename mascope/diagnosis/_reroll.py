@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mascope._vocabulary import TRANSCRIPT_KINDS
 from mascope.agents import samples as fn_samples
 from mascope.errors import ConfigError, MascopeError, UserError
 from mascope.traces import Run, Step, TraceStore
@@ -367,7 +368,7 @@ def _correction(store: TraceStore, replay_id: str, pos: Position) -> str | None:
     """What the decisive step's agent said in a successful re-roll from it."""
     steps: list[Step] = store.steps(replay_id, offset=pos.start)
     for s in steps:
-        if s.agent == pos.agent and s.kind in ("message", "verdict"):
+        if s.agent == pos.agent and s.kind in TRANSCRIPT_KINDS:
             return s.content
     return None
 

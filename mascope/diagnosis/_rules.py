@@ -11,6 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from mascope._vocabulary import (
+    CLAIMED_TERMINATIONS,
+    LIMIT_TERMINATIONS,
+    TRANSCRIPT_KINDS,
+    TerminationReason,
+    is_event,
+)
 from mascope.traces import Run, Step, TraceStore
 
 RULE_PREFIX = "rule:"
@@ -90,9 +97,9 @@ def step_repetition(
 
 def step_limit(run: Run, steps: Sequence[Step]) -> list[Finding]:
     """FM-1.5: the run did not stop by itself; a step or round limit stopped it."""
-    if run.termination_reason not in ("max_steps", "max_rounds"):
+    if run.termination_reason not in LIMIT_TERMINATIONS:
         return []
-    tail = [s.index for s in steps if s.kind in ("message", "verdict")][-3:]
+    tail = [s.index for s in steps if s.kind in TRANSCRIPT_KINDS][-3:]
     return [
         Finding(
             "step-limit",
@@ -130,7 +137,7 @@ def no_verification(run: Run, steps: Sequence[Step]) -> list[Finding]:
 
 def premature_termination(run: Run, steps: Sequence[Step]) -> list[Finding]:
     """FM-3.1: the run stopped on its own while the latest verdict still said no."""
-    if run.termination_reason not in ("stop_phrase", "final_answer", "end"):
+    if run.termination_reason not in CLAIMED_TERMINATIONS:
         return []
     verdicts = [s for s in steps if s.kind == "verdict"]
     if not verdicts or (verdicts[-1].data or {}).get("passed", True):
@@ -149,11 +156,7 @@ def premature_termination(run: Run, steps: Sequence[Step]) -> list[Finding]:
 
 def context_truncation(run: Run, steps: Sequence[Step]) -> list[Finding]:
     """FM-1.4: earlier conversation was cut from an agent's prompt."""
-    cuts = [
-        s.index
-        for s in steps
-        if s.kind == "event" and (s.data or {}).get("event") == "context_truncation"
-    ]
+    cuts = [s.index for s in steps if is_event(s.kind, s.data, "context_truncation")]
     if not cuts:
         return []
     after = [
@@ -279,7 +282,7 @@ def ignored_feedback(run: Run, steps: Sequence[Step], *, threshold: float = 0.9)
     ]
 
 
-_CLAIMED = ("final_answer", "stop_phrase", "end", "verifier_passed")
+_CLAIMED: tuple[TerminationReason, ...] = (*CLAIMED_TERMINATIONS, "verifier_passed")
 
 
 def skipped_stage(run: Run, steps: Sequence[Step]) -> list[Finding]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mascope._vocabulary import is_event
 from mascope.diagnosis import wilson
 from mascope.errors import ConfigError
 from mascope.graphs import PipelineSpec, Team
@@ -124,7 +125,7 @@ def deferral_records(
         steps = {s.index: s for s in ordered}
         for s in steps.values():
             data = s.data or {}
-            if s.kind != "event" or data.get("event") != "deferral" or data.get("node") != node:
+            if not is_event(s.kind, data, "deferral") or data.get("node") != node:
                 continue
             if run.ground_truth is None:
                 skip("run has no ground truth")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from mascope._vocabulary import TRANSCRIPT_KINDS, StepKind, event_data
 from mascope.agents import (
     Agent,
     TranscriptEntry,
@@ -37,9 +38,6 @@ class Team(Protocol):
     @property
     def tools(self) -> Any: ...
     def model_for(self, agent: Agent) -> Any: ...
-
-
-TRANSCRIPT_KINDS = ("message", "verdict")
 
 
 class RunContext:
@@ -94,7 +92,7 @@ class RunContext:
         self,
         *,
         agent: str,
-        kind: str,
+        kind: StepKind,
         content: str = "",
         data: dict[str, Any] | None = None,
         model: str | None = None,
@@ -281,6 +279,6 @@ class RunContext:
                     agent=agent,
                     kind="event",
                     content=f"context truncated: {dropped} earlier message(s) left out of {agent}'s prompt from here on",
-                    data={"event": "context_truncation", "dropped": dropped},
+                    data=event_data("context_truncation", dropped=dropped),
                 )
         return "\n\n".join(reversed(lines))

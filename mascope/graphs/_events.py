@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from mascope._vocabulary import StepKind
 from mascope.traces import Redactor
 
 RunEventKind = Literal["step", "token", "restart", "result"]
@@ -23,7 +24,7 @@ class StepEvent:
     run_id: str
     index: int
     agent: str
-    kind: str
+    kind: StepKind
     content: str
     model: str | None = None
     input_tokens: int | None = None

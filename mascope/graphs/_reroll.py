@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from mascope._vocabulary import TRANSCRIPT_KINDS
 from mascope.errors import NotFoundError, UserError
 from mascope.traces import HUMAN_INPUT_EVENT, Run, Step, TraceStore
 
@@ -61,7 +62,7 @@ def branch_point(team: Team, run_id: str, step: int, verb: str) -> tuple[Run, St
             f"step {step} of run {parent.id} is a person's reply to a pause; {verb} at an agent's "
             "message or a verifier's verdict"
         )
-    if target.kind not in ("message", "verdict") or node not in team._compiled.nodes:
+    if target.kind not in TRANSCRIPT_KINDS or node not in team._compiled.nodes:
         raise UserError(
             f"step {step} of run {parent.id} is a {target.kind} step; {verb} at an agent's message or a verifier's verdict"
             + (
@@ -176,7 +177,7 @@ def rerollable(team: Team, steps: Sequence[Step]) -> list[tuple[Step, int]]:
             continue
         first.setdefault(s.checkpoint_id, s.index)
         if (
-            s.kind in ("message", "verdict")
+            s.kind in TRANSCRIPT_KINDS
             and (s.data or {}).get("node") in nodes
             and s.checkpoint_id not in taken
         ):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from mascope._vocabulary import TerminationReason
+
 
 class TeamState(TypedDict, total=False):
     task: str
@@ -34,7 +36,7 @@ class TeamState(TypedDict, total=False):
     """Group chat: an answer someone claimed is final, awaiting its verifier."""
     final_answer: str | None
     done: bool
-    termination: str | None
+    termination: TerminationReason | None
     tokens: int
     cost: float
     elapsed: float

@@ -16,6 +16,7 @@ from langgraph.types import Command
 from pydantic import ValidationError
 
 from mascope._sync import iterate_sync, run_sync
+from mascope._vocabulary import SUCCESS_TERMINATIONS, TerminationReason
 from mascope.agents import (
     FINAL_ANSWER,
     Agent,
@@ -82,8 +83,6 @@ from ._spec import (
 )
 from ._state import TeamState, initial_state
 from ._topologies import AgentProduct, Compiled, build_graph, build_group_chat, build_pipeline
-
-SUCCESS = ("verifier_passed", "final_answer", "stop_phrase", "end")
 
 
 @dataclass(frozen=True)
@@ -690,11 +689,11 @@ class Team:
                 run.run_id, status="error", termination_reason="error", metadata={"error": error}
             )
         else:
-            reason = final.get("termination") or "end"
+            reason: TerminationReason = final.get("termination") or "end"
             answer = final.get("final_answer")
             if answer is None and reason != "abstained":
                 answer = final.get("last_output") or None
-            status = "succeeded" if reason in SUCCESS else "failed"
+            status = "succeeded" if reason in SUCCESS_TERMINATIONS else "failed"
             meta: dict[str, Any] = {}
             if reason == "abstained":
                 # Neither right nor wrong: no answer was given (see docs/runtime.md).
@@ -1115,7 +1114,7 @@ def _all_verifiers(verifiers: Iterable[Verifier]) -> Iterator[Verifier]:
             yield from _all_verifiers([v.verifier])
 
 
-def _limit_reached(term: TerminationSpec, state: TeamState) -> str | None:
+def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason | None:
     if term.max_steps is not None and state.get("turns", 0) >= term.max_steps:
         return "max_steps"
     budget = term.budget

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
+from mascope._vocabulary import TerminationReason, event_data
 from mascope.agents import (
     HUMAN,
     DrawPlan,
@@ -34,7 +35,7 @@ from ._context import RunContext
 from ._context import Team as ContextTeam
 from ._routing import Router, choose
 from ._spec import END as END_NAME
-from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec
+from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec, TerminationSpec
 from ._state import TeamState
 
 
@@ -52,6 +53,7 @@ class Team(ContextTeam, Protocol):
 
 
 NodeKind = Literal["agent", "verifier", "select"]
+AbstainReason = Literal["negative_utility", "no_candidate_passed"]
 
 
 @dataclass
@@ -59,7 +61,7 @@ class AgentProduct:
     output: str
     final: bool = False
     verdict: Verdict | None = None
-    abstained: str | None = None
+    abstained: AbstainReason | None = None
     """Why the stage gave no answer (see `_abstain`); the run then ends `abstained`."""
 
 
@@ -92,6 +94,27 @@ def stop_phrase_answer(text: str, phrase: str | None) -> str | None:
     return text[idx + len(phrase) :].strip() or text.strip()
 
 
+def says_done(
+    product: AgentProduct, term: TerminationSpec, *, phrase: bool = True
+) -> tuple[TerminationReason, str] | None:
+    """Whether an agent's turn says the work is done: how, and the answer it gives.
+
+    The agent called the final-answer tool (when the team offers it), or its
+    message contains the stop phrase (the answer is what follows it). A
+    pipeline passes `phrase=False`: it ends after its last stage, whatever its
+    agents write.
+    """
+    if product.final and term.final_answer_tool:
+        return "final_answer", product.output
+    answer = stop_phrase_answer(product.output, term.stop_phrase) if phrase else None
+    return None if answer is None else ("stop_phrase", answer)
+
+
+def _end(reason: TerminationReason, answer: str | None) -> dict[str, Any]:
+    """The state update that ends the run."""
+    return {"done": True, "termination": reason, "final_answer": answer}
+
+
 def _with_output(state: TeamState, agent: str, output: str) -> dict[str, Any]:
     outputs = dict(state.get("outputs", {}))
     outputs[agent] = output
@@ -101,6 +124,38 @@ def _with_output(state: TeamState, agent: str, output: str) -> dict[str, Any]:
         "last_agent": agent,
         "turns": state.get("turns", 0) + 1,
     }
+
+
+REJECTED = "it did not pass verification"
+"""What a failed verdict that gave no feedback tells its agent."""
+
+
+def verdict_feedback(verdict: Verdict, agent: str | None, *, relay: bool = False) -> dict[str, Any]:
+    """The state update that tells `agent` what a verdict said of its answer.
+
+    A pass clears the feedback; a failure tells `agent` the verifier's feedback
+    (or that it did not pass). With `relay` (the group chat) the verdict's
+    feedback goes to `agent` as it is, passed or not: a chat that goes on after
+    a pass hears what the verifier said.
+    """
+    if relay:
+        return {"feedback": verdict.feedback, "feedback_for": agent}
+    if verdict.passed:
+        return {"feedback": None, "feedback_for": None}
+    return {"feedback": verdict.feedback or REJECTED, "feedback_for": agent}
+
+
+def turn_prompt(state: TeamState, agent: str, context: str = "", *, ask: str = "") -> str:
+    """The user message of `agent`'s turn, in every topology.
+
+    The task, what the team said so far (`context`), the feedback on the
+    agent's rejected answer if it has one, and what to do now (`ask`, by
+    default "Now do your part as AGENT.").
+    """
+    prompt = f"Task: {state['task']}"
+    if context:
+        prompt += f"\n\n{context}"
+    return f"{prompt}{_feedback_block(state, agent)}\n\n{ask or f'Now do your part as {agent}.'}"
 
 
 def _feedback_block(state: TeamState, agent: str) -> str:
@@ -135,20 +190,16 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
         attempts[key] = attempts.get(key, 0) + 1
         update: dict[str, Any] = {"attempts": attempts, "verdict": verdict.model_dump()}
         if verdict.passed:
-            update.update(feedback=None, feedback_for=None)
+            update.update(verdict_feedback(verdict, None))
             if i + 1 == len(stages):
-                update.update(done=True, termination="verifier_passed", final_answer=candidate)
+                update.update(_end("verifier_passed", candidate))
             else:
                 update["stage"] = i + 1
         elif attempts[key] < stage.max_rounds:
             retry = stage.retry_from or stage.agent
-            update.update(
-                feedback=verdict.feedback or "it did not pass verification",
-                feedback_for=retry,
-                stage=agents.index(retry),
-            )
+            update.update(verdict_feedback(verdict, retry), stage=agents.index(retry))
         else:
-            update.update(done=True, termination="verifier_failed", final_answer=candidate)
+            update.update(_end("verifier_failed", candidate))
         return update
 
     for i, stage in enumerate(stages):
@@ -174,14 +225,9 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                         agent=agent.name,
                         kind="event",
                         content=f"context truncated to the last {team.spec.context_chars} characters for {agent.name}",
-                        data={"event": "context_truncation"},
+                        data=event_data("context_truncation"),
                     )
-                prompt = f"Task: {state['task']}"
-                if context:
-                    prompt += f"\n\n{context}"
-                head = prompt  # review_refine's refinements show their own feedback instead
-                prompt += _feedback_block(state, agent.name)
-                prompt += f"\n\nNow do your part as {agent.name}."
+                prompt = turn_prompt(state, agent.name, context)
                 if stage.strategy.kind == "single":
                     turn = await run.turn(agent, state, prompt)
                     return AgentProduct(turn.output, turn.final)
@@ -201,7 +247,7 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
 
                 if stage.strategy.kind == "review_refine":
                     return await _review_refine(
-                        run, agent, stage, state, head, history, draw, check
+                        run, agent, stage, state, context, history, draw, check
                     )
                 strategy, plan = stage.strategy, None
                 if strategy.penalty is not None:
@@ -217,8 +263,8 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                         kind="event",
                         content=f"{strategy.kind}: drawing up to {plan.n} of {stage.strategy.n} "
                         f"(expected utility {plan.utility:.3f} at penalty {strategy.penalty})",
-                        data={"event": "draw_plan", "n": plan.n, "expected_utility": plan.utility,
-                              "fpr": plan.fpr, "fnr": plan.fnr, "base_rate": plan.base_rate},
+                        data=event_data("draw_plan", n=plan.n, expected_utility=plan.utility,
+                                        fpr=plan.fpr, fnr=plan.fnr, base_rate=plan.base_rate),
                     )  # fmt: skip
                 chosen = await run_strategy(strategy, draw, check if verifier is not None else None)
                 run.record(
@@ -227,16 +273,16 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                     content=f"{stage.strategy.kind}: chose candidate {chosen.index + 1}, "
                     f"{chosen.samples_used} of {stage.strategy.n} used"
                     + _how_it_stopped(chosen, "settled early", "samples"),
-                    data={
-                        "event": "selection",
-                        "strategy": stage.strategy.kind,
-                        "chosen": chosen.index,
-                        "votes": chosen.votes,
-                        "samples_used": chosen.samples_used,
-                        "samples": chosen.samples,
-                        "settled": chosen.settled,
-                        "dropped": chosen.dropped,
-                    },
+                    data=event_data(
+                        "selection",
+                        strategy=stage.strategy.kind,
+                        chosen=chosen.index,
+                        votes=chosen.votes,
+                        samples_used=chosen.samples_used,
+                        samples=chosen.samples,
+                        settled=chosen.settled,
+                        dropped=chosen.dropped,
+                    ),
                 )
                 if plan is not None and not (chosen.verdict is not None and chosen.verdict.passed):
                     return _abstain(run, agent.name, "no_candidate_passed", plan, strategy.penalty)
@@ -252,28 +298,18 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
         ) -> Callable[[TeamState, Any], dict[str, Any]]:
             def apply(state: TeamState, product: AgentProduct) -> dict[str, Any]:
                 if product.abstained:
-                    turns = state.get("turns", 0) + 1
-                    return {"turns": turns, "done": True, "termination": "abstained", "final_answer": None}  # fmt: skip
+                    return {"turns": state.get("turns", 0) + 1, **_end("abstained", None)}
                 update = _with_output(state, agent_name, product.output)
-                if product.final and term.final_answer_tool:
-                    return {
-                        **update,
-                        "done": True,
-                        "termination": "final_answer",
-                        "final_answer": product.output,
-                    }
+                claim = says_done(product, term, phrase=False)
+                if claim is not None:
+                    return {**update, **_end(*claim)}
                 if verifier is not None and not single and product.verdict is not None:
                     merged = {**state, **update}
                     return {**update, **after_verdict(merged, i, product.verdict, product.output)}  # type: ignore[arg-type]
                 if verifier is not None and single:
                     return update  # the verifier node comes next
                 if i + 1 == len(stages):
-                    return {
-                        **update,
-                        "done": True,
-                        "termination": "end",
-                        "final_answer": product.output,
-                    }
+                    return {**update, **_end("end", product.output)}
                 return {**update, "stage": i + 1, "feedback": None, "feedback_for": None}
 
             return apply
@@ -335,7 +371,7 @@ async def _review_refine(
     agent: Any,
     stage: Any,
     state: TeamState,
-    head: str,
+    context: str,
     history: list[Any],
     draw: Callable[[int], Awaitable[Any]],
     check: Callable[[str], Awaitable[Verdict]],
@@ -355,7 +391,7 @@ async def _review_refine(
                 "feedback_for": agent.name,
             },
         )
-        prompt = f"{head}{_feedback_block(shown, agent.name)}\n\nNow do your part as {agent.name}."
+        prompt = turn_prompt(shown, agent.name, context)
         return await run.turn(agent, shown, prompt, sample=sample, transcript=history)
 
     chosen = await run_review_refine(spec, draw, check, refine)
@@ -379,19 +415,19 @@ async def _review_refine(
         content=f"review_refine: chose candidate {chosen.index + 1} ({where}) after "
         f"{chosen.rounds} of {chosen.max_rounds} round(s), {chosen.samples_used} candidates"
         + _how_it_stopped(chosen, "passed with full score", "candidates"),
-        data={
-            "event": "selection",
-            "strategy": "review_refine",
-            "chosen": chosen.index,
-            "winner": candidates[chosen.samples.index(chosen.index)],
-            "rounds": chosen.rounds,
-            "votes": {},
-            "samples_used": chosen.samples_used,
-            "samples": chosen.samples,
-            "settled": chosen.settled,
-            "dropped": chosen.dropped,
-            "candidates": candidates,
-        },
+        data=event_data(
+            "selection",
+            strategy="review_refine",
+            chosen=chosen.index,
+            winner=candidates[chosen.samples.index(chosen.index)],
+            rounds=chosen.rounds,
+            votes={},
+            samples_used=chosen.samples_used,
+            samples=chosen.samples,
+            settled=chosen.settled,
+            dropped=chosen.dropped,
+            candidates=candidates,
+        ),
     )
     return AgentProduct(chosen.output, chosen.final, chosen.verdict)
 
@@ -409,7 +445,7 @@ def _how_it_stopped(chosen: Selection, settled: str, noun: str) -> str:
 def _refine_feedback(verdict: Verdict) -> str:
     """What a kept candidate is told to fix: its verifier's feedback, or why a pass is not enough."""
     if not verdict.passed:
-        return verdict.feedback or "it did not pass verification"
+        return verdict.feedback or REJECTED
     points = verdict.score if verdict.score is not None else 1.0
     score = f"it scored {points:g} of 1, short of full marks"  # a full pass ends the search
     return f"{score}; {verdict.feedback}" if verdict.feedback else score
@@ -458,28 +494,28 @@ async def _draft_defer(
             if got.deferred
             else f"kept {drafter.name}'s draft: scored {got.score:g} >= tau {got.tau:g}; {agent.name} not asked"
         ),
-        data={
-            "event": "deferral",
-            "strategy": "draft_defer",
-            "drafter": drafter.name,
-            "strong": agent.name,
+        data=event_data(
+            "deferral",
+            strategy="draft_defer",
+            drafter=drafter.name,
+            strong=agent.name,
             # Where each answer is, so a calibration can score them against a ground truth.
-            "draft_step": got.draft.message_step,
-            "strong_step": got.strong.message_step if got.strong else None,
-            "score": got.score,
-            "tau": got.tau,
-            "deferred": got.deferred,
-            "draft_tokens": d_tokens,
-            "draft_cost_usd": got.draft.cost_usd,
-            "strong_tokens": s_tokens,
-            "strong_cost_usd": s_cost,
-        },
+            draft_step=got.draft.message_step,
+            strong_step=got.strong.message_step if got.strong else None,
+            score=got.score,
+            tau=got.tau,
+            deferred=got.deferred,
+            draft_tokens=d_tokens,
+            draft_cost_usd=got.draft.cost_usd,
+            strong_tokens=s_tokens,
+            strong_cost_usd=s_cost,
+        ),
     )
     return AgentProduct(got.chosen.output, got.chosen.final, got.verdict)
 
 
 def _abstain(
-    run: RunContext, agent: str, reason: str, plan: DrawPlan, penalty: float | None
+    run: RunContext, agent: str, reason: AbstainReason, plan: DrawPlan, penalty: float | None
 ) -> AgentProduct:
     """Record why a calibrated stage gives no answer, and say so to the run."""
     why = (
@@ -491,10 +527,10 @@ def _abstain(
         agent=agent,
         kind="event",
         content=f"abstained: {why} (FPR {plan.fpr:.2f}, FNR {plan.fnr:.2f}, base rate {plan.base_rate:.2f}, penalty {penalty})",
-        data={
-            "event": "abstained", "reason": reason, "n": plan.n, "expected_utility": plan.utility,
-            "fpr": plan.fpr, "fnr": plan.fnr, "base_rate": plan.base_rate, "penalty": penalty,
-        },
+        data=event_data(
+            "abstained", reason=reason, n=plan.n, expected_utility=plan.utility,
+            fpr=plan.fpr, fnr=plan.fnr, base_rate=plan.base_rate, penalty=penalty,
+        ),
     )  # fmt: skip
     return AgentProduct("", abstained=reason)
 
@@ -618,9 +654,8 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
         ) -> Callable[[TeamState, RunContext], Awaitable[AgentProduct]]:
             async def produce(state: TeamState, run: RunContext) -> AgentProduct:
                 history = run.context_block(limit_chars=team.spec.context_chars, agent=agent.name)
-                prompt = f"Task: {state['task']}\n\nConversation so far:\n{history or '(you speak first)'}"
-                prompt += _feedback_block(state, agent.name)
-                prompt += f"\n\nYour turn, {agent.name}."
+                context = f"Conversation so far:\n{history or '(you speak first)'}"
+                prompt = turn_prompt(state, agent.name, context, ask=f"Your turn, {agent.name}.")
                 turn = await run.turn(agent, state, prompt)
                 return AgentProduct(turn.output, turn.final)
 
@@ -631,23 +666,13 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 update = _with_output(state, name, product.output)
                 spoken = state.get("spoken", 0) + 1
                 update["spoken"] = spoken
-                claimed = (
-                    product.output
-                    if product.final and term.final_answer_tool
-                    else stop_phrase_answer(product.output, term.stop_phrase)
-                )
-                if claimed is not None:
+                claim = says_done(product, term)
+                if claim is not None:
                     if verifier is not None:
-                        return {**update, "pending_final": claimed}
-                    reason = "final_answer" if product.final else "stop_phrase"
-                    return {**update, "done": True, "termination": reason, "final_answer": claimed}
+                        return {**update, "pending_final": claim[1]}
+                    return {**update, **_end(*claim)}
                 if term.max_rounds is not None and spoken >= term.max_rounds * len(names):
-                    return {
-                        **update,
-                        "done": True,
-                        "termination": "max_rounds",
-                        "final_answer": product.output,
-                    }
+                    return {**update, **_end("max_rounds", product.output)}
                 return update
 
             return apply
@@ -671,17 +696,12 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
                 "turns": state.get("turns", 0) + 1,
             }
             if verdict.passed and term.verifier_pass:
-                return {
-                    **update,
-                    "done": True,
-                    "termination": "verifier_passed",
-                    "final_answer": claimed,
-                }
-            update.update(feedback=verdict.feedback, feedback_for=state.get("last_agent"))
+                return {**update, **_end("verifier_passed", claimed)}
+            update.update(verdict_feedback(verdict, state.get("last_agent"), relay=True))
             if term.max_rounds is not None and state.get("spoken", 0) >= term.max_rounds * len(
                 names
             ):
-                update.update(done=True, termination="max_rounds", final_answer=claimed)
+                update.update(_end("max_rounds", claimed))
             return update
 
         nodes["verify"] = NodeDef("verify", "verifier", top.verifier or "", vproduce, vapply)
@@ -740,11 +760,8 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                     history = run.context_block(
                         limit_chars=team.spec.context_chars, agent=agent.name
                     )
-                    prompt = f"Task: {state['task']}"
-                    if history:
-                        prompt += f"\n\nConversation so far:\n{history}"
-                    prompt += _feedback_block(state, agent.name)
-                    prompt += f"\n\nNow do your part as {agent.name}."
+                    context = f"Conversation so far:\n{history}" if history else ""
+                    prompt = turn_prompt(state, agent.name, context)
                     turn = await run.turn(agent, state, prompt)
                     return AgentProduct(turn.output, turn.final)
 
@@ -755,21 +772,9 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                     update = _with_output(state, name, product.output)
                     if state.get("feedback_for") == name:
                         update.update(feedback=None, feedback_for=None)
-                    if product.final and term.final_answer_tool:
-                        return {
-                            **update,
-                            "done": True,
-                            "termination": "final_answer",
-                            "final_answer": product.output,
-                        }
-                    claimed = stop_phrase_answer(product.output, term.stop_phrase)
-                    if claimed is not None:
-                        return {
-                            **update,
-                            "done": True,
-                            "termination": "stop_phrase",
-                            "final_answer": claimed,
-                        }
+                    claim = says_done(product, term)
+                    if claim is not None:
+                        return {**update, **_end(*claim)}
                     return update
 
                 return apply
@@ -804,13 +809,7 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
                         "attempts": attempts,
                         "turns": state.get("turns", 0) + 1,
                     }
-                    if verdict.passed:
-                        update.update(feedback=None, feedback_for=None)
-                    else:
-                        update.update(
-                            feedback=verdict.feedback or "it did not pass verification",
-                            feedback_for=target,
-                        )
+                    update.update(verdict_feedback(verdict, target))
                     return update
 
                 return apply
@@ -872,7 +871,7 @@ def build_graph(team: Team, top: GraphSpec) -> Compiled:
             if not frontier and not after.get("done"):
                 outputs = after.get("outputs", {})
                 answer = outputs.get(top.final) if top.final else after.get("last_output")
-                update.update(done=True, termination="end", final_answer=answer)
+                update.update(_end("end", answer))
             return update
 
         return apply_and_schedule

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from mascope._vocabulary import StepKind
 from mascope.errors import ConfigError
 from mascope.traces import Redactor, RunBundle, StepBase, TraceStore, bundle, write_export
 from mascope.traces._inputs import decode_inputs  # the bundle already holds the texts
@@ -81,7 +82,7 @@ from ._otel_messages import genai_input, genai_output
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-_TOOL_KINDS = ("tool_call", "tool_result", "refusal")
+_TOOL_KINDS: tuple[StepKind, ...] = ("tool_call", "tool_result", "refusal")
 
 
 # -- the plan: what spans a run becomes -----------------------------------------------------

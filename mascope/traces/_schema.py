@@ -7,30 +7,17 @@ doubles as the validated record type of mascope's JSONL format.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from ._constants import RUN_STATUSES as RUN_STATUSES
+from mascope._vocabulary import RUN_STATUSES as RUN_STATUSES
+from mascope._vocabulary import RunStatus as RunStatus
+from mascope._vocabulary import StepKind as StepKind
 
 SCHEMA_VERSION = 6
 """Bump with a migration in `_migrations.py` whenever a table changes."""
-
-RunStatus = Literal[
-    "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained", "paused"
-]
-StepKind = Literal[
-    "message",  # an agent's turn: what it said
-    "model_call",  # one LLM call (request summary, response, usage)
-    "tool_call",  # an agent asked for a tool
-    "tool_result",  # what the tool returned
-    "refusal",  # a tool call outside the agent's role, refused
-    "verdict",  # a verifier's judgement
-    "retry",  # a model call that was retried (429, 5xx, timeout)
-    "error",  # something failed
-    "event",  # anything else the runtime wants on the timeline (truncation, fork, resume)
-]
 
 
 def utcnow() -> datetime:
