@@ -15,9 +15,16 @@ from typing import TYPE_CHECKING
 from mascope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._constants import EXPORT_FORMATS, HOW_TO_MAKE_ONE, IMPORT_FORMATS, RUN_STATUSES
+    from ._constants import (
+        EXPORT_FORMATS,
+        HOW_TO_MAKE_ONE,
+        IMPORT_FORMATS,
+        RUN_SORTS,
+        RUN_STATUSES,
+    )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
+    from ._glance import RunRow, RunsGlance, StoreGlance
     from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
     from ._inputs import InputMessage
@@ -64,6 +71,10 @@ __getattr__, __dir__ = lazy_exports(
         "MASK": "._redact",
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
+        "RUN_SORTS": "._constants",
+        "RunRow": "._glance",
+        "RunsGlance": "._glance",
+        "StoreGlance": "._glance",
         "SCHEMA_VERSION": "._schema",
         "Annotation": "._schema",
         "AnnotationBase": "._schema",
@@ -78,7 +89,7 @@ __getattr__, __dir__ = lazy_exports(
         "StepBase": "._schema",
         "StepKind": "._schema",
         "RunPage": "._queries",
-        "RunSort": "._queries",
+        "RunSort": "._constants",
         "TraceStore": "._store",
     },
 )
@@ -90,6 +101,7 @@ __all__ = [
     "HOW_TO_MAKE_ONE",
     "IMPORT_FORMATS",
     "MASK",
+    "RUN_SORTS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "Annotation",
@@ -105,11 +117,14 @@ __all__ = [
     "RunBase",
     "RunBundle",
     "RunPage",
+    "RunRow",
     "RunSort",
     "RunStatus",
+    "RunsGlance",
     "Step",
     "StepBase",
     "StepKind",
+    "StoreGlance",
     "TraceStore",
     "bundle",
     "export_runs",

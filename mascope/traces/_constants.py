@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Literal, get_args
+
+SCHEMA_VERSION = 6
+"""Bump with a migration in `_migrations.py` whenever a table changes."""
 
 RUN_STATUSES: tuple[str, ...] = (
     "running",
@@ -26,3 +31,9 @@ HOW_TO_MAKE_ONE = (
     "or `mascope runs import FORMAT FILE`"
 )
 """Told to whoever looks for a store that is not there yet."""
+
+
+def encode_cursor(sort: str, ascending: bool, key: object, run_id: str) -> str:
+    """The opaque cursor of the page of runs after `run_id` (see `TraceStore.page_runs`)."""
+    raw = json.dumps([sort, ascending, key, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -13,9 +13,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ._constants import RUN_STATUSES as RUN_STATUSES
-
-SCHEMA_VERSION = 6
-"""Bump with a migration in `_migrations.py` whenever a table changes."""
+from ._constants import SCHEMA_VERSION as SCHEMA_VERSION
 
 RunStatus = Literal[
     "running", "succeeded", "failed", "error", "interrupted", "unknown", "abstained"

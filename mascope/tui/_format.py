@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
-from mascope.taxonomy import MAST
-from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
+
+# Only for types: the TUI paints its first screen before SQLModel and pydantic
+# are imported (see `_source.py`); MAST is imported where a label is drawn.
+if TYPE_CHECKING:
+    from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -27,7 +31,32 @@ def first_line(text: str, width: int = 200) -> str:
     return ""
 
 
-def tokens(run: Run) -> int:
+class RunLike(Protocol):
+    """What a row of the runs table shows: a `Run`, or a `RunRow` read before the store was open."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_run_id(self) -> str | None: ...
+    @property
+    def team(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def step_count(self) -> int: ...
+
+
+def tokens(run: RunLike) -> int:
     return run.input_tokens + run.output_tokens
 
 
@@ -143,6 +172,8 @@ def run_summary(run: Run, steps: int) -> Text:
 
 def category_of(mode: str) -> str:
     """The MAST category name of a mode id, or `other`."""
+    from mascope.taxonomy import MAST
+
     try:
         cat = MAST.mode(mode).category
     except KeyError:
@@ -151,6 +182,8 @@ def category_of(mode: str) -> str:
 
 
 def mode_label(a: Annotation) -> str:
+    from mascope.taxonomy import MAST
+
     try:
         name = MAST.mode(a.mode).name.lower()
     except KeyError:
