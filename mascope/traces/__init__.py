@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
-    from ._glance import RunRow, RunsGlance, StoreGlance
+    from ._glance import RunGlance, RunRow, RunsGlance, StepRow, StoreGlance
     from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
     from ._inputs import InputMessage
@@ -72,7 +72,9 @@ __getattr__, __dir__ = lazy_exports(
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
         "RUN_SORTS": "._constants",
+        "RunGlance": "._glance",
         "RunRow": "._glance",
+        "StepRow": "._glance",
         "RunsGlance": "._glance",
         "StoreGlance": "._glance",
         "SCHEMA_VERSION": "._schema",
@@ -116,6 +118,7 @@ __all__ = [
     "Run",
     "RunBase",
     "RunBundle",
+    "RunGlance",
     "RunPage",
     "RunRow",
     "RunSort",
@@ -124,6 +127,7 @@ __all__ = [
     "Step",
     "StepBase",
     "StepKind",
+    "StepRow",
     "StoreGlance",
     "TraceStore",
     "bundle",

@@ -1,18 +1,20 @@
 """A first look at a SQLite store with the stdlib `sqlite3` module, read-only.
 
-`glance_runs` reads what the TUI's runs screen shows first (how many runs,
-the newest page with its failure modes, the teams) as `TraceStore` would
-return it, without importing SQLAlchemy, SQLModel or pydantic: those imports
+`StoreGlance` reads what the TUI shows first (the runs screen: how many runs,
+the newest page with its failure modes, the teams; the run screen: the run and
+its first steps) as `TraceStore` would return it, without importing SQLAlchemy, SQLModel or pydantic: those imports
 cost several times the reads themselves, and a terminal UI that paints first
 and opens the full store afterwards starts about as fast as a bare Textual app.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ._constants import SCHEMA_VERSION, encode_cursor
 from ._sqlite_file import check_existing_sqlite, connect_read_only
@@ -20,6 +22,11 @@ from ._sqlite_file import check_existing_sqlite, connect_read_only
 _RUN_COLUMNS = (
     "id", "parent_run_id", "fork_step", "team", "task", "status", "started_at", "finished_at",
     "input_tokens", "output_tokens", "cost_usd", "step_count", "source", "termination_reason",
+    "final_answer",
+)  # fmt: skip
+_STEP_COLUMNS = (
+    "run_id", "idx", "agent", "kind", "content", "data", "model", "input_tokens", "output_tokens",
+    "latency_s", "cost_usd", "checkpoint_id", "error", "created_at", "inputs",
 )  # fmt: skip
 
 
@@ -41,6 +48,37 @@ class RunRow:
     step_count: int
     source: str
     termination_reason: str | None
+    final_answer: str | None
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """A step as `TraceStore.steps` reads it, as a plain value."""
+
+    run_id: str
+    index: int
+    agent: str
+    kind: str
+    content: str
+    data: dict[str, Any] | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_s: float | None
+    cost_usd: float | None
+    checkpoint_id: str | None
+    error: str | None
+    created_at: datetime
+    inputs: list[dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class RunGlance:
+    """A run, how many steps it has and its first steps (what the run screen shows first)."""
+
+    run: RunRow
+    total: int
+    steps: list[StepRow]
 
 
 @dataclass(frozen=True)
@@ -74,6 +112,15 @@ def _row(values: Sequence[object]) -> RunRow:
     return RunRow(
         **{**row, "started_at": started, "finished_at": _time(row["finished_at"])}  # type: ignore[arg-type]
     )
+
+
+def _step(values: Sequence[Any]) -> StepRow:
+    row = dict(zip(_STEP_COLUMNS, values, strict=True))
+    row["index"] = row.pop("idx")
+    for key in ("data", "inputs"):
+        row[key] = None if row[key] is None else json.loads(row[key])
+    row["created_at"] = _time(row["created_at"])
+    return StepRow(**row)
 
 
 class StoreGlance:
@@ -119,6 +166,27 @@ class StoreGlance:
         if needle in ids:
             return needle
         return ids[0] if len(ids) == 1 else None
+
+    def run(self, run_id: str, *, steps: int) -> RunGlance | None:
+        """Run `run_id`, its step count and its first `steps` steps; None if there is no such run."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            found = con.execute(
+                f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if found is None:
+                return None
+            total = int(
+                con.execute("SELECT count(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()[0]
+            )
+            rows = con.execute(
+                f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY idx LIMIT ?",
+                (run_id, steps),
+            ).fetchall()
+        finally:
+            con.execute("COMMIT")
+        return RunGlance(_row(found), total, [_step(r) for r in rows])
 
     def runs(self, *, limit: int = 50) -> RunsGlance:
         """The newest `limit` runs and what the runs screen shows with them."""
@@ -172,4 +240,4 @@ class StoreGlance:
         )
 
 
-__all__ = ["RunRow", "RunsGlance", "StoreGlance"]
+__all__ = ["RunGlance", "RunRow", "RunsGlance", "StepRow", "StoreGlance"]

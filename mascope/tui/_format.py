@@ -15,7 +15,7 @@ from mascope._style import STATUS_STYLE, agent_style, when
 # Only for types: the TUI paints its first screen before SQLModel and pydantic
 # are imported (see `_source.py`); MAST is imported where a label is drawn.
 if TYPE_CHECKING:
-    from mascope.traces import Annotation, Attribution, InputMessage, Run, Step
+    from mascope.traces import Annotation, Attribution, InputMessage, Run
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -32,7 +32,7 @@ def first_line(text: str, width: int = 200) -> str:
 
 
 class RunLike(Protocol):
-    """What a row of the runs table shows: a `Run`, or a `RunRow` read before the store was open."""
+    """What the TUI shows of a run: a `Run`, or a `RunRow` read before the store was open."""
 
     @property
     def id(self) -> str: ...
@@ -54,6 +54,43 @@ class RunLike(Protocol):
     def cost_usd(self) -> float | None: ...
     @property
     def step_count(self) -> int: ...
+    @property
+    def fork_step(self) -> int | None: ...
+    @property
+    def final_answer(self) -> str | None: ...
+
+
+class StepLike(Protocol):
+    """What the TUI shows of a step: a `Step`, or a `StepRow` read before the store was open."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any] | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def latency_s(self) -> float | None: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def checkpoint_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def inputs(self) -> list[dict[str, Any]] | None: ...
 
 
 def tokens(run: RunLike) -> int:
@@ -68,7 +105,7 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def verdict_passed(step: Step) -> bool | None:
+def verdict_passed(step: StepLike) -> bool | None:
     """For a verifier's verdict, whether it passed; None for other steps."""
     if step.kind != "verdict" or not isinstance(step.data, dict):
         return None
@@ -76,7 +113,7 @@ def verdict_passed(step: Step) -> bool | None:
     return passed if isinstance(passed, bool) else None
 
 
-def step_row(step: Step, marks: str, width: int) -> Text:
+def step_row(step: StepLike, marks: str, width: int) -> Text:
     """One timeline line: index, marks, agent, kind, first line of content."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{step.index:>5} ", style="dim")
@@ -96,7 +133,7 @@ def step_row(step: Step, marks: str, width: int) -> Text:
     return line
 
 
-def step_detail(step: Step, *, inputs: RenderableType | None = None) -> RenderableType:
+def step_detail(step: StepLike, *, inputs: RenderableType | None = None) -> RenderableType:
     """Everything about one step; `inputs` (what its model was sent) goes after its content."""
     head = Text()
     head.append(f"step {step.index}  ", style="bold")
@@ -136,7 +173,7 @@ def step_detail(step: Step, *, inputs: RenderableType | None = None) -> Renderab
     return Group(*parts)
 
 
-def _data_title(step: Step) -> str:
+def _data_title(step: StepLike) -> str:
     return {
         "tool_call": "tool arguments",
         "tool_result": "tool result",
@@ -152,7 +189,7 @@ def _json(value: Any) -> str:
     return text
 
 
-def run_summary(run: Run, steps: int) -> Text:
+def run_summary(run: RunLike, steps: int) -> Text:
     """The run screen's header line."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"run {run.id}  ", style="bold")

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 FIRST_PAGE = 100
 """Runs the runs screen reads at a time."""
+STEP_PAGE = 200
+"""Steps the run screen's timeline reads at a time."""
 
 
 def open_for_viewing(target: str | Path | None = None) -> TraceStore:
@@ -50,8 +52,9 @@ def _open_source(target: str | Path | None, run_id: str | None) -> tuple[StoreSo
                     first = glance.runs(limit=FIRST_PAGE)
                     return StoreSource(target=path, where=glance.where, first_runs=first), None
                 rid = glance.resolve_run_id(run_id)
-                if rid is not None:
-                    return StoreSource(target=path, where=glance.where), rid
+                first_run = None if rid is None else glance.run(rid, steps=STEP_PAGE)
+                if rid is not None and first_run is not None:
+                    return StoreSource(target=path, where=glance.where, first_run=first_run), rid
     store = open_for_viewing(target)
     try:
         rid = store.resolve_run_id(run_id) if run_id else None

@@ -24,6 +24,8 @@ from textual.widgets.tree import TreeNode
 from mascope.traces import file_safe
 
 from ._format import (
+    RunLike,
+    StepLike,
     attribution_label,
     branch_label,
     category_of,
@@ -93,7 +95,7 @@ class RunScreen(Screen[None]):
         self.source = store
         self.run_id = run_id
         self.poll_interval = poll_interval
-        self.run: Run | None = None
+        self.run: RunLike | None = None
         """None until the run is read."""
         self.labels = Labels()
         self._total = 0
@@ -122,6 +124,19 @@ class RunScreen(Screen[None]):
         self.query_one("#detail-scroll").border_title = "step"
         self.query_one(LabelTree).border_title = "failure modes · blame · branches"
         self._show_step(timeline.cursor)
+        first = self.source.first_run
+        if first is not None and first.run.id == self.run_id:
+            # Read with sqlite3 before the store was open: show it, then read the rest.
+            self.source.first_run = None
+            self.query_one(LabelTree).root.add_leaf(Text("reading labels…", style="dim"))
+            self._show_run((first.run, first.total, None, list(first.steps)))
+            self.call_after_refresh(self._read_run)
+        else:
+            self._read_run()
+        if self.poll_interval > 0:
+            self.set_interval(self.poll_interval, self.poll)
+
+    def _read_run(self) -> None:
         run_id = self.run_id
 
         def read(store: TraceStore) -> tuple[Run, int, Labels, list[Step]]:
@@ -133,8 +148,6 @@ class RunScreen(Screen[None]):
             return run, total, self._read_labels(store), first
 
         read_in_worker(self, self.source, read, self._show_run)
-        if self.poll_interval > 0:
-            self.set_interval(self.poll_interval, self.poll)
 
     def _show_run(self, result: object) -> None:
         if isinstance(result, ReadFailed):
@@ -142,11 +155,13 @@ class RunScreen(Screen[None]):
                 Text(f"run {self.run_id}: cannot read it: {result}", style="red")
             )
             return
-        self.run, self._total, self.labels, first = result  # type: ignore[misc]
-        assert self.run is not None
-        self.query_one("#run-header", Static).update(run_summary(self.run, self._total))
-        self.timeline.start(self._total, first)
-        self._show_labels()
+        run, total, labels, first = cast(tuple[RunLike, int, Labels | None, list[StepLike]], result)
+        self.run, self._total = run, total
+        self.query_one("#run-header", Static).update(run_summary(run, total))
+        self.timeline.start(total, first)
+        if labels is not None:  # None: not read yet
+            self.labels = labels
+            self._show_labels()
         self._show_step(self.timeline.cursor)
 
     @on(Read)
@@ -190,7 +205,7 @@ class RunScreen(Screen[None]):
             self._poll_failed = True
             return
         self._poll_failed = False
-        run, total, labels = result  # type: ignore[misc]
+        run, total, labels = cast(tuple["Run", int, Labels], result)
         assert self.run is not None
         changed = total != self._total or run.status != self.run.status
         self.run, self._total = run, total

@@ -169,7 +169,11 @@ class RunsScreen(Screen[None]):
                 )
             else:
                 self.reload(teams=True)
-            self._run(self._read_options, self._show_options, generation=None)
+            # Opens the store when it is not open yet: after the first paint, which
+            # the imports of a store opening would slow down (they hold the GIL).
+            self.call_after_refresh(
+                self._run, self._read_options, self._show_options, generation=None
+            )
 
     # -- reading in the background ---------------------------------------------
 

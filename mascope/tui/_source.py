@@ -22,7 +22,7 @@ from mascope.errors import MascopeError
 from ._format import first_line
 
 if TYPE_CHECKING:
-    from mascope.traces import RunsGlance, TraceStore
+    from mascope.traces import RunGlance, RunsGlance, TraceStore
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ class StoreSource:
         target: what to open otherwise (`open_for_viewing` checks it); closed by `close`.
         where: how messages name the store, known before it is open.
         first_runs: the runs screen's first page, read before the store was open.
+        first_run: the first run screen's run and first steps, read likewise.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class StoreSource:
         target: str | Path | None = None,
         where: str | None = None,
         first_runs: RunsGlance | None = None,
+        first_run: RunGlance | None = None,
         owns_store: bool = False,
     ) -> None:
         self._store = store
@@ -56,6 +58,7 @@ class StoreSource:
         self._lock = threading.Lock()
         self.where = store.where if store is not None else str(where or target)
         self.first_runs = first_runs
+        self.first_run = first_run
 
     @property
     def is_open(self) -> bool:

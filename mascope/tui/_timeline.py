@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.style import Style
 from textual import events, on
@@ -21,13 +21,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ._format import step_row
+from ._format import StepLike, step_row
+from ._open import STEP_PAGE
 from ._source import Read, ReadFailed, StoreSource, read_in_worker
 
-if TYPE_CHECKING:
-    from mascope.traces import Step
-
-PAGE = 200
+PAGE = STEP_PAGE
 _KEEP_PAGES = 16
 
 
@@ -71,7 +69,7 @@ class StepTimeline(ScrollView, can_focus=True):
         self.run_id = run_id
         self.total = total
         self.marks: dict[int, str] = {}
-        self._pages: OrderedDict[int, list[Step]] = OrderedDict()
+        self._pages: OrderedDict[int, list[StepLike]] = OrderedDict()
         self._reading: set[int] = set()
         self._generation = 0
         """Bumped when the pages read so far may be out of date; older reads are dropped."""
@@ -80,7 +78,7 @@ class StepTimeline(ScrollView, can_focus=True):
 
     # -- data ------------------------------------------------------------------
 
-    def step_at(self, index: int) -> Step | None:
+    def step_at(self, index: int) -> StepLike | None:
         """The step at `index` if its page is read; else None, and the page is asked for
         (`Highlighted` comes again for the cursor's step when it arrives)."""
         if not 0 <= index < self.total:
@@ -98,7 +96,7 @@ class StepTimeline(ScrollView, can_focus=True):
         page = self._pages.get(index // PAGE)
         return page is not None and index % PAGE < len(page)
 
-    def start(self, total: int, first_page: list[Step]) -> None:
+    def start(self, total: int, first_page: list[StepLike]) -> None:
         """The run's step count and its first page, read with the run."""
         self._generation += 1
         self._pages.clear()

@@ -121,6 +121,7 @@ async def test_the_tui_browses_a_read_only_store(db: Path) -> None:
             await pilot.pause(0.2)  # a few live polls
             app.open_run(RUN)
             await pilot.pause(0.2)
+            await settle(pilot)
             assert isinstance(app.screen, RunScreen)
             assert "Write add(a, b)" in screen_text(app)
     assert db.read_bytes() == before
