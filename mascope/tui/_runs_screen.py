@@ -155,25 +155,28 @@ class RunsScreen(Screen[None]):
             table.add_column(self._header(key, label), key=key, width=width)
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+        first, self.source.first_runs = self.source.first_runs, None
+        if first is not None:
+            # Read before the store was open: shown before the first paint (rows
+            # added after it would draw the table twice), the store opened after it
+            # (its imports hold the GIL and would slow the paint down).
+            self._started = True
+            rows = _Rows(list(first.runs), first.modes, first.live, first.next)
+            self._show_first(
+                _First(first.total, first.total, first.labels_mark, rows, None, first.teams)
+            )
+            self.call_after_refresh(self._read_options_later)
 
     def on_screen_resume(self) -> None:
         # Read the store the first time the screen shows: `mascope tui RUN`
         # opens a run on top of it and should not wait for the runs.
         if self.is_current and not self._started:
             self._started = True
-            first, self.source.first_runs = self.source.first_runs, None
-            if first is not None:  # read before the store was open: paint it now
-                rows = _Rows(list(first.runs), first.modes, first.live, first.next)
-                self._show_first(
-                    _First(first.total, first.total, first.labels_mark, rows, None, first.teams)
-                )
-            else:
-                self.reload(teams=True)
-            # Opens the store when it is not open yet: after the first paint, which
-            # the imports of a store opening would slow down (they hold the GIL).
-            self.call_after_refresh(
-                self._run, self._read_options, self._show_options, generation=None
-            )
+            self.reload(teams=True)
+            self._read_options_later()
+
+    def _read_options_later(self) -> None:
+        self._run(self._read_options, self._show_options, generation=None)
 
     # -- reading in the background ---------------------------------------------
 

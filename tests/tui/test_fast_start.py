@@ -15,7 +15,7 @@ from mascope.tui import TraceApp
 from mascope.tui._open import _open_source
 from mascope.tui._runs_screen import RunsScreen
 
-from .conftest import settle
+from .conftest import RUN, screen_text, settle
 
 SIZE = (130, 30)
 
@@ -164,3 +164,39 @@ def test_the_console_script_refuses_a_missing_store_without_creating_it(tmp_path
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "no trace store at" in out.stderr
     assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_run_read_with_sqlite3_is_the_stores_own(db: Path) -> None:
+    with StoreGlance(db) as glance:
+        assert glance.resolve_run_id(RUN[:-1]) is None  # the prefix of three runs
+        assert glance.resolve_run_id(RUN.lower()) == RUN
+        assert glance.run("NOPE", steps=10) is None
+        first = glance.run(RUN, steps=4)
+    assert first is not None
+    with TraceStore(db, create=False) as store:
+        run = store.get_run(RUN)
+        assert first.total == store.count_steps(RUN) == 6
+        for name in ("id", "team", "task", "status", "started_at", "final_answer", "step_count"):
+            assert getattr(first.run, name) == getattr(run, name)
+        steps = store.steps(RUN, limit=4)
+        names = ("run_id", "index", "agent", "kind", "content", "data", "model", "input_tokens",
+                 "output_tokens", "latency_s", "cost_usd", "checkpoint_id", "error",
+                 "created_at", "inputs")  # fmt: skip
+        assert [{n: getattr(s, n) for n in names} for s in first.steps] == [
+            {n: getattr(s, n) for n in names} for s in steps
+        ]
+
+
+async def test_a_run_opened_by_prefix_paints_before_the_store_opens(db: Path) -> None:
+    source, rid = _open_source(db, RUN.lower())
+    assert rid == RUN and source.first_run is not None and not source.is_open
+    try:
+        app = TraceApp(source, run_id=rid, poll_interval=0)
+        async with app.run_test(size=(130, 34)) as pilot:
+            await pilot.pause()
+            assert "6 steps" in screen_text(app)  # from the sqlite3 read
+            await settle(pilot)
+            text = screen_text(app)
+            assert source.is_open and "Failure modes (2)" in text and "reading" not in text
+    finally:
+        source.close()
