@@ -1,36 +1,12 @@
-"""Opening a store for viewing: never create one, refuse foreign files up front."""
+"""`browse`: the TUI on a store, its first screen read with sqlite3 before the store opens."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mascope.settings import Settings
 
-from ._source import StoreSource
-
-if TYPE_CHECKING:
-    from mascope.traces import TraceStore
-
-FIRST_PAGE = 100
-"""Runs the runs screen reads at a time."""
-STEP_PAGE = 200
-"""Steps the run screen's timeline reads at a time."""
-
-
-def open_for_viewing(target: str | Path | None = None) -> TraceStore:
-    """Open an existing trace store to look at it.
-
-    A SQLite file is checked read-only first, so a missing path, a file that is
-    not SQLite and a SQLite file that is not a mascope store each fail with a
-    one-line `StoreError` and nothing is created or changed.
-
-    Args:
-        target: a SQLite path or SQLAlchemy URL; default `MASCOPE_DB` or `./mascope.db`.
-    """
-    from mascope.traces import TraceStore
-
-    return TraceStore(target, create=False)
+from ._source import FIRST_PAGE, STEP_PAGE, StoreSource, open_for_viewing
 
 
 def _open_source(target: str | Path | None, run_id: str | None) -> tuple[StoreSource, str | None]:

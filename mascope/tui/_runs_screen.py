@@ -23,8 +23,7 @@ from mascope.traces import HOW_TO_MAKE_ONE, RUN_SORTS, RUN_STATUSES, RunSort
 
 from ._format import RunLike, cost, first_line, status_text, tokens
 from ._navigation import Navigator
-from ._open import FIRST_PAGE
-from ._source import Read, ReadFailed, StoreSource, read_in_worker
+from ._source import FIRST_PAGE, Read, ReadFailed, StoreSource, read_in_worker
 
 if TYPE_CHECKING:
     from mascope.traces import TraceStore

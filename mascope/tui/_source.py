@@ -26,6 +26,26 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+FIRST_PAGE = 100
+"""Runs the runs screen reads at a time."""
+STEP_PAGE = 200
+"""Steps the run screen's timeline reads at a time."""
+
+
+def open_for_viewing(target: str | Path | None = None) -> TraceStore:
+    """Open an existing trace store to look at it.
+
+    A SQLite file is checked read-only first, so a missing path, a file that is
+    not SQLite and a SQLite file that is not a mascope store each fail with a
+    one-line `StoreError` and nothing is created or changed.
+
+    Args:
+        target: a SQLite path or SQLAlchemy URL; default `MASCOPE_DB` or `./mascope.db`.
+    """
+    from mascope.traces import TraceStore
+
+    return TraceStore(target, create=False)
+
 
 class ReadFailed(Exception):
     """A read of the store failed; the message is one line, fit for a notification."""
@@ -68,8 +88,6 @@ class StoreSource:
         """The store, opened now if it is not yet (blocks: call it in a worker thread)."""
         with self._lock:
             if self._store is None:
-                from ._open import open_for_viewing
-
                 self._store = open_for_viewing(self._target)
             return self._store
 

@@ -22,8 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ._format import StepLike, step_row
-from ._open import STEP_PAGE
-from ._source import Read, ReadFailed, StoreSource, read_in_worker
+from ._source import STEP_PAGE, Read, ReadFailed, StoreSource, read_in_worker
 
 PAGE = STEP_PAGE
 _KEEP_PAGES = 16
