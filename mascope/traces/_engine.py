@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import SQLModel
 
 from mascope.errors import StoreError
@@ -234,7 +234,12 @@ class SqliteBackend(Backend):
     def _make_engine(self, *, write: bool) -> Engine:
         if self.read_only and self.path is not None:
             path = self.path
-            engine = create_engine("sqlite://", creator=lambda: connect_read_only(path))
+            # A pool of the file's connections, like any file URL gets: the URL says
+            # "memory", whose default pool keeps one connection per thread and closes
+            # another thread's when more than five threads read (the TUI's workers).
+            engine = create_engine(
+                "sqlite://", creator=lambda: connect_read_only(path), poolclass=QueuePool
+            )
         elif self.path is None:  # in memory
             engine = create_engine(
                 "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
