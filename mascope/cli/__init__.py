@@ -1,73 +1,36 @@
-"""The `mascope` command line: parses, calls the library, renders with rich."""
+"""The `mascope` command line: parses, calls the library, renders with rich.
+
+`mascope tui` is dispatched before the other commands (and Typer) are imported:
+the TUI should paint about as fast as a bare Textual app, and importing every
+command module would cost more than the TUI's own start.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING
 
-import typer
+from mascope._lazy import lazy_exports
 
-from mascope import __version__
+if TYPE_CHECKING:
+    from ._app import app
 
-from ._attribute import attribute
-from ._chat import chat
-from ._common import EXIT_CODES_HELP, OneLineGroup
-from ._eval import eval_app
-from ._eval_run import eval_run, eval_tasks
-from ._judge import judge
-from ._run import demo, fork, resume, run
-from ._runs import runs_app
-from ._serve import serve
-from ._taxonomy import taxonomy_app
-from ._team import team_app
-from ._tui import tui
-from ._verifiers import verifiers_app
-
-app = typer.Typer(
-    name="mascope",
-    help="Run teams of LLM agents and find out why they failed.",
-    epilog=EXIT_CODES_HELP,
-    cls=OneLineGroup,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"mascope {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """Run teams of LLM agents and find out why they failed."""
-
-
-app.command()(demo)
-app.command()(run)
-app.command()(chat)
-app.command()(judge)
-app.command()(attribute)
-app.command()(tui)
-eval_app.command("run")(eval_run)
-eval_app.command("tasks")(eval_tasks)
-app.command()(serve)
-runs_app.command("resume")(resume)
-runs_app.command("fork")(fork)
-app.add_typer(runs_app, name="runs")
-app.add_typer(taxonomy_app, name="taxonomy")
-app.add_typer(team_app, name="team")
-app.add_typer(eval_app, name="eval")
-app.add_typer(verifiers_app, name="verifiers")
+__getattr__, __dir__ = lazy_exports(__name__, {"app": "._app"})
 
 
 def main() -> None:
     """Entry point of the `mascope` console script."""
+    if sys.argv[1:2] == ["tui"]:
+        from ._tui_fast import fast_tui
+
+        if fast_tui(sys.argv[2:]):
+            sys.exit(0)
+        from ._tui import tui_app
+
+        tui_app()(prog_name="mascope")
+        return
+    from ._app import app
+
     app()
 
 

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -110,33 +110,35 @@ class OneLineGroup(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except typer.Exit as exc:
-            sys.exit(exc.exit_code)
-        except (typer.Abort, KeyboardInterrupt):
-            err.print("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
-        except MascopeError as exc:  # a command without @user_errors
-            _say(str(exc))
-            sys.exit(EXIT_USER_ERROR)
-        except RecursionError:
-            _say("input nests too deeply to process; simplify it")
-            sys.exit(EXIT_USER_ERROR)
-        except Exception as exc:
-            if _is_usage_error(exc):
-                _usage_error(exc, sys.argv[1:] if args is None else args)
-            if os.environ.get("MASCOPE_DEBUG"):
-                traceback.print_exc()
-            hint = (
-                ""
-                if os.environ.get("MASCOPE_DEBUG")
-                else "; set MASCOPE_DEBUG=1 to see the traceback"
-            )
-            _say(
-                f"mascope failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug in mascope"
-                f"{hint}"
-            )
-            sys.exit(EXIT_INTERNAL)
+        except (Exception, KeyboardInterrupt) as exc:
+            exit_for(exc, sys.argv[1:] if args is None else args)
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def exit_for(exc: BaseException, args: Sequence[str]) -> NoReturn:
+    """Say what `exc` means in one line on stderr and exit with its code (see `OneLineGroup`)."""
+    if isinstance(exc, typer.Exit):
+        sys.exit(exc.exit_code)
+    if isinstance(exc, typer.Abort | KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    if isinstance(exc, MascopeError):  # a command without @user_errors
+        from mascope.traces import Redactor
+
+        _say(Redactor().text(str(exc)))  # messages may quote user input
+        sys.exit(EXIT_USER_ERROR)
+    if isinstance(exc, RecursionError):
+        _say("input nests too deeply to process; simplify it")
+        sys.exit(EXIT_USER_ERROR)
+    if _is_usage_error(exc):
+        _usage_error(exc, args)
+    if os.environ.get("MASCOPE_DEBUG"):
+        traceback.print_exception(exc)
+    hint = "" if os.environ.get("MASCOPE_DEBUG") else "; set MASCOPE_DEBUG=1 to see the traceback"
+    _say(
+        f"mascope failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug in mascope{hint}"
+    )
+    sys.exit(EXIT_INTERNAL)
 
 
 def _is_usage_error(exc: BaseException) -> bool:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import DbOpt, user_errors
+from ._common import EXIT_CODES_HELP, DbOpt, OneLineGroup, user_errors
 
 
 @user_errors
@@ -22,11 +22,25 @@ def tui(
 ) -> None:
     """Browse runs, steps, verdicts, failure modes, attributions and branches, live."""
     # Textual is imported here, not at the top, so `mascope --help` stays fast.
-    from mascope.tui import TraceApp, open_for_viewing
+    from mascope.tui import browse
 
-    store = open_for_viewing(db)
-    try:
-        rid = store.resolve_run_id(run_id) if run_id else None
-        TraceApp(store, run_id=rid, poll_interval=interval).run()
-    finally:
-        store.close()
+    browse(db, run_id=run_id, poll_interval=interval)
+
+
+def tui_app() -> typer.Typer:
+    """A `mascope` app holding only `tui`: what `mascope tui ...` runs, without
+    importing the other commands (see `mascope.cli.main`)."""
+    app = typer.Typer(
+        name="mascope",
+        epilog=EXIT_CODES_HELP,
+        cls=OneLineGroup,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def root() -> None:
+        """Run teams of LLM agents and find out why they failed."""
+
+    app.command()(tui)
+    return app

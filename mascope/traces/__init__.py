@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
+    from ._glance import RunGlance, RunRow, RunsGlance, StepRow, StoreGlance
     from ._ids import file_safe, is_valid_id, new_id
     from ._import import ImportReport, import_paths, parse_jsonl, parse_mad, parse_whowhen
     from ._inputs import InputMessage
@@ -75,6 +76,11 @@ __getattr__, __dir__ = lazy_exports(
         "Redactor": "._redact",
         "RUN_STATUSES": "._constants",
         "RUN_SORTS": "._constants",
+        "RunGlance": "._glance",
+        "RunRow": "._glance",
+        "StepRow": "._glance",
+        "RunsGlance": "._glance",
+        "StoreGlance": "._glance",
         "SCHEMA_VERSION": "._schema",
         "Annotation": "._schema",
         "AnnotationBase": "._schema",
@@ -89,7 +95,7 @@ __getattr__, __dir__ = lazy_exports(
         "StepBase": "._schema",
         "StepKind": "._schema",
         "RunPage": "._queries",
-        "RunSort": "._queries",
+        "RunSort": "._constants",
         "TraceStore": "._store",
     },
 )
@@ -118,12 +124,17 @@ __all__ = [
     "Run",
     "RunBase",
     "RunBundle",
+    "RunGlance",
     "RunPage",
+    "RunRow",
     "RunSort",
     "RunStatus",
+    "RunsGlance",
     "Step",
     "StepBase",
     "StepKind",
+    "StepRow",
+    "StoreGlance",
     "TraceStore",
     "bundle",
     "export_runs",

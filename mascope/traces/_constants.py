@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Literal, get_args
 
 from mascope._vocabulary import RUN_STATUSES as RUN_STATUSES
 from mascope._vocabulary import EventName
+
+SCHEMA_VERSION = 6
+"""Bump with a migration in `_migrations.py` whenever a table changes."""
 
 PAUSE_EVENT: EventName = "interrupt"
 """`data.event` of the `event` step that asks a person for input (the run then pauses)."""
@@ -22,3 +27,9 @@ HOW_TO_MAKE_ONE = (
     "or `mascope runs import FORMAT FILE`"
 )
 """Told to whoever looks for a store that is not there yet."""
+
+
+def encode_cursor(sort: str, ascending: bool, key: object, run_id: str) -> str:
+    """The opaque cursor of the page of runs after `run_id` (see `TraceStore.page_runs`)."""
+    raw = json.dumps([sort, ascending, key, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

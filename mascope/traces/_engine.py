@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import SQLModel
 
 from mascope.errors import StoreError
@@ -48,6 +48,7 @@ from mascope.settings import Settings
 from . import _migrations
 from ._constants import HOW_TO_MAKE_ONE
 from ._schema import SCHEMA_VERSION, Blob, Meta, Step, utcnow
+from ._sqlite_file import check_existing_sqlite, connect_read_only, is_read_only_error
 
 _META = Meta.__table__  # type: ignore[attr-defined]
 _BLOBS = Blob.__table__  # type: ignore[attr-defined]
@@ -74,7 +75,6 @@ _PG_BLOBS_AND_STEP_SQL = (
     "WITH parts AS (INSERT INTO blobs (hash, text) SELECT * FROM unnest(%s::varchar[], %s::text[]) "
     "ON CONFLICT DO NOTHING) " + _PG_STEP_SQL
 )
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _PREPARE_LOCK = (
     0x6D617363  # "masc": the advisory lock held while a server store is created or migrated
 )
@@ -98,12 +98,6 @@ def _step_params(row: dict[str, Any]) -> tuple[Any, ...]:
     inputs = row.get("inputs")
     params[14] = None if inputs is None else json.dumps(inputs)
     return tuple(params)
-
-
-def is_read_only_error(exc: BaseException | None) -> bool:
-    """Whether a database error says the file may not be written."""
-    text = str(exc).lower()
-    return "readonly database" in text or "read-only database" in text
 
 
 def read_only_message(where: object) -> str:
@@ -211,7 +205,7 @@ class SqliteBackend(Backend):
             if not create or read_only:
                 # Checked read-only first: opening a file for real would switch it
                 # to WAL mode, changing a file that may not be ours.
-                _check_existing_sqlite(path)
+                check_existing_sqlite(path)
             if path.parent and not path.parent.exists():
                 raise StoreError(f"cannot create {path}: folder {path.parent} does not exist")
             writable = _writable(path)
@@ -240,7 +234,12 @@ class SqliteBackend(Backend):
     def _make_engine(self, *, write: bool) -> Engine:
         if self.read_only and self.path is not None:
             path = self.path
-            engine = create_engine("sqlite://", creator=lambda: _connect_read_only(path))
+            # A pool of the file's connections, like any file URL gets: the URL says
+            # "memory", whose default pool keeps one connection per thread and closes
+            # another thread's when more than five threads read (the TUI's workers).
+            engine = create_engine(
+                "sqlite://", creator=lambda: connect_read_only(path), poolclass=QueuePool
+            )
         elif self.path is None:  # in memory
             engine = create_engine(
                 "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -650,38 +649,6 @@ def _prepare(backend: Backend, *, create: bool) -> None:
             )
 
 
-def _check_existing_sqlite(path: Path) -> None:
-    """A one-line `StoreError` unless `path` is a mascope store; reads only."""
-    if not path.exists():
-        raise StoreError(f"no trace store at {path}; {HOW_TO_MAKE_ONE}, or pass --db PATH")
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a trace store; pass --db PATH to a .db file")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if head != _SQLITE_MAGIC:
-        raise StoreError(
-            f"{path} is not a SQLite database; pass --db PATH to a mascope trace store"
-        )
-    try:
-        con = _connect_read_only(path)
-        try:
-            found = con.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mascope_meta'"
-            ).fetchone()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read {path}: {exc}; is it a mascope trace store?") from None
-    if found is None:
-        raise StoreError(
-            f"{path} is a SQLite database but not a mascope trace store; "
-            "pass --db PATH to a store mascope wrote"
-        )
-
-
 def _writable(path: Path) -> bool:
     """Whether this process may change the SQLite file: the file and, for the
     WAL and its index, the folder it is in."""
@@ -689,23 +656,6 @@ def _writable(path: Path) -> bool:
     if path.exists() and not os.access(path, os.W_OK):
         return False
     return os.access(folder, os.W_OK)
-
-
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that never writes: `mode=ro`, or `immutable=1` when even the
-    WAL index cannot be created (a read-only folder, and no writer to see)."""
-    uri = path.resolve().as_uri()
-    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-    try:
-        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return con
-    except sqlite3.DatabaseError as exc:
-        con.close()
-        if not is_read_only_error(exc) and "unable to open" not in str(exc):
-            raise
-    return sqlite3.connect(
-        f"{uri}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False
-    )
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from mascope.errors import ConfigError, NotFoundError, did_you_mean
 
 from ._constants import RunSort
+from ._constants import encode_cursor as _encode_cursor
 from ._engine import Backend
 from ._inputs import InputMessage, decode_inputs, gather
 from ._redact import Redactor
@@ -61,11 +62,6 @@ def _run_order(sort: RunSort, ascending: bool) -> tuple[Any, list[Any]]:
     if sort != "time":
         order.append(_RUNS.c.id.desc())
     return key, order
-
-
-def _encode_cursor(sort: str, ascending: bool, key: Any, run_id: str) -> str:
-    raw = json.dumps([sort, ascending, key, run_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str, sort: str, ascending: bool) -> tuple[Any, str]:

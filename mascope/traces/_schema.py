@@ -16,8 +16,7 @@ from mascope._vocabulary import RUN_STATUSES as RUN_STATUSES
 from mascope._vocabulary import RunStatus as RunStatus
 from mascope._vocabulary import StepKind as StepKind
 
-SCHEMA_VERSION = 6
-"""Bump with a migration in `_migrations.py` whenever a table changes."""
+from ._constants import SCHEMA_VERSION as SCHEMA_VERSION
 
 
 def utcnow() -> datetime:

@@ -6,6 +6,7 @@ TraceApp(open_for_viewing("mascope.db")).run()
 """
 
 from ._app import TraceApp
-from ._open import open_for_viewing
+from ._open import browse
+from ._source import open_for_viewing
 
-__all__ = ["TraceApp", "open_for_viewing"]
+__all__ = ["TraceApp", "browse", "open_for_viewing"]

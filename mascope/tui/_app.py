@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from mascope.traces import TraceStore
-
 from ._help import HelpScreen
 from ._run_screen import RunScreen
 from ._runs_screen import RunsScreen
+from ._source import StoreSource
+
+if TYPE_CHECKING:
+    from mascope.traces import TraceStore
 
 CSS = """
 #filters { height: 1; margin: 0 0 1 0; }
@@ -40,7 +42,8 @@ class TraceApp(App[None]):
     """Browse a trace store: runs, steps, failure modes, attributions, branches.
 
     Args:
-        store: an open store; the app only reads it.
+        store: an open store; the app only reads it (`browse` passes a source
+            that opens it in the background).
         run_id: open this run first (escape goes back to the runs).
         poll_interval: seconds between looks at the store for new runs and steps;
             0 turns live updates off.
@@ -54,26 +57,30 @@ class TraceApp(App[None]):
     ]
 
     def __init__(
-        self, store: TraceStore, *, run_id: str | None = None, poll_interval: float = 1.0
+        self,
+        store: TraceStore | StoreSource,
+        *,
+        run_id: str | None = None,
+        poll_interval: float = 1.0,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.source = store if isinstance(store, StoreSource) else StoreSource(store=store)
         self.first_run = run_id
         self.poll_interval = poll_interval
-        self.sub_title = store.where
+        self.sub_title = self.source.where
 
     def get_default_screen(self) -> Screen[None]:
         # Opened on one run, the runs screen is built only if the user goes back.
         if self.first_run is not None:
-            return RunScreen(self.store, self.first_run, poll_interval=self.poll_interval)
+            return RunScreen(self.source, self.first_run, poll_interval=self.poll_interval)
         return self.runs_screen()
 
     def runs_screen(self) -> RunsScreen:
-        return RunsScreen(self.store, poll_interval=self.poll_interval)
+        return RunsScreen(self.source, poll_interval=self.poll_interval)
 
     def open_run(self, run_id: str) -> None:
         """Show one run on top of whatever is on screen."""
-        self.push_screen(RunScreen(self.store, run_id, poll_interval=self.poll_interval))
+        self.push_screen(RunScreen(self.source, run_id, poll_interval=self.poll_interval))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

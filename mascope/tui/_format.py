@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
-from mascope.taxonomy import MAST
-from mascope.traces import PAUSE_EVENT, Annotation, Attribution, InputMessage, Run, Step
+from mascope.traces import PAUSE_EVENT
+
+# Only for types: the TUI paints its first screen before SQLModel and pydantic
+# are imported (see `_source.py`); MAST is imported where a label is drawn.
+if TYPE_CHECKING:
+    from mascope.traces import Annotation, Attribution, InputMessage, Run
 
 SHOWN_CHARS = 20_000
 """How much of a step's content the detail pane shows (a huge step would stall drawing)."""
@@ -27,7 +32,69 @@ def first_line(text: str, width: int = 200) -> str:
     return ""
 
 
-def tokens(run: Run) -> int:
+class RunLike(Protocol):
+    """What the TUI shows of a run: a `Run`, or a `RunRow` read before the store was open."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_run_id(self) -> str | None: ...
+    @property
+    def team(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def step_count(self) -> int: ...
+    @property
+    def fork_step(self) -> int | None: ...
+    @property
+    def final_answer(self) -> str | None: ...
+
+
+class StepLike(Protocol):
+    """What the TUI shows of a step: a `Step`, or a `StepRow` read before the store was open."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any] | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def latency_s(self) -> float | None: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def checkpoint_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def inputs(self) -> list[dict[str, Any]] | None: ...
+
+
+def tokens(run: RunLike) -> int:
     return run.input_tokens + run.output_tokens
 
 
@@ -39,7 +106,7 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def verdict_passed(step: Step) -> bool | None:
+def verdict_passed(step: StepLike) -> bool | None:
     """For a verifier's verdict, whether it passed; None for other steps."""
     if step.kind != "verdict" or not isinstance(step.data, dict):
         return None
@@ -47,7 +114,7 @@ def verdict_passed(step: Step) -> bool | None:
     return passed if isinstance(passed, bool) else None
 
 
-def is_pause(step: Step) -> bool:
+def is_pause(step: StepLike) -> bool:
     """The question of a pause for a person (see docs/runtime.md, Pausing for a person)."""
     return (
         step.kind == "event"
@@ -56,7 +123,7 @@ def is_pause(step: Step) -> bool:
     )
 
 
-def step_row(step: Step, marks: str, width: int) -> Text:
+def step_row(step: StepLike, marks: str, width: int) -> Text:
     """One timeline line: index, marks, agent, kind, first line of content."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{step.index:>5} ", style="dim")
@@ -78,7 +145,7 @@ def step_row(step: Step, marks: str, width: int) -> Text:
     return line
 
 
-def step_detail(step: Step, *, inputs: RenderableType | None = None) -> RenderableType:
+def step_detail(step: StepLike, *, inputs: RenderableType | None = None) -> RenderableType:
     """Everything about one step; `inputs` (what its model was sent) goes after its content."""
     head = Text()
     head.append(f"step {step.index}  ", style="bold")
@@ -118,7 +185,7 @@ def step_detail(step: Step, *, inputs: RenderableType | None = None) -> Renderab
     return Group(*parts)
 
 
-def _data_title(step: Step) -> str:
+def _data_title(step: StepLike) -> str:
     return {
         "tool_call": "tool arguments",
         "tool_result": "tool result",
@@ -134,7 +201,7 @@ def _json(value: Any) -> str:
     return text
 
 
-def run_summary(run: Run, steps: int) -> Text:
+def run_summary(run: RunLike, steps: int) -> Text:
     """The run screen's header line."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"run {run.id}  ", style="bold")
@@ -150,7 +217,9 @@ def run_summary(run: Run, steps: int) -> Text:
         text.append("\nanswer ", style="dim")
         text.append(first_line(run.final_answer, 300))
     if run.status == "paused":
-        pause = (run.metadata_ or {}).get("pause") or {}
+        # A row read before the store opened has no metadata: the question shows
+        # once the full run is read (the next poll).
+        pause = (getattr(run, "metadata_", None) or {}).get("pause") or {}
         text.append("\nwaiting ", style="dim")
         text.append(
             first_line(str(pause.get("prompt") or "for a person's input"), 200), style="bold cyan"
@@ -161,6 +230,8 @@ def run_summary(run: Run, steps: int) -> Text:
 
 def category_of(mode: str) -> str:
     """The MAST category name of a mode id, or `other`."""
+    from mascope.taxonomy import MAST
+
     try:
         cat = MAST.mode(mode).category
     except KeyError:
@@ -169,6 +240,8 @@ def category_of(mode: str) -> str:
 
 
 def mode_label(a: Annotation) -> str:
+    from mascope.taxonomy import MAST
+
     try:
         name = MAST.mode(a.mode).name.lower()
     except KeyError:

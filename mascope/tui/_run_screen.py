@@ -1,15 +1,19 @@
-"""The run screen: step timeline, the selected step in full, labels, branches."""
+"""The run screen: step timeline, the selected step in full, labels, branches.
+
+The run, its labels, its steps and a step's input are read in worker threads
+(see `_source.py`); the screen shows what it has and fills in the rest.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -17,10 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from mascope.errors import MascopeError
-from mascope.traces import Annotation, Attribution, Run, TraceStore, export_runs, file_safe
+from mascope.traces import file_safe
 
 from ._format import (
+    RunLike,
+    StepLike,
     attribution_label,
     branch_label,
     category_of,
@@ -32,7 +37,11 @@ from ._format import (
     step_detail,
 )
 from ._navigation import Navigator
-from ._timeline import StepTimeline
+from ._source import Read, ReadFailed, StoreSource, read_in_worker
+from ._timeline import PAGE, StepTimeline
+
+if TYPE_CHECKING:
+    from mascope.traces import Annotation, Attribution, InputMessage, Run, Step, TraceStore
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,9 @@ class Target:
 
 @dataclass
 class Labels:
-    annotations: list[Annotation]
-    attributions: list[Attribution]
-    branches: list[Run]
+    annotations: list[Annotation] = field(default_factory=list)
+    attributions: list[Attribution] = field(default_factory=list)
+    branches: list[Run] = field(default_factory=list)
 
     def signature(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
         return (
@@ -81,23 +90,27 @@ class RunScreen(Screen[None]):
         Binding("i", "toggle_inputs", "Input", show=False),
     ]
 
-    def __init__(self, store: TraceStore, run_id: str, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, store: StoreSource, run_id: str, *, poll_interval: float = 1.0) -> None:
         super().__init__()
-        self.store = store
+        self.source = store
         self.run_id = run_id
         self.poll_interval = poll_interval
-        self.run = store.get_run(run_id)
-        self.labels = self._read_labels()
-        self._total = store.count_steps(run_id)
+        self.run: RunLike | None = None
+        """None until the run is read."""
+        self.labels = Labels()
+        self._total = 0
         self._poll_failed = False
+        self._polling = False
         self.inputs_expanded = False
+        self._inputs: dict[int, list[InputMessage] | ReadFailed] = {}
+        """Steps' input messages, as read (they never change)."""
 
     # -- layout ------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(run_summary(self.run, self._total), id="run-header")
+        yield Static(Text(f"run {self.run_id}  reading…", style="dim"), id="run-header")
         with Horizontal(id="run-body"):
-            yield StepTimeline(self.store, self.run_id, total=self._total, id="timeline")
+            yield StepTimeline(self.source, self.run_id, total=0, id="timeline")
             with Vertical(id="run-side"):
                 with VerticalScroll(id="detail-scroll"):
                     yield Static(id="detail")
@@ -111,8 +124,50 @@ class RunScreen(Screen[None]):
         self.query_one("#detail-scroll").border_title = "step"
         self.query_one(LabelTree).border_title = "failure modes · blame · branches"
         self._show_step(timeline.cursor)
+        first = self.source.first_run
+        if first is not None and first.run.id == self.run_id:
+            # Read with sqlite3 before the store was open: show it, then read the rest.
+            self.source.first_run = None
+            self.query_one(LabelTree).root.add_leaf(Text("reading labels…", style="dim"))
+            self._show_run((first.run, first.total, None, list(first.steps)))
+            self.call_after_refresh(self._read_run)
+        else:
+            self._read_run()
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+
+    def _read_run(self) -> None:
+        run_id = self.run_id
+
+        def read(store: TraceStore) -> tuple[Run, int, Labels, list[Step]]:
+            import mascope.taxonomy  # noqa: F401  (labels are drawn with MAST's names)
+
+            run = store.get_run(run_id)
+            total = store.count_steps(run_id)
+            first = store.steps(run_id, limit=PAGE)
+            return run, total, self._read_labels(store), first
+
+        read_in_worker(self, self.source, read, self._show_run)
+
+    def _show_run(self, result: object) -> None:
+        if isinstance(result, ReadFailed):
+            self.query_one("#run-header", Static).update(
+                Text(f"run {self.run_id}: cannot read it: {result}", style="red")
+            )
+            return
+        run, total, labels, first = cast(tuple[RunLike, int, Labels | None, list[StepLike]], result)
+        self.run, self._total = run, total
+        self.query_one("#run-header", Static).update(run_summary(run, total))
+        self.timeline.start(total, first)
+        if labels is not None:  # None: not read yet
+            self.labels = labels
+            self._show_labels()
+        self._show_step(self.timeline.cursor)
+
+    @on(Read)
+    def _on_read(self, message: Read) -> None:
+        message.stop()
+        message.apply(message.result)
 
     @property
     def timeline(self) -> StepTimeline:
@@ -120,30 +175,38 @@ class RunScreen(Screen[None]):
 
     # -- data --------------------------------------------------------------------
 
-    def _read_labels(self) -> Labels:
+    def _read_labels(self, store: TraceStore) -> Labels:
         return Labels(
-            annotations=self.store.annotations(self.run_id),
-            attributions=self.store.attributions(self.run_id),
-            branches=self.store.child_runs(self.run_id),
+            annotations=store.annotations(self.run_id),
+            attributions=store.attributions(self.run_id),
+            branches=store.child_runs(self.run_id),
         )
 
     def poll(self) -> None:
         """Pick up new steps, a changed status and new labels (the run may be live)."""
-        if not self.is_current:
+        if not self.is_current or self.run is None or self._polling:
             return
-        try:
-            run = self.store.get_run(self.run_id)
+        run_id = self.run_id
+
+        def read(store: TraceStore) -> tuple[Run, int, Labels]:
+            run = store.get_run(run_id)
             # A finished run's row holds its step count; only a live one needs counting.
-            total = (
-                self.store.count_steps(self.run_id) if run.status == "running" else run.step_count
-            )
-            labels = self._read_labels()
-        except (SQLAlchemyError, MascopeError) as exc:
+            total = store.count_steps(run_id) if run.status == "running" else run.step_count
+            return run, total, self._read_labels(store)
+
+        self._polling = True
+        read_in_worker(self, self.source, read, self._show_polled)
+
+    def _show_polled(self, result: object) -> None:
+        self._polling = False
+        if isinstance(result, ReadFailed):
             if not self._poll_failed:
-                self.notify(f"cannot refresh: {first_line(str(exc))}", severity="error")
+                self.notify(f"cannot refresh: {result}", severity="error")
             self._poll_failed = True
             return
         self._poll_failed = False
+        run, total, labels = cast(tuple["Run", int, Labels], result)
+        assert self.run is not None
         changed = total != self._total or run.status != self.run.status
         self.run, self._total = run, total
         if changed:
@@ -269,7 +332,10 @@ class RunScreen(Screen[None]):
         detail = self.query_one("#detail", Static)
         step = self.timeline.step_at(index)
         if step is None:
-            detail.update(Text("This run has no steps yet.", style="dim"))
+            if self.run is not None and not self._total:
+                detail.update(Text("This run has no steps yet.", style="dim"))
+            else:  # its page is being read; Highlighted comes again when it is
+                detail.update(Text(f"step {index}: reading…", style="dim"))
             return
         notes: list[RenderableType] = []
         for a in self.labels.annotations:
@@ -289,10 +355,12 @@ class RunScreen(Screen[None]):
             notes.append(Text(""))
         inputs: RenderableType | None = None
         if step.inputs:
-            try:
-                messages = self.store.step_inputs(self.run_id, index)
-            except (SQLAlchemyError, MascopeError) as exc:
-                inputs = Text(f"input not readable: {first_line(str(exc))}", "red")
+            messages = self._inputs.get(index)
+            if messages is None:
+                self._read_inputs(index)
+                inputs = Text("input: reading…", style="dim")
+            elif isinstance(messages, ReadFailed):
+                inputs = Text(f"input not readable: {messages}", "red")
             else:
                 inputs = input_detail(messages, expanded=self.inputs_expanded)
         if inputs is not None and self.inputs_expanded:
@@ -301,6 +369,16 @@ class RunScreen(Screen[None]):
         else:
             detail.update(Group(*notes, step_detail(step, inputs=inputs)))
         self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def _read_inputs(self, index: int) -> None:
+        run_id = self.run_id
+
+        def show(result: object) -> None:
+            self._inputs[index] = result  # type: ignore[assignment]
+            if self.timeline.cursor == index:
+                self._show_step(index)
+
+        read_in_worker(self, self.source, lambda store: store.step_inputs(run_id, index), show)
 
     # -- actions -----------------------------------------------------------------
 
@@ -348,7 +426,10 @@ class RunScreen(Screen[None]):
     def action_copy(self) -> None:
         step = self.timeline.step_at(self.timeline.cursor)
         if step is None:
-            self.notify("no step to copy", severity="warning")
+            reading = self._total and not self.timeline.is_read(self.timeline.cursor)
+            self.notify(
+                "the step is still being read" if reading else "no step to copy", severity="warning"
+            )
             return
         self.app.copy_to_clipboard(step.content)
         self.notify(f"copied step {step.index} ({len(step.content):,} characters) to the clipboard")
@@ -359,9 +440,11 @@ class RunScreen(Screen[None]):
         self.run_worker(lambda: self._export(target), thread=True, exclusive=True, group="export")
 
     def _export(self, target: Path) -> None:
+        from mascope.traces import export_runs
+
         try:
-            export_runs(self.store, [self.run_id], "jsonl", target)
-        except (MascopeError, OSError, SQLAlchemyError) as exc:
+            self.source.read(lambda store: export_runs(store, [self.run_id], "jsonl", target))
+        except (ReadFailed, OSError) as exc:
             self.app.call_from_thread(
                 self.notify, f"export failed: {first_line(str(exc))}", severity="error"
             )

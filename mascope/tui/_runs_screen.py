@@ -1,11 +1,17 @@
-"""The runs screen: every run in the store, a page at a time, sorted and filtered."""
+"""The runs screen: every run in the store, a page at a time, sorted and filtered.
+
+Every read runs in a worker thread and comes back as a message; a read that
+belongs to an older sort or filter (the user changed it meanwhile) is dropped.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -13,14 +19,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from mascope.errors import MascopeError
-from mascope.taxonomy import MAST
-from mascope.traces import HOW_TO_MAKE_ONE, RUN_SORTS, RUN_STATUSES, Run, RunSort, TraceStore
+from mascope.traces import HOW_TO_MAKE_ONE, RUN_SORTS, RUN_STATUSES, RunSort
 
-from ._format import cost, first_line, status_text, tokens
+from ._format import RunLike, cost, first_line, status_text, tokens
 from ._navigation import Navigator
+from ._source import FIRST_PAGE, Read, ReadFailed, StoreSource, read_in_worker
 
-PAGE = 100
+if TYPE_CHECKING:
+    from mascope.traces import TraceStore
+
+PAGE = FIRST_PAGE
 _COLUMNS: list[tuple[str, str, int | None]] = [
     ("time", "started (UTC)", 16),
     ("team", "team", 12),
@@ -46,6 +54,49 @@ class RunTable(DataTable[Any]):
     ]
 
 
+@dataclass
+class _Rows:
+    """Runs read for the table, with what their rows show besides the run."""
+
+    runs: list[RunLike] = field(default_factory=list)
+    modes: dict[str, list[str]] = field(default_factory=dict)
+    live: dict[str, int] = field(default_factory=dict)
+    next: str | None = None
+
+
+@dataclass
+class _First:
+    """The first page(s) after a reload."""
+
+    total: int
+    store_total: int
+    labels_mark: str | None
+    rows: _Rows
+    keep: str | None
+    teams: list[str] | None = None
+
+
+@dataclass
+class _Polled:
+    total: int
+    labels_mark: str | None
+    rows: _Rows
+    """The running runs, read again."""
+    due: dict[str, list[str]]
+    """Failure modes of rows on screen whose labels may have changed."""
+    generation: int
+
+
+def _read_rows(
+    store: TraceStore, filters: dict[str, str | None], sort: RunSort, ascending: bool,
+    cursor: str | None, limit: int,
+) -> _Rows:  # fmt: skip
+    page = store.page_runs(**filters, sort=sort, ascending=ascending, limit=limit, cursor=cursor)
+    ids = [r.id for r in page.runs]
+    live = store.live_step_counts([r.id for r in page.runs if r.status == "running"])
+    return _Rows(list(page.runs), store.modes_by_run(ids), live, page.next)
+
+
 class RunsScreen(Screen[None]):
     """A table of runs: newest first, sortable, filterable, searched by task text."""
 
@@ -59,9 +110,9 @@ class RunsScreen(Screen[None]):
         Binding("escape", "focus_table", "Table", show=False),
     ]
 
-    def __init__(self, store: TraceStore, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, store: StoreSource, *, poll_interval: float = 1.0) -> None:
         super().__init__()
-        self.store = store
+        self.source = store
         self.poll_interval = poll_interval
         self.sort: RunSort = "time"
         self.ascending = False
@@ -77,6 +128,11 @@ class RunsScreen(Screen[None]):
         self._labels_mark: str | None = None
         self._stale_labels: set[str] = set()
         """Rows whose failure modes may be out of date (labels were added since they were read)."""
+        self._generation = 0
+        """Bumped by every reload; reads of an older generation are dropped."""
+        self._busy = False
+        """A reload or a page is being read (another page waits for it)."""
+        self._polling = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filters"):
@@ -85,12 +141,8 @@ class RunsScreen(Screen[None]):
                 [(s, s) for s in RUN_STATUSES], prompt="any status", id="status", compact=True
             )
             yield Select[str]([], prompt="any team", id="team", compact=True)
-            yield Select(
-                [(f"{m.id} {m.name}", m.id) for m in MAST.modes],
-                prompt="any failure mode",
-                id="mode",
-                compact=True,
-            )
+            # The failure modes come with the store (MAST is pydantic: not before the first paint).
+            yield Select[str]([], prompt="any failure mode", id="mode", compact=True)
         yield RunTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="empty")
         yield Static(id="runs-status")
@@ -102,15 +154,64 @@ class RunsScreen(Screen[None]):
             table.add_column(self._header(key, label), key=key, width=width)
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+        first, self.source.first_runs = self.source.first_runs, None
+        if first is not None:
+            # Read before the store was open: shown before the first paint (rows
+            # added after it would draw the table twice), the store opened after it
+            # (its imports hold the GIL and would slow the paint down).
+            self._started = True
+            rows = _Rows(list(first.runs), first.modes, first.live, first.next)
+            self._show_first(
+                _First(first.total, first.total, first.labels_mark, rows, None, first.teams)
+            )
+            self.call_after_refresh(self._read_options_later)
 
     def on_screen_resume(self) -> None:
         # Read the store the first time the screen shows: `mascope tui RUN`
         # opens a run on top of it and should not wait for the runs.
         if self.is_current and not self._started:
             self._started = True
-            teams = self.store.teams()
-            self.query_one("#team", Select).set_options((t or "(none)", t) for t in teams)
-            self.reload()
+            self.reload(teams=True)
+            self._read_options_later()
+
+    def _read_options_later(self) -> None:
+        self._run(self._read_options, self._show_options, generation=None)
+
+    # -- reading in the background ---------------------------------------------
+
+    def _run(
+        self,
+        read: Callable[[TraceStore], Any],
+        apply: Callable[[Any], None],
+        *,
+        generation: int | None,
+    ) -> None:
+        """`read(store)` in a worker thread, then `apply(result)` here, unless a reload
+        came in between (`generation` None: never dropped)."""
+
+        def apply_if_current(result: object) -> None:
+            if generation is None or generation == self._generation:
+                apply(result)
+            # else: read for a sort or filter that is gone
+
+        read_in_worker(self, self.source, read, apply_if_current)
+
+    @on(Read)
+    def _on_read(self, message: Read) -> None:
+        message.stop()
+        message.apply(message.result)
+
+    @staticmethod
+    def _read_options(store: TraceStore) -> list[tuple[str, str]]:
+        from mascope.taxonomy import MAST
+
+        return [(f"{m.id} {m.name}", m.id) for m in MAST.modes]
+
+    def _show_options(self, result: object) -> None:
+        if isinstance(result, list):
+            self.query_one("#mode", Select).set_options(result)
+        elif isinstance(result, ReadFailed):
+            self.notify(f"cannot read the store: {result}", severity="error")
 
     # -- loading -----------------------------------------------------------------
 
@@ -127,49 +228,89 @@ class RunsScreen(Screen[None]):
             "search": search or None,
         }
 
-    def reload(self, *, keep: str | None = None, rows: int = PAGE) -> None:
-        """Read the first page(s) again; keep the cursor on run `keep` if it is still there."""
+    def reload(self, *, keep: str | None = None, rows: int = PAGE, teams: bool = False) -> None:
+        """Read the first page(s) again; keep the cursor on run `keep` if it is still there.
+
+        The rows on screen stay until the new ones arrive."""
         table = self.query_one(RunTable)
         if keep is None and table.row_count:
             keep = self.current_run_id()
+        self._generation += 1
+        self._busy = True
+        filters, sort, ascending = self.filters(), self.sort, self.ascending
+
+        def read(store: TraceStore) -> _First:
+            mark = store.labels_mark()
+            total = store.count_runs(**filters)
+            store_total = total if not any(filters.values()) else store.count_runs()
+            got = _Rows()
+            while True:
+                page = _read_rows(store, filters, sort, ascending, got.next, PAGE)
+                got.runs += page.runs
+                got.modes.update(page.modes)
+                got.live.update(page.live)
+                got.next = page.next
+                if got.next is None or len(got.runs) >= rows:
+                    break
+            return _First(total, store_total, mark, got, keep, store.teams() if teams else None)
+
+        self._run(read, self._show_first, generation=self._generation)
+
+    def _show_first(self, result: object) -> None:
+        self._busy = False
+        if isinstance(result, ReadFailed):
+            self.notify(f"cannot read the runs: {result}", severity="error")
+            return
+        assert isinstance(result, _First)
+        if result.teams is not None:
+            self.query_one("#team", Select).set_options((t or "(none)", t) for t in result.teams)
+        table = self.query_one(RunTable)
         table.clear()
-        self._labels_mark = self.store.labels_mark()
+        self._labels_mark = result.labels_mark
         self._stale_labels.clear()
+        self.total, self.store_total = result.total, result.store_total
         self._loaded, self._exhausted, self._cursor = 0, False, None
-        filters = self.filters()
-        self.total = self.store.count_runs(**filters)
-        self.store_total = self.total if not any(filters.values()) else self.store.count_runs()
-        while not self._exhausted and self._loaded < rows:
-            self.load_page()
+        self._add_rows(result.rows)
+        keep = result.keep
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         self._show_state()
 
     def load_page(self) -> None:
-        if self._exhausted:
+        """Read the next page in the background (if there is one and no read is under way)."""
+        if self._exhausted or self._busy:
             return
-        page = self.store.page_runs(
-            **self.filters(),
-            sort=self.sort,
-            ascending=self.ascending,
-            limit=PAGE,
-            cursor=self._cursor,
+        self._busy = True
+        filters, sort, ascending, cursor = self.filters(), self.sort, self.ascending, self._cursor
+        self._run(
+            lambda store: _read_rows(store, filters, sort, ascending, cursor, PAGE),
+            self._show_page,
+            generation=self._generation,
         )
-        runs = page.runs
-        ids = [r.id for r in runs]
-        modes = self.store.modes_by_run(ids)
-        live = self.store.live_step_counts([r.id for r in runs if r.status == "running"])
+
+    def _show_page(self, result: object) -> None:
+        self._busy = False
+        if isinstance(result, ReadFailed):
+            self.notify(f"cannot read more runs: {result}", severity="error")
+            return
+        assert isinstance(result, _Rows)
+        self._add_rows(result)
         table = self.query_one(RunTable)
-        for run in runs:
+        if table.row_count and table.cursor_row >= table.row_count - 20:
+            self.load_page()  # the cursor went on down while this page was read
+
+    def _add_rows(self, rows: _Rows) -> None:
+        table = self.query_one(RunTable)
+        for run in rows.runs:
             if run.id not in table.rows:
-                table.add_row(*self._cells(run, modes.get(run.id, []), live), key=run.id)
-        self._loaded += len(runs)
-        self._exhausted = page.next is None
-        self._cursor = page.next
+                table.add_row(*self._cells(run, rows.modes.get(run.id, []), rows.live), key=run.id)
+        self._loaded += len(rows.runs)
+        self._exhausted = rows.next is None
+        self._cursor = rows.next
         self._show_state()
 
     @staticmethod
-    def _cells(run: Run, modes: list[str], live: dict[str, int]) -> list[Any]:
+    def _cells(run: RunLike, modes: list[str], live: dict[str, int]) -> list[Any]:
         steps = live.get(run.id, 0) if run.status == "running" else run.step_count
         return [
             run.started_at.strftime("%Y-%m-%d %H:%M"),
@@ -185,7 +326,7 @@ class RunsScreen(Screen[None]):
     def _show_state(self) -> None:
         table = self.query_one(RunTable)
         empty = self.query_one("#empty", Static)
-        where = self.store.where
+        where = self.source.where
         if self.total == 0:
             if self.store_total == 0:
                 empty.update(
@@ -300,55 +441,65 @@ class RunsScreen(Screen[None]):
     # -- live --------------------------------------------------------------------
 
     def poll(self) -> None:
-        """New runs appear, running runs count their steps, finished runs settle."""
-        if not (self.is_current and self._started):
+        """New runs appear, running runs count their steps, finished runs settle.
+
+        Labels added since the rows were read (a batch judging in the background)
+        show too: one cheap query per tick notices them; only the rows on screen
+        are read again, and the others when they scroll into view.
+        """
+        if not (self.is_current and self._started) or self._polling or self._busy:
             return
         table = self.query_one(RunTable)
-        try:
-            total = self.store.count_runs(**self.filters())
-            if total != self.total:
-                self.reload(rows=max(self._loaded, PAGE))
-                return
-            running = [
-                str(k.value) for k in table.rows if table.get_cell(k, "status").plain == "running"
-            ]
-            self._refresh_labels(table)
-            runs = [self.store.get_run(rid) for rid in running]
-            modes = self.store.modes_by_run(running)
-            live = self.store.live_step_counts(running) if running else {}
-        except (SQLAlchemyError, MascopeError) as exc:
-            if not self._poll_failed:
-                self.notify(f"cannot refresh: {first_line(str(exc))}", severity="error")
-            self._poll_failed = True
-            return
-        self._poll_failed = False
-        for run in runs:
-            for (key, _, _), value in zip(
-                _COLUMNS, self._cells(run, modes.get(run.id, []), live), strict=True
-            ):
-                table.update_cell(run.id, key, value)
-
-    def _refresh_labels(self, table: RunTable) -> None:
-        """Show labels added since the rows were read (a batch judging in the background).
-
-        One cheap query per tick notices new labels; only the rows on screen are
-        read again, and the others when they scroll into view.
-        """
-        mark = self.store.labels_mark()
-        if mark != self._labels_mark:
-            self._labels_mark = mark
-            self._stale_labels = {str(k.value) for k in table.rows}
-        if not self._stale_labels:
-            return
+        running = [
+            str(k.value) for k in table.rows if table.get_cell(k, "status").plain == "running"
+        ]
         first = int(table.scroll_y)
         shown = [
             str(row.key.value)
             for row in table.ordered_rows[first : first + max(1, table.size.height)]
         ]
-        due = [rid for rid in shown if rid in self._stale_labels]
-        if not due:
+        filters, known_total, known_mark = self.filters(), self.total, self._labels_mark
+        gen = self._generation
+        stale = [rid for rid in shown if rid in self._stale_labels]
+
+        def read(store: TraceStore) -> _Polled:
+            total = store.count_runs(**filters)
+            if total != known_total:
+                return _Polled(total, known_mark, _Rows(), {}, gen)
+            mark = store.labels_mark()
+            due = shown if mark != known_mark else stale
+            runs: list[RunLike] = [store.get_run(rid) for rid in running]
+            rows = _Rows(runs, store.modes_by_run(running), store.live_step_counts(running))
+            return _Polled(total, mark, rows, store.modes_by_run(due), gen)
+
+        self._polling = True
+        self._run(read, self._show_polled, generation=None)  # never dropped: it clears _polling
+
+    def _show_polled(self, result: object) -> None:
+        self._polling = False
+        if isinstance(result, ReadFailed):
+            if not self._poll_failed:
+                self.notify(f"cannot refresh: {result}", severity="error")
+            self._poll_failed = True
             return
-        modes = self.store.modes_by_run(due)
-        for rid in due:
-            table.update_cell(rid, "modes", Text(", ".join(modes.get(rid, [])), style="yellow"))
-        self._stale_labels.difference_update(due)
+        self._poll_failed = False
+        assert isinstance(result, _Polled)
+        if result.generation != self._generation:
+            return  # the rows it read for were reloaded meanwhile
+        if result.total != self.total:
+            self.reload(rows=max(self._loaded, PAGE))
+            return
+        table = self.query_one(RunTable)
+        if result.labels_mark != self._labels_mark:
+            self._labels_mark = result.labels_mark
+            self._stale_labels = {str(k.value) for k in table.rows}
+        for rid, modes in result.due.items():
+            if rid in table.rows:
+                table.update_cell(rid, "modes", Text(", ".join(modes), style="yellow"))
+        self._stale_labels.difference_update(result.due)
+        for run in result.rows.runs:
+            if run.id not in table.rows:
+                continue
+            cells = self._cells(run, result.rows.modes.get(run.id, []), result.rows.live)
+            for (key, _, _), value in zip(_COLUMNS, cells, strict=True):
+                table.update_cell(run.id, key, value)

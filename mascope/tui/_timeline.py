@@ -1,16 +1,19 @@
 """The step timeline: a virtual list over a run's steps, read from the store a page at a time.
 
 Only the pages on screen are fetched, so a 10,000-step run opens as fast as a
-10-step one, and a run still being recorded grows at the bottom.
+10-step one, and a run still being recorded grows at the bottom. Pages are
+read in worker threads: a line whose page is not read yet is drawn blank and
+filled in when the page comes.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from typing import ClassVar
 
 from rich.style import Style
-from textual import events
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -18,11 +21,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from mascope.traces import Step, TraceStore
+from ._format import StepLike, step_row
+from ._source import STEP_PAGE, Read, ReadFailed, StoreSource, read_in_worker
 
-from ._format import step_row
-
-PAGE = 200
+PAGE = STEP_PAGE
 _KEEP_PAGES = 16
 
 
@@ -59,39 +61,94 @@ class StepTimeline(ScrollView, can_focus=True):
             self.index = index
 
     def __init__(
-        self, store: TraceStore, run_id: str, *, total: int, id: str | None = None
+        self, source: StoreSource, run_id: str, *, total: int, id: str | None = None
     ) -> None:
         super().__init__(id=id)
-        self.store = store
+        self.source = source
         self.run_id = run_id
         self.total = total
         self.marks: dict[int, str] = {}
-        self._pages: OrderedDict[int, list[Step]] = OrderedDict()
+        self._pages: OrderedDict[int, list[StepLike]] = OrderedDict()
+        self._reading: set[int] = set()
+        self._generation = 0
+        """Bumped when the pages read so far may be out of date; older reads are dropped."""
+        self._failed = False
         self.virtual_size = Size(0, total)
 
     # -- data ------------------------------------------------------------------
 
-    def step_at(self, index: int) -> Step | None:
-        """The step at `index`, fetched with its page if not cached."""
+    def step_at(self, index: int) -> StepLike | None:
+        """The step at `index` if its page is read; else None, and the page is asked for
+        (`Highlighted` comes again for the cursor's step when it arrives)."""
         if not 0 <= index < self.total:
             return None
         page_no = index // PAGE
         page = self._pages.get(page_no)
-        if page is None or (index - page_no * PAGE >= len(page)):
-            page = self.store.steps(self.run_id, offset=page_no * PAGE, limit=PAGE)
-            self._pages[page_no] = page
-            while len(self._pages) > _KEEP_PAGES:
-                self._pages.popitem(last=False)
-        else:
-            self._pages.move_to_end(page_no)
         offset = index - page_no * PAGE
-        return page[offset] if offset < len(page) else None
+        if page is None or offset >= len(page):
+            self._read_page(page_no)
+            return None
+        self._pages.move_to_end(page_no)
+        return page[offset]
+
+    def is_read(self, index: int) -> bool:
+        page = self._pages.get(index // PAGE)
+        return page is not None and index % PAGE < len(page)
+
+    def start(self, total: int, first_page: list[StepLike]) -> None:
+        """The run's step count and its first page, read with the run."""
+        self._generation += 1
+        self._pages.clear()
+        self._reading.clear()
+        self.total = total
+        self.virtual_size = Size(0, total)
+        if first_page:
+            self._pages[0] = first_page
+        self.cursor = min(self.cursor, max(total - 1, 0))
+        self.refresh()
+
+    def _read_page(self, page_no: int) -> None:
+        if page_no in self._reading:
+            return
+        self._reading.add(page_no)
+        run_id = self.run_id
+        read_in_worker(
+            self,
+            self.source,
+            lambda store: store.steps(run_id, offset=page_no * PAGE, limit=PAGE),
+            partial(self._got_page, page_no, self._generation),
+        )
+
+    def _got_page(self, page_no: int, generation: int, result: object) -> None:
+        if generation != self._generation:
+            return
+        self._reading.discard(page_no)
+        if isinstance(result, ReadFailed):
+            if not self._failed:
+                self.notify(f"cannot read steps: {result}", severity="error")
+            self._failed = True
+            return
+        self._failed = False
+        assert isinstance(result, list)
+        self._pages[page_no] = result
+        while len(self._pages) > _KEEP_PAGES:
+            self._pages.popitem(last=False)
+        self.refresh()
+        if self.cursor // PAGE == page_no:
+            self.post_message(self.Highlighted(self, self.cursor))
+
+    @on(Read)
+    def _on_read(self, message: Read) -> None:
+        message.stop()
+        message.apply(message.result)
 
     def set_total(self, total: int) -> None:
         """The run now has `total` steps (it grew, or a resume rewrote its tail)."""
         if total == self.total:
             return
         follow = self.total == 0 or self.cursor >= self.total - 1
+        self._generation += 1  # a page read before now may be short or stale
+        self._reading.clear()
         if total < self.total:
             self._pages.clear()
         else:

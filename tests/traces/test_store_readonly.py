@@ -194,3 +194,33 @@ def test_a_read_only_file_in_a_writable_folder(tmp_path: Path) -> None:
         assert not [p for p in path.parent.iterdir() if "checkpoints" in p.name]
     finally:
         path.chmod(0o644)
+
+
+def test_a_read_only_store_serves_many_threads_at_once(tmp_path: Path) -> None:
+    """The TUI reads from a pool of worker threads; a read-only store must not close
+    one thread's connection when another opens its own."""
+    import threading
+
+    db = tmp_path / "m.db"
+    with TraceStore(db) as s:
+        for i in range(30):
+            s.start_run(team="t", task=f"task {i}")
+    errors: list[BaseException] = []
+    with TraceStore(db, read_only=True) as store:
+        start = threading.Barrier(12)
+
+        def read() -> None:
+            try:
+                start.wait()
+                for _ in range(30):
+                    assert store.count_runs() == 30
+                    assert len(store.page_runs(limit=10).runs) == 10
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

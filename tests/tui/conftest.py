@@ -150,3 +150,17 @@ async def wait_until(pilot: Pilot[None], check: Callable[[], bool], timeout: flo
     while not check():
         assert time.monotonic() < deadline, "the screen did not update in time"
         await pilot.pause(0.05)
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let the app finish its reads: the screens read the store in worker threads
+    and show what they read when the result comes back."""
+    app = pilot.app
+    for _ in range(100):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            await pilot.pause()
+            if not any(w.is_running for w in app.workers):
+                return
+    raise AssertionError("the app kept reading")

@@ -84,6 +84,8 @@ def test_the_guide_example_runs(db: Path, tmp_path: Path, monkeypatch: pytest.Mo
 
     from mascope.tui import TraceApp
 
+    from .conftest import settle
+
     guide = Path(__file__).resolve().parents[2] / "docs" / "tui.md"
     (code,) = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
     shutil.copy(db, tmp_path / "guide.db")
@@ -92,7 +94,7 @@ def test_the_guide_example_runs(db: Path, tmp_path: Path, monkeypatch: pytest.Mo
     run = TraceApp.run
 
     async def look_and_quit(pilot: Pilot[None]) -> None:
-        await pilot.pause()
+        await settle(pilot)
         seen.append(pilot.app.screen.query_one("#runs-status", Static).content)
         pilot.app.exit()
 
@@ -109,15 +111,17 @@ async def test_the_tui_browses_a_read_only_store(db: Path) -> None:
     from mascope.tui import TraceApp
     from mascope.tui._run_screen import RunScreen
 
-    from .conftest import RUN, screen_text
+    from .conftest import RUN, screen_text, settle
 
     before = db.read_bytes()
     with TraceStore(db, create=False, read_only=True) as store:
         app = TraceApp(store, poll_interval=0.05)
         async with app.run_test(size=(130, 30)) as pilot:
+            await settle(pilot)
             await pilot.pause(0.2)  # a few live polls
             app.open_run(RUN)
             await pilot.pause(0.2)
+            await settle(pilot)
             assert isinstance(app.screen, RunScreen)
             assert "Write add(a, b)" in screen_text(app)
     assert db.read_bytes() == before

@@ -13,7 +13,7 @@ from mascope.tui._run_screen import LabelTree, RunScreen
 from mascope.tui._runs_screen import RunsScreen, RunTable
 from mascope.tui._timeline import StepTimeline
 
-from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text, wait_until
+from .conftest import FORK, REPLAY, RUN, assert_snapshot, screen_text, settle, wait_until
 
 SIZE = (130, 34)
 
@@ -27,8 +27,9 @@ async def test_run_screen_snapshot(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=RUN, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             await pilot.press("n")  # to the first marked step: evidence of FM-1.3
-            await pilot.pause()
+            await settle(pilot)
             assert_snapshot("run", screen_text(app))
 
 
@@ -36,6 +37,7 @@ async def test_jump_from_an_annotation_to_its_step(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=RUN, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             screen = run_screen(app)
             timeline = screen.query_one(StepTimeline)
             assert timeline.cursor == 0
@@ -52,7 +54,7 @@ async def test_jump_from_an_annotation_to_its_step(db: Path) -> None:
             line = labels.index("◆ step 4")
             tree.move_cursor_to_line(line)
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)
             assert timeline.cursor == 4 and timeline.has_focus
             assert "FAIL: add(2, 3) gave -1" in screen_text(app)
             assert "evidence for FM-3.3" in screen_text(app)
@@ -60,7 +62,7 @@ async def test_jump_from_an_annotation_to_its_step(db: Path) -> None:
             tree.focus()
             tree.move_cursor_to_line(next(i for i, t in enumerate(labels) if t.startswith("★")))
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)
             assert timeline.cursor == 3
             assert "subtracted instead of adding" in screen_text(app)
 
@@ -69,19 +71,20 @@ async def test_open_branches(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=RUN, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             await pilot.press("b")  # two branches, none at step 0: says where they are
-            await pilot.pause()
+            await settle(pilot)
             assert run_screen(app).run_id == RUN
             await pilot.press("j", "j", "j", "b")  # step 3: the counterfactual replay
-            await pilot.pause()
+            await settle(pilot)
             assert run_screen(app).run_id == REPLAY
             assert f"from {RUN} at step 3" in screen_text(app)
             await pilot.press("escape")
             await pilot.press("k", "k", "b")  # step 1: the manual fork
-            await pilot.pause()
+            await settle(pilot)
             assert run_screen(app).run_id == FORK
             await pilot.press("escape", "escape")
-            await pilot.pause()
+            await settle(pilot)
             assert isinstance(app.screen, RunsScreen)
             assert app.screen.query_one(RunTable).row_count == 9  # read when first shown
 
@@ -92,6 +95,7 @@ async def test_a_running_run_grows_while_you_watch(db: Path) -> None:
         writer.append_step(rid, agent="counter", content="1")
         app = TraceApp(store, run_id=rid, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             timeline = run_screen(app).query_one(StepTimeline)
             assert timeline.total == 1
             for i in range(2, 6):
@@ -108,11 +112,12 @@ async def test_copy_and_export(db: Path, tmp_path: Path, monkeypatch: pytest.Mon
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=RUN, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             await pilot.press("G", "k", "k", "y")
             assert app.clipboard == "def add(a, b):\n    return a - b"
             await pilot.press("e")
             await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
     exported = tmp_path / f"mascope-run-{RUN}.jsonl"
     (line,) = exported.read_text().splitlines()
     data = json.loads(line)
@@ -130,10 +135,11 @@ async def test_a_long_run_opens_without_reading_it_all(tmp_path: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=rid, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             timeline = run_screen(app).query_one(StepTimeline)
             assert len(timeline._pages) == 1
             await pilot.press("G")
-            await pilot.pause()
+            await settle(pilot)
             assert timeline.cursor == 1999 and "step 1999" in screen_text(app)
             assert len(timeline._pages) == 2  # the first page and the last, nothing between
 
@@ -165,6 +171,7 @@ async def test_looking_writes_nothing_and_huge_steps_are_cut(
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=rid, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             await pilot.pause(0.2)
             detail = run_screen(app).query_one("#detail", Static).content
             console = Console(width=80, file=io.StringIO(), record=True)
@@ -195,19 +202,20 @@ async def test_the_step_pane_shows_what_the_agent_was_sent(tmp_path: Path) -> No
     with open_for_viewing(db) as store:
         app = TraceApp(store, run_id=rid, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             assert "sent to the model" not in screen_text(app)  # step 0 called no model
             await pilot.press("j")
-            await pilot.pause()
+            await settle(pilot)
             text = screen_text(app)
             assert "input: 2 messages sent to the model" in text
             assert "▸ system" in text and "You are solver, the careful adder." in text
             assert "▸ user" in text and "recount the twos" not in text  # collapsed: first lines
             await pilot.press("i")
-            await pilot.pause()
+            await settle(pilot)
             text = screen_text(app)
             assert "▾ system" in text and "Be exact." in text and "recount the twos" in text
             await pilot.press("i")
-            await pilot.pause()
+            await settle(pilot)
             assert "recount the twos" not in screen_text(app)
 
 
@@ -221,13 +229,15 @@ async def test_an_uncertain_label_is_shown_apart_and_not_in_the_mode_column(db: 
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)
+            await settle(pilot)
             table = app.screen.query_one(RunTable)
             row = [str(c) for c in table.get_row(RUN)]
             assert "FM-3.3" in " ".join(row) and "FM-2.6" not in " ".join(row)
         app = TraceApp(store, run_id=RUN, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)
+            await settle(pilot)
             tree = run_screen(app).query_one(LabelTree)
             lines = []
             for line in range(tree.last_line + 1):

@@ -8,7 +8,7 @@ from mascope.traces import TraceStore, new_id
 from mascope.tui import TraceApp, open_for_viewing
 from mascope.tui._runs_screen import RunTable
 
-from .conftest import wait_until
+from .conftest import settle, wait_until
 
 SIZE = (130, 30)
 
@@ -21,6 +21,7 @@ async def test_labels_added_by_a_batch_show_without_reloading(db: Path) -> None:
     with open_for_viewing(db) as store, TraceStore(db) as writer:
         app = TraceApp(store, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             table = app.screen.query_one(RunTable)
             await wait_until(pilot, lambda: table.row_count > 0)
             finished = [str(row.key.value) for row in table.ordered_rows][:3]

@@ -18,6 +18,7 @@ from .conftest import (
     assert_snapshot,
     record_fixture_runs,
     screen_text,
+    settle,
     wait_until,
 )
 
@@ -33,7 +34,8 @@ async def test_runs_screen_snapshot(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)
+            await settle(pilot)
             assert_snapshot("runs", screen_text(app).replace(str(db), "<db>"))
 
 
@@ -41,12 +43,13 @@ async def test_filter_search_and_sort(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             screen = app.screen
             assert isinstance(screen, RunsScreen)
             assert row_ids(app)[:3] == [FORK, REPLAY, RUN] and len(row_ids(app)) == 9
 
             screen.query_one("#status", Select).value = "failed"
-            await pilot.pause()
+            await settle(pilot)
             assert set(row_ids(app)) == {
                 RUN,
                 FORK,
@@ -54,20 +57,20 @@ async def test_filter_search_and_sort(db: Path) -> None:
                 "01JTUI00000000000000000004",
             }
             screen.query_one("#team", Select).value = "coders"
-            await pilot.pause()
+            await settle(pilot)
             assert row_ids(app) == [FORK, RUN]
             screen.query_one("#mode", Select).value = "FM-3.3"
-            await pilot.pause()
+            await settle(pilot)
             assert row_ids(app) == [RUN]
             assert "1 of 1 runs (of 9 in the store)" in str(
                 screen.query_one("#runs-status", Static).content
             )
 
             await pilot.press("x")
-            await pilot.pause()
+            await settle(pilot)
             assert len(row_ids(app)) == 9
             await pilot.press("slash", *"number 4", "enter")
-            await pilot.pause()
+            await settle(pilot)
             assert row_ids(app) == ["01JTUI00000000000000000004"]
             assert screen.query_one(RunTable).has_focus
 
@@ -76,19 +79,19 @@ async def test_filter_search_and_sort(db: Path) -> None:
             await wait_until(pilot, lambda: row_ids(app) == [])  # after typing pauses
             assert "No runs match these filters" in screen_text(app)
             await pilot.press("x")
-            await pilot.pause()
+            await settle(pilot)
 
             await pilot.press("s", "s", "s")  # time -> team -> status -> steps, largest first
-            await pilot.pause()
+            await settle(pilot)
             assert screen.sort == "steps" and row_ids(app)[0] == RUN
             await pilot.press("S")
-            await pilot.pause()
+            await settle(pilot)
             assert row_ids(app)[-1] == RUN
             await pilot.click(RunTable, offset=(2, 0))  # the "started" header: newest first
-            await pilot.pause()
+            await settle(pilot)
             assert screen.sort == "time" and row_ids(app)[:3] == [FORK, REPLAY, RUN]
             await pilot.click(RunTable, offset=(2, 0))  # again: oldest first
-            await pilot.pause()
+            await settle(pilot)
             assert screen.ascending and row_ids(app)[0] == "01JTUI00000000000000000000"
 
 
@@ -100,12 +103,13 @@ async def test_pages_through_a_large_store(tmp_path: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             assert len(row_ids(app)) == 100
             await pilot.press("G")
-            await pilot.pause()
+            await settle(pilot)
             assert len(row_ids(app)) == 200
             await pilot.press("G", "G")
-            await pilot.pause()
+            await settle(pilot)
             ids = row_ids(app)
             assert len(ids) == 250 and len(set(ids)) == 250
             assert ids[-1] == "01JPAGE" + "0" * 19
@@ -122,16 +126,17 @@ async def test_a_run_that_changes_while_paging_is_shown_once(tmp_path: Path) -> 
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             screen = app.screen
             assert isinstance(screen, RunsScreen)
             screen._set_sort("status")
             screen._resort()
-            await pilot.pause()
+            await settle(pilot)
             assert len(row_ids(app)) == 100
             with TraceStore(db) as writer:  # "error" sorts first: every later run shifts by one
                 writer.finish_run("01JMOVE" + "0" * 19, status="error")
             await pilot.press("G")
-            await pilot.pause()
+            await settle(pilot)
             ids = row_ids(app)
             # No crash and no run twice; the moved run itself jumped above the
             # rows already read and shows on the next refresh (offset paging).
@@ -143,7 +148,8 @@ async def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
     with open_for_viewing(tmp_path / "empty.db") as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)
+            await settle(pilot)
             text = screen_text(app)
             assert "No runs in" in text and "mascope demo" in text
 
@@ -152,6 +158,7 @@ async def test_new_and_running_runs_update_live(db: Path) -> None:
     with open_for_viewing(db) as store, TraceStore(db) as writer:
         app = TraceApp(store, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             rid = writer.start_run(team="live", task="a run in progress")
             await wait_until(pilot, lambda: row_ids(app)[0] == rid)
             writer.append_step(rid, agent="a", content="one")
@@ -166,14 +173,15 @@ async def test_enter_opens_a_run_and_escape_comes_back(db: Path) -> None:
     with open_for_viewing(db) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
             await pilot.press("j", "j", "enter")
-            await pilot.pause()
+            await settle(pilot)
             assert isinstance(app.screen, RunScreen) and app.screen.run_id == RUN
             await pilot.press("escape")
-            await pilot.pause()
+            await settle(pilot)
             assert isinstance(app.screen, RunsScreen)
             await pilot.press("question_mark")
-            await pilot.pause()
+            await settle(pilot)
             assert "this help" in screen_text(app) and "open the run" in screen_text(app)
             await pilot.press("escape", "q")
         assert app.return_code == 0
@@ -184,10 +192,11 @@ async def test_the_tui_browses_a_postgresql_store(postgres_url: str) -> None:
     with open_for_viewing(postgres_url) as store:
         app = TraceApp(store, poll_interval=0)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)
+            await settle(pilot)
             assert row_ids(app)[:3] == [FORK, REPLAY, RUN] and len(row_ids(app)) == 9
             screen = app.screen
             assert isinstance(screen, RunsScreen)
             screen.query_one("#mode", Select).value = "FM-3.3"
-            await pilot.pause()
+            await settle(pilot)
             assert row_ids(app) == [RUN]
