@@ -123,29 +123,33 @@ def _wal(path: Path) -> int:
     return wal.stat().st_size if wal.exists() else 0
 
 
-def measure(fn: Any, turns: int, runs: int) -> tuple[list[float], list[int]]:
-    """Each run in a new folder, store and event loop: the first run an app makes."""
-    times, sizes = [], []
+def measure(turns: int, runs: int) -> tuple[list[float], list[float], list[int], list[int]]:
+    """Each run in a new folder, store and event loop: the first run an app makes.
+    mascope and the baseline take turns, so a busy moment of the machine hits both."""
+    m_t, b_t, m_s, b_s = [], [], [], []
     for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            elapsed, size = asyncio.run(fn(turns, Path(tmp)))
-        times.append(elapsed / turns * 1000)
-        sizes.append(size)
-    return times, sizes
+        for fn, times, sizes in ((mascope_run, m_t, m_s), (baseline_run, b_t, b_s)):
+            with tempfile.TemporaryDirectory() as tmp:
+                elapsed, size = asyncio.run(fn(turns, Path(tmp)))
+            times.append(elapsed / turns * 1000)
+            sizes.append(size)
+    return m_t, b_t, m_s, b_s
 
 
-def measure_open(fn: Any, turns: int, runs: int) -> list[float]:
+def measure_open(turns: int, runs: int) -> tuple[list[float], list[float]]:
     """Runs one after another on one open store (mascope) or one checkpoint file
     (baseline), in one event loop: what an app or a batch of runs pays per run.
-    One unmeasured run first, for both."""
+    One unmeasured run of each first; then they take turns."""
 
-    async def go(folder: Path, store: TraceStore) -> list[float]:
-        times = []
+    async def go(folder: Path, store: TraceStore) -> tuple[list[float], list[float]]:
+        m_t: list[float] = []
+        b_t: list[float] = []
         for i in range(runs + 1):
-            elapsed, _ = await fn(turns, folder, store)
-            if i:
-                times.append(elapsed / turns * 1000)
-        return times
+            for fn, times in ((mascope_run, m_t), (baseline_run, b_t)):
+                elapsed, _ = await fn(turns, folder, store)
+                if i:
+                    times.append(elapsed / turns * 1000)
+        return m_t, b_t
 
     with tempfile.TemporaryDirectory() as tmp:
         store = TraceStore(Path(tmp) / "m.db")
@@ -164,10 +168,8 @@ def main() -> None:
     rows = []
     for turns in (20, 200, 1000):
         runs = args.runs if turns < 1000 else max(1, args.runs // 2)
-        m_t, m_s = measure(mascope_run, turns, runs)
-        b_t, b_s = measure(baseline_run, turns, runs)
-        mo_t = measure_open(mascope_run, turns, runs)
-        bo_t = measure_open(baseline_run, turns, runs)
+        m_t, b_t, m_s, b_s = measure(turns, runs)
+        mo_t, bo_t = measure_open(turns, runs)
         mt, bt, mo, bo = median(m_t), median(b_t), median(mo_t), median(bo_t)
         rows.append((turns, mt, bt, mo, bo, median(m_s) / turns, median(b_s) / turns))
         print(f"{turns} turns: new store: mascope {mt:.2f} ms/step, baseline {bt:.2f}, ratio {mt / bt:.2f}; "

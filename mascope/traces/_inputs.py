@@ -11,6 +11,7 @@ grows with the distinct text, not with the number of turns.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import zlib
@@ -48,6 +49,7 @@ class InputMessage(BaseModel):
     tool_call_id: str | None = None
 
 
+@functools.lru_cache(maxsize=16_384)
 def blob_key(text: str) -> str:
     """The content address of a stored part: 128 bits of its SHA-256, base64url (22 characters)."""
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
@@ -126,6 +128,32 @@ def _field(message: Any, name: str) -> Any:
     return getattr(message, name, None)
 
 
+_ENCODED: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {}
+_ENCODED_MOST = 2048
+
+
+def _encoded(text: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A message's (redacted) text as part references and the parts they need.
+
+    Remembered, boundedly: every turn sends the same system prompt and task
+    again, and cutting and hashing them each time was most of recording a step.
+    """
+    done = _ENCODED.get(text)
+    if done is not None:
+        return done
+    blobs: dict[str, str] = {}
+    keys = []
+    for part in split_parts(text):
+        key = blob_key(part)
+        blobs[key] = part
+        keys.append(key)
+    done = (tuple(_group(keys, blobs)), blobs)
+    if len(_ENCODED) >= _ENCODED_MOST:
+        _ENCODED.clear()
+    _ENCODED[text] = done
+    return done
+
+
 def encode_inputs(
     messages: Iterable[Any], redact: Redactor
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -137,12 +165,9 @@ def encode_inputs(
         ref: dict[str, Any] = {"role": str(_field(message, "role") or "")}
         content = _field(message, "content")
         if content is not None:
-            keys = []
-            for part in split_parts(redact.text(str(content))):
-                key = blob_key(part)
-                blobs[key] = part
-                keys.append(key)
-            ref["parts"] = _group(keys, blobs)
+            parts, needed = _encoded(redact.text(str(content)))
+            ref["parts"] = list(parts)
+            blobs.update(needed)
         name = _field(message, "name")
         if name:
             ref["name"] = redact.text(str(name))
