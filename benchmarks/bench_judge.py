@@ -114,7 +114,8 @@ def scenarios() -> list[tuple[str, Any, str, str | None, set[str]]]:
             [x for pair in zip(solver_replies, verdicts, strict=False) for x in pair]
         )
         team = Team.from_yaml(ROOT / "examples" / "solver_checker.yaml")
-        team._default_model = model  # the solver and the checker both answer from the script
+        for agent in team.agents.values():
+            agent.model = model  # the solver and the checker both answer from the script
         team.verifiers["checker"]._model_ref = model  # type: ignore[attr-defined]
         team.spec.topology.stages[0].max_rounds = rounds  # type: ignore[union-attr]
         return team

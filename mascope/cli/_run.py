@@ -332,7 +332,7 @@ def _diagnose(team: Team, store: Any, result: RunResult) -> None:
             )
     else:
         out.print("rule detectors found nothing", style="bold")
-    judge_model = team._model_override or team.spec.model
+    judge_model = team.resolved.model
     out.print(f"judging the run with {judge_model} ...", style="dim")
 
     async def judge() -> Any:

@@ -12,6 +12,7 @@ from ._events import (
     TokenEvent,
     TokenEventCallback,
 )
+from ._resolved import ResolvedTeam
 from ._routing import Router, RouterError, RouteState
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
@@ -39,6 +40,7 @@ __all__ = [
     "HumanVerifier",
     "NodeSpec",
     "PipelineSpec",
+    "ResolvedTeam",
     "RestartEvent",
     "ResultEvent",
     "RouteState",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from mascope._vocabulary import TRANSCRIPT_KINDS, StepKind, event_data
 from mascope.agents import (
@@ -22,22 +22,8 @@ from mascope.models import Message, TokenCallback
 from mascope.traces import TraceStore
 
 from ._events import AnswerStream, StepCallback, StepEvent, TokenEventCallback
+from ._resolved import ResolvedTeam
 from ._state import TeamState
-
-
-class Team(Protocol):
-    """What a run's context needs of its team (`graphs.Team` has it; a protocol,
-    so this module does not import `_team`, which imports it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def spec(self) -> Any: ...
-    @property
-    def agents(self) -> Mapping[str, Agent]: ...
-    @property
-    def tools(self) -> Any: ...
-    def model_for(self, agent: Agent) -> Any: ...
 
 
 class RunContext:
@@ -45,7 +31,7 @@ class RunContext:
 
     def __init__(
         self,
-        team: Team,
+        team: ResolvedTeam,
         store: TraceStore,
         run_id: str,
         *,

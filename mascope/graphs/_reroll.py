@@ -17,14 +17,21 @@ from mascope.errors import NotFoundError, UserError
 from mascope.traces import HUMAN_INPUT_EVENT, Run, Step, TraceStore
 
 from ._context import RunContext
-from ._context import Team as ContextTeam
 from ._events import StepCallback
+from ._resolved import ResolvedTeam
+from ._spec import TeamSpec
 
 
-class Team(ContextTeam, Protocol):
+class Team(Protocol):
     """What a re-roll needs of a team (`Team` has it; typed here so this module
     need not import `_team`, which imports this one)."""
 
+    @property
+    def resolved(self) -> ResolvedTeam: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> TeamSpec: ...
     @property
     def _compiled(self) -> Any: ...
     @property
@@ -32,8 +39,6 @@ class Team(ContextTeam, Protocol):
     def check_models(self) -> None: ...
     def _checkpointer(self) -> AbstractAsyncContextManager[Any]: ...
     def _where_from(self) -> dict[str, Any]: ...
-    @property
-    def spec(self) -> Any: ...
     async def _execute(self, run: RunContext, state: Any) -> Any: ...
 
 
@@ -113,7 +118,9 @@ def branch_context(
 ) -> RunContext:
     """The child's run context, sharing the parent's steps before the branching node."""
     team.store.copy_steps(parent.id, child_id, group_start)
-    run = RunContext(team, team.store, child_id, ground_truth=parent.ground_truth, on_step=on_step)
+    run = RunContext(
+        team.resolved, team.store, child_id, ground_truth=parent.ground_truth, on_step=on_step
+    )
     run.load_transcript()
     return run
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import StateGraph
 from langgraph.types import Command
 from pydantic import ValidationError
 
@@ -36,7 +35,6 @@ from mascope.agents import (
     Verifier,
     VerifierRates,
     as_verifier,
-    asking,
     final_answer_tool,
     function_path,
     import_function,
@@ -47,12 +45,12 @@ from mascope.agents import (
     tool,
 )
 from mascope.errors import ConfigError, MascopeError, UserError, did_you_mean
-from mascope.models import ChatModel, get_model
+from mascope.models import ChatModel
 from mascope.settings import Settings
 from mascope.traces import Step, TraceStore
 
-from ._calibrated import stage_calibrations
 from ._checkpoint import open_saver
+from ._compile import CompiledTeam, NodeContext, compile_team
 from ._context import RunContext
 from ._events import (
     LiveEvent,
@@ -64,8 +62,9 @@ from ._events import (
     TokenEventCallback,
     live_events,
 )
-from ._interrupts import AfterPauses, Paused, asker, default_prompt, pause_reason, with_human
+from ._interrupts import pause_reason
 from ._reroll import areroll, branch_context, branch_point, start_branch
+from ._resolved import Models, ResolvedTeam, Scorer, StageRates
 from ._routing import Router, RouterError, as_router
 from ._spec import (
     EdgeSpec,
@@ -82,7 +81,7 @@ from ._spec import (
     parse_team,
 )
 from ._state import TeamState, initial_state
-from ._topologies import AgentProduct, Compiled, build_graph, build_group_chat, build_pipeline
+from ._topologies import AgentProduct, Compiled
 
 
 @dataclass(frozen=True)
@@ -154,10 +153,6 @@ def answer_matches(answer: str | None, expected: str) -> bool:
     return answer is not None and match_answer(answer, expected).matched
 
 
-Scorer = Callable[[str, str], Any]
-"""`(answer, ground_truth) -> bool | (bool, note) | MatchResult`."""
-
-
 def score_answer(
     answer: str | None, expected: str, scoring: ScoringSpec, scorer: Scorer | None = None
 ) -> MatchResult:
@@ -219,24 +214,24 @@ class Team:
         context_chars: int = 6000,
         mcp_servers: Mapping[str, McpServer | McpServerSpec | Mapping[str, Any]] | None = None,
     ):
-        self.agents: dict[str, Agent] = {a.name: a for a in agents}
+        by_name: dict[str, Agent] = {a.name: a for a in agents}
         routers: dict[int, Router] = {}
-        self.verifiers: dict[str, Verifier] = {
+        checks: dict[str, Verifier] = {
             k: as_verifier(v, name=k) for k, v in (verifiers or {}).items()
         }
-        self.tools: dict[str, Tool] = {}
+        offered: dict[str, Tool] = {}
         for t in tools:
             made = tool(t) if not isinstance(t, Tool) else t
-            self.tools[made.name] = made
+            offered[made.name] = made
         for a in agents:
-            self.tools.update(a.tools)
+            offered.update(a.tools)
         term = (
             termination
             if isinstance(termination, TerminationSpec)
             else TerminationSpec.model_validate(dict(termination or {}))
         )
         if term.final_answer_tool:
-            self.tools.setdefault(FINAL_ANSWER, final_answer_tool())
+            offered.setdefault(FINAL_ANSWER, final_answer_tool())
         topo: dict[str, Any]
         if topology == "pipeline":
             topo = {
@@ -264,19 +259,18 @@ class Team:
             }
         else:
             raise ConfigError(f"unknown topology {topology!r}; use pipeline, group_chat or graph")
-        self._default_model: str | ChatModel = model
-        self._scorer, scoring_spec = _scoring(scoring)
+        scorer, scoring_spec = _scoring(scoring)
         data = {
             "name": name,
             "description": description,
             "model": model if isinstance(model, str) else model.model_id,
             "agents": [a.spec.model_dump() for a in agents],
             "tools": {
-                n: t.source or f"<python:{n}>" for n, t in self.tools.items() if n != FINAL_ANSWER
+                n: t.source or f"<python:{n}>" for n, t in offered.items() if n != FINAL_ANSWER
             },
             "verifiers": {
                 k: _verifier_spec(v).model_dump(by_alias=True, exclude_none=True)
-                for k, v in self.verifiers.items()
+                for k, v in checks.items()
             },
             "topology": topo,
             "termination": term.model_dump(),
@@ -287,33 +281,33 @@ class Team:
                 for k, v in (mcp_servers or {}).items()
             },
         }
-        self.spec: TeamSpec = parse_team(data, source=f"team {name!r}")
-        self.mcp_servers: dict[str, McpServer] = {
+        spec = parse_team(data, source=f"team {name!r}")
+        servers: dict[str, McpServer] = {
             k: v
             if isinstance(v, McpServer)
-            else McpServer(k, self.spec.mcp_servers[k], source=f"team {name!r}")
+            else McpServer(k, spec.mcp_servers[k], source=f"team {name!r}")
             for k, v in (mcp_servers or {}).items()
         }
-        """MCP servers whose tools the agents may call (each run connects to them anew)."""
-        self._add_mcp_tools()
-        self.routers: dict[int, Router] = routers
-        """Graph topology: the router of each router edge, by the edge's index."""
-        top = self.spec.topology
+        offered.update(_mcp_tools(spec, servers))
+        top = spec.topology
         for i, e in enumerate(top.edges if isinstance(top, GraphSpec) else []):
             path = e.router_path
             if path is not None and i not in routers:  # a path given in Python: import it now
                 routers[i] = as_router(path, source=f"team {name!r}: topology.edges[{i}]")
         self._store_arg = store
         self._store: TraceStore | None = store if isinstance(store, TraceStore) else None
-        self._models: dict[str, ChatModel] = {}
-        self._model_override: str | None = None
-        self._runs: dict[str, RunContext] = {}
-        self.base_dir: Path | None = None
-        """Folder searched first for `function:` and tool modules (the team file's)."""
-        self._stage_rates: dict[int, VerifierRates] | None = None
-        self._compiled = self._topology()
-        self._graph = self._build_graph()
-        self._app: Any = self._graph.compile()
+        self._resolved = ResolvedTeam(
+            spec=spec,
+            agents=MappingProxyType(by_name),
+            tools=MappingProxyType(offered),
+            verifiers=MappingProxyType(checks),
+            routers=MappingProxyType(routers),
+            mcp_servers=MappingProxyType(servers),
+            models=Models(model),
+            stage_rates=StageRates(spec, None, None),
+            scorer=scorer,
+        )
+        self._built: CompiledTeam | None = None
 
     # -- construction from data -------------------------------------------------
 
@@ -423,33 +417,18 @@ class Team:
             context_chars=spec.context_chars,
             **kwargs,
         )
-        if isinstance(top, GroupChatSpec) and top.manager:
-            team.spec = spec  # the manager is an agent of the team but not a speaker
-        team.base_dir = Path(base).resolve() if base is not None else None
+        team._resolve(
+            # The manager is an agent of the team but not a speaker.
+            spec=spec if isinstance(top, GroupChatSpec) and top.manager else team.spec,
+            base_dir=Path(base).resolve() if base is not None else None,
+        )
         if model:
             team.override_model(model)
         return team
 
-    def _add_mcp_tools(self) -> None:
-        """Start each MCP server once to list its tools; refuse an agent's tool no server has."""
-        if not self.mcp_servers:
-            return
-        listed = load_mcp_tools(self.mcp_servers)
-        self.tools.update(listed)
-        for i, a in enumerate(self.spec.agents):
-            for t in a.tools:
-                server, dot, _ = t.partition(".")
-                if dot and server in self.mcp_servers and t not in listed:
-                    has = sorted(n for n in listed if n.startswith(server + "."))
-                    where = self.mcp_servers[server].source
-                    raise ConfigError(
-                        f"{where}: agents[{i}].tools: MCP server {server} has no tool {t!r}"
-                        f"{did_you_mean(t, has)}; it has {', '.join(has) or 'no tools'}"
-                    )
-
     def _where_from(self) -> dict[str, Any]:
         """Run metadata that lets a later resume, fork or replay rebuild this team."""
-        meta: dict[str, Any] = {"model": self._model_override or self.spec.model}
+        meta: dict[str, Any] = {"model": self._resolved.model}
         if self.base_dir is not None:
             meta["team_dir"] = str(self.base_dir)  # where its function: modules live
         return meta
@@ -459,19 +438,82 @@ class Team:
         from mascope.models import parse_model_string
 
         parse_model_string(model)
-        self._model_override = model
-        self._models.clear()
-        self._stage_rates = None  # a calibration holds for the model it measured
+        # New model instances, and calibrations read anew: one holds for the model it measured.
+        self._resolve(model_override=model)
+
+    def _resolve(
+        self,
+        *,
+        spec: TeamSpec | None = None,
+        base_dir: Path | None = None,
+        model_override: str | None = None,
+    ) -> None:
+        """Build the resolved team anew with these changes (`None`: as it is, except the
+        models and calibrations, made afresh); the graph is compiled again on next use."""
+        old = self._resolved
+        spec = spec or old.spec
+        base_dir = base_dir or old.base_dir
+        override = model_override or old.models.override
+        self._resolved = replace(
+            old, spec=spec, base_dir=base_dir, models=Models(old.models.default, override),
+            stage_rates=StageRates(spec, base_dir, override),
+        )  # fmt: skip
+        self._built = None
 
     # -- properties -----------------------------------------------------------------
 
     @property
+    def resolved(self) -> ResolvedTeam:
+        """What the team's graph is compiled from and its runs read (rebuilt when
+        the team changes, e.g. by `override_model`)."""
+        return self._resolved
+
+    @property
     def name(self) -> str:
-        return self.spec.name
+        return self._resolved.spec.name
+
+    @property
+    def spec(self) -> TeamSpec:
+        return self._resolved.spec
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        return self._resolved.agents
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        return self._resolved.tools
+
+    @property
+    def verifiers(self) -> Mapping[str, Verifier]:
+        return self._resolved.verifiers
+
+    @property
+    def routers(self) -> Mapping[int, Router]:
+        """Graph topology: the router of each router edge, by the edge's index."""
+        return self._resolved.routers
+
+    @property
+    def mcp_servers(self) -> Mapping[str, McpServer]:
+        """MCP servers whose tools the agents may call (each run connects to them anew)."""
+        return self._resolved.mcp_servers
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Folder searched first for `function:` and tool modules (the team file's)."""
+        return self._resolved.base_dir
+
+    @base_dir.setter
+    def base_dir(self, value: Path | None) -> None:
+        old = self._resolved
+        self._resolved = replace(
+            old, base_dir=value, stage_rates=StageRates(old.spec, value, old.models.override)
+        )
+        self._built = None
 
     def score(self, answer: str | None, expected: str) -> MatchResult:
         """Score an answer against a ground truth the way this team scores its runs."""
-        return score_answer(answer, expected, self.spec.scoring, self._scorer)
+        return score_answer(answer, expected, self.spec.scoring, self._resolved.scorer)
 
     @property
     def store(self) -> TraceStore:
@@ -484,127 +526,52 @@ class Team:
             )
         return self._store
 
+    def _compiled_team(self) -> CompiledTeam:
+        """The graph of the current resolved team, compiled on first use."""
+        if self._built is None or self._built.team is not self._resolved:
+            self._built = compile_team(self._resolved)
+        return self._built
+
+    @property
+    def _compiled(self) -> Compiled:
+        return self._compiled_team().topology
+
     @property
     def graph(self) -> Any:
         """The compiled LangGraph graph (without a checkpointer), for inspection."""
-        return self._app
+        return self._compiled_team().app
 
     def _with_checkpointer(self, saver: Any) -> Any:
         # Compiling once and swapping the checkpointer per run saves a compile per run.
-        return self._app.copy(update={"checkpointer": saver})
+        return self.graph.copy(update={"checkpointer": saver})
+
+    def _app_for(self, team: ResolvedTeam) -> Any:
+        """The graph a run started on `team` runs (the team's own, unless it changed since)."""
+        built = self._compiled_team()
+        return built.app if built.team is team else compile_team(team).app
 
     def model_for(self, agent: Agent) -> ChatModel:
-        return self.resolve_model(self._model_override or agent.model or self._default_model)
+        return self._resolved.model_for(agent)
 
     def resolve_model(self, ref: str | ChatModel) -> ChatModel:
         """The team's one instance of a model: every caller with the same model
         string (agents, rubric verifiers, the manager) shares it, so a scripted
         model's replies are consumed in order by all of them."""
-        if isinstance(ref, ChatModel):
-            return ref
-        if ref not in self._models:
-            self._models[ref] = get_model(ref)
-        return self._models[ref]
-
-    def _topology(self) -> Compiled:
-        top = self.spec.topology
-        if isinstance(top, PipelineSpec):
-            return build_pipeline(self, top)
-        if isinstance(top, GroupChatSpec):
-            return build_group_chat(self, top)
-        return build_graph(self, top)
-
-    def _build_graph(self) -> StateGraph[Any]:
-        graph: StateGraph[Any] = StateGraph(TeamState)
-        pause_of: dict[str, str] = {}
-        for name, node in self._compiled.nodes.items():
-            graph.add_node(name, cast(Any, self._node_fn(name)))
-            if node.interrupt == "after":
-                # Its own node: continuing the run re-runs only the pause, not the agent's turn.
-                pause_of[name] = f"{name}.pause"
-                graph.add_node(pause_of[name], cast(Any, self._pause_fn(name)))
-                graph.add_edge(name, pause_of[name])
-        self._compiled.wire(cast(Any, AfterPauses(graph, pause_of)) if pause_of else graph)
-        return graph
-
-    def _pause_fn(self, name: str) -> Callable[[TeamState, Any], Any]:
-        """The node after `name` that asks a person (an `interrupt: after`)."""
-        node = self._compiled.nodes[name]
-        prompt = node.prompt or default_prompt("after", node.actor)
-
-        async def pause(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
-            if state.get("done"):
-                return {}  # the run has ended: nothing after this node would see the reply
-            run = self._runs[config["configurable"]["thread_id"]]
-            run.begin_node(f"{name}.pause", config)
-            try:
-                answer = asker(run, "runtime")(prompt)
-            except Paused as paused:
-                raise paused.signal from None
-            return {"outputs": with_human(state, answer), "next_step": run.next_step}
-
-        return pause
-
-    def _node_fn(self, name: str) -> Callable[[TeamState, Any], Any]:
-        node = self._compiled.nodes[name]
-        term = self.spec.termination
-
-        async def run_node(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
-            run = self._runs[config["configurable"]["thread_id"]]
-            run.begin_node(name, config)
-            started = time.monotonic()
-            try:
-                with asking(asker(run, node.actor)):
-                    if node.interrupt == "before":
-                        ask = asker(run, "runtime")
-                        answer = ask(node.prompt or default_prompt("before", node.actor))
-                        state = cast(TeamState, {**state, "outputs": with_human(state, answer)})
-                    product = await node.produce(state, run)
-            except Paused as paused:
-                raise paused.signal from None  # LangGraph's interrupt: the run pauses here
-            update = node.apply(state, product)
-            if node.interrupt == "before" and "outputs" not in update:
-                update["outputs"] = state["outputs"]  # keep the reply for the agents after
-            update["next_step"] = run.next_step
-            update["tokens"] = state.get("tokens", 0) + run.node_tokens
-            update["cost"] = state.get("cost", 0.0) + run.node_cost
-            update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - started)
-            if not update.get("done", state.get("done")):
-                reason = _limit_reached(term, cast(TeamState, {**state, **update}))
-                if reason:
-                    update.update(
-                        done=True,
-                        termination=reason,
-                        final_answer=update.get("last_output", state.get("last_output")),
-                    )
-            return update
-
-        return run_node
+        return self._resolved.models.resolve(ref)
 
     def check_models(self) -> None:
         """Resolve every model before a run starts, so a bad model string or a
         missing key fails before anything is recorded."""
-        self.check_calibrations()
-        for agent in self.agents.values():
-            if not agent.is_function:
-                self.model_for(agent)
-        for v in _all_verifiers(self.verifiers.values()):
-            if isinstance(v, Rubric):
-                v.bind_model(
-                    self.resolve_model(self._model_override or v._model_ref or self._default_model)
-                )
+        self._resolved.check_models()
 
     def check_calibrations(self) -> None:
         """Read the calibration files the stages' strategies name (relative to the team
         file), refusing one made for another team or too thin to drive a stopping rule."""
-        if self._stage_rates is None:
-            self._stage_rates = stage_calibrations(self.spec, self.base_dir, self._model_override)
+        self._resolved.stage_rates.check()
 
     def stage_rates(self, stage: int) -> VerifierRates:
         """The measured rates of stage `stage`'s verifier (its strategy names a calibration)."""
-        self.check_calibrations()
-        assert self._stage_rates is not None
-        return self._stage_rates[stage]
+        return self._resolved.stage_rates[stage]
 
     # -- running -------------------------------------------------------------------------
 
@@ -621,7 +588,6 @@ class Team:
         fork: tuple[str, dict[str, Any]] | None = None,
     ) -> RunResult:
         store = run.store
-        self._runs[run.run_id] = run
         config: RunnableConfig = {
             "configurable": {"thread_id": run.run_id},
             "recursion_limit": 100_000,
@@ -630,14 +596,18 @@ class Team:
         status_override: str | None = None
         pause: dict[str, Any] | None = None
         try:
-            async with self._checkpointer() as saver, mcp_sessions(self.mcp_servers):
-                app = self._with_checkpointer(saver)
+            async with self._checkpointer() as saver, mcp_sessions(run.team.mcp_servers):
+                app = self._app_for(run.team).copy(update={"checkpointer": saver})
                 if fork is not None:
                     node, values = fork
                     await app.aupdate_state(config, values, as_node=node)
                     graph_input = None
                 async for _ in app.astream(
-                    graph_input, config, stream_mode="updates", durability="sync"
+                    graph_input,
+                    config,
+                    context=NodeContext(run),
+                    stream_mode="updates",
+                    durability="sync",
                 ):
                     pass
                 snapshot = await app.aget_state(config)
@@ -646,10 +616,8 @@ class Team:
                     pause = pause_reason(snapshot.interrupts[0].value)
         except (KeyboardInterrupt, asyncio.CancelledError):
             store.finish_run(run.run_id, status="interrupted", termination_reason="interrupted")
-            self._runs.pop(run.run_id, None)
             raise
         except UserError:
-            self._runs.pop(run.run_id, None)
             store.finish_run(run.run_id, status="error", termination_reason="error")
             raise
         except Exception as exc:  # the run ends `error`; what it recorded stays
@@ -660,8 +628,6 @@ class Team:
             run.record(agent="runtime", kind="error", content=error, error=error)
             status_override = "error"
             final = {}
-        finally:
-            self._runs.pop(run.run_id, None)
         if pause is not None and status_override is None:
             return self._pause(run, pause)
         return self._finish(run, final, status_override, error)
@@ -699,7 +665,8 @@ class Team:
                 # Neither right nor wrong: no answer was given (see docs/runtime.md).
                 status = "abstained"
             elif run.ground_truth is not None:
-                scored = score_answer(answer, run.ground_truth, self.spec.scoring, self._scorer)
+                team = run.team
+                scored = score_answer(answer, run.ground_truth, team.spec.scoring, team.scorer)
                 correct = scored.matched
                 meta["answer_correct"] = correct
                 meta["scoring"] = {
@@ -748,7 +715,12 @@ class Team:
             metadata={**(metadata or {}), **self._where_from()},
         )
         run = RunContext(
-            self, store, run_id, ground_truth=ground_truth, on_step=on_step, on_token=on_token
+            self._resolved,
+            store,
+            run_id,
+            ground_truth=ground_truth,
+            on_step=on_step,
+            on_token=on_token,
         )
         return await self._execute(run, initial_state(task))
 
@@ -848,7 +820,9 @@ class Team:
         store.reopen_run(row.id)
         keep = int(values.get("next_step", 0)) if values else 0
         dropped = store.truncate_steps(row.id, keep)
-        run = RunContext(self, store, row.id, ground_truth=row.ground_truth, on_step=on_step)
+        run = RunContext(
+            self._resolved, store, row.id, ground_truth=row.ground_truth, on_step=on_step
+        )
         run.load_transcript()
         if input is not None:
             # The node that asked runs again and records its question and this answer.
@@ -1072,6 +1046,24 @@ def _resolve_router(
     return data
 
 
+def _mcp_tools(spec: TeamSpec, servers: Mapping[str, McpServer]) -> dict[str, Tool]:
+    """Start each MCP server once to list its tools; refuse an agent's tool no server has."""
+    if not servers:
+        return {}
+    listed = load_mcp_tools(servers)
+    for i, a in enumerate(spec.agents):
+        for t in a.tools:
+            server, dot, _ = t.partition(".")
+            if dot and server in servers and t not in listed:
+                has = sorted(n for n in listed if n.startswith(server + "."))
+                where = servers[server].source
+                raise ConfigError(
+                    f"{where}: agents[{i}].tools: MCP server {server} has no tool {t!r}"
+                    f"{did_you_mean(t, has)}; it has {', '.join(has) or 'no tools'}"
+                )
+    return dict(listed)
+
+
 def _scoring(
     scoring: str | ScoringSpec | Mapping[str, Any] | Scorer | None,
 ) -> tuple[Scorer | None, ScoringSpec]:
@@ -1102,30 +1094,6 @@ def _import_scorer(spec: ScoringSpec, source: str) -> Scorer:
         spec.function or "", what="scoring function", where=f"{source}: scoring.function"
     )
     return cast(Scorer, fn)
-
-
-def _all_verifiers(verifiers: Iterable[Verifier]) -> Iterator[Verifier]:
-    """Every verifier, members of ensembles included."""
-    for v in verifiers:
-        yield v
-        if isinstance(v, Ensemble):
-            yield from _all_verifiers(v.verifiers)
-        if isinstance(v, AskHumanOnFail):
-            yield from _all_verifiers([v.verifier])
-
-
-def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason | None:
-    if term.max_steps is not None and state.get("turns", 0) >= term.max_steps:
-        return "max_steps"
-    budget = term.budget
-    if budget is not None:
-        if budget.tokens is not None and state.get("tokens", 0) >= budget.tokens:
-            return "budget_tokens"
-        if budget.cost_usd is not None and state.get("cost", 0.0) >= budget.cost_usd:
-            return "budget_cost"
-        if budget.seconds is not None and state.get("elapsed", 0.0) >= budget.seconds:
-            return "budget_seconds"
-    return None
 
 
 def _verifier_spec(v: Verifier) -> VerifierSpec:

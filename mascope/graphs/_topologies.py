@@ -8,9 +8,9 @@ step flows through exactly the logic the original did.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, cast
 
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
@@ -22,7 +22,6 @@ from mascope.agents import (
     Selection,
     TurnResult,
     Verdict,
-    VerifierRates,
     plan_draws,
     recorded_chat,
     run_draft_defer,
@@ -32,25 +31,11 @@ from mascope.agents import (
 from mascope.errors import StructuredOutputError
 
 from ._context import RunContext
-from ._context import Team as ContextTeam
-from ._routing import Router, choose
+from ._resolved import ResolvedTeam
+from ._routing import choose
 from ._spec import END as END_NAME
 from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec, TerminationSpec
 from ._state import TeamState
-
-
-class Team(ContextTeam, Protocol):
-    """What the topologies need of a team (a protocol: `_team` imports this module)."""
-
-    @property
-    def verifiers(self) -> Mapping[str, Any]: ...
-    @property
-    def routers(self) -> Mapping[int, Router]:
-        """Graph topology: the router of each router edge, by the edge's index."""
-        ...
-
-    def stage_rates(self, stage: int) -> VerifierRates: ...
-
 
 NodeKind = Literal["agent", "verifier", "select"]
 AbstainReason = Literal["negative_utility", "no_candidate_passed"]
@@ -171,7 +156,7 @@ def _feedback_block(state: TeamState, agent: str) -> str:
 # -- pipeline ---------------------------------------------------------------------
 
 
-def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
+def build_pipeline(team: ResolvedTeam, top: PipelineSpec) -> Compiled:
     stages = top.stage_list()
     agents = [s.agent for s in stages]
     nodes: dict[str, NodeDef] = {}
@@ -252,7 +237,7 @@ def build_pipeline(team: Team, top: PipelineSpec) -> Compiled:
                 strategy, plan = stage.strategy, None
                 if strategy.penalty is not None:
                     plan = plan_draws(
-                        team.stage_rates(i), max_n=strategy.n, penalty=strategy.penalty,
+                        team.stage_rates[i], max_n=strategy.n, penalty=strategy.penalty,
                         sample_cost=strategy.sample_cost,
                     )  # fmt: skip
                     if plan.abstain:
@@ -452,7 +437,7 @@ def _refine_feedback(verdict: Verdict) -> str:
 
 
 async def _draft_defer(
-    team: Team,
+    team: ResolvedTeam,
     run: RunContext,
     state: TeamState,
     prompt: str,
@@ -563,7 +548,7 @@ def _choice_schema(names: list[str]) -> dict[str, Any]:
     }
 
 
-def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
+def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
     names = list(top.agents)
     term = team.spec.termination
     verifier = team.verifiers.get(top.verifier) if top.verifier else None
@@ -746,7 +731,7 @@ def build_group_chat(team: Team, top: GroupChatSpec) -> Compiled:
 # -- explicit graph ---------------------------------------------------------------------
 
 
-def build_graph(team: Team, top: GraphSpec) -> Compiled:
+def build_graph(team: ResolvedTeam, top: GraphSpec) -> Compiled:
     nodes: dict[str, NodeDef] = {}
     term = team.spec.termination
     for spec in top.nodes:

@@ -1,0 +1,132 @@
+"""A resolved team compiled to a LangGraph graph: its topology's nodes, each wrapped to
+take its run from LangGraph's runtime context, record, pause and enforce the limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import StateGraph
+from langgraph.runtime import Runtime
+
+from mascope._vocabulary import TerminationReason
+from mascope.agents import asking
+
+from ._context import RunContext
+from ._interrupts import AfterPauses, Paused, asker, default_prompt, with_human
+from ._resolved import ResolvedTeam
+from ._spec import GroupChatSpec, PipelineSpec, TerminationSpec
+from ._state import TeamState
+from ._topologies import Compiled, NodeDef, build_graph, build_group_chat, build_pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledTeam:
+    """A resolved team, its topology's nodes and the compiled graph (without a checkpointer)."""
+
+    team: ResolvedTeam
+    topology: Compiled
+    app: Any
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """LangGraph's runtime context of a run: its RunContext (`astream(context=...)`)."""
+
+    run: RunContext
+
+
+def compile_team(team: ResolvedTeam) -> CompiledTeam:
+    top = team.spec.topology
+    if isinstance(top, PipelineSpec):
+        compiled = build_pipeline(team, top)
+    elif isinstance(top, GroupChatSpec):
+        compiled = build_group_chat(team, top)
+    else:
+        compiled = build_graph(team, top)
+    # Each run's RunContext reaches its nodes as LangGraph's runtime context
+    # (`astream(context=NodeContext(run))`), so concurrent runs of one team never meet.
+    graph: StateGraph[Any, NodeContext] = StateGraph(TeamState, context_schema=NodeContext)
+    pause_of: dict[str, str] = {}
+    for name, node in compiled.nodes.items():
+        graph.add_node(name, cast(Any, _node_fn(name, node, team.spec.termination)))
+        if node.interrupt == "after":
+            # Its own node: continuing the run re-runs only the pause, not the agent's turn.
+            pause_of[name] = f"{name}.pause"
+            graph.add_node(pause_of[name], cast(Any, _pause_fn(name, node)))
+            graph.add_edge(name, pause_of[name])
+    compiled.wire(cast(Any, AfterPauses(graph, pause_of) if pause_of else graph))
+    return CompiledTeam(team, compiled, graph.compile())
+
+
+def _pause_fn(name: str, node: NodeDef) -> Callable[..., Any]:
+    """The node after `name` that asks a person (an `interrupt: after`)."""
+    prompt = node.prompt or default_prompt("after", node.actor)
+
+    async def pause(
+        state: TeamState, config: RunnableConfig, runtime: Runtime[NodeContext]
+    ) -> dict[str, Any]:
+        if state.get("done"):
+            return {}  # the run has ended: nothing after this node would see the reply
+        run = runtime.context.run
+        run.begin_node(f"{name}.pause", config)
+        try:
+            answer = asker(run, "runtime")(prompt)
+        except Paused as paused:
+            raise paused.signal from None
+        return {"outputs": with_human(state, answer), "next_step": run.next_step}
+
+    return pause
+
+
+def _node_fn(name: str, node: NodeDef, term: TerminationSpec) -> Callable[..., Any]:
+    async def run_node(
+        state: TeamState, config: RunnableConfig, runtime: Runtime[NodeContext]
+    ) -> dict[str, Any]:
+        run = runtime.context.run
+        run.begin_node(name, config)
+        started = time.monotonic()
+        try:
+            with asking(asker(run, node.actor)):
+                if node.interrupt == "before":
+                    ask = asker(run, "runtime")
+                    answer = ask(node.prompt or default_prompt("before", node.actor))
+                    state = cast(TeamState, {**state, "outputs": with_human(state, answer)})
+                product = await node.produce(state, run)
+        except Paused as paused:
+            raise paused.signal from None  # LangGraph's interrupt: the run pauses here
+        update = node.apply(state, product)
+        if node.interrupt == "before" and "outputs" not in update:
+            update["outputs"] = state["outputs"]  # keep the reply for the agents after
+        update["next_step"] = run.next_step
+        update["tokens"] = state.get("tokens", 0) + run.node_tokens
+        update["cost"] = state.get("cost", 0.0) + run.node_cost
+        update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - started)
+        if not update.get("done", state.get("done")):
+            reason = _limit_reached(term, cast(TeamState, {**state, **update}))
+            if reason:
+                update.update(
+                    done=True,
+                    termination=reason,
+                    final_answer=update.get("last_output", state.get("last_output")),
+                )
+        return update
+
+    return run_node
+
+
+def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason | None:
+    if term.max_steps is not None and state.get("turns", 0) >= term.max_steps:
+        return "max_steps"
+    budget = term.budget
+    if budget is not None:
+        if budget.tokens is not None and state.get("tokens", 0) >= budget.tokens:
+            return "budget_tokens"
+        if budget.cost_usd is not None and state.get("cost", 0.0) >= budget.cost_usd:
+            return "budget_cost"
+        if budget.seconds is not None and state.get("elapsed", 0.0) >= budget.seconds:
+            return "budget_seconds"
+    return None
