@@ -31,7 +31,6 @@ from _report import machine, median, write_section
 
 from mascope import Agent, Team
 from mascope.models import ScriptedModel
-from mascope.traces import TraceStore
 
 REPLY = "I have looked at what was said and I add one more small thought to the discussion. " * 3
 
@@ -40,26 +39,23 @@ def replies(n: int) -> list[str]:
     return [f"{REPLY} (turn {i})" for i in range(n)]
 
 
-async def mascope_run(
-    turns: int, folder: Path, store: TraceStore | None = None
-) -> tuple[float, int]:
-    """One run of the chat; `store` is an open store reused across runs (as an app
-    or `mascope eval run` keeps one), else a new store in `folder`."""
+async def mascope_run(turns: int, folder: Path) -> tuple[float, int]:
+    """One run of the chat by a new team on a new store in `folder` (opened before
+    the clock starts); the graph is compiled inside the clock, as the baseline's is."""
     model = ScriptedModel(replies(turns))
     team = Team(
         "bench",
         [Agent("alice", model=model), Agent("bob", model=model)],
         topology="group_chat",
         termination={"max_steps": turns},
-        store=store if store is not None else folder / "m.db",
+        store=folder / "m.db",
     )
-    team.store.count_runs()  # open the store before timing: an app opens it once, not per run
+    team.store.count_runs()
     started = time.perf_counter()
     result = await team.arun("discuss")
     elapsed = time.perf_counter() - started
     assert result.step_count >= turns, result  # turns, plus a truncation event per agent
-    if store is None:
-        team.store.close()
+    team.store.close()
     return elapsed, (folder / "m.checkpoints.db").stat().st_size + _wal(folder / "m.checkpoints.db")
 
 
@@ -68,12 +64,8 @@ class ChatState(TypedDict):
     turns: int
 
 
-async def baseline_run(
-    turns: int, folder: Path, store: TraceStore | None = None
-) -> tuple[float, int]:
-    """The same chat by hand; with `store` (ignored but for saying "reuse"), runs
-    share one checkpoint file in `folder`, each on its own thread, as mascope's do."""
-    model = ScriptedModel(replies(turns))
+def baseline_graph(model: ScriptedModel, turns: int) -> StateGraph[Any]:
+    """The chat as one would write it by hand in LangGraph."""
 
     def node(name: str) -> Any:
         async def speak(state: ChatState) -> dict[str, Any]:
@@ -99,17 +91,34 @@ async def baseline_run(
     graph.add_edge(START, "alice")
     graph.add_conditional_edges("alice", lambda s: END if s["turns"] >= turns else "bob")
     graph.add_conditional_edges("bob", lambda s: END if s["turns"] >= turns else "alice")
+    return graph
+
+
+async def _chat(app: Any) -> None:
+    config: Any = {"configurable": {"thread_id": new_thread()}, "recursion_limit": 100_000}
+    async for _ in app.astream(
+        {"messages": [], "turns": 0}, config, stream_mode="updates", durability="sync"
+    ):
+        pass
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, timeout=30)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=NORMAL")  # as mascope configures its checkpointer
+    return conn
+
+
+async def baseline_run(turns: int, folder: Path) -> tuple[float, int]:
+    """One run of the hand-written chat on a new checkpoint file, compiled inside the clock."""
+    graph = baseline_graph(ScriptedModel(replies(turns)), turns)
     path = folder / "b.checkpoints.db"
     started = time.perf_counter()
-    async with aiosqlite.connect(path, timeout=30) as conn:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")  # as mascope configures its checkpointer
-        app = graph.compile(checkpointer=AsyncSqliteSaver(conn))
-        config: Any = {"configurable": {"thread_id": new_thread()}, "recursion_limit": 100_000}
-        async for _ in app.astream(
-            {"messages": [], "turns": 0}, config, stream_mode="updates", durability="sync"
-        ):
-            pass
+    conn = await _connect(path)
+    try:
+        await _chat(graph.compile(checkpointer=AsyncSqliteSaver(conn)))
+    finally:
+        await conn.close()
     elapsed = time.perf_counter() - started
     return elapsed, path.stat().st_size + _wal(path)
 
@@ -137,26 +146,42 @@ def measure(turns: int, runs: int) -> tuple[list[float], list[float], list[int],
 
 
 def measure_open(turns: int, runs: int) -> tuple[list[float], list[float]]:
-    """Runs one after another on one open store (mascope) or one checkpoint file
-    (baseline), in one event loop: what an app or a batch of runs pays per run.
+    """What an app pays per run: one team on one open store (mascope), one compiled
+    graph on one open checkpoint connection (baseline), each run on a new thread.
     One unmeasured run of each first; then they take turns."""
 
-    async def go(folder: Path, store: TraceStore) -> tuple[list[float], list[float]]:
+    async def go(folder: Path) -> tuple[list[float], list[float]]:
+        model = ScriptedModel(replies(turns * (runs + 1)))
+        team = Team(
+            "bench",
+            [Agent("alice", model=model), Agent("bob", model=model)],
+            topology="group_chat",
+            termination={"max_steps": turns},
+            store=folder / "m.db",
+        )
+        graph = baseline_graph(ScriptedModel(replies(turns * (runs + 1))), turns)
+        conn = await _connect(folder / "b.checkpoints.db")
+        app = graph.compile(checkpointer=AsyncSqliteSaver(conn))
         m_t: list[float] = []
         b_t: list[float] = []
-        for i in range(runs + 1):
-            for fn, times in ((mascope_run, m_t), (baseline_run, b_t)):
-                elapsed, _ = await fn(turns, folder, store)
+        try:
+            for i in range(runs + 1):
+                started = time.perf_counter()
+                await team.arun("discuss")
+                m = time.perf_counter() - started
+                started = time.perf_counter()
+                await _chat(app)
+                b = time.perf_counter() - started
                 if i:
-                    times.append(elapsed / turns * 1000)
+                    m_t.append(m / turns * 1000)
+                    b_t.append(b / turns * 1000)
+        finally:
+            await conn.close()
+            team.store.close()
         return m_t, b_t
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = TraceStore(Path(tmp) / "m.db")
-        try:
-            return asyncio.run(go(Path(tmp), store))
-        finally:
-            store.close()
+        return asyncio.run(go(Path(tmp)))
 
 
 def main() -> None:
@@ -185,11 +210,12 @@ def main() -> None:
             '(messages kept in the state), same AsyncSqliteSaver, `durability="sync"`, same scripted model. '
             "mascope additionally writes every step to the trace store. ratio = mascope / baseline.",
             "",
-            "*New store*: each run in a new folder and event loop (the store opened before the clock starts), "
-            "so mascope's SQL statements are compiled afresh for every run; the baseline also starts from an "
-            "empty checkpoint file. *Open store*: runs one after another on one open store and checkpoint "
-            "file (the baseline on one checkpoint file), each on its own thread: what an app that embeds "
-            "mascope, or a batch of runs, pays per run.",
+            "*New store*: each run by a new team in a new folder and event loop, the graph compiled inside "
+            "the clock for both (mascope's store is opened before the clock, but its SQL statements are "
+            "compiled afresh for every store); the baseline also starts from an empty checkpoint file. "
+            "*Open store*: what an app pays per run: one team run again and again on one open store "
+            "(mascope opens its checkpoint connection per run), against one compiled graph on one open "
+            "checkpoint connection (baseline), each run on a new thread, the two taking turns.",
             "",
             "| turns | new store: mascope ms/step | baseline ms/step | ratio | open store: mascope ms/step | baseline ms/step | ratio | mascope checkpoint bytes/step | baseline checkpoint bytes/step |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

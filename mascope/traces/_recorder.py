@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from mascope.errors import NotFoundError, StoreError
 
@@ -91,10 +91,12 @@ class Recorder:
             "source": "native",
             "metadata": r.value(metadata or {}),
             "owner": self.owner,
-            "heartbeat_at": self.backend.clock(),
         }
         with self.backend.write.begin() as conn:
-            conn.execute(insert(_RUNS).values(**row))
+            # Values as parameters, not in the statement: one cached statement for
+            # every run, and no cache key computed over the spec. (The heartbeat is
+            # the database's clock, an expression.)
+            conn.execute(insert(_RUNS).values(heartbeat_at=self.backend.clock()), row)
         with self._lock:
             self._next_index[rid] = 0
         self._track(rid)
@@ -137,7 +139,10 @@ class Recorder:
                     select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
                 ).scalar()
                 values["metadata"] = {**(current or {}), **self.redact.value(metadata)}
-            done = conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
+            done = conn.execute(
+                update(_RUNS).where(_RUNS.c.id == bindparam("run_id_")),
+                {**values, "run_id_": run_id},
+            )
             if done.rowcount == 0:
                 raise NotFoundError(f"no run {run_id} in {self.backend.where}")
         self._forget(run_id)
