@@ -39,17 +39,22 @@ def replies(n: int) -> list[str]:
     return [f"{REPLY} (turn {i})" for i in range(n)]
 
 
-async def mascope_run(turns: int, folder: Path) -> tuple[float, int]:
-    """One run of the chat by a new team on a new store in `folder` (opened before
-    the clock starts); the graph is compiled inside the clock, as the baseline's is."""
-    model = ScriptedModel(replies(turns))
-    team = Team(
+def chat_team(turns: int, answers: list[str], folder: Path) -> Team:
+    """The two-agent chat as a mascope team, its store in `folder`."""
+    model = ScriptedModel(answers)
+    return Team(
         "bench",
         [Agent("alice", model=model), Agent("bob", model=model)],
         topology="group_chat",
         termination={"max_steps": turns},
         store=folder / "m.db",
     )
+
+
+async def mascope_run(turns: int, folder: Path) -> tuple[float, int]:
+    """One run of the chat by a new team on a new store in `folder` (opened before
+    the clock starts); the graph is compiled inside the clock, as the baseline's is."""
+    team = chat_team(turns, replies(turns), folder)
     team.store.count_runs()
     started = time.perf_counter()
     result = await team.arun("discuss")
@@ -151,14 +156,7 @@ def measure_open(turns: int, runs: int) -> tuple[list[float], list[float]]:
     One unmeasured run of each first; then they take turns."""
 
     async def go(folder: Path) -> tuple[list[float], list[float]]:
-        model = ScriptedModel(replies(turns * (runs + 1)))
-        team = Team(
-            "bench",
-            [Agent("alice", model=model), Agent("bob", model=model)],
-            topology="group_chat",
-            termination={"max_steps": turns},
-            store=folder / "m.db",
-        )
+        team = chat_team(turns, replies(turns * (runs + 1)), folder)
         graph = baseline_graph(ScriptedModel(replies(turns * (runs + 1))), turns)
         conn = await _connect(folder / "b.checkpoints.db")
         app = graph.compile(checkpointer=AsyncSqliteSaver(conn))
