@@ -418,8 +418,9 @@ class Team:
             **kwargs,
         )
         team._resolve(
-            # The manager is an agent of the team but not a speaker.
-            spec=spec if isinstance(top, GroupChatSpec) and top.manager else team.spec,
+            # A group chat's speakers are the file's `topology.agents`, in its order (the
+            # constructor takes every agent but the manager, in the agents' order).
+            spec=spec if isinstance(top, GroupChatSpec) else team.spec,
             base_dir=Path(base).resolve() if base is not None else None,
         )
         if model:

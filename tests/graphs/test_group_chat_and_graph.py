@@ -182,3 +182,24 @@ def test_seconds_budget(db: Path) -> None:
     )
     result = team.run("t")
     assert result.termination_reason == "budget_seconds" and 3 <= result.step_count <= 6
+
+
+def test_a_yaml_group_chat_speaks_in_its_topologys_order_and_only_those_agents(
+    tmp_path: Path,
+) -> None:
+    # The team file lists three agents; the chat names two of them, in another order.
+    (tmp_path / "team.yaml").write_text(
+        """
+name: chat
+agents:
+  - {name: a, function: "tests.graphs.helpers:echo_task"}
+  - {name: b, function: "tests.graphs.helpers:echo_task"}
+  - {name: c, function: "tests.graphs.helpers:echo_task"}
+topology: {kind: group_chat, agents: [c, a]}
+termination: {max_rounds: 2}
+"""
+    )
+    team = Team.from_yaml(tmp_path / "team.yaml", store=tmp_path / "chat.db")
+    result = team.run("chat")
+    steps = TraceStore(tmp_path / "chat.db").steps(result.run_id)
+    assert [s.agent for s in steps if s.kind == "message"] == ["c", "a", "c", "a"]
