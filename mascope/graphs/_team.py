@@ -47,7 +47,7 @@ from mascope.agents import (
 from mascope.errors import ConfigError, MascopeError, UserError, did_you_mean
 from mascope.models import ChatModel
 from mascope.settings import Settings
-from mascope.traces import Step, TraceStore
+from mascope.traces import Step, TraceStore, pause_question
 
 from ._checkpoint import open_saver
 from ._compile import CompiledTeam, NodeContext, compile_team
@@ -993,8 +993,7 @@ def _check_resumable(row: Any, reply: str | None) -> None:
 
 def _pause_prompt(row: Any) -> str:
     """What a paused run's row says its person is asked, on one line."""
-    pause = (row.metadata_ or {}).get("pause") or {}
-    words = " ".join(str(pause.get("prompt") or "see its last step").split())
+    words = " ".join((pause_question(row.metadata_) or "see its last step").split())
     return words if len(words) <= 120 else words[:119] + "…"
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         PAUSE_EVENT,
         RUN_SORTS,
         RUN_STATUSES,
+        pause_question,
     )
     from ._export import bundle, export_runs, write_export, write_jsonl
     from ._formats import BUNDLE_FORMAT, RunBundle
@@ -57,6 +58,7 @@ __getattr__, __dir__ = lazy_exports(
         "EXPORT_FORMATS": "._constants",
         "HUMAN_INPUT_EVENT": "._constants",
         "PAUSE_EVENT": "._constants",
+        "pause_question": "._constants",
         "bundle": "._export",
         "export_runs": "._export",
         "write_export": "._export",
@@ -145,6 +147,7 @@ __all__ = [
     "parse_jsonl",
     "parse_mad",
     "parse_whowhen",
+    "pause_question",
     "write_export",
     "write_jsonl",
 ]

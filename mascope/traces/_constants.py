@@ -16,6 +16,15 @@ PAUSE_EVENT: EventName = "interrupt"
 """`data.event` of the `event` step that asks a person for input (the run then pauses)."""
 HUMAN_INPUT_EVENT: EventName = "human_input"
 """`data.event` of a person's reply to a pause (a `message` step of the agent `human`)."""
+
+
+def pause_question(metadata: dict[str, object] | None) -> str | None:
+    """What a paused run asks its person, from the run's metadata (None if not said)."""
+    pause = (metadata or {}).get("pause")
+    prompt = pause.get("prompt") if isinstance(pause, dict) else None
+    return str(prompt) if prompt else None
+
+
 IMPORT_FORMATS: tuple[str, ...] = ("whowhen", "mad", "jsonl")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "otel")
 RunSort = Literal["time", "team", "status", "steps", "tokens", "cost"]

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mascope._style import STATUS_STYLE, agent_style, when
-from mascope.traces import PAUSE_EVENT
+from mascope.traces import PAUSE_EVENT, pause_question
 
 # Only for types: the TUI paints its first screen before SQLModel and pydantic
 # are imported (see `_source.py`); MAST is imported where a label is drawn.
@@ -219,11 +219,9 @@ def run_summary(run: RunLike, steps: int) -> Text:
     if run.status == "paused":
         # A row read before the store opened has no metadata: the question shows
         # once the full run is read (the next poll).
-        pause = (getattr(run, "metadata_", None) or {}).get("pause") or {}
+        question = pause_question(getattr(run, "metadata_", None))
         text.append("\nwaiting ", style="dim")
-        text.append(
-            first_line(str(pause.get("prompt") or "for a person's input"), 200), style="bold cyan"
-        )
+        text.append(first_line(question or "for a person's input", 200), style="bold cyan")
         text.append(f"  (mascope runs resume {run.id} --input TEXT)", style="dim")
     return text
 
