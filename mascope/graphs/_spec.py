@@ -150,6 +150,10 @@ class GroupChatSpec(_Strict):
     """Agent that picks the next speaker (`speaker_selection: manager`)."""
     verifier: str | None = None
     """Checks a message that claims the final answer (stop phrase or final-answer tool)."""
+    interrupt: Literal["round", "final"] | None = None
+    """Pause the chat for a person: after every `round` (each agent has spoken once; the reply joins the conversation as a message of `human`), or at the `final` answer (an agent claimed it and the chat's verifier, if any, passed it: the reply `yes` / `ok` / `approve` ends the run with that answer, anything else goes back to the chat as the person's feedback). Continue with `mascope runs resume RUN_ID --input TEXT`."""
+    prompt: str | None = None
+    """With `interrupt`: the question the person sees (default: says why the chat paused)."""
 
 
 class NodeSpec(_Strict):
@@ -526,16 +530,22 @@ def check_team(spec: TeamSpec, *, source: str = "team") -> None:
 def _check_pauses(spec: TeamSpec, source: str) -> None:
     """A prompt belongs to a pause; a team that pauses keeps the agent name `human` for replies."""
     top = spec.topology
-    places: list[tuple[str, StageSpec | NodeSpec]] = []
+    places: list[tuple[str, StageSpec | NodeSpec | GroupChatSpec]] = []
     if isinstance(top, PipelineSpec):
         places = [(f"topology.stages[{i}]", s) for i, s in enumerate(top.stage_list())]
     elif isinstance(top, GraphSpec):
         places = [(f"topology.nodes[{i}]", n) for i, n in enumerate(top.nodes)]
+    else:
+        places = [("topology", top)]
     for where, place in places:
         if place.prompt is not None and place.interrupt is None:
             raise ConfigError(
                 f"{source}: {where}.prompt: a prompt is shown only when the run pauses there; "
-                "add interrupt: before (or after)"
+                + (
+                    "add interrupt: round (or final)"
+                    if isinstance(top, GroupChatSpec)
+                    else "add interrupt: before (or after)"
+                )
             )
     for name, v in spec.verifiers.items():
         if v.kind == "human" and v.ask_human_on_fail:

@@ -34,6 +34,9 @@ class TeamState(TypedDict, total=False):
     """Graph topology: nodes scheduled to run, in order (branches of a fan-out)."""
     pending_final: str | None
     """Group chat: an answer someone claimed is final, awaiting its verifier."""
+    awaiting_person: dict[str, Any] | None
+    """Group chat with `interrupt: final`: the answer (`answer`) and its ending (`reason`)
+    awaiting a person's approval."""
     final_answer: str | None
     done: bool
     termination: TerminationReason | None

@@ -200,6 +200,8 @@ class Team:
         speaker_selection: str = "round_robin",
         manager: str | None = None,
         chat_verifier: str | None = None,
+        chat_interrupt: str | None = None,
+        chat_prompt: str | None = None,
         nodes: Sequence[Mapping[str, Any] | NodeSpec] | None = None,
         edges: Sequence[Mapping[str, Any] | EdgeSpec] | None = None,
         start: str | None = None,
@@ -248,6 +250,8 @@ class Team:
                 "speaker_selection": speaker_selection,
                 "manager": manager,
                 "verifier": chat_verifier,
+                "interrupt": chat_interrupt,
+                "prompt": chat_prompt,
             }
         elif topology == "graph":
             topo = {
@@ -385,6 +389,8 @@ class Team:
                 "speaker_selection": top.speaker_selection,
                 "manager": top.manager,
                 "chat_verifier": top.verifier,
+                "chat_interrupt": top.interrupt,
+                "chat_prompt": top.prompt,
             }
         else:
             kwargs = {

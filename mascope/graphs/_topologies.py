@@ -22,6 +22,8 @@ from mascope.agents import (
     Selection,
     TurnResult,
     Verdict,
+    ask_human,
+    human_verdict,
     plan_draws,
     recorded_chat,
     run_draft_defer,
@@ -37,7 +39,7 @@ from ._spec import END as END_NAME
 from ._spec import EdgeSpec, GraphSpec, GroupChatSpec, PipelineSpec, TerminationSpec
 from ._state import TeamState
 
-NodeKind = Literal["agent", "verifier", "select"]
+NodeKind = Literal["agent", "verifier", "select", "pause"]
 AbstainReason = Literal["negative_utility", "no_candidate_passed"]
 
 
@@ -627,6 +629,15 @@ def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
     def apply_select(state: TeamState, speaker: str) -> dict[str, Any]:
         return {"speaker": speaker if speaker in names else names[0]}
 
+    def finish(reason: TerminationReason, answer: str) -> dict[str, Any]:
+        """End the chat with `answer`, or (`interrupt: final`) first ask a person to approve it."""
+        if top.interrupt == "final":
+            return {"awaiting_person": {"answer": answer, "reason": reason}}
+        return _end(reason, answer)
+
+    if top.interrupt is not None:
+        nodes["human"] = _chat_pause(top, len(names), term)
+
     managed = top.speaker_selection == "manager"
     if managed:  # round robin needs no node: the router picks the next speaker
         nodes["select"] = NodeDef("select", "select", top.manager or "", select, apply_select)
@@ -655,7 +666,7 @@ def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
                 if claim is not None:
                     if verifier is not None:
                         return {**update, "pending_final": claim[1]}
-                    return {**update, **_end(*claim)}
+                    return {**update, **finish(*claim)}
                 if term.max_rounds is not None and spoken >= term.max_rounds * len(names):
                     return {**update, **_end("max_rounds", product.output)}
                 return update
@@ -681,7 +692,7 @@ def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
                 "turns": state.get("turns", 0) + 1,
             }
             if verdict.passed and term.verifier_pass:
-                return {**update, **_end("verifier_passed", claimed)}
+                return {**update, **finish("verifier_passed", claimed)}
             update.update(verdict_feedback(verdict, state.get("last_agent"), relay=True))
             if term.max_rounds is not None and state.get("spoken", 0) >= term.max_rounds * len(
                 names
@@ -698,6 +709,18 @@ def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
             return "select"
         return f"agent.{names[state.get('spoken', 0) % len(names)]}"
 
+    def after_turn(state: TeamState) -> str:
+        """Where the chat goes after an agent's turn or a verdict."""
+        if state.get("done"):
+            return END
+        if state.get("pending_final") is not None:
+            return "verify"
+        if state.get("awaiting_person") is not None:
+            return "human"
+        if top.interrupt == "round" and state.get("spoken", 0) % len(names) == 0:
+            return "human"
+        return next_speaker(state)
+
     def wire(graph: StateGraph[Any]) -> None:
         speakers: dict[str, str] = {f"agent.{n}": f"agent.{n}" for n in names}
         step_targets = (
@@ -711,21 +734,53 @@ def build_group_chat(team: ResolvedTeam, top: GroupChatSpec) -> Compiled:
                 cast(Any, {**speakers, END: END}),
             )
         after = dict(step_targets)
+        if "human" in nodes:
+            after["human"] = "human"
+            graph.add_conditional_edges("human", next_speaker, cast(Any, step_targets))
         if "verify" in nodes:
             after["verify"] = "verify"
-            graph.add_conditional_edges("verify", next_speaker, cast(Any, step_targets))
+            graph.add_conditional_edges("verify", after_turn, cast(Any, after))
         for n in names:
-            graph.add_conditional_edges(
-                f"agent.{n}",
-                lambda s: (
-                    "verify"
-                    if s.get("pending_final") is not None and not s.get("done")
-                    else next_speaker(s)
-                ),
-                cast(Any, after),
-            )
+            graph.add_conditional_edges(f"agent.{n}", after_turn, cast(Any, after))
 
     return Compiled(nodes, wire)
+
+
+def _chat_pause(top: GroupChatSpec, speakers: int, term: TerminationSpec) -> NodeDef:
+    """A group chat's pause for a person (`interrupt: round` or `final`).
+
+    After a round the reply joins the conversation as a message of `human`.
+    At a final answer the reply is a verdict: approval ends the run with the
+    answer; anything else is feedback to the agent that claimed it, and the
+    chat goes on (unless its rounds are used up).
+    """
+
+    async def produce(state: TeamState, run: RunContext) -> str:
+        waiting = state.get("awaiting_person")
+        if waiting is not None:
+            question = top.prompt or "Accept this final answer? Reply yes, or no and what to fix."
+            return ask_human(f"{question}\n\nFinal answer:\n{waiting['answer']}")
+        rounds = state.get("spoken", 0) // speakers
+        return ask_human(
+            top.prompt
+            or f"Round {rounds} of the chat is over. Reply to continue; every agent sees your reply."
+        )
+
+    def apply(state: TeamState, answer: str) -> dict[str, Any]:
+        update: dict[str, Any] = {"outputs": {**state.get("outputs", {}), HUMAN: answer}}
+        waiting = state.get("awaiting_person")
+        if waiting is None:
+            return update
+        update["awaiting_person"] = None
+        verdict = human_verdict(answer)
+        if verdict.passed:
+            return {**update, **_end(waiting["reason"], waiting["answer"])}
+        update.update(verdict_feedback(verdict, state.get("last_agent"), relay=True))
+        if term.max_rounds is not None and state.get("spoken", 0) >= term.max_rounds * speakers:
+            update.update(_end("max_rounds", waiting["answer"]))
+        return update
+
+    return NodeDef("human", "pause", "runtime", produce, apply)
 
 
 # -- explicit graph ---------------------------------------------------------------------

@@ -383,3 +383,79 @@ def test_ask_human_on_fail_in_python_is_written_into_the_stored_spec(tmp_path: P
     done = rebuilt.resume(first.run_id, input="no: it is 5")
     assert (done.status, done.termination_reason) == ("failed", "verifier_failed")
     assert done.steps[-1].content == "FAILED (score 0.00): it is 5"
+
+
+def _claims_after_feedback(ctx: TurnContext) -> str:
+    """Claims 6, and 5 once someone has objected."""
+    return "DONE 5" if ctx.feedback else "DONE 6"
+
+
+def test_a_group_chat_asks_for_approval_of_its_final_answer(tmp_path: Path) -> None:
+    path = tmp_path / "chat.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name: approved
+            agents:
+              - {{name: solver, function: "{__name__}:_claims_after_feedback"}}
+              - {{name: echo, function: "{HELPERS}:repeats_human"}}
+            topology: {{kind: group_chat, agents: [solver, echo], interrupt: final}}
+            termination: {{stop_phrase: DONE, max_rounds: 3}}
+            """
+        )
+    )
+    team = Team.from_yaml(path, store=tmp_path / "a.db")
+    first = team.run("What is 2 + 3?")
+    assert first.paused and first.prompt.endswith("Final answer:\n6")
+    second = team.resume(first.run_id, input="no: 2 + 3 is 5")
+    assert second.paused and second.prompt.endswith("Final answer:\n5")
+    done = team.resume(first.run_id, input="yes")
+    assert (done.status, done.answer, done.termination_reason) == ("succeeded", "5", "stop_phrase")
+    shape = [(a, k, c.splitlines()[0]) for a, k, c in _shape(team, done.run_id)]
+    assert shape == [
+        ("solver", "message", "DONE 6"),
+        ("runtime", "event", "Accept this final answer? Reply yes, or no and what to fix."),
+        ("human", "message", "no: 2 + 3 is 5"),
+        # the chat went on: the next speaker hears the person, the solver gets the feedback
+        ("echo", "message", "echo heard 'no: 2 + 3 is 5'; last human: no: 2 + 3 is 5"),
+        ("solver", "message", "DONE 5"),
+        ("runtime", "event", "Accept this final answer? Reply yes, or no and what to fix."),
+        ("human", "message", "yes"),
+    ]
+
+
+def test_a_group_chat_pauses_after_every_round_and_everyone_hears_the_reply(
+    tmp_path: Path,
+) -> None:
+    team = Team(
+        "rounds",
+        [Agent("a", fn=repeats_human), Agent("b", fn=repeats_human)],
+        topology="group_chat",
+        chat_interrupt="round",
+        chat_prompt="Anything to add?",
+        termination={"max_rounds": 2},
+        store=tmp_path / "r.db",
+    )
+    first = team.run("talk")
+    assert (first.status, first.prompt) == ("paused", "Anything to add?")
+    done = team.resume(first.run_id, input="be brief")
+    # two rounds: one pause between them, none after the last (the chat has ended)
+    assert (done.status, done.termination_reason) == ("failed", "max_rounds")
+    assert [(a, k) for a, k, _ in _shape(team, done.run_id)] == [
+        ("a", "message"), ("b", "message"), ("runtime", "event"), ("human", "message"),
+        ("a", "message"), ("b", "message"),
+    ]  # fmt: skip
+    assert done.steps[4].content == "a heard 'be brief'; last human: be brief"
+    stored = team.store.get_run(done.run_id).spec or {}
+    assert stored["topology"]["interrupt"] == "round"  # `runs resume` rebuilds it from the store
+
+
+def test_a_chat_prompt_without_a_pause_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"topology.prompt: .*add interrupt: round \(or final\)"):
+        Team(
+            "chat",
+            [Agent("a", fn=_writer)],
+            topology="group_chat",
+            chat_prompt="hello?",
+            store=tmp_path / "x.db",
+        )
