@@ -110,42 +110,30 @@ class Recorder:
         final_answer: str | None = None,
         termination_reason: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> Run:
+        """Close the run row and return it as closed (one UPDATE that sums the
+        run's steps and returns the row, so nobody has to read it back)."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"finish_run status must be one of {RUN_STATUSES[1:]}, not {status!r}")
+        values: dict[str, Any] = {
+            "status": status,
+            "final_answer": self.redact.optional(final_answer),
+            "termination_reason": termination_reason,
+            "finished_at": utcnow(),
+            "owner": None,
+            "heartbeat_at": None,
+        }
         with self.backend.write.begin() as conn:
-            totals = conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(_STEPS.c.input_tokens), 0),
-                    func.coalesce(func.sum(_STEPS.c.output_tokens), 0),
-                    func.sum(_STEPS.c.cost_usd),
-                ).where(_STEPS.c.run_id == run_id)
-            ).one()
-            values: dict[str, Any] = {
-                "status": status,
-                "final_answer": self.redact.optional(final_answer),
-                "termination_reason": termination_reason,
-                "finished_at": utcnow(),
-                "step_count": totals[0],
-                "input_tokens": totals[1],
-                "output_tokens": totals[2],
-                "cost_usd": totals[3],
-                "owner": None,
-                "heartbeat_at": None,
-            }
-            if metadata is not None:
+            if metadata:
                 current = conn.execute(
                     select(_RUNS.c.metadata).where(_RUNS.c.id == run_id)
                 ).scalar()
                 values["metadata"] = {**(current or {}), **self.redact.value(metadata)}
-            done = conn.execute(
-                update(_RUNS).where(_RUNS.c.id == bindparam("run_id_")),
-                {**values, "run_id_": run_id},
-            )
-            if done.rowcount == 0:
+            row = conn.execute(_FINISH, {**values, "run_id_": run_id}).mappings().one_or_none()
+            if row is None:
                 raise NotFoundError(f"no run {run_id} in {self.backend.where}")
         self._forget(run_id)
+        return run_from_row(row)
 
     def reopen_run(self, run_id: str) -> None:
         with self.backend.write.begin() as conn:
@@ -372,3 +360,29 @@ def _gone(owner: str | None, beat: Any, stale: datetime) -> bool:
 
 
 __all__ = ["HEARTBEAT_S", "RUN_LEASE_S", "Recorder"]
+
+
+def _steps_of_run(column: Any) -> Any:
+    return select(column).where(_STEPS.c.run_id == bindparam("run_id_")).scalar_subquery()
+
+
+_FINISH = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run_id_"))
+    .values(
+        step_count=_steps_of_run(func.count()),
+        input_tokens=_steps_of_run(func.coalesce(func.sum(_STEPS.c.input_tokens), 0)),
+        output_tokens=_steps_of_run(func.coalesce(func.sum(_STEPS.c.output_tokens), 0)),
+        cost_usd=_steps_of_run(func.sum(_STEPS.c.cost_usd)),
+    )
+    .returning(*_RUNS.c)
+)
+"""UPDATE runs SET the closing values (parameters) and the totals summed from the run's
+steps WHERE id = :run_id_ RETURNING the row."""
+
+
+def run_from_row(row: Any) -> Run:
+    """A `Run` from a row of the runs table (its columns by name)."""
+    values = dict(row)
+    values["metadata_"] = values.pop("metadata")
+    return Run(**values)

@@ -170,14 +170,13 @@ class TraceStore:
     ) -> Run:
         """Close a run: status, answer and why it ended; tokens, cost and step
         count are summed from its steps."""
-        self.recorder.finish_run(
+        return self.recorder.finish_run(
             run_id,
             status=status,
             final_answer=final_answer,
             termination_reason=termination_reason,
             metadata=metadata,
         )
-        return self.get_run(run_id)
 
     def reopen_run(self, run_id: str) -> Run:
         """Mark an interrupted run as running again in this process (to resume it)."""
