@@ -192,8 +192,8 @@ def out_of_role_tools(run: Run, steps: Sequence[Step]) -> list[Finding]:
 def _right(run: Run, answer: str | None, expected: str) -> bool:
     """Whether `answer` is right, scored the way the run's team scores (a team that
     scores on the last number must not be read as "the truth appears somewhere")."""
+    from mascope.graphs._result import score_answer
     from mascope.graphs._spec import ScoringSpec
-    from mascope.graphs._team import score_answer
 
     raw = (run.spec or {}).get("scoring") if run.source == "native" else None
     try:

@@ -13,6 +13,7 @@ from ._events import (
     TokenEventCallback,
 )
 from ._resolved import ResolvedTeam
+from ._result import ResultEvent, RunEvent, RunResult, answer_matches
 from ._routing import Router, RouterError, RouteState
 from ._schema_doc import team_json_schema, team_reference, team_schema_text
 from ._spec import (
@@ -29,7 +30,7 @@ from ._spec import (
     load_team_file,
     parse_team,
 )
-from ._team import ResultEvent, RunEvent, RunResult, Team, answer_matches
+from ._team import Team
 
 __all__ = [
     "END",
