@@ -170,7 +170,7 @@ def close_run(
             status=status,
             final_answer=answer,
             termination_reason=reason,
-            metadata=meta,
+            metadata=meta or None,
         )
     return run_result(run, row, error)
 

@@ -66,6 +66,9 @@ from ._spec import (
 from ._state import TeamState, initial_state
 from ._topologies import Compiled
 
+INTERRUPT = "__interrupt__"
+"""The key under which LangGraph's streamed values carry a pending interrupt."""
+
 
 class Team:
     """A team of agents, compiled to a LangGraph graph and recorded in a trace store.
@@ -368,18 +371,22 @@ class Team:
                     node, values = fork
                     await app.aupdate_state(config, values, as_node=node)
                     graph_input = None
-                async for _ in app.astream(
+                last: dict[str, Any] | None = None
+                async for values in app.astream(
                     graph_input,
                     config,
                     context=NodeContext(run),
-                    stream_mode="updates",
+                    stream_mode="values",
                     durability="sync",
                 ):
-                    pass
-                snapshot = await app.aget_state(config)
-                final = snapshot.values
-                if snapshot.interrupts:  # LangGraph's interrupt: waiting for a person
-                    pause = pause_reason(snapshot.interrupts[0].value)
+                    last = values if last is None or INTERRUPT not in last else last
+                if last is not None and INTERRUPT not in last:
+                    final = last  # the state after the last step: no need to read it back
+                else:  # a pause (or nothing ran): what LangGraph has saved says which
+                    snapshot = await app.aget_state(config)
+                    final = snapshot.values
+                    if snapshot.interrupts:  # LangGraph's interrupt: waiting for a person
+                        pause = pause_reason(snapshot.interrupts[0].value)
         except (KeyboardInterrupt, asyncio.CancelledError):
             store.finish_run(run.run_id, status="interrupted", termination_reason="interrupted")
             raise
