@@ -203,3 +203,38 @@ def test_a_run_paused_on_postgres_is_continued_by_another_process(
     assert json.loads(done.stdout)["answer"] == "editor heard 'ok'; last human: ok"
     with TraceStore(postgres_url) as store:
         assert [s.agent for s in store.steps(rid)] == ["writer", "runtime", "human", "editor"]
+
+
+def test_resume_streams_the_answers_after_the_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["The editor approves the poem as it stands."]))
+    team = {
+        "name": "streamed",
+        "agents": [
+            {"name": "writer", "function": "tests.graphs.helpers:echo_task"},
+            {"name": "editor", "role": "Edit the draft."},
+        ],
+        "topology": {
+            "kind": "pipeline",
+            "stages": [{"agent": "writer", "interrupt": "after"}, "editor"],
+        },
+    }
+    path = tmp_path / "streamed.yaml"
+    path.write_text(yaml.safe_dump(team, sort_keys=False))
+    db = str(tmp_path / "s.db")
+    model = f"scripted:{replies}"
+    paused = runner.invoke(app, ["run", str(path), "-t", "a poem", "--db", db, "--model", model])
+    assert paused.exit_code == 4, paused.output
+    (run,) = TraceStore(db).list_runs()
+    args = ["runs", "resume", run.id, "--input", "go on", "--db", db, "--model", model]
+
+    done = runner.invoke(app, [*args, "--stream"])
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    # the editor's answer as it is generated, then its step
+    streamed = next(i for i, line in enumerate(lines) if line.split()[:2] == ["editor", ">"])
+    assert " ".join(lines[streamed].split()[2:]) == "The editor approves the poem as it stands."
+    assert lines[streamed + 1].split()[1:3] == ["editor", "message"]

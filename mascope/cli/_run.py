@@ -435,10 +435,12 @@ def resume(
     model: ModelOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    stream: StreamOpt = None,
 ) -> None:
     """Continue a killed or interrupted run from its last checkpoint, or a paused one with --input."""
     team, store, rid = _team_of(run_id, db, model)
-    result = team.resume(rid, input=reply, on_step=_printer(as_json))
+    on_step, on_token = _live(as_json, stream)
+    result = team.resume(rid, input=reply, on_step=on_step, on_token=on_token)
     _report(result, store, as_json)
     _exit_for(result)
 
@@ -463,10 +465,12 @@ def fork(
     model: ModelOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    stream: StreamOpt = None,
 ) -> None:
     """Re-run a run from step K with that step's output replaced; records a child run."""
     team, store, rid = _team_of(run_id, db, model)
-    result = team.fork(rid, step=step, content=content, on_step=_printer(as_json))
+    on_step, on_token = _live(as_json, stream)
+    result = team.fork(rid, step=step, content=content, on_step=on_step, on_token=on_token)
     _report(result, store, as_json)
     _exit_for(result)
 

@@ -17,7 +17,7 @@ from mascope.errors import NotFoundError, UserError
 from mascope.traces import HUMAN_INPUT_EVENT, Run, Step, TraceStore
 
 from ._context import RunContext
-from ._events import StepCallback
+from ._events import StepCallback, TokenEventCallback
 from ._resolved import ResolvedTeam
 from ._spec import TeamSpec
 
@@ -114,13 +114,19 @@ def start_branch(
 
 
 def branch_context(
-    team: Team, parent: Run, child_id: str, group_start: int, on_step: StepCallback | None
+    team: Team,
+    parent: Run,
+    child_id: str,
+    group_start: int,
+    on_step: StepCallback | None,
+    on_token: TokenEventCallback | None = None,
 ) -> RunContext:
     """The child's run context, sharing the parent's steps before the branching node."""
     team.store.copy_steps(parent.id, child_id, group_start)
     run = RunContext(
-        team.resolved, team.store, child_id, ground_truth=parent.ground_truth, on_step=on_step
-    )
+        team.resolved, team.store, child_id, ground_truth=parent.ground_truth, on_step=on_step,
+        on_token=on_token,
+    )  # fmt: skip
     run.load_transcript()
     return run
 
@@ -132,6 +138,7 @@ async def areroll(
     step: int,
     metadata: Mapping[str, Any] | None = None,
     on_step: StepCallback | None = None,
+    on_token: TokenEventCallback | None = None,
 ) -> Any:  # the team's RunResult
     """Re-run `run_id` from the node that recorded step `step`, nothing replaced."""
     store = team.store
@@ -170,7 +177,8 @@ async def areroll(
                 child_id, status="error", termination_reason="error", metadata={"error": str(exc)}
             )
             raise
-    return await team._execute(branch_context(team, parent, child_id, group_start, on_step), None)
+    run = branch_context(team, parent, child_id, group_start, on_step, on_token)
+    return await team._execute(run, None)
 
 
 def rerollable(team: Team, steps: Sequence[Step]) -> list[tuple[Step, int]]:

@@ -18,7 +18,7 @@ from mascope.errors import UserError
 from mascope.traces import pause_question
 
 from ._context import RunContext
-from ._events import StepCallback
+from ._events import StepCallback, TokenEventCallback
 from ._reroll import Team, branch_context, branch_point, start_branch
 from ._result import RunResult, close_run
 from ._routing import RouterError
@@ -47,6 +47,7 @@ async def aresume(
     *,
     input: str | None = None,
     on_step: StepCallback | None = None,
+    on_token: TokenEventCallback | None = None,
 ) -> RunResult:
     """Continue run `run_id` from its last checkpoint (see `Team.aresume`)."""
     store = team.store
@@ -66,7 +67,10 @@ async def aresume(
     store.reopen_run(row.id)
     keep = int(values.get("next_step", 0)) if values else 0
     dropped = store.truncate_steps(row.id, keep)
-    run = RunContext(team.resolved, store, row.id, ground_truth=row.ground_truth, on_step=on_step)
+    run = RunContext(
+        team.resolved, store, row.id, ground_truth=row.ground_truth, on_step=on_step,
+        on_token=on_token,
+    )  # fmt: skip
     run.load_transcript()
     if input is not None:
         # The node that asked runs again and records its question and this answer.
@@ -92,6 +96,7 @@ async def afork(
     step: int,
     content: str,
     on_step: StepCallback | None = None,
+    on_token: TokenEventCallback | None = None,
 ) -> RunResult:
     """Re-run `run_id` from step `step` with its output replaced by `content` (see `Team.afork`)."""
     parent, target, group_start = branch_point(team, run_id, step, "fork")
@@ -108,7 +113,7 @@ async def afork(
             f"the checkpoint before step {step} of run {parent.id} is gone (was the checkpoint file deleted?)"
         )
     child_id = start_branch(team, parent, target, intervention={"replacement": content})
-    run = branch_context(team, parent, child_id, group_start, on_step)
+    run = branch_context(team, parent, child_id, group_start, on_step, on_token)
     state: TeamState = dict(before.values)  # type: ignore[assignment]
     nodedef = team._compiled.nodes[node]
     run.node = node

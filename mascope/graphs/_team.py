@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,6 +68,16 @@ from ._topologies import Compiled
 
 INTERRUPT = "__interrupt__"
 """The key under which LangGraph's streamed values carry a pending interrupt."""
+
+
+@dataclass(eq=False)
+class _HeldSaver:
+    """The checkpoint saver an `async with team:` block keeps open, and on which loop."""
+
+    loop: asyncio.AbstractEventLoop
+    saver: Any
+    stack: contextlib.AsyncExitStack
+    depth: int = 1
 
 
 class Team:
@@ -132,6 +142,43 @@ class Team:
         self._store_arg = store
         self._store: TraceStore | None = store if isinstance(store, TraceStore) else None
         self._built: CompiledTeam | None = None
+        self._held: _HeldSaver | None = None
+
+    async def __aenter__(self) -> Team:
+        """Keep the team's checkpoint connection open for the runs, resumes and forks
+        started inside the block (on this event loop), instead of one connection per run.
+
+        For an app that runs a team again and again::
+
+            async with team:
+                for task in tasks:
+                    await team.arun(task)
+
+        Runs inside the block may run concurrently; they share the connection.
+        """
+        loop = asyncio.get_running_loop()
+        if self._held is not None:
+            if self._held.loop is not loop:
+                raise UserError(
+                    f"team {self.name!r} is already in an `async with` block on another event loop"
+                )
+            self._held.depth += 1
+            return self
+        stack = contextlib.AsyncExitStack()
+        saver = await stack.enter_async_context(
+            open_saver(self.store.checkpoint_location(), self.store.redact)
+        )
+        self._held = _HeldSaver(loop, saver, stack)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        held = self._held
+        if held is None:
+            return
+        held.depth -= 1
+        if held.depth == 0:
+            self._held = None
+            await held.stack.aclose()
 
     # -- construction from data -------------------------------------------------
 
@@ -347,6 +394,9 @@ class Team:
     def _checkpointer(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """A redacting LangGraph saver where the store keeps its checkpoints (a SQLite
         file beside a SQLite store; the same database for PostgreSQL)."""
+        held = self._held
+        if held is not None and held.loop is asyncio.get_running_loop():
+            return contextlib.nullcontext(held.saver)  # `async with team:` keeps one open
         return open_saver(self.store.checkpoint_location(), self.store.redact)
 
     async def _execute(
@@ -513,7 +563,12 @@ class Team:
         )
 
     async def aresume(
-        self, run_id: str, *, input: str | None = None, on_step: StepCallback | None = None
+        self,
+        run_id: str,
+        *,
+        input: str | None = None,
+        on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Continue a run that was killed or interrupted from its last checkpoint, or a
         `paused` one with a person's `input` (the reply to its `RunResult.prompt`).
@@ -522,32 +577,57 @@ class Team:
         that paused) are discarded and that node runs again; nothing before is
         redone. A paused node gets `input` as the answer to its question.
         """
-        return await aresume(self, run_id, input=input, on_step=on_step)
+        return await aresume(self, run_id, input=input, on_step=on_step, on_token=on_token)
 
     def resume(
-        self, run_id: str, *, input: str | None = None, on_step: StepCallback | None = None
+        self,
+        run_id: str,
+        *,
+        input: str | None = None,
+        on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Sync twin of `aresume`."""
         return run_sync(
-            lambda: self.aresume(run_id, input=input, on_step=on_step), "resume", "aresume"
+            lambda: self.aresume(run_id, input=input, on_step=on_step, on_token=on_token),
+            "resume",
+            "aresume",
         )
 
     async def afork(
-        self, run_id: str, *, step: int, content: str, on_step: StepCallback | None = None
+        self,
+        run_id: str,
+        *,
+        step: int,
+        content: str,
+        on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Re-run a run from step `step` with that step's output replaced by `content`.
 
         The child run shares the parent's steps before that node, records the
         replacement as its own step, and runs the rest of the team from there.
         """
-        return await afork(self, run_id, step=step, content=content, on_step=on_step)
+        return await afork(
+            self, run_id, step=step, content=content, on_step=on_step, on_token=on_token
+        )
 
     def fork(
-        self, run_id: str, *, step: int, content: str, on_step: StepCallback | None = None
+        self,
+        run_id: str,
+        *,
+        step: int,
+        content: str,
+        on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Sync twin of `afork`."""
         return run_sync(
-            lambda: self.afork(run_id, step=step, content=content, on_step=on_step), "fork", "afork"
+            lambda: self.afork(
+                run_id, step=step, content=content, on_step=on_step, on_token=on_token
+            ),
+            "fork",
+            "afork",
         )
 
     async def areroll(
@@ -557,6 +637,7 @@ class Team:
         step: int,
         metadata: Mapping[str, Any] | None = None,
         on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
     ) -> RunResult:
         """Re-run a run from step `step` with nothing replaced: that step's node runs again live.
 
@@ -565,14 +646,23 @@ class Team:
         """
 
         result: RunResult = await areroll(
-            self, run_id, step=step, metadata=metadata, on_step=on_step
+            self, run_id, step=step, metadata=metadata, on_step=on_step, on_token=on_token
         )
         return result
 
-    def reroll(self, run_id: str, *, step: int, on_step: StepCallback | None = None) -> RunResult:
+    def reroll(
+        self,
+        run_id: str,
+        *,
+        step: int,
+        on_step: StepCallback | None = None,
+        on_token: TokenEventCallback | None = None,
+    ) -> RunResult:
         """Sync twin of `areroll`."""
         return run_sync(
-            lambda: self.areroll(run_id, step=step, on_step=on_step), "reroll", "areroll"
+            lambda: self.areroll(run_id, step=step, on_step=on_step, on_token=on_token),
+            "reroll",
+            "areroll",
         )
 
 
