@@ -204,7 +204,13 @@ class OpenAIModel(ChatModel):
     ) -> Any:
         async def attempt() -> Any:
             try:
-                return await self._client().chat.completions.create(**_fast_body(kwargs))
+                if kwargs.get("stream"):
+                    return await self._client().chat.completions.create(**_fast_body(kwargs))
+                # Posted as it is and read back as JSON: the SDK's walk of the
+                # parameters and its typed response models cost more CPU per call
+                # than the rest of a judge batch's work (see docs/benchmarks.md).
+                body = await self._client().post("/chat/completions", body=kwargs, cast_to=bytes)
+                return json.loads(body)
             except openai.APIStatusError as exc:
                 if probing and exc.status_code in (400, 422, 500, 501):
                     raise _FormatRejected() from exc
@@ -280,33 +286,47 @@ class OpenAIModel(ChatModel):
         return EndpointError(msg, status_code=exc.status_code, attempts=attempts)
 
     def _response(self, raw: Any) -> ChatResponse:
-        try:
-            choice = raw.choices[0]
-        except (AttributeError, IndexError, TypeError):
-            raise EndpointError(f"{self.base_url} answered without any choices") from None
-        msg = choice.message
+        """The answer in a chat completion's JSON (untrusted: every field is checked)."""
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            raise EndpointError(f"{self.base_url} answered without any choices")
+        msg = choice.get("message")
+        msg = msg if isinstance(msg, dict) else {}
         calls: list[ToolCall] = []
-        for i, call in enumerate(msg.tool_calls or []):
-            fn = getattr(call, "function", None)
-            if fn is None:
+        wire_calls = msg.get("tool_calls")
+        for i, call in enumerate(wire_calls if isinstance(wire_calls, list) else []):
+            fn = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                 continue
+            arguments = fn.get("arguments")
             try:
-                args = json.loads(fn.arguments or "{}")
+                args = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
             except (json.JSONDecodeError, RecursionError):  # untrusted: kept as text
-                args = {"_unparsed": fn.arguments}
+                args = {"_unparsed": arguments}
             if not isinstance(args, dict):
                 args = {"_value": args}
-            calls.append(ToolCall(id=call.id or f"call_{i}", name=fn.name, arguments=args))
-        usage = Usage()
-        if raw.usage is not None:
-            usage = Usage(
-                input_tokens=raw.usage.prompt_tokens or 0,
-                output_tokens=raw.usage.completion_tokens or 0,
+            call_id = call.get("id")
+            calls.append(
+                ToolCall(
+                    id=call_id if isinstance(call_id, str) and call_id else f"call_{i}",
+                    name=fn["name"],
+                    arguments=args,
+                )
             )
+        usage = Usage()
+        wire_usage = raw.get("usage")
+        if isinstance(wire_usage, dict):
+            usage = Usage(
+                input_tokens=_count(wire_usage.get("prompt_tokens")),
+                output_tokens=_count(wire_usage.get("completion_tokens")),
+            )
+        content = msg.get("content")
+        finish = choice.get("finish_reason")
         return ChatResponse(
             model=self.model_id,
-            message=Message.assistant(msg.content, calls),
-            finish_reason=choice.finish_reason,
+            message=Message.assistant(content if isinstance(content, str) else None, calls),
+            finish_reason=finish if isinstance(finish, str) else None,
             usage=usage,
         )
 
@@ -459,6 +479,11 @@ def _ssl_context() -> ssl.SSLContext | None:
             make = getattr(sys.modules.get(base), "create_ssl_context", None)
             _ssl.append(make() if callable(make) else None)
         return _ssl[0]
+
+
+def _count(value: Any) -> int:
+    """A token count from a response: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _fast_body(kwargs: dict[str, Any]) -> dict[str, Any]:
