@@ -490,6 +490,15 @@ def _window_verdict(
     entries: Sequence[dict[str, Any]], shown: Sequence[Step], min_agreement: float
 ) -> ModeResult:
     """One window's verdict on one mode from its samples, each checked against the steps shown."""
+    if not any(bool(e["present"]) for e in entries):  # the common case: every sample says absent
+        return ModeResult(
+            False,
+            1.0 if len(entries) > 1 else None,
+            [],
+            str(entries[0]["rationale"]).strip(),
+            "absent",
+            "",
+        )
     checks = [
         check_evidence(
             bool(e["present"]),

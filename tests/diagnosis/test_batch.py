@@ -48,7 +48,6 @@ async def test_concurrency_really_overlaps_and_429s_are_retried(store: TraceStor
     ids = fill(store, 8)
     with FaultServer([Fault(429, headers={"Retry-After": "0.1"})]) as server:
         server.default = slow(0.3)
-        started = time.monotonic()
         report = await ajudge_many(
             store,
             ids,
@@ -56,10 +55,10 @@ async def test_concurrency_really_overlaps_and_429s_are_retried(store: TraceStor
             concurrency=8,
             model=model_for(server),
         )
-        elapsed = time.monotonic() - started
     assert report.judged == 8 and report.not_judged == 0
-    assert server.max_in_flight >= 6  # requests really were in flight together
-    assert elapsed < 8 * 0.3 / 2  # far faster than one at a time
+    # requests really were in flight together (the server counts them; no clock here:
+    # a timed assertion fails on a busy machine)
+    assert server.max_in_flight >= 6
     assert len(server.requests) == 9  # one 429, retried
 
 
