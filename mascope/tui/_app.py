@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 CSS = """
 #filters { height: 1; margin: 0 0 1 0; }
 #filters > Input { width: 1fr; height: 1; border: none; padding: 0 1; }
-#filters > Select { width: 24; margin-left: 1; }
-#filters > #mode { width: 34; }
+#filter-selects { width: 85; }  /* the selects' widths and margins: mounted after the first paint */
+#filter-selects > Select { width: 24; margin-left: 1; }
+#filter-selects > #mode { width: 34; }
 #runs { height: 1fr; }
 #empty { height: 1fr; padding: 2 4; color: $text-muted; }
 #runs-status { height: 1; padding: 0 1; background: $panel; }
