@@ -178,7 +178,7 @@ class RunsScreen(Screen[None]):
 
     def _mount_selects(self) -> None:
         options = dict(self._options)
-        selects = [
+        selects: list[Select[str]] = [
             Select([(s, s) for s in RUN_STATUSES], prompt="any status", id="status", compact=True),
             Select[str](options["team"], prompt="any team", id="team", compact=True),
             # The failure modes come with the store (MAST is pydantic: not before the first paint).
