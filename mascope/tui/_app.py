@@ -8,19 +8,22 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from ._help import HelpScreen
-from ._run_screen import RunScreen
-from ._runs_screen import RunsScreen
 from ._source import StoreSource
 
 if TYPE_CHECKING:
     from mascope.traces import TraceStore
 
+    from ._runs_screen import RunsScreen
+
+# The screens are imported when first shown: each screen module costs a few
+# milliseconds to import, and the first paint needs only one of them.
+
 CSS = """
 #filters { height: 1; margin: 0 0 1 0; }
 #filters > Input { width: 1fr; height: 1; border: none; padding: 0 1; }
-#filters > Select { width: 24; margin-left: 1; }
-#filters > #mode { width: 34; }
+#filter-selects { width: 85; }  /* the selects' widths and margins: mounted after the first paint */
+#filter-selects > Select { width: 24; margin-left: 1; }
+#filter-selects > #mode { width: 34; }
 #runs { height: 1fr; }
 #empty { height: 1fr; padding: 2 4; color: $text-muted; }
 #runs-status { height: 1; padding: 0 1; background: $panel; }
@@ -72,16 +75,24 @@ class TraceApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         # Opened on one run, the runs screen is built only if the user goes back.
         if self.first_run is not None:
+            from ._run_screen import RunScreen
+
             return RunScreen(self.source, self.first_run, poll_interval=self.poll_interval)
         return self.runs_screen()
 
     def runs_screen(self) -> RunsScreen:
+        from ._runs_screen import RunsScreen
+
         return RunsScreen(self.source, poll_interval=self.poll_interval)
 
     def open_run(self, run_id: str) -> None:
         """Show one run on top of whatever is on screen."""
+        from ._run_screen import RunScreen
+
         self.push_screen(RunScreen(self.source, run_id, poll_interval=self.poll_interval))
 
     def action_help(self) -> None:
+        from ._help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

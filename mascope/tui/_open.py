@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mascope.settings import Settings
-
 from ._source import FIRST_PAGE, STEP_PAGE, StoreSource, open_for_viewing
 
 
@@ -17,7 +15,11 @@ def _open_source(target: str | Path | None, run_id: str | None) -> tuple[StoreSo
     that need a migration and run ids that are not one run's take the slow way,
     which gives the same errors as before.
     """
-    raw = str(target) if target is not None else Settings.load().db
+    if target is None:
+        from mascope.settings import Settings  # only for the default: not before the first paint
+
+        target = Settings.load().db
+    raw = str(target)
     if "://" not in raw and raw != ":memory:":
         from mascope.traces import StoreGlance
 

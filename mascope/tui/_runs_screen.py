@@ -133,22 +133,24 @@ class RunsScreen(Screen[None]):
         self._busy = False
         """A reload or a page is being read (another page waits for it)."""
         self._polling = False
+        self._options: dict[str, list[tuple[str, str]]] = {"team": [], "mode": []}
+        """The team and mode selects' options, kept here until the selects are mounted."""
+        self._selects_mounted = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filters"):
             yield Input(placeholder="search tasks  ( / )", id="search")
-            yield Select(
-                [(s, s) for s in RUN_STATUSES], prompt="any status", id="status", compact=True
-            )
-            yield Select[str]([], prompt="any team", id="team", compact=True)
-            # The failure modes come with the store (MAST is pydantic: not before the first paint).
-            yield Select[str]([], prompt="any failure mode", id="mode", compact=True)
+            # The selects are mounted in here just after the first paint
+            # (`_mount_selects`): building and painting three of them costs about a
+            # fifth of a bare Textual app's whole start. Their room is kept meanwhile.
+            yield Horizontal(id="filter-selects")
         yield RunTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="empty")
         yield Static(id="runs-status")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_selects)
         table = self.query_one(RunTable)
         for key, label, width in _COLUMNS:
             table.add_column(self._header(key, label), key=key, width=width)
@@ -173,6 +175,29 @@ class RunsScreen(Screen[None]):
             self._started = True
             self.reload(teams=True)
             self._read_options_later()
+
+    def _mount_selects(self) -> None:
+        options = dict(self._options)
+        selects: list[Select[str]] = [
+            Select([(s, s) for s in RUN_STATUSES], prompt="any status", id="status", compact=True),
+            Select[str](options["team"], prompt="any team", id="team", compact=True),
+            # The failure modes come with the store (MAST is pydantic: not before the first paint).
+            Select[str](options["mode"], prompt="any failure mode", id="mode", compact=True),
+        ]
+
+        async def mount() -> None:
+            await self.query_one("#filter-selects", Horizontal).mount_all(selects)
+            self._selects_mounted = True
+            for name, given in options.items():
+                if self._options[name] is not given:  # read while they were mounting
+                    self.query_one(f"#{name}", Select).set_options(self._options[name])
+
+        self.run_worker(mount(), group="mount")
+
+    def _set_options(self, name: str, options: list[tuple[str, str]]) -> None:
+        self._options[name] = options
+        if self._selects_mounted:
+            self.query_one(f"#{name}", Select).set_options(options)
 
     def _read_options_later(self) -> None:
         self._run(self._read_options, self._show_options, generation=None)
@@ -209,7 +234,7 @@ class RunsScreen(Screen[None]):
 
     def _show_options(self, result: object) -> None:
         if isinstance(result, list):
-            self.query_one("#mode", Select).set_options(result)
+            self._set_options("mode", result)
         elif isinstance(result, ReadFailed):
             self.notify(f"cannot read the store: {result}", severity="error")
 
@@ -217,6 +242,8 @@ class RunsScreen(Screen[None]):
 
     def filters(self) -> dict[str, str | None]:
         def value(name: str) -> str | None:
+            if not self._selects_mounted:
+                return None  # nothing chosen in them yet
             v = self.query_one(f"#{name}", Select).value
             return v if isinstance(v, str) else None
 
@@ -263,7 +290,7 @@ class RunsScreen(Screen[None]):
             return
         assert isinstance(result, _First)
         if result.teams is not None:
-            self.query_one("#team", Select).set_options((t or "(none)", t) for t in result.teams)
+            self._set_options("team", [(t or "(none)", t) for t in result.teams])
         table = self.query_one(RunTable)
         table.clear()
         self._labels_mark = result.labels_mark
@@ -431,8 +458,8 @@ class RunsScreen(Screen[None]):
     def action_clear_filters(self) -> None:
         with self.prevent(Select.Changed, Input.Changed):
             self.query_one("#search", Input).value = ""
-            for name in ("status", "team", "mode"):
-                self.query_one(f"#{name}", Select).clear()
+            for select in self.query("#filter-selects > Select").results(Select):
+                select.clear()
         self.reload()
 
     def action_reload(self) -> None:

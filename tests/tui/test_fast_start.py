@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input, Select
 
 from mascope.traces import RunPage, StoreGlance, TraceStore
 from mascope.tui import TraceApp
@@ -106,6 +106,41 @@ async def test_the_first_page_shows_before_the_store_opens(tmp_path: Path) -> No
                 assert row_ids(app) == [r.id for r in store.list_runs(limit=131)]
     finally:
         source.close()
+
+
+async def test_keys_typed_before_the_selects_are_mounted_still_filter(tmp_path: Path) -> None:
+    # The filter row's selects are mounted after the first paint; a user who
+    # types `/` and a search at once must not lose a key to the table, and the
+    # teams read for the first paint must be the team select's options.
+    db = tmp_path / "m.db"
+    fill(db, runs=30)
+    source, _ = _open_source(db, None)
+    try:
+        app = TraceApp(source, poll_interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            assert not screen.query("#status")  # painted, the selects not mounted yet
+            await pilot.press("slash", *"task 12")
+            await settle(pilot)
+            search = screen.query_one("#search", Input)
+            assert search.has_focus and search.value == "task 12"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert screen.query_one(DataTable).has_focus
+            assert task_cells(app) == ["task 12"]
+            # The teams, read before the filter row existed, are its options.
+            await pilot.press("x")
+            screen.query_one("#team", Select).value = "coders"
+            await settle(pilot)
+            assert task_cells(app) == [f"task {i}" for i in range(29, 0, -3)]
+    finally:
+        source.close()
+
+
+def task_cells(app: TraceApp) -> list[str]:
+    table = app.screen.query_one(DataTable)
+    return [str(table.get_cell(row.key, "task")) for row in table.ordered_rows]
 
 
 class SlowStore(TraceStore):
