@@ -133,7 +133,7 @@ class RunsScreen(Screen[None]):
         self._busy = False
         """A reload or a page is being read (another page waits for it)."""
         self._polling = False
-        self._options: dict[str, list[tuple[str, str]]] = {"team": [], "mode": []}
+        self._options: dict[str, list[tuple[str | Text, str]]] = {"team": [], "mode": []}
         """The team and mode selects' options, kept here until the selects are mounted."""
         self._selects_mounted = False
 
@@ -194,7 +194,7 @@ class RunsScreen(Screen[None]):
 
         self.run_worker(mount(), group="mount")
 
-    def _set_options(self, name: str, options: list[tuple[str, str]]) -> None:
+    def _set_options(self, name: str, options: list[tuple[str | Text, str]]) -> None:
         self._options[name] = options
         if self._selects_mounted:
             self.query_one(f"#{name}", Select).set_options(options)
@@ -290,7 +290,7 @@ class RunsScreen(Screen[None]):
             return
         assert isinstance(result, _First)
         if result.teams is not None:
-            self._set_options("team", [(t or "(none)", t) for t in result.teams])
+            self._set_options("team", [(Text(t or "(none)"), t) for t in result.teams])
         table = self.query_one(RunTable)
         table.clear()
         self._labels_mark = result.labels_mark
@@ -341,8 +341,10 @@ class RunsScreen(Screen[None]):
         steps = live.get(run.id, 0) if run.status == "running" else run.step_count
         return [
             run.started_at.strftime("%Y-%m-%d %H:%M"),
-            first_line(run.team, 12) or "-",
-            ("⑂ " if run.parent_run_id else "") + first_line(run.task, 38),
+            # Text, not str: a str cell is read as Rich markup, and a trace's
+            # team and task are untrusted (`[link=...]` would become a link).
+            Text(first_line(run.team, 12) or "-"),
+            Text(("⑂ " if run.parent_run_id else "") + first_line(run.task, 38)),
             status_text(run.status),
             Text(f"{steps:,}", justify="right"),
             Text(f"{tokens(run):,}", justify="right"),

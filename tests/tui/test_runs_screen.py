@@ -200,3 +200,23 @@ async def test_the_tui_browses_a_postgresql_store(postgres_url: str) -> None:
             screen.query_one("#mode", Select).value = "FM-3.3"
             await settle(pilot)
             assert row_ids(app) == [RUN]
+
+
+async def test_a_task_and_team_that_look_like_markup_are_shown_as_written(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    task = "compute [x for x in xs] then [link=http://example.invalid]click[/link] [bold]now[/]"
+    with TraceStore(db) as store:
+        rid = store.start_run(team="[red]ops[/red]", task=task)
+        store.finish_run(rid, status="failed")
+    with open_for_viewing(db) as store:
+        app = TraceApp(store, poll_interval=0)
+        async with app.run_test(size=(200, 30)) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            table = screen.query_one(RunTable)
+            shown = screen_text(app)
+            assert "[x for x in xs]" in shown and "[link=" in shown
+            cell = table.get_cell(rid, "task")
+            assert not cell.spans and cell.plain.startswith("compute [x for x in xs]")
+            team = table.get_cell(rid, "team")
+            assert not team.spans and team.plain == "[red]ops[/r…"  # cut to 12, not styled
