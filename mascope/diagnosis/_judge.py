@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -70,7 +70,9 @@ class JudgeConfig:
         return self.model.split("@", 1)[0]
 
     def hash(self) -> str:
-        data = {**asdict(self), "model": self.model_name, "prompt": PROMPT_VERSION}
+        # Every field is a plain value: a shallow dict is enough (asdict deep-copies).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(model=self.model_name, prompt=PROMPT_VERSION)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

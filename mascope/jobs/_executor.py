@@ -10,6 +10,7 @@ is written, so writes never hold the workers up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -263,15 +264,17 @@ async def run_job(
             raise failed[0]
 
     def claim(count: int, among: list[str] | None = None) -> list[Claimed]:
+        # Timed from before the query: a process stopped between the claim's commit
+        # and its return must find these claims old, and check them before starting.
+        at = time.monotonic()
         got = queue.claim(job_id, count, lease_s=lease_s, among=among)
+        claimed_at.update((c.key, at) for c in got)
         if got and prefetch is not None:
             prefetch([c.key for c in got])
         return got
 
     def took(got: list[Claimed]) -> None:
-        now = time.monotonic()
         held.update(c.key for c in got)
-        claimed_at.update((c.key, now) for c in got)
 
     async def claim_more() -> None:
         nonlocal cursor
@@ -301,14 +304,50 @@ async def run_job(
             # done, or for a dead worker's lease to lapse and take its items over.
             await asyncio.sleep(min(0.2, lease_s / 4))
 
+    ahead: asyncio.Task[None] | None = None
+    dry = False  # a claim ahead found nothing: leave the rest to the workers that run out
+
+    async def claim_ahead() -> None:
+        """Claim the next small batch while the last one is still being worked on, so
+        the workers that finish together do not all wait for one claim (which, on
+        SQLite, waits for the group commit's write lock). Claims nothing it does
+        not find at once: a worker that runs out claims, and waits, itself."""
+        nonlocal cursor, dry
+        if window is not None:
+            if cursor < len(window):
+                chunk = window[cursor : cursor + workers]
+                cursor += len(chunk)
+                got = await asyncio.to_thread(claim, len(chunk), chunk)
+                report.elsewhere += len(chunk) - len(got)
+                if len(got) < len(chunk):
+                    progress()
+            else:
+                got = []
+        else:
+            got = await asyncio.to_thread(claim, workers)
+            dry = not got
+        took(got)
+        claimed.extend(got)
+
     async def next_item() -> Claimed | None:
         """The next item this worker holds a claim on, claiming a small batch when out."""
+        nonlocal ahead
         async with claiming:
+            if not claimed and ahead is not None:
+                await asyncio.shield(ahead)  # one worker cancelled must not cancel the claim
             if not claimed:
                 await claim_more()
             if stop.is_set() or not claimed:
                 return None
-            return claimed.pop(0)
+            item = claimed.pop(0)
+            if (
+                workers > 1
+                and len(claimed) < workers // 2
+                and (ahead is None or ahead.done())
+                and (cursor < len(window) if window is not None else not dry)
+            ):
+                ahead = asyncio.create_task(claim_ahead())
+            return item
 
     async def one(item: Claimed) -> None:
         nonlocal in_flight
@@ -374,6 +413,9 @@ async def run_job(
     finally:
         beat.cancel()
         try:
+            if ahead is not None:  # a claim still running in its thread ends before the release
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(ahead)
             await drain()  # what finished is written, even when interrupted
         finally:
             await asyncio.to_thread(queue.release, job_id)

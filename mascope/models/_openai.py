@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import os
 import ssl
 import sys
 import threading
@@ -90,9 +91,9 @@ class OpenAIModel(ChatModel):
                 )
             api_key = "not-needed"
         self._api_key = api_key
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[AsyncOpenAI, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connections] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def model_id(self) -> str:
@@ -100,20 +101,18 @@ class OpenAIModel(ChatModel):
             return f"openai:{self.name}"
         return f"openai:{self.name}@{self.base_url}"
 
-    def _client(self) -> AsyncOpenAI:
+    def _connections(self) -> _Connections:
+        """This event loop's connections to the endpoint, closed with the loop."""
         loop = asyncio.get_running_loop()
         held = self._clients.get(loop)
         if held is None:
-            context = _ssl_context()
-            client = AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self.base_url,
-                max_retries=0,  # tenacity does the retrying, so each retry is visible
-                timeout=self.retry.timeout,
-                http_client=_http_client(context, self.retry.timeout),
+            held = self._clients[loop] = _Connections(
+                self._api_key, self.base_url, self.retry.timeout
             )
-            held = self._clients[loop] = (client, _closed_with_loop(client))
-        return held[0]
+        return held
+
+    def _client(self) -> AsyncOpenAI:
+        return self._connections().sdk()
 
     async def _release_loop_resources(self) -> None:
         try:
@@ -122,9 +121,7 @@ class OpenAIModel(ChatModel):
             return
         held = self._clients.pop(loop, None)
         if held is not None:
-            client, closer = held
-            await client.close()
-            await closer.aclose()
+            await held.release()
 
     # -- one call ---------------------------------------------------------
 
@@ -203,12 +200,13 @@ class OpenAIModel(ChatModel):
         probing: bool = False,
     ) -> Any:
         async def attempt() -> Any:
+            if not kwargs.get("stream"):
+                session = self._connections().session()
+                if session is not None:
+                    return await self._post(session, kwargs, probing=probing)
             try:
                 if kwargs.get("stream"):
                     return await self._client().chat.completions.create(**_fast_body(kwargs))
-                # Posted as it is and read back as JSON: the SDK's walk of the
-                # parameters and its typed response models cost more CPU per call
-                # than the rest of a judge batch's work (see docs/benchmarks.md).
                 body = await self._client().post("/chat/completions", body=kwargs, cast_to=bytes)
                 return json.loads(body)
             except openai.APIStatusError as exc:
@@ -225,6 +223,39 @@ class OpenAIModel(ChatModel):
         except Transient as exc:
             raise self._gave_up(exc, len(events) + 1) from None
 
+    async def _post(self, session: Any, body: dict[str, Any], *, probing: bool) -> Any:
+        """POST a non-streamed chat straight on aiohttp and read the answer's JSON.
+
+        The SDK's own path (its walk of the parameters, httpx's request and
+        response models over the aiohttp transport, its typed response) cost more
+        CPU per call than the rest of a judge batch's work (docs/benchmarks.md).
+        The SDK does no retrying here either way: failures are classified below
+        exactly as the SDK's errors are, and retried by `with_retries`.
+        """
+        import aiohttp
+
+        held = self._connections()
+        try:
+            async with session.post(
+                held.url, data=json.dumps(body).encode(), headers=held.headers
+            ) as response:
+                data = await response.read()
+                status, headers = response.status, response.headers
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            refused = _refusal(exc)
+            if refused is None and isinstance(exc, TimeoutError):
+                raise Transient("timeout", f"no answer within {self.retry.timeout:g}s") from exc
+            cause = refused or exc.__cause__ or exc
+            raise Transient("connection", str(cause) or type(cause).__name__) from exc
+        if status >= 400:
+            if probing and status in (400, 422, 500, 501):
+                raise _FormatRejected()
+            raise self._status_error(status, _detail_of(status, data), headers)
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise Transient("bad_response", f"unreadable response: {exc}") from exc
+
     def _classify(self, exc: openai.APIError) -> Exception:
         where = self.base_url
         refused = _refusal(exc)
@@ -236,36 +267,33 @@ class OpenAIModel(ChatModel):
         if isinstance(exc, openai.APIResponseValidationError):
             return Transient("bad_response", "the response did not have the expected shape")
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            detail = _error_detail(exc)
-            if status == 429:
-                return Transient(
-                    "rate_limit",
-                    detail,
-                    status_code=status,
-                    retry_after=parse_retry_after(exc.response.headers),
-                )
-            if status >= 500 or status in (408, 409):
-                return Transient(
-                    "server_error",
-                    detail,
-                    status_code=status,
-                    retry_after=parse_retry_after(exc.response.headers),
-                )
-            if status in (401, 403):
-                return AuthenticationError(
-                    f"{where} refused the API key (HTTP {status}: {detail}); "
-                    "check OPENAI_API_KEY or --api-key"
-                )
-            if status == 404:
-                return ModelNotFoundError(
-                    f"{where} has no model {self.name!r} or no chat endpoint (HTTP 404: {detail}); "
-                    "check the model name and that the URL ends in /v1"
-                )
-            return EndpointError(
-                f"{where} rejected the request (HTTP {status}: {detail})", status_code=status
-            )
+            return self._status_error(exc.status_code, _error_detail(exc), exc.response.headers)
         return EndpointError(f"{where}: {exc}")
+
+    def _status_error(self, status: int, detail: str, headers: Any) -> Exception:
+        """What an HTTP error status means: worth retrying (`Transient`) or not."""
+        where = self.base_url
+        if status == 429:
+            return Transient(
+                "rate_limit", detail, status_code=status, retry_after=parse_retry_after(headers)
+            )
+        if status >= 500 or status in (408, 409):
+            return Transient(
+                "server_error", detail, status_code=status, retry_after=parse_retry_after(headers)
+            )
+        if status in (401, 403):
+            return AuthenticationError(
+                f"{where} refused the API key (HTTP {status}: {detail}); "
+                "check OPENAI_API_KEY or --api-key"
+            )
+        if status == 404:
+            return ModelNotFoundError(
+                f"{where} has no model {self.name!r} or no chat endpoint (HTTP 404: {detail}); "
+                "check the model name and that the URL ends in /v1"
+            )
+        return EndpointError(
+            f"{where} rejected the request (HTTP {status}: {detail})", status_code=status
+        )
 
     def _gave_up(self, exc: Transient, attempts: int) -> EndpointError:
         where = self.base_url
@@ -417,19 +445,94 @@ _ssl: list[ssl.SSLContext | None] = []
 _ssl_lock = threading.Lock()
 
 
-def _closed_with_loop(client: AsyncOpenAI) -> AsyncGenerator[None, None]:
-    """A started async generator whose end closes `client`. `asyncio.run` closes every
-    unfinished async generator of its loop before the loop ends, so the client's
+class _Connections:
+    """One event loop's connections to an endpoint: a plain aiohttp session for
+    answers posted whole, and the SDK's client (made on first use) for streamed
+    ones. Both are closed when the loop ends (see `_closed_with_loop`)."""
+
+    def __init__(self, api_key: str, base_url: str, timeout: float):
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout
+        self.url = f"{base_url}/chat/completions"
+        self.headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"mascope/{_version()}",
+        }
+        # As the SDK's client does: these select the organisation and project of a key.
+        for header, env in (
+            ("OpenAI-Organization", "OPENAI_ORG_ID"),
+            ("OpenAI-Project", "OPENAI_PROJECT_ID"),
+        ):
+            if os.environ.get(env):
+                self.headers[header] = os.environ[env]
+        self._sdk: AsyncOpenAI | None = None
+        self._session: Any = None
+        self._no_aiohttp = importlib.util.find_spec("aiohttp") is None
+        self._closer = _closed_with_loop(self)
+
+    def sdk(self) -> AsyncOpenAI:
+        if self._sdk is None:
+            self._sdk = AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=0,  # tenacity does the retrying, so each retry is visible
+                timeout=self._timeout,
+                http_client=_http_client(_ssl_context(), self._timeout),
+            )
+        return self._sdk
+
+    def session(self) -> Any:
+        """The aiohttp session, or None without aiohttp (then the SDK posts)."""
+        if self._session is None and not self._no_aiohttp:
+            import aiohttp
+
+            # Loading the trusted certificates takes 40-120 ms: only for https.
+            context = _ssl_context() if self.url.startswith("https:") else None
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, ssl=context if context else True),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as the SDK's httpx honours them
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close both connections (again is a no-op)."""
+        sdk, session, self._sdk, self._session = self._sdk, self._session, None, None
+        with contextlib.suppress(Exception):
+            if sdk is not None:
+                await sdk.close()
+        with contextlib.suppress(Exception):
+            if session is not None:
+                await session.close()
+
+    async def release(self) -> None:
+        """Close both now, and end the loop's hold on them."""
+        await self.aclose()
+        await self._closer.aclose()
+
+
+def _version() -> str:
+    from mascope import __version__
+
+    return __version__
+
+
+def _closed_with_loop(held: _Connections) -> AsyncGenerator[None, None]:
+    """A started async generator whose end closes `held`. `asyncio.run` closes every
+    unfinished async generator of its loop before the loop ends, so the
     connections are released in their own loop even when nobody calls `aclose`
-    (a team run through its sync twin, a CLI command); the aiohttp transport
-    complains of every session left open."""
+    (a team run through its sync twin, a CLI command); aiohttp complains of
+    every session left open."""
 
     async def hold() -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
-                await client.close()
+                await held.aclose()
 
     closer = hold()
     # The first step registers it with the running loop's async-generator hooks.
@@ -517,6 +620,22 @@ def _wire_message(m: Message) -> dict[str, Any]:
 def _schema_name(name: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)
     return cleaned[:64] or "answer"
+
+
+def _detail_of(status: int, data: bytes) -> str:
+    """An error response's message (its JSON `error.message`, else its text)."""
+    try:
+        body: Any = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        if isinstance(err, str):
+            return err[:300]
+    text = data.decode("utf-8", "replace").strip()
+    return text[:300] or f"HTTP {status}"
 
 
 def _error_detail(exc: openai.APIStatusError) -> str:

@@ -91,6 +91,21 @@ async def with_retries(
         if on_retry is not None:
             on_retry(event)
 
+    # Most calls succeed at once: that attempt runs outside tenacity, whose set-up
+    # costs more CPU per call than a judge batch can spare at high concurrency.
+    # A first failure is handed to tenacity as its first attempt's outcome.
+    try:
+        return await attempt()
+    except Transient as exc:
+        first: Transient | None = exc
+
+    async def resumed() -> T:
+        nonlocal first
+        if first is not None:
+            failed, first = first, None
+            raise failed
+        return await attempt()
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_retries + 1),
         wait=wait,
@@ -99,7 +114,7 @@ async def with_retries(
         sleep=asyncio.sleep,
         reraise=True,
     )
-    return await retrying(attempt)
+    return await retrying(resumed)
 
 
 def parse_retry_after(headers: object) -> float | None:
