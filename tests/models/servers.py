@@ -93,6 +93,8 @@ class FaultServer:
     def __init__(self, script: list[Fault] | None = None):
         self.script: list[Fault] = list(script or [])
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        """Each request's headers, names in lower case."""
         self.times: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -113,6 +115,7 @@ class FaultServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with lock:
                     server.requests.append(body)
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
                     server.times.append(time.monotonic())
                     fault = server.script.pop(0) if server.script else server.default
                     server.in_flight += 1

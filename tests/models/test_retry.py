@@ -159,3 +159,27 @@ gc.collect()
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["fine", "fine"]
     assert "Unclosed" not in done.stderr, done.stderr
+
+
+def test_the_key_and_organisation_travel_as_headers_and_the_body_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-123")
+    monkeypatch.delenv("OPENAI_PROJECT_ID", raising=False)
+    with FaultServer([ok("fine")]) as server:
+        model = OpenAIModel("fault-model", base_url=server.url, api_key="sk-test-key", retry=FAST)
+        reply = model.chat("hi", temperature=0.0, max_tokens=7)
+    assert reply.text == "fine"
+    (headers,) = server.headers
+    assert headers["authorization"] == "Bearer sk-test-key"
+    assert headers["openai-organization"] == "org-123" and "openai-project" not in headers
+    assert headers["content-type"] == "application/json"
+    (body,) = server.requests
+    assert body["model"] == "fault-model" and body["max_tokens"] == 7
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_an_error_body_that_is_not_json_is_reported_as_its_text() -> None:
+    with FaultServer([Fault(400, body="<html>bad gateway config</html>")]) as server:
+        with pytest.raises(EndpointError, match=r"HTTP 400: <html>bad gateway config</html>"):
+            model_for(server).chat("hi")
