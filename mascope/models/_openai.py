@@ -628,23 +628,21 @@ def _detail_of(status: int, data: bytes) -> str:
         body: Any = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         body = None
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-        if isinstance(err, str):
-            return err[:300]
-    text = data.decode("utf-8", "replace").strip()
-    return text[:300] or f"HTTP {status}"
+    return _message_in(body) or data.decode("utf-8", "replace").strip()[:300] or f"HTTP {status}"
 
 
 def _error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
+    return (
+        _message_in(exc.body) or str(exc.message or "").strip()[:300] or f"HTTP {exc.status_code}"
+    )
+
+
+def _message_in(body: Any) -> str | None:
+    """The message of an OpenAI-style error body (`{"error": {"message": ...}}` or a string)."""
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:300]
         if isinstance(err, str):
             return err[:300]
-    text = str(exc.message or "").strip()
-    return text[:300] or f"HTTP {exc.status_code}"
+    return None
