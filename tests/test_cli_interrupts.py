@@ -51,6 +51,9 @@ def test_run_prints_the_question_and_how_to_continue_then_resume_finishes(
     (run,) = TraceStore(db).list_runs()
     assert run.status == "paused" and run.termination_reason == "paused"
     assert "paused for a person's input:" in paused.stdout
+    # The pause shows as it happens, as a question, not as one more runtime event.
+    (live,) = [line for line in paused.stdout.splitlines() if line.startswith("   1 ")]
+    assert "paused" in live and "waiting for a person: Approve the draft?" in live
     assert "Approve the draft?" in paused.stdout
     assert f"continue: mascope runs resume {run.id} --db {db} --input TEXT" in paused.stdout
 

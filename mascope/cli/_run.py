@@ -59,6 +59,7 @@ def _store(db: str | None) -> Any:
 
 def _printer(as_json: bool) -> Any:
     from mascope._style import agent_style
+    from mascope.traces import PAUSE_EVENT
 
     from ._render import short
 
@@ -75,6 +76,12 @@ def _printer(as_json: bool) -> Any:
             "retry": "yellow",
             "event": "dim",
         }.get(event.kind, "dim")
+        if event.event_name == PAUSE_EVENT:  # the question a person must answer
+            line.append(f" {'paused':<11} ", style="bold cyan")
+            line.append("waiting for a person: ", style="cyan")
+            line.append(short(event.content, 90))
+            out.print(line, soft_wrap=True, overflow="ellipsis", no_wrap=True)
+            return
         # Padded and followed by a space: the longest kind (tool_result) is 11 wide.
         line.append(f" {event.kind:<11} ", style=style)
         text = short(event.content, 90)

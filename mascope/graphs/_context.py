@@ -147,6 +147,7 @@ class RunContext:
                     output_tokens,
                     latency_s,
                     redact.optional(error),
+                    str(meta["event"]) if kind == "event" and meta.get("event") else None,
                 )
             )
         return index

@@ -31,6 +31,8 @@ class StepEvent:
     output_tokens: int | None = None
     latency_s: float | None = None
     error: str | None = None
+    event_name: str | None = None
+    """For an `event` step, which event (its `data.event`: `interrupt` for a pause)."""
 
 
 @dataclass(frozen=True)
