@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mascope._lazy import lazy_exports
-
-__version__ = "0.1.0"
+from mascope._version import __version__
 
 if TYPE_CHECKING:
     from mascope.agents import Agent

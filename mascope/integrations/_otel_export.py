@@ -427,7 +427,7 @@ class _Tracing:
                 "exporting OpenTelemetry spans needs the OpenTelemetry SDK; "
                 "install it with: pip install 'mascope[otel]'"
             ) from None
-        from mascope import __version__
+        from mascope._version import __version__
 
         class Planned(IdGenerator):
             """Hands the SDK the ids planned for the span it is starting."""

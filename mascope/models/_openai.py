@@ -515,7 +515,7 @@ class _Connections:
 
 
 def _version() -> str:
-    from mascope import __version__
+    from mascope._version import __version__
 
     return __version__
 
