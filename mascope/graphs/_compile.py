@@ -16,7 +16,7 @@ from mascope._vocabulary import TerminationReason
 from mascope.agents import asking
 
 from ._context import RunContext
-from ._interrupts import AfterPauses, Paused, asker, default_prompt, with_human
+from ._interrupts import Paused, asker, default_prompt, with_human
 from ._resolved import ResolvedTeam
 from ._spec import GroupChatSpec, PipelineSpec, TerminationSpec
 from ._state import TeamState
@@ -58,8 +58,34 @@ def compile_team(team: ResolvedTeam) -> CompiledTeam:
             pause_of[name] = f"{name}.pause"
             graph.add_node(pause_of[name], cast(Any, _pause_fn(name, node)))
             graph.add_edge(name, pause_of[name])
-    compiled.wire(cast(Any, AfterPauses(graph, pause_of) if pause_of else graph))
+    compiled.wire(cast(Any, Wiring(graph, pause_of)))
     return CompiledTeam(team, compiled, graph.compile())
+
+
+class Wiring:
+    """The StateGraph as a topology wires it, with two changes to its edges:
+
+    * an edge out of a node that pauses after it leaves from its pause node
+      instead (node -> pause node -> the node's routing);
+    * a routing function runs on the event loop. LangGraph runs a synchronous
+      one in a worker thread on every step of an async run (a thread hop per
+      step); mascope's only read the state, so each is wrapped in a coroutine.
+    """
+
+    def __init__(self, graph: StateGraph[Any, NodeContext], pause_of: dict[str, str]):
+        self.graph = graph
+        self.pause_of = pause_of
+
+    def add_edge(self, start: str, end: str) -> None:
+        self.graph.add_edge(self.pause_of.get(start, start), end)
+
+    def add_conditional_edges(
+        self, source: str, path: Callable[[TeamState], str], path_map: Any
+    ) -> None:
+        async def route(state: TeamState) -> str:
+            return path(state)
+
+        self.graph.add_conditional_edges(self.pause_of.get(source, source), route, path_map)
 
 
 def _pause_fn(name: str, node: NodeDef) -> Callable[..., Any]:

@@ -75,23 +75,6 @@ def with_human(state: Mapping[str, Any], answer: str) -> dict[str, str]:
     return {**state.get("outputs", {}), HUMAN: answer}
 
 
-class AfterPauses:
-    """Wraps a StateGraph while a topology wires it: edges out of a node that pauses
-    after it leave from its pause node instead (node -> pause node -> the node's routing)."""
-
-    def __init__(self, graph: Any, pause_of: Mapping[str, str]):
-        self.graph = graph
-        self.pause_of = pause_of
-
-    def add_edge(self, start: str, end: str) -> None:
-        self.graph.add_edge(self.pause_of.get(start, start), end)
-
-    def add_conditional_edges(
-        self, source: str, path: Callable[..., Any], path_map: Any = None
-    ) -> None:
-        self.graph.add_conditional_edges(self.pause_of.get(source, source), path, path_map)
-
-
 def pause_reason(value: Any) -> dict[str, Any]:
     """What a pending interrupt asks (`prompt`, `agent`, `step`), from its `Interrupt.value`."""
     return dict(value) if isinstance(value, Mapping) else {"prompt": str(value)}
