@@ -11,6 +11,9 @@ LOCAL_STAMP := $(VENV)/.mascope-local
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 # mascope never loads the multimodal (mtmd/llava) library: skip building it.
 LLAMA_CMAKE_ARGS += -DLLAVA_BUILD=OFF
+# Nor llama.cpp's common library, which llama-cpp-python forces on but neither it
+# nor mascope loads; it is over half the compile (build-support/ says how).
+LLAMA_CMAKE_ARGS += -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/build-support/llama_no_common.cmake
 # Compile on every core (cmake --build reads this; the default is one job).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
