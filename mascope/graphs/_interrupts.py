@@ -13,7 +13,7 @@ resume truncates to the checkpoint), so none is recorded twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langgraph.errors import GraphInterrupt
