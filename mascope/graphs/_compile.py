@@ -109,39 +109,52 @@ def _pause_fn(name: str, node: NodeDef) -> Callable[..., Any]:
 
 
 def _node_fn(name: str, node: NodeDef, term: TerminationSpec) -> Callable[..., Any]:
-    async def run_node(
-        state: TeamState, config: RunnableConfig, runtime: Runtime[NodeContext]
-    ) -> dict[str, Any]:
-        run = runtime.context.run
-        run.begin_node(name, config)
-        started = time.monotonic()
-        try:
-            with asking(asker(run, node.actor)):
-                if node.interrupt == "before":
-                    ask = asker(run, "runtime")
-                    answer = ask(node.prompt or default_prompt("before", node.actor))
-                    state = cast(TeamState, {**state, "outputs": with_human(state, answer)})
-                product = await node.produce(state, run)
-        except Paused as paused:
-            raise paused.signal from None  # LangGraph's interrupt: the run pauses here
-        update = node.apply(state, product)
-        if node.interrupt == "before" and "outputs" not in update:
-            update["outputs"] = state["outputs"]  # keep the reply for the agents after
-        update["next_step"] = run.next_step
-        update["tokens"] = state.get("tokens", 0) + run.node_tokens
-        update["cost"] = state.get("cost", 0.0) + run.node_cost
-        update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - started)
-        if not update.get("done", state.get("done")):
-            reason = _limit_reached(term, cast(TeamState, {**state, **update}))
-            if reason:
-                update.update(
-                    done=True,
-                    termination=reason,
-                    final_answer=update.get("last_output", state.get("last_output")),
-                )
-        return update
+    # On every compile LangGraph evaluates a node function's annotations (and, for a
+    # typed state, the state's), and disassembles the function looking for
+    # subgraphs. What it gets is a small call to the real node, annotated loosely
+    # (`runtime` and `config` are found by name): compiling a team costs half as much.
+    async def run_node(state: Any, config: RunnableConfig, runtime: Any) -> Any:
+        return await _run_node(name, node, term, state, config, runtime)
 
     return run_node
+
+
+async def _run_node(
+    name: str,
+    node: NodeDef,
+    term: TerminationSpec,
+    state: TeamState,
+    config: RunnableConfig,
+    runtime: Runtime[NodeContext],
+) -> dict[str, Any]:
+    run = runtime.context.run
+    run.begin_node(name, config)
+    started = time.monotonic()
+    try:
+        with asking(asker(run, node.actor)):
+            if node.interrupt == "before":
+                ask = asker(run, "runtime")
+                answer = ask(node.prompt or default_prompt("before", node.actor))
+                state = cast(TeamState, {**state, "outputs": with_human(state, answer)})
+            product = await node.produce(state, run)
+    except Paused as paused:
+        raise paused.signal from None  # LangGraph's interrupt: the run pauses here
+    update = node.apply(state, product)
+    if node.interrupt == "before" and "outputs" not in update:
+        update["outputs"] = state["outputs"]  # keep the reply for the agents after
+    update["next_step"] = run.next_step
+    update["tokens"] = state.get("tokens", 0) + run.node_tokens
+    update["cost"] = state.get("cost", 0.0) + run.node_cost
+    update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - started)
+    if not update.get("done", state.get("done")):
+        reason = _limit_reached(term, cast(TeamState, {**state, **update}))
+        if reason:
+            update.update(
+                done=True,
+                termination=reason,
+                final_answer=update.get("last_output", state.get("last_output")),
+            )
+    return update
 
 
 def _limit_reached(term: TerminationSpec, state: TeamState) -> TerminationReason | None:
