@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,11 +109,23 @@ def test_cancelling_stops_the_generation_at_the_next_token(local: LocalModel) ->
 
     from mascope.models._types import ChatRequest, Message
 
+    class CancelledMidAnswer(threading.Event):
+        """Set while the 20th token is being computed, as a timeout firing mid-answer
+        would be (a timer on the clock fires before the first token on a busy machine):
+        the first to see it is the check the model makes after that token."""
+
+        tokens = 0
+
+        def is_set(self) -> bool:
+            if sys._getframe(1).f_code.co_name == "stop_when_cancelled":
+                self.tokens += 1
+                if self.tokens >= 20:
+                    self.set()
+            return super().is_set()
+
     kwargs, _ = local._kwargs(ChatRequest(messages=[Message.user(COUNT)], max_tokens=1500))
-    cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
-    raw = local._run(kwargs, cancel)
-    assert raw["usage"]["completion_tokens"] < 200  # counting to 2000 takes thousands
+    raw = local._run(kwargs, CancelledMidAnswer())
+    assert 0 < raw["usage"]["completion_tokens"] < 200  # counting to 2000 takes thousands
     # and the model answers normally afterwards
     assert local.chat("Say hello.", max_tokens=8).text.strip()
 
