@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from mascope._version import __version__
 from mascope._vocabulary import StepKind
 from mascope.errors import ConfigError
 from mascope.traces import Redactor, RunBundle, StepBase, TraceStore, bundle, write_export
@@ -427,7 +428,6 @@ class _Tracing:
                 "exporting OpenTelemetry spans needs the OpenTelemetry SDK; "
                 "install it with: pip install 'mascope[otel]'"
             ) from None
-        from mascope._version import __version__
 
         class Planned(IdGenerator):
             """Hands the SDK the ids planned for the span it is starting."""

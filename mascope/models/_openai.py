@@ -17,6 +17,7 @@ from typing import Any, Literal
 import openai
 from openai import AsyncOpenAI
 
+from mascope._version import __version__
 from mascope.errors import AuthenticationError, EndpointError, ModelNotFoundError
 
 from ._base import ChatModel
@@ -459,7 +460,7 @@ class _Connections:
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "User-Agent": f"mascope/{_version()}",
+            "User-Agent": f"mascope/{__version__}",
         }
         # As the SDK's client does: these select the organisation and project of a key.
         for header, env in (
@@ -512,12 +513,6 @@ class _Connections:
         """Close both now, and end the loop's hold on them."""
         await self.aclose()
         await self._closer.aclose()
-
-
-def _version() -> str:
-    from mascope._version import __version__
-
-    return __version__
 
 
 def _closed_with_loop(held: _Connections) -> AsyncGenerator[None, None]:
