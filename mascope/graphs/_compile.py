@@ -4,8 +4,9 @@ take its run from LangGraph's runtime context, record, pause and enforce the lim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -52,11 +53,11 @@ def compile_team(team: ResolvedTeam) -> CompiledTeam:
     graph: StateGraph[Any, NodeContext] = StateGraph(TeamState, context_schema=NodeContext)
     pause_of: dict[str, str] = {}
     for name, node in compiled.nodes.items():
-        graph.add_node(name, cast(Any, _node_fn(name, node, team.spec.termination)))
+        graph.add_node(name, _loose(partial(_run_node, name, node, team.spec.termination)))
         if node.interrupt == "after":
             # Its own node: continuing the run re-runs only the pause, not the agent's turn.
             pause_of[name] = f"{name}.pause"
-            graph.add_node(pause_of[name], cast(Any, _pause_fn(name, node)))
+            graph.add_node(pause_of[name], _loose(_pause_fn(name, node)))
             graph.add_edge(name, pause_of[name])
     compiled.wire(cast(Any, Wiring(graph, pause_of)))
     return CompiledTeam(team, compiled, graph.compile())
@@ -88,7 +89,24 @@ class Wiring:
         self.graph.add_conditional_edges(self.pause_of.get(source, source), route, path_map)
 
 
-def _pause_fn(name: str, node: NodeDef) -> Callable[..., Any]:
+NodeFn = Callable[[TeamState, RunnableConfig, Runtime[NodeContext]], Awaitable[dict[str, Any]]]
+"""A node as mascope writes it: the state, LangGraph's config and its runtime context."""
+
+
+def _loose(real: NodeFn) -> Callable[..., Any]:
+    """`real` as the node function LangGraph gets. On every compile LangGraph evaluates
+    a node function's annotations (and, for a typed state, all of the state's) and
+    disassembles it looking for subgraphs: it gets a small call to the real node,
+    annotated loosely (it finds `config` and `runtime` by name), which halves the
+    time a team takes to compile."""
+
+    async def node(state: Any, config: RunnableConfig, runtime: Any) -> Any:
+        return await real(state, config, runtime)
+
+    return node
+
+
+def _pause_fn(name: str, node: NodeDef) -> NodeFn:
     """The node after `name` that asks a person (an `interrupt: after`)."""
     prompt = node.prompt or default_prompt("after", node.actor)
 
@@ -106,17 +124,6 @@ def _pause_fn(name: str, node: NodeDef) -> Callable[..., Any]:
         return {"outputs": with_human(state, answer), "next_step": run.next_step}
 
     return pause
-
-
-def _node_fn(name: str, node: NodeDef, term: TerminationSpec) -> Callable[..., Any]:
-    # On every compile LangGraph evaluates a node function's annotations (and, for a
-    # typed state, the state's), and disassembles the function looking for
-    # subgraphs. What it gets is a small call to the real node, annotated loosely
-    # (`runtime` and `config` are found by name): compiling a team costs half as much.
-    async def run_node(state: Any, config: RunnableConfig, runtime: Any) -> Any:
-        return await _run_node(name, node, term, state, config, runtime)
-
-    return run_node
 
 
 async def _run_node(
