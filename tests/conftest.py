@@ -78,7 +78,9 @@ def datasets_dir() -> Path:
         Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
     )
     if not path.is_dir():
-        pytest.fail(f"benchmark data not found at {path}: clone with ../shared beside the checkout")
+        pytest.fail(
+            f"benchmark data not found at {path}: put ../shared beside the checkout or set MASCOPE_DATASETS"
+        )
     return path
 
 
