@@ -12,16 +12,26 @@ worker whose lease lapsed and was taken over writes nothing, so an item's
 result is never recorded twice. Items of a dead worker are claimed again once
 their lease lapses (at once when the worker ran on this host and its process
 is gone).
+
+On PostgreSQL a worker that stops inside one of these transactions (a paused
+VM, SIGSTOP, a debugger) would keep its row locks for as long as it is stopped:
+the items it holds could not be taken over when its lease lapsed, nor the job's
+counts moved. Each transaction therefore tells the server to end the session
+once it has sat idle in it for `STALL_S`; the stopped worker's work is rolled
+back, and when it wakes the transaction is tried again on a new connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from mascope.traces import Annotation, Attribution, Job, JobItem, Run
 
@@ -61,11 +71,17 @@ _SET_METADATA = (
     .where(_RUNS.c.id == bindparam("b_id"))
     .values(metadata=bindparam("b_metadata", type_=_RUNS.c.metadata.type))
 )
+_STALL_LIMIT = text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)")
 # An item's key lives in `job_items.run_id`, named for the first kinds of work,
 # whose items are runs; an eval's items are tasks.
 
 LEASE_S = 300.0
 """How long a claim holds without a heartbeat; then another worker may take the item."""
+
+STALL_S = 10.0
+"""How long (PostgreSQL) a worker may sit idle inside one of the queue's transactions
+before the server ends its session and frees its locks: far longer than a
+healthy worker ever does, short enough that a stopped one does not hold up a job."""
 
 FAILED_STATUSES = ("failed", "error", "not_judged")
 """Item statuses that mean the work was tried and did not succeed (`not_judged`: older stores)."""
@@ -111,6 +127,28 @@ class Completion:
     metadata: dict[str, Any] | None = None
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _reconnecting(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a queue transaction again when its connection was lost (the server ended a
+    stalled session, or restarted): the transaction was rolled back, and the pool
+    hands out a new connection."""
+
+    @functools.wraps(method)
+    def again(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(3):
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return again
+
+
 def _engines(store: TraceStore) -> tuple[Engine, Engine]:
     """The store's writing and reading engines (the one place this package reaches into it)."""
     return store.engine.write, store.engine.read
@@ -119,20 +157,32 @@ def _engines(store: TraceStore) -> tuple[Engine, Engine]:
 class JobQueue:
     """The store's job queue, as one worker sees it (`worker_id` names its claims)."""
 
-    def __init__(self, store: TraceStore, *, worker_id: str | None = None):
+    def __init__(
+        self, store: TraceStore, *, worker_id: str | None = None, stall_s: float = STALL_S
+    ):
         self.store = store
         self.worker_id = worker_id or new_worker_id()
         self._write, self._read = _engines(store)
+        self._stall_ms = str(max(1, round(stall_s * 1000)))
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction; on PostgreSQL one the server ends if it stalls (`STALL_S`)."""
+        with self._write.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(_STALL_LIMIT, {"ms": self._stall_ms})
+            yield conn
 
     # -- jobs and items ------------------------------------------------------------
 
+    @_reconnecting
     def ensure_job(self, job_id: str, *, kind: str, config: Mapping[str, Any]) -> None:
         """Create the job if no worker has yet (a rerun or a second worker reuses it)."""
         now = utcnow()
         row = {"id": job_id, "kind": kind, "config": self.store.redact.value(dict(config)),
                "config_hash": job_id.rsplit("-", 1)[-1], "status": "running", "total": 0, "done": 0,
                "failed": 0, "skipped": 0, "cost_usd": 0.0, "created_at": now, "updated_at": now}  # fmt: skip
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             _insert_new(conn, _JOBS, [row])
             conn.execute(
                 update(_JOBS)
@@ -152,6 +202,7 @@ class JobQueue:
             raise NotFoundError(f"no job {job_id} in {self.store.path or self.store.url}")
         return str(row[0]), dict(row[1] or {})
 
+    @_reconnecting
     def enqueue(
         self, job_id: str, items: Sequence[str] | Mapping[str, dict[str, Any] | None]
     ) -> int:
@@ -160,7 +211,7 @@ class JobQueue:
         payloads = items if isinstance(items, Mapping) else dict.fromkeys(items)
         now = utcnow()
         redact = self.store.redact
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             keys = list(payloads)
             known: set[str] = set()
             for start in range(0, len(keys), 500):
@@ -204,6 +255,7 @@ class JobQueue:
                     out[row[0]] = ItemState(*row[1:])
         return out
 
+    @_reconnecting
     def requeue(self, job_id: str, seen: Mapping[str, int]) -> int:
         """Make items pending again to redo them, each only if it has not been
         completed since it was seen (`seen` maps a key to the attempts it had),
@@ -211,19 +263,20 @@ class JobQueue:
         if not seen:
             return 0
         rows = [{"b_job": job_id, "b_key": k, "b_attempts": a} for k, a in seen.items()]
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             # One prebuilt statement for all the items (executemany), not one built per item.
             redone = int(conn.execute(_REQUEUE, rows).rowcount or 0)
             if redone:  # done or failed items are pending again: count afresh
                 self._count(conn, job_id, _db_now(conn))
             return redone
 
+    @_reconnecting
     def park(self, job_id: str, keys: Sequence[str]) -> None:
         """Keep pending items nobody holds from being claimed (`waiting`) until they
         are requeued: a run still being recorded is judged when it has finished."""
         if not keys:
             return
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             now = _db_now(conn)
             conn.execute(
                 update(_ITEMS)
@@ -240,6 +293,7 @@ class JobQueue:
 
     # -- claims ---------------------------------------------------------------------
 
+    @_reconnecting
     def claim(
         self,
         job_id: str,
@@ -252,7 +306,7 @@ class JobQueue:
         lapsed, or whose holder died on this host), optionally only among `among`."""
         if limit <= 0 or (among is not None and not among):
             return []
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             now = _db_now(conn)
             # The candidates come from an alias of the table being updated.
             free_items = _ITEMS.alias("free_items")
@@ -304,12 +358,13 @@ class JobQueue:
         ).scalars()
         return [h for h in holders if worker_dead(h)]
 
+    @_reconnecting
     def heartbeat(self, job_id: str, keys: Iterable[str], *, lease_s: float = LEASE_S) -> set[str]:
         """Extend this worker's leases on `keys`; returns the keys it still holds."""
         wanted = list(keys)
         if not wanted:
             return set()
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             now = _db_now(conn)
             held = conn.execute(
                 update(_ITEMS)
@@ -324,6 +379,7 @@ class JobQueue:
             ).scalars()
             return set(held)
 
+    @_reconnecting
     def release(self, job_id: str, keys: Iterable[str] | None = None) -> None:
         """Give back this worker's claims (all of them in the job when `keys` is None)."""
         query = update(_ITEMS).where(
@@ -333,11 +389,12 @@ class JobQueue:
         )
         if keys is not None:
             query = query.where(_ITEMS.c.run_id.in_(list(keys)))
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             conn.execute(query.values(claimed_by=None, claimed_at=None, lease_until=None))
 
     # -- completion -------------------------------------------------------------------
 
+    @_reconnecting
     def complete(self, job_id: str, completions: Sequence[Completion]) -> list[str]:
         """Record items' outcomes, each with its results, in one transaction (a group
         commit). An item this worker no longer holds (its lease lapsed and another
@@ -349,7 +406,7 @@ class JobQueue:
         first: dict[str, Completion] = {}
         for c in completions:
             first.setdefault(c.key, c)
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             now = _db_now(conn)
             # Which items are still ours, locked (PostgreSQL) or under the write lock
             # (SQLite) until the commit; then each kind of write as one statement for
@@ -466,9 +523,10 @@ class JobQueue:
             )
         )
 
+    @_reconnecting
     def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
         """Mark the job done or stopped (why, in `error`)."""
-        with self._write.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(_JOBS)
                 .where(_JOBS.c.id == job_id)

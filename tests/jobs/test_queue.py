@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mascope.errors import ConfigError
 from mascope.jobs import BatchReport, Completion, JobQueue, build_work, drain_job, run_job
 from mascope.traces import TraceStore
 
+from .conftest import psycopg_url
 from .workers import label_work
 
 
@@ -96,6 +98,48 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_records_nothing(
     )
     job = qstore.get_job("j-2")
     assert job is not None and job.done == 2 and job.total == 2
+
+
+def test_a_worker_stopped_inside_a_transaction_does_not_keep_its_lapsed_items_locked(
+    postgres_url: str,
+) -> None:
+    url = psycopg_url(postgres_url)
+    with TraceStore(url) as mine, TraceStore(url) as theirs:
+        ids = runs(mine, 3)
+        stalled, other = JobQueue(mine, stall_s=0.5), JobQueue(theirs)
+        stalled.ensure_job("j-s", kind="tests.jobs.workers:label", config={})
+        stalled.enqueue("j-s", ids)
+        assert len(stalled.claim("j-s", 3, lease_s=0.3)) == 3
+        # The worker's next heartbeat stops for 4 s right after its UPDATE, inside the
+        # transaction, with the items' rows locked (as a SIGSTOP there would).
+        armed, stopped = threading.Event(), threading.Event()
+
+        def stop_inside(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+            if armed.is_set() and statement.lstrip().startswith("UPDATE job_items"):
+                armed.clear()
+                stopped.set()
+                time.sleep(4)
+
+        event.listen(mine.engine.write, "after_cursor_execute", stop_inside)
+        armed.set()
+        beats: list[set[str]] = []
+        beat = threading.Thread(target=lambda: beats.append(stalled.heartbeat("j-s", ids)))
+        beat.start()
+        assert stopped.wait(10)
+        taken: list[str] = []
+        deadline = time.monotonic() + 3  # well before the stopped worker wakes
+        while len(taken) < 3 and time.monotonic() < deadline:
+            taken += [c.key for c in other.claim("j-s", 3, lease_s=60)]
+            time.sleep(0.05)
+        assert sorted(taken) == sorted(ids)  # the server ended the stalled session, freeing them
+        beat.join(10)
+        # It wakes on a lost connection, tries its heartbeat again, and holds nothing.
+        assert beats == [set()]
+        row = {"method": "test", "annotator": "test"}
+        assert stalled.complete("j-s", [Completion(r, attributions=[row]) for r in ids]) == []
+        theirs_done = other.complete("j-s", [Completion(r, attributions=[row]) for r in ids])
+        assert sorted(theirs_done) == sorted(ids)
+        assert attributions(mine, ids) == dict.fromkeys(ids, 1)
 
 
 def test_one_group_commit_writes_the_items_still_held_and_none_of_the_one_taken_over(
