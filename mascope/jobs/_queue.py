@@ -134,7 +134,9 @@ _T = TypeVar("_T")
 def _reconnecting(method: Callable[_P, _T]) -> Callable[_P, _T]:
     """Run a queue transaction again when its connection was lost (the server ended a
     stalled session, or restarted): the transaction was rolled back, and the pool
-    hands out a new connection."""
+    hands out a new connection. (Lost during the COMMIT itself, it may have been
+    written: `complete` then finds the items no longer held and reports them as
+    taken over, which undercounts this worker's report but never writes twice.)"""
 
     @functools.wraps(method)
     def again(*args: _P.args, **kwargs: _P.kwargs) -> _T:
