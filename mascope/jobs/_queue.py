@@ -71,7 +71,7 @@ _SET_METADATA = (
     .where(_RUNS.c.id == bindparam("b_id"))
     .values(metadata=bindparam("b_metadata", type_=_RUNS.c.metadata.type))
 )
-_STALL_LIMIT = text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)")
+_BEGIN_PG = text("SELECT now(), set_config('idle_in_transaction_session_timeout', :ms, true)")
 # An item's key lives in `job_items.run_id`, named for the first kinds of work,
 # whose items are runs; an eval's items are tasks.
 
@@ -140,13 +140,13 @@ def _reconnecting(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
     @functools.wraps(method)
     def again(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for attempt in range(3):
+        for _ in range(2):
             try:
                 return method(*args, **kwargs)
             except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == 2:
+                if not exc.connection_invalidated:
                     raise
-        raise AssertionError("unreachable")
+        return method(*args, **kwargs)
 
     return again
 
@@ -168,12 +168,17 @@ class JobQueue:
         self._stall_ms = str(max(1, round(stall_s * 1000)))
 
     @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """A write transaction; on PostgreSQL one the server ends if it stalls (`STALL_S`)."""
+    def _begin(self) -> Iterator[tuple[Connection, datetime]]:
+        """A write transaction and when it began. On PostgreSQL that is the server's
+        clock (workers on several hosts agree on it), read in the same round trip that
+        has the server end the session if it stalls inside (`STALL_S`); on SQLite it is
+        this machine's (every worker is on this machine)."""
         with self._write.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(_STALL_LIMIT, {"ms": self._stall_ms})
-            yield conn
+                moment = conn.execute(_BEGIN_PG, {"ms": self._stall_ms}).scalar_one()
+                yield conn, moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            else:
+                yield conn, utcnow()
 
     # -- jobs and items ------------------------------------------------------------
 
@@ -184,7 +189,7 @@ class JobQueue:
         row = {"id": job_id, "kind": kind, "config": self.store.redact.value(dict(config)),
                "config_hash": job_id.rsplit("-", 1)[-1], "status": "running", "total": 0, "done": 0,
                "failed": 0, "skipped": 0, "cost_usd": 0.0, "created_at": now, "updated_at": now}  # fmt: skip
-        with self._begin() as conn:
+        with self._begin() as (conn, _):
             _insert_new(conn, _JOBS, [row])
             conn.execute(
                 update(_JOBS)
@@ -213,7 +218,7 @@ class JobQueue:
         payloads = items if isinstance(items, Mapping) else dict.fromkeys(items)
         now = utcnow()
         redact = self.store.redact
-        with self._begin() as conn:
+        with self._begin() as (conn, _):
             keys = list(payloads)
             known: set[str] = set()
             for start in range(0, len(keys), 500):
@@ -265,11 +270,11 @@ class JobQueue:
         if not seen:
             return 0
         rows = [{"b_job": job_id, "b_key": k, "b_attempts": a} for k, a in seen.items()]
-        with self._begin() as conn:
+        with self._begin() as (conn, now):
             # One prebuilt statement for all the items (executemany), not one built per item.
             redone = int(conn.execute(_REQUEUE, rows).rowcount or 0)
             if redone:  # done or failed items are pending again: count afresh
-                self._count(conn, job_id, _db_now(conn))
+                self._count(conn, job_id, now)
             return redone
 
     @_reconnecting
@@ -278,8 +283,7 @@ class JobQueue:
         are requeued: a run still being recorded is judged when it has finished."""
         if not keys:
             return
-        with self._begin() as conn:
-            now = _db_now(conn)
+        with self._begin() as (conn, now):
             conn.execute(
                 update(_ITEMS)
                 .where(
@@ -308,8 +312,7 @@ class JobQueue:
         lapsed, or whose holder died on this host), optionally only among `among`."""
         if limit <= 0 or (among is not None and not among):
             return []
-        with self._begin() as conn:
-            now = _db_now(conn)
+        with self._begin() as (conn, now):
             # The candidates come from an alias of the table being updated.
             free_items = _ITEMS.alias("free_items")
             c = free_items.c
@@ -366,8 +369,7 @@ class JobQueue:
         wanted = list(keys)
         if not wanted:
             return set()
-        with self._begin() as conn:
-            now = _db_now(conn)
+        with self._begin() as (conn, now):
             held = conn.execute(
                 update(_ITEMS)
                 .where(
@@ -391,7 +393,7 @@ class JobQueue:
         )
         if keys is not None:
             query = query.where(_ITEMS.c.run_id.in_(list(keys)))
-        with self._begin() as conn:
+        with self._begin() as (conn, _):
             conn.execute(query.values(claimed_by=None, claimed_at=None, lease_until=None))
 
     # -- completion -------------------------------------------------------------------
@@ -408,8 +410,7 @@ class JobQueue:
         first: dict[str, Completion] = {}
         for c in completions:
             first.setdefault(c.key, c)
-        with self._begin() as conn:
-            now = _db_now(conn)
+        with self._begin() as (conn, now):
             # Which items are still ours, locked (PostgreSQL) or under the write lock
             # (SQLite) until the commit; then each kind of write as one statement for
             # the whole group, not one per item (building statements is most of the cost).
@@ -528,13 +529,11 @@ class JobQueue:
     @_reconnecting
     def finish_job(self, job_id: str, *, status: str, error: str | None = None) -> None:
         """Mark the job done or stopped (why, in `error`)."""
-        with self._begin() as conn:
+        with self._begin() as (conn, now):
             conn.execute(
                 update(_JOBS)
                 .where(_JOBS.c.id == job_id)
-                .values(
-                    status=status, error=self.store.redact.optional(error), updated_at=_db_now(conn)
-                )
+                .values(status=status, error=self.store.redact.optional(error), updated_at=now)
             )
 
     def pending(self, job_id: str) -> int:
@@ -551,15 +550,6 @@ class JobQueue:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _db_now(conn: Connection) -> datetime:
-    """The database's clock on a server (workers on several hosts agree on it), this
-    machine's for SQLite (every worker is on this machine)."""
-    if conn.dialect.name == "postgresql":
-        moment = conn.execute(text("SELECT now()")).scalar_one()
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-    return utcnow()
 
 
 def _insert_new(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
